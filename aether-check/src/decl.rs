@@ -1,0 +1,254 @@
+//! Declarations of native functions (name, parameters, defaults, variadics, capability, effects).
+//!
+//! One declaration per function: the checker validates calls against it and the VM
+//! attaches the implementation to the same declaration, so check time and run time
+//! never disagree. The CLI assembles a [`Registry`] from the crates that declare them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A capability a function needs (STDLIB.md, "Capabilities").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    MemoryWrite,
+    MemoryRead,
+    KernelSubmit,
+    PluginsInvoke,
+    HomeostasisActuate,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::MemoryWrite => "memory.write",
+            Capability::MemoryRead => "memory.read",
+            Capability::KernelSubmit => "kernel.submit",
+            Capability::PluginsInvoke => "plugins.invoke",
+            Capability::HomeostasisActuate => "homeostasis.actuate",
+        }
+    }
+
+    /// The module whose declaration (`requires: ["memory"]`) grants this capability.
+    pub fn module(self) -> &'static str {
+        self.as_str().split('.').next().unwrap_or_default()
+    }
+}
+
+/// A constant default value of a parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DefaultValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'static str),
+    EmptyList,
+    EmptyMap,
+    /// A duration in milliseconds.
+    Duration(u64),
+}
+
+impl fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DefaultValue::Null => f.write_str("null"),
+            DefaultValue::Bool(b) => write!(f, "{b}"),
+            DefaultValue::Int(n) => write!(f, "{n}"),
+            DefaultValue::Float(x) => write!(f, "{x:?}"),
+            DefaultValue::Str(s) => write!(f, "{s:?}"),
+            DefaultValue::EmptyList => f.write_str("[]"),
+            DefaultValue::EmptyMap => f.write_str("{}"),
+            DefaultValue::Duration(ms) if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
+            DefaultValue::Duration(ms) => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Positional or keyword.
+    Normal,
+    /// `args...`: collects the remaining positional arguments.
+    Variadic,
+    /// After a variadic: only by keyword.
+    KeywordOnly,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDecl {
+    pub name: &'static str,
+    pub default: Option<DefaultValue>,
+    pub kind: ParamKind,
+}
+
+/// The declaration of one native function.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDecl {
+    /// `None` for a global function, else the module name (`memory`, `kernel`, ...).
+    pub module: Option<&'static str>,
+    pub name: &'static str,
+    pub params: Vec<ParamDecl>,
+    pub capability: Option<Capability>,
+    pub effectful: bool,
+    pub doc: &'static str,
+}
+
+impl FnDecl {
+    /// A global function with no parameters yet.
+    pub fn global(name: &'static str) -> FnDecl {
+        FnDecl { module: None, name, params: Vec::new(), capability: None, effectful: false, doc: "" }
+    }
+
+    /// A function of `module` with no parameters yet.
+    pub fn in_module(module: &'static str, name: &'static str) -> FnDecl {
+        FnDecl { module: Some(module), ..FnDecl::global(name) }
+    }
+
+    /// A required positional-or-keyword parameter.
+    pub fn param(mut self, name: &'static str) -> FnDecl {
+        self.params.push(ParamDecl { name, default: None, kind: ParamKind::Normal });
+        self
+    }
+
+    /// An optional positional-or-keyword parameter with its default.
+    pub fn opt(mut self, name: &'static str, default: DefaultValue) -> FnDecl {
+        self.params.push(ParamDecl { name, default: Some(default), kind: ParamKind::Normal });
+        self
+    }
+
+    /// A variadic rest parameter (`args...`).
+    pub fn rest(mut self, name: &'static str) -> FnDecl {
+        self.params.push(ParamDecl { name, default: None, kind: ParamKind::Variadic });
+        self
+    }
+
+    /// A keyword-only parameter (after the variadic), with its default.
+    pub fn kw_only(mut self, name: &'static str, default: DefaultValue) -> FnDecl {
+        self.params.push(ParamDecl { name, default: Some(default), kind: ParamKind::KeywordOnly });
+        self
+    }
+
+    pub fn capability(mut self, cap: Capability) -> FnDecl {
+        self.capability = Some(cap);
+        self
+    }
+
+    pub fn effectful(mut self) -> FnDecl {
+        self.effectful = true;
+        self
+    }
+
+    pub fn doc(mut self, doc: &'static str) -> FnDecl {
+        self.doc = doc;
+        self
+    }
+
+    /// `module.name` or `name`.
+    pub fn qualified_name(&self) -> String {
+        match self.module {
+            Some(m) => format!("{m}.{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// The signature as written in STDLIB.md, e.g. `get(m, k, default=null)`.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match (&p.kind, &p.default) {
+                (ParamKind::Variadic, _) => format!("{}...", p.name),
+                (_, Some(d)) => format!("{}={d}", p.name),
+                (_, None) => p.name.to_string(),
+            })
+            .collect();
+        format!("{}({})", self.qualified_name(), params.join(", "))
+    }
+
+    pub fn is_variadic(&self) -> bool {
+        self.params.iter().any(|p| p.kind == ParamKind::Variadic)
+    }
+}
+
+/// Every native function known to a build of the toolchain, by global name and by module.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    globals: BTreeMap<&'static str, FnDecl>,
+    modules: BTreeMap<&'static str, BTreeMap<&'static str, FnDecl>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Add a declaration; a later one with the same qualified name replaces the earlier.
+    pub fn declare(&mut self, decl: FnDecl) {
+        match decl.module {
+            None => {
+                self.globals.insert(decl.name, decl);
+            }
+            Some(m) => {
+                self.modules.entry(m).or_default().insert(decl.name, decl);
+            }
+        }
+    }
+
+    pub fn extend(&mut self, decls: impl IntoIterator<Item = FnDecl>) {
+        for d in decls {
+            self.declare(d);
+        }
+    }
+
+    pub fn global(&self, name: &str) -> Option<&FnDecl> {
+        self.globals.get(name)
+    }
+
+    pub fn module_fn(&self, module: &str, name: &str) -> Option<&FnDecl> {
+        self.modules.get(module)?.get(name)
+    }
+
+    pub fn has_module(&self, module: &str) -> bool {
+        self.modules.contains_key(module)
+    }
+
+    pub fn globals(&self) -> impl Iterator<Item = &FnDecl> {
+        self.globals.values()
+    }
+
+    pub fn module_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.modules.keys().copied()
+    }
+
+    pub fn module_fns(&self, module: &str) -> impl Iterator<Item = &FnDecl> {
+        self.modules.get(module).into_iter().flat_map(|m| m.values())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_renders_like_the_contract() {
+        let d = FnDecl::in_module("plugins", "invoke")
+            .param("name")
+            .rest("args")
+            .kw_only("function", DefaultValue::Str("run"))
+            .kw_only("timeout", DefaultValue::Null);
+        assert_eq!(d.signature(), "plugins.invoke(name, args..., function=\"run\", timeout=null)");
+        assert!(d.is_variadic());
+    }
+
+    #[test]
+    fn registry_looks_up_globals_and_modules() {
+        let mut r = Registry::new();
+        r.declare(FnDecl::global("len").param("x"));
+        r.declare(FnDecl::in_module("memory", "get").param("id"));
+        assert!(r.global("len").is_some());
+        assert!(r.module_fn("memory", "get").is_some());
+        assert!(r.module_fn("memory", "len").is_none());
+        assert!(r.has_module("memory"));
+        assert!(!r.has_module("kernel"));
+    }
+}

@@ -1,0 +1,565 @@
+//! The layout pass: turns logos tokens into the parser's stream of `(start, Tok, end)` triples.
+//!
+//! It groups tokens into logical lines (newlines inside brackets are ignored),
+//! synthesises `Indent`/`Dedent`/`Newline`, turns a line-initial `-` into a list-item
+//! `Dash`, swallows reserved `agent:`/`visualize:` blocks and unquoted goal text into
+//! single tokens, and reports every lexical error as a diagnostic instead of failing.
+
+use logos::Logos;
+
+use crate::diagnostic::{Diagnostic, Fix};
+use crate::rules;
+use crate::span::Span;
+use crate::token::{NumLit, RawToken, StrError, StrLit, Tok};
+
+pub type Spanned<'src> = (usize, Tok<'src>, usize);
+
+/// The token stream and the lexical diagnostics of one file.
+#[derive(Debug)]
+pub struct Lexed<'src> {
+    pub tokens: Vec<Spanned<'src>>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+struct Line<'src> {
+    indent: usize,
+    start: usize,
+    end: usize,
+    toks: Vec<Spanned<'src>>,
+}
+
+/// Keywords that start a statement or block: a line starting with one of these at the
+/// indentation of an open bracket's line means that bracket was never closed.
+fn starts_statement(tok: &Tok<'_>) -> bool {
+    matches!(
+        tok,
+        Tok::Let
+            | Tok::If
+            | Tok::Elif
+            | Tok::Else
+            | Tok::For
+            | Tok::While
+            | Tok::Return
+            | Tok::Action
+            | Tok::Goal
+            | Tok::Emit
+            | Tok::Trigger
+            | Tok::Sleep
+            | Tok::Await
+            | Tok::Assert
+            | Tok::Parallel
+            | Tok::Transaction
+            | Tok::OnError
+            | Tok::Meta
+            | Tok::Metadata
+            | Tok::Require
+            | Tok::PluginContract
+            | Tok::Break
+            | Tok::Continue
+    )
+}
+
+fn closer_for(open: &Tok<'_>) -> Tok<'static> {
+    match open {
+        Tok::LParen => Tok::RParen,
+        Tok::LBracket => Tok::RBracket,
+        _ => Tok::RBrace,
+    }
+}
+
+fn duration_hint(suffix: &str) -> Option<&'static str> {
+    Some(match suffix {
+        "min" | "mins" | "minute" | "minutes" => "m",
+        "sec" | "secs" | "second" | "seconds" => "s",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "day" | "days" => "d",
+        "msec" | "msecs" | "millis" => "ms",
+        _ => return None,
+    })
+}
+
+struct Layout<'src> {
+    src: &'src str,
+    raw: Vec<(Result<RawToken<'src>, ()>, Span)>,
+    pos: usize,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'src> Layout<'src> {
+    /// Indentation width of the line holding `offset`, reporting tabs.
+    fn indentation(&mut self, offset: usize) -> usize {
+        let line_start = self.src[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let lead = &self.src[line_start..offset];
+        if let Some(tab) = lead.find('\t') {
+            let at = line_start + tab;
+            self.diags.push(
+                Diagnostic::new(&rules::TAB_INDENTATION, "tabs are not allowed for indentation")
+                    .with_primary(Span::new(at, at + 1), "tab here")
+                    .with_help("indent with spaces only (4 per level is the convention)"),
+            );
+        }
+        lead.chars().count()
+    }
+
+    /// Peek at the next real token after `pos` (skipping newlines and errors).
+    fn peek_token(&self, mut pos: usize) -> Option<(Tok<'src>, Span)> {
+        while let Some((tok, span)) = self.raw.get(pos) {
+            match tok {
+                Ok(RawToken::Newline) | Err(()) => pos += 1,
+                Ok(RawToken::Ident(s)) => {
+                    return Some((Tok::keyword(s).unwrap_or(Tok::Ident(s)), *span))
+                }
+                Ok(_) => return Some((Tok::Comma, *span)),
+            }
+        }
+        None
+    }
+
+    fn convert(&mut self, raw: RawToken<'src>, span: Span) -> Tok<'src> {
+        match raw {
+            RawToken::Newline => Tok::Newline,
+            RawToken::Ident(s) => Tok::keyword(s).unwrap_or(Tok::Ident(s)),
+            RawToken::Number(NumLit::Int(n)) => Tok::Int(n),
+            RawToken::Number(NumLit::Float(x)) => Tok::Float(x),
+            RawToken::Number(NumLit::Duration(ms)) => Tok::Duration(ms),
+            RawToken::Number(NumLit::IntOverflow) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        &rules::INTEGER_OVERFLOW,
+                        "integer literal is too large for a 64-bit integer",
+                    )
+                    .with_primary(span, "does not fit in i64")
+                    .with_help("integers range from -9223372036854775808 to 9223372036854775807; write a float (`1e20`) for larger magnitudes"),
+                );
+                Tok::Int(0)
+            }
+            RawToken::Number(NumLit::BadSuffix { suffix_start }) => {
+                let text = &self.src[span.range()];
+                let (num, suffix) = text.split_at(suffix_start);
+                let mut d = Diagnostic::new(
+                    &rules::INVALID_DURATION_UNIT,
+                    format!("invalid duration unit `{suffix}` in `{text}`"),
+                )
+                .with_primary(span, "not a number or duration");
+                d = match duration_hint(suffix) {
+                    Some(unit) => d.with_help(format!("write `{num}{unit}`")).with_fix(Fix {
+                        description: format!("use the unit `{unit}`"),
+                        span,
+                        replacement: format!("{num}{unit}"),
+                    }),
+                    None => d.with_help(
+                        "a duration is a number followed by one of `ms`, `s`, `m`, `h`, `d` (e.g. `150ms`, `1.5s`, `5m`), with nothing directly after the unit",
+                    ),
+                };
+                self.diags.push(d);
+                Tok::Duration(0.0)
+            }
+            RawToken::Str(StrLit { value, error }) => {
+                match error {
+                    None => {}
+                    Some(StrError::Unterminated) => self.diags.push(
+                        Diagnostic::new(&rules::UNTERMINATED_STRING, "unterminated string literal")
+                            .with_primary(span, "this string is not closed on its line")
+                            .with_help(
+                                "close the string with a matching quote on the same line; to span lines, join strings with `+` or write `\\n`",
+                            ),
+                    ),
+                    Some(StrError::BadEscape { start, end }) => {
+                        let at = Span::new(span.start as usize + start, span.start as usize + end);
+                        let esc = &self.src[at.range()];
+                        self.diags.push(
+                            Diagnostic::new(
+                                &rules::INVALID_ESCAPE,
+                                format!("unknown escape sequence `{esc}`"),
+                            )
+                            .with_primary(at, "not a valid escape")
+                            .with_help(
+                                "valid escapes are \\n \\t \\r \\0 \\\\ \\\" \\' and \\u{XXXX}; write `\\\\` for a literal backslash",
+                            ),
+                        );
+                    }
+                }
+                Tok::Str(value)
+            }
+            RawToken::LParen => Tok::LParen,
+            RawToken::RParen => Tok::RParen,
+            RawToken::LBracket => Tok::LBracket,
+            RawToken::RBracket => Tok::RBracket,
+            RawToken::LBrace => Tok::LBrace,
+            RawToken::RBrace => Tok::RBrace,
+            RawToken::Comma => Tok::Comma,
+            RawToken::Colon => Tok::Colon,
+            RawToken::Dot => Tok::Dot,
+            RawToken::Assign => Tok::Assign,
+            RawToken::Plus => Tok::Plus,
+            RawToken::Minus => Tok::Minus,
+            RawToken::Star => Tok::Star,
+            RawToken::Slash => Tok::Slash,
+            RawToken::Percent => Tok::Percent,
+            RawToken::EqEq => Tok::EqEq,
+            RawToken::NotEq => Tok::NotEq,
+            RawToken::Lt => Tok::Lt,
+            RawToken::Le => Tok::Le,
+            RawToken::Gt => Tok::Gt,
+            RawToken::Ge => Tok::Ge,
+            RawToken::Bang => Tok::Bang,
+            RawToken::AndAnd => Tok::AndAnd,
+            RawToken::OrOr => Tok::OrOr,
+        }
+    }
+
+    fn invalid_char(&mut self, span: Span) {
+        let text = &self.src[span.range()];
+        let help = match text {
+            "&" => "write `&&` or `and`",
+            "|" => "write `||` or `or`",
+            ";" => "statements end at the end of the line: remove the `;`",
+            "`" => "strings are quoted with `\"` or `'`",
+            _ => "remove it, or put it inside a string",
+        };
+        self.diags.push(
+            Diagnostic::new(&rules::INVALID_CHARACTER, format!("unexpected character `{text}`"))
+                .with_primary(span, "not valid here")
+                .with_help(help),
+        );
+    }
+
+    /// If the tokens at `pos` are a top-level `goal:`/`intent:` with unquoted text,
+    /// report it and return the text's span and the raw position after its line.
+    fn unquoted_goal(&mut self, pos: usize, keyword: &str) -> Option<(Span, usize)> {
+        let (Ok(RawToken::Colon), colon) = self.raw.get(pos + 1)? else {
+            return None;
+        };
+        let line_end = self.src[colon.end as usize..]
+            .find('\n')
+            .map_or(self.src.len(), |i| colon.end as usize + i);
+        let rest = &self.src[colon.end as usize..line_end];
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty()
+            || trimmed.starts_with(['"', '\'', '#'])
+            || trimmed.starts_with("//")
+            || trimmed.trim_end().is_empty()
+        {
+            return None;
+        }
+        let text_start = colon.end as usize + (rest.len() - trimmed.len());
+        // The text ends before a trailing comment (` //` or ` #`) or at the line end.
+        let mut text = trimmed.trim_end_matches(['\r', ' ', '\t']);
+        for marker in [" //", " #", "\t//", "\t#"] {
+            if let Some(i) = text.find(marker) {
+                text = text[..i].trim_end();
+            }
+        }
+        let span = Span::new(text_start, text_start + text.len());
+        let quoted = format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        self.diags.push(
+            Diagnostic::new(
+                &rules::UNQUOTED_GOAL,
+                format!("{keyword} text must be a quoted string"),
+            )
+            .with_primary(span, "unquoted text")
+            .with_help(format!(
+                "write `{keyword}: {quoted}`; `aether migrate --apply` quotes goal text for you"
+            ))
+            .with_fix(Fix { description: "quote the goal text".into(), span, replacement: quoted }),
+        );
+        let mut next = pos + 2;
+        while let Some((_, s)) = self.raw.get(next) {
+            if s.start as usize >= line_end {
+                break;
+            }
+            next += 1;
+        }
+        Some((span, next))
+    }
+
+    fn lines(&mut self) -> Vec<Line<'src>> {
+        let mut lines: Vec<Line<'src>> = Vec::new();
+        let mut cur: Option<Line<'src>> = None;
+        let mut brackets: Vec<(Tok<'src>, Span)> = Vec::new();
+        while self.pos < self.raw.len() {
+            let (raw, span) = self.raw[self.pos].clone();
+            self.pos += 1;
+            let raw = match raw {
+                Ok(r) => r,
+                Err(()) => {
+                    self.invalid_char(span);
+                    continue;
+                }
+            };
+            if raw == RawToken::Newline {
+                if brackets.is_empty() {
+                    lines.extend(cur.take());
+                    continue;
+                }
+                // Inside brackets a newline is ignored, unless the next line plainly starts
+                // a new statement at or left of this line's indentation: then the
+                // brackets were never closed.
+                let Some(line) = cur.as_mut() else { continue };
+                let next = self.peek_token(self.pos);
+                if let Some((tok, next_span)) = next {
+                    let line_start =
+                        self.src[..next_span.start as usize].rfind('\n').map_or(0, |i| i + 1);
+                    let col = self.src[line_start..next_span.start as usize].chars().count();
+                    if starts_statement(&tok) && col <= line.indent {
+                        close_unclosed(&mut brackets, line, span.start as usize, &mut self.diags);
+                        lines.extend(cur.take());
+                    }
+                }
+                continue;
+            }
+            if cur.is_none() {
+                let indent = self.indentation(span.start as usize);
+                let mut line =
+                    Line { indent, start: span.start as usize, end: span.end as usize, toks: vec![] };
+                if indent == 0 {
+                    if let RawToken::Ident(word @ ("goal" | "intent")) = raw {
+                        if let Some((text_span, next)) = self.unquoted_goal(self.pos - 1, word) {
+                            let kw = if word == "goal" { Tok::Goal } else { Tok::Intent };
+                            let colon = self.raw[self.pos].1;
+                            line.toks.push((span.start as usize, kw, span.end as usize));
+                            line.toks.push((colon.start as usize, Tok::Colon, colon.end as usize));
+                            line.toks.push((
+                                text_span.start as usize,
+                                Tok::UnquotedText,
+                                text_span.end as usize,
+                            ));
+                            line.end = text_span.end as usize;
+                            self.pos = next;
+                            lines.push(line);
+                            continue;
+                        }
+                    }
+                }
+                cur = Some(line);
+            }
+            let line = cur.as_mut().expect("line started above");
+            let mut tok = self.convert(raw, span);
+            if line.toks.is_empty() {
+                match tok {
+                    Tok::Minus => tok = Tok::Dash,
+                    Tok::Ident("intent") if line.indent == 0 => {
+                        if matches!(self.raw.get(self.pos), Some((Ok(RawToken::Colon), _))) {
+                            tok = Tok::Intent;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match tok {
+                Tok::LParen | Tok::LBracket | Tok::LBrace => brackets.push((tok.clone(), span)),
+                Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                    if let Some(depth) = brackets.iter().rposition(|(o, _)| closer_for(o) == tok) {
+                        // Brackets opened after the match were never closed.
+                        while brackets.len() > depth + 1 {
+                            let (open, open_span) = brackets.pop().expect("len checked");
+                            self.diags.push(unclosed(&open, open_span));
+                            let at = span.start as usize;
+                            line.toks.push((at, closer_for(&open), at));
+                        }
+                        brackets.pop();
+                    } else {
+                        self.diags.push(
+                            Diagnostic::new(
+                                &rules::UNMATCHED_BRACKET,
+                                format!("unmatched closing `{}`", tok.text()),
+                            )
+                            .with_primary(span, "no opening bracket for this")
+                            .with_help("remove it, or add the opening bracket it belongs to"),
+                        );
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            line.end = span.end as usize;
+            line.toks.push((span.start as usize, tok, span.end as usize));
+        }
+        if let Some(mut line) = cur.take() {
+            let at = line.end;
+            close_unclosed(&mut brackets, &mut line, at, &mut self.diags);
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+fn unclosed(open: &Tok<'_>, span: Span) -> Diagnostic {
+    Diagnostic::new(&rules::UNCLOSED_BRACKET, format!("`{}` was never closed", open.text()))
+        .with_primary(span, "opened here")
+        .with_help(format!("add the closing `{}`", closer_for(open).text()))
+}
+
+fn close_unclosed<'src>(
+    brackets: &mut Vec<(Tok<'src>, Span)>,
+    line: &mut Line<'src>,
+    at: usize,
+    diags: &mut Vec<Diagnostic>,
+) {
+    while let Some((open, span)) = brackets.pop() {
+        diags.push(unclosed(&open, span));
+        line.toks.push((at, closer_for(&open), at));
+    }
+}
+
+/// Lex a whole source text into the parser's token stream.
+pub fn lex(src: &str) -> Lexed<'_> {
+    let mut lexer = RawToken::lexer(src);
+    let mut raw = Vec::new();
+    while let Some(tok) = lexer.next() {
+        let s = lexer.span();
+        raw.push((tok, Span::new(s.start, s.end)));
+    }
+    let mut layout = Layout { src, raw, pos: 0, diags: Vec::new() };
+    let lines = layout.lines();
+    let mut diags = layout.diags;
+
+    let mut tokens = Vec::with_capacity(lines.iter().map(|l| l.toks.len() + 2).sum());
+    let mut stack = vec![0usize];
+    let mut i = 0;
+    while i < lines.len() {
+        let line = &lines[i];
+        let top = *stack.last().expect("stack never empty");
+        if line.indent > top {
+            stack.push(line.indent);
+            tokens.push((line.start, Tok::Indent, line.start));
+        } else if line.indent < top {
+            while *stack.last().expect("stack never empty") > line.indent {
+                stack.pop();
+                tokens.push((line.start, Tok::Dedent, line.start));
+            }
+            if *stack.last().expect("stack never empty") != line.indent {
+                let col = line.indent + 1;
+                diags.push(
+                    Diagnostic::new(
+                        &rules::INCONSISTENT_DEDENT,
+                        format!("unindent to column {col} does not match any outer indentation level"),
+                    )
+                    .with_primary(Span::new(line.start, line.start), "dedented to here")
+                    .with_help("line this up with the block it belongs to"),
+                );
+            }
+        }
+        // A reserved block: `agent:` / `visualize:` with an indented body.
+        if let [(s, Tok::Ident(name @ ("agent" | "visualize")), _), (_, Tok::Colon, _)] =
+            line.toks.as_slice()
+        {
+            if lines.get(i + 1).is_some_and(|next| next.indent > line.indent) {
+                let mut j = i + 1;
+                while lines.get(j).is_some_and(|next| next.indent > line.indent) {
+                    j += 1;
+                }
+                let end = lines[j - 1].end;
+                diags.push(
+                    Diagnostic::new(
+                        &rules::UNSUPPORTED_BLOCK,
+                        format!("`{name}:` blocks are reserved and not supported"),
+                    )
+                    .with_primary(Span::new(*s, line.toks[1].2), "reserved block")
+                    .with_help(format!(
+                        "remove the `{name}:` block; `{name}` is only usable as an ordinary name"
+                    )),
+                );
+                tokens.push((*s, Tok::ReservedBlock(name), end));
+                tokens.push((end, Tok::Newline, end));
+                i = j;
+                continue;
+            }
+        }
+        tokens.extend(line.toks.iter().cloned());
+        tokens.push((line.end, Tok::Newline, line.end));
+        i += 1;
+    }
+    let end = src.len();
+    while stack.len() > 1 {
+        stack.pop();
+        tokens.push((end, Tok::Dedent, end));
+    }
+    Lexed { tokens, diagnostics: diags }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(src: &str) -> Vec<Tok<'_>> {
+        lex(src).tokens.into_iter().map(|(_, t, _)| t).collect()
+    }
+
+    fn codes(src: &str) -> Vec<&'static str> {
+        lex(src).diagnostics.iter().map(|d| d.rule().name).collect()
+    }
+
+    #[test]
+    fn indentation_makes_blocks() {
+        assert_eq!(
+            toks("if x:\n    y\n\n  # c\nz\n"),
+            vec![
+                Tok::If,
+                Tok::Ident("x"),
+                Tok::Colon,
+                Tok::Newline,
+                Tok::Indent,
+                Tok::Ident("y"),
+                Tok::Newline,
+                Tok::Dedent,
+                Tok::Ident("z"),
+                Tok::Newline,
+            ]
+        );
+    }
+
+    #[test]
+    fn brackets_join_lines_and_dash_starts_items() {
+        assert_eq!(
+            toks("x = [1,\n  2]\n- f()\ny = -1"),
+            vec![
+                Tok::Ident("x"),
+                Tok::Assign,
+                Tok::LBracket,
+                Tok::Int(1),
+                Tok::Comma,
+                Tok::Int(2),
+                Tok::RBracket,
+                Tok::Newline,
+                Tok::Dash,
+                Tok::Ident("f"),
+                Tok::LParen,
+                Tok::RParen,
+                Tok::Newline,
+                Tok::Ident("y"),
+                Tok::Assign,
+                Tok::Minus,
+                Tok::Int(1),
+                Tok::Newline,
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_is_a_newline() {
+        assert_eq!(toks("a\r\nb\r\n"), toks("a\nb\n"));
+    }
+
+    #[test]
+    fn lexical_errors_are_reported() {
+        assert_eq!(codes("if x:\n\ty\n"), vec!["tab-indentation"]);
+        assert_eq!(codes("if x:\n    y\n  z\n"), vec!["inconsistent-dedent"]);
+        assert_eq!(codes("x = 5min\n"), vec!["invalid-duration-unit"]);
+        assert_eq!(codes("x = \"abc\n"), vec!["unterminated-string"]);
+        assert_eq!(codes("x = $\n"), vec!["invalid-character"]);
+        assert_eq!(codes("goal: Keep it healthy\n"), vec!["unquoted-goal"]);
+        assert_eq!(codes("x = f(1\nlet y = 2\n"), vec!["unclosed-bracket"]);
+        assert_eq!(codes("x = 1)\n"), vec!["unmatched-bracket"]);
+    }
+
+    #[test]
+    fn reserved_blocks_are_swallowed() {
+        let lexed = lex("agent:\n    anything here\n    more\nx = 1\n");
+        assert_eq!(lexed.diagnostics.len(), 1);
+        assert_eq!(lexed.diagnostics[0].rule().name, "unsupported-block");
+        assert!(matches!(lexed.tokens[0].1, Tok::ReservedBlock("agent")));
+        // `agent` alone is an ordinary name.
+        assert_eq!(codes("agent: 1\n"), Vec::<&str>::new());
+    }
+}

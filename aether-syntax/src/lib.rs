@@ -1,0 +1,13 @@
+//! Front end of the `.aether` toolchain: tokens, layout, grammar, AST, spans and diagnostics.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod lexer;
+mod parser;
+pub mod rules;
+pub mod span;
+pub mod token;
+
+pub use diagnostic::{Diagnostic, Label, ResultCode, Rule, Severity};
+pub use parser::{parse, Parsed};
+pub use span::{LineCol, LineIndex, Span};

@@ -1,0 +1,532 @@
+//! Tokens: the raw logos token set and the parser's token stream (with layout tokens).
+
+use logos::Logos;
+
+/// A number literal as lexed: its value, or why it is malformed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NumLit {
+    Int(i64),
+    Float(f64),
+    /// Milliseconds.
+    Duration(f64),
+    /// An integer that does not fit in i64.
+    IntOverflow,
+    /// A digit run followed by letters that are not a duration unit (`5min`, `3sx`).
+    BadSuffix { suffix_start: usize },
+}
+
+/// A string literal: the decoded value plus the first problem found in it, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrLit {
+    pub value: String,
+    pub error: Option<StrError>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StrError {
+    /// The line (or file) ended before the closing quote.
+    Unterminated,
+    /// An unknown or malformed escape at the given byte range within the token.
+    BadEscape { start: usize, end: usize },
+}
+
+/// Tokens as logos recognises them. Layout (indent, dedent, logical newlines,
+/// list-item dashes) is synthesised from these by [`crate::lexer`].
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\x0C]+")]
+#[logos(skip(r"#[^\n]*", allow_greedy = true))]
+#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+pub enum RawToken<'src> {
+    #[token("\n")]
+    Newline,
+
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
+    Ident(&'src str),
+
+    #[regex(r"[0-9]", lex_number)]
+    Number(NumLit),
+
+    #[regex(r#"["']"#, lex_string)]
+    Str(StrLit),
+
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token(".")]
+    Dot,
+    #[token("=")]
+    Assign,
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("%")]
+    Percent,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    NotEq,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
+    #[token("!")]
+    Bang,
+    #[token("&&")]
+    AndAnd,
+    #[token("||")]
+    OrOr,
+}
+
+fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
+    let rest = lex.remainder().as_bytes();
+    // The first digit is already in the slice; scan the rest by hand.
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        while *i < rest.len() && (rest[*i].is_ascii_digit() || rest[*i] == b'_') {
+            *i += 1;
+        }
+    };
+    digits(&mut i);
+    let mut is_float = false;
+    if i + 1 < rest.len() && rest[i] == b'.' && rest[i + 1].is_ascii_digit() {
+        is_float = true;
+        i += 1;
+        digits(&mut i);
+    }
+    // An exponent is only taken when digits follow it, so `2e` stays a bad suffix.
+    if i < rest.len() && (rest[i] == b'e' || rest[i] == b'E') {
+        let mut j = i + 1;
+        if j < rest.len() && (rest[j] == b'+' || rest[j] == b'-') {
+            j += 1;
+        }
+        if j < rest.len() && rest[j].is_ascii_digit() {
+            is_float = true;
+            i = j;
+            while i < rest.len() && rest[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    let num_end = i;
+    while i < rest.len() && (rest[i].is_ascii_alphanumeric() || rest[i] == b'_') {
+        i += 1;
+    }
+    lex.bump(i);
+    let slice = lex.slice();
+    let number: String = slice[..1 + num_end].chars().filter(|&c| c != '_').collect();
+    let suffix = &slice[1 + num_end..];
+    let value = || number.parse::<f64>().unwrap_or(f64::INFINITY);
+    if suffix.is_empty() {
+        if is_float {
+            NumLit::Float(value())
+        } else {
+            number.parse::<i64>().map(NumLit::Int).unwrap_or(NumLit::IntOverflow)
+        }
+    } else {
+        let scale = match suffix {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            _ => return NumLit::BadSuffix { suffix_start: 1 + num_end },
+        };
+        NumLit::Duration(value() * scale)
+    }
+}
+
+fn lex_string<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> StrLit {
+    let quote = lex.slice().as_bytes()[0];
+    let rest = lex.remainder();
+    let mut value = String::new();
+    let mut error = None;
+    let mut chars = rest.char_indices().peekable();
+    let mut consumed = rest.len();
+    let mut closed = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\n' => {
+                // A string ends on its own line: stop before the newline.
+                consumed = i;
+                break;
+            }
+            '\r' if rest[i + 1..].starts_with('\n') => {
+                consumed = i;
+                break;
+            }
+            c if c as u32 == quote as u32 => {
+                consumed = i + 1;
+                closed = true;
+                break;
+            }
+            '\\' => {
+                let esc_start = 1 + i;
+                match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, 't')) => value.push('\t'),
+                    Some((_, 'r')) => value.push('\r'),
+                    Some((_, '0')) => value.push('\0'),
+                    Some((_, '\\')) => value.push('\\'),
+                    Some((_, '"')) => value.push('"'),
+                    Some((_, '\'')) => value.push('\''),
+                    Some((j, 'u')) => {
+                        let body = &rest[j + 1..];
+                        let parsed = body
+                            .strip_prefix('{')
+                            .and_then(|b| b.find('}').map(|end| (&b[..end], end)))
+                            .filter(|(hex, _)| !hex.is_empty() && hex.len() <= 6)
+                            .and_then(|(hex, end)| {
+                                u32::from_str_radix(hex, 16)
+                                    .ok()
+                                    .and_then(char::from_u32)
+                                    .map(|ch| (ch, end))
+                            });
+                        match parsed {
+                            Some((ch, end)) => {
+                                value.push(ch);
+                                // skip `{hex}`
+                                let skip_to = j + 1 + end + 2;
+                                while chars.peek().is_some_and(|(k, _)| *k < skip_to) {
+                                    chars.next();
+                                }
+                            }
+                            None => {
+                                if error.is_none() {
+                                    error = Some(StrError::BadEscape {
+                                        start: esc_start,
+                                        end: esc_start + 2,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    Some((j, '\n')) | Some((j, '\r')) => {
+                        consumed = j;
+                        break;
+                    }
+                    Some((_, other)) => {
+                        if error.is_none() {
+                            error = Some(StrError::BadEscape {
+                                start: esc_start,
+                                end: esc_start + 1 + other.len_utf8(),
+                            });
+                        }
+                    }
+                    None => {}
+                }
+            }
+            c => value.push(c),
+        }
+    }
+    lex.bump(consumed);
+    if !closed {
+        error = Some(StrError::Unterminated);
+    }
+    StrLit { value, error }
+}
+
+/// The parser's tokens: keywords are split out of identifiers and layout is explicit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tok<'src> {
+    Ident(&'src str),
+    Int(i64),
+    Float(f64),
+    Duration(f64),
+    Str(String),
+    /// The rest of a `goal:` line that is not a single string (already reported).
+    UnquotedText,
+    /// A reserved `agent:` / `visualize:` block, swallowed whole (already reported).
+    ReservedBlock(&'src str),
+
+    Newline,
+    Indent,
+    Dedent,
+    /// A `-` that starts a logical line: a list item.
+    Dash,
+
+    // Keywords naming blocks.
+    Goal,
+    Intent,
+    Meta,
+    Metadata,
+    Policy,
+    Require,
+    PluginContract,
+    OnError,
+    Workflow,
+    Parallel,
+    Transaction,
+    Action,
+    Inputs,
+    Memory,
+    // Statement keywords.
+    Let,
+    If,
+    Elif,
+    Else,
+    For,
+    In,
+    While,
+    Break,
+    Continue,
+    Return,
+    Emit,
+    Trigger,
+    Sleep,
+    Await,
+    Assert,
+    As,
+    And,
+    Or,
+    Not,
+    True,
+    False,
+    Null,
+
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    LBrace,
+    RBrace,
+    Comma,
+    Colon,
+    Dot,
+    Assign,
+    Plus,
+    Minus,
+    Star,
+    Slash,
+    Percent,
+    EqEq,
+    NotEq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Bang,
+    AndAnd,
+    OrOr,
+}
+
+impl<'src> Tok<'src> {
+    /// The keyword token for an identifier, if it is one.
+    pub fn keyword(ident: &str) -> Option<Tok<'static>> {
+        Some(match ident {
+            "goal" => Tok::Goal,
+            "meta" => Tok::Meta,
+            "metadata" => Tok::Metadata,
+            "policy" => Tok::Policy,
+            "require" => Tok::Require,
+            "plugin_contract" => Tok::PluginContract,
+            "on_error" => Tok::OnError,
+            "workflow" => Tok::Workflow,
+            "parallel" => Tok::Parallel,
+            "transaction" => Tok::Transaction,
+            "action" => Tok::Action,
+            "inputs" => Tok::Inputs,
+            "memory" => Tok::Memory,
+            "let" => Tok::Let,
+            "if" => Tok::If,
+            "elif" => Tok::Elif,
+            "else" => Tok::Else,
+            "for" => Tok::For,
+            "in" => Tok::In,
+            "while" => Tok::While,
+            "break" => Tok::Break,
+            "continue" => Tok::Continue,
+            "return" => Tok::Return,
+            "emit" => Tok::Emit,
+            "trigger" => Tok::Trigger,
+            "sleep" => Tok::Sleep,
+            "await" => Tok::Await,
+            "assert" => Tok::Assert,
+            "as" => Tok::As,
+            "and" => Tok::And,
+            "or" => Tok::Or,
+            "not" => Tok::Not,
+            "true" => Tok::True,
+            "false" => Tok::False,
+            "null" => Tok::Null,
+            _ => return None,
+        })
+    }
+
+    /// How the token reads in an error message.
+    pub fn describe(&self) -> String {
+        match self {
+            Tok::Ident(s) => format!("name `{s}`"),
+            Tok::Int(n) => format!("number `{n}`"),
+            Tok::Float(x) => format!("number `{x}`"),
+            Tok::Duration(_) => "duration".to_string(),
+            Tok::Str(_) => "string".to_string(),
+            Tok::UnquotedText => "unquoted text".to_string(),
+            Tok::ReservedBlock(name) => format!("`{name}:` block"),
+            Tok::Newline => "end of line".to_string(),
+            Tok::Indent => "indentation".to_string(),
+            Tok::Dedent => "end of block".to_string(),
+            Tok::Dash => "list item `-`".to_string(),
+            other => format!("`{}`", other.text()),
+        }
+    }
+
+    /// Source text of fixed tokens (keywords and punctuation).
+    pub fn text(&self) -> &'static str {
+        match self {
+            Tok::Goal => "goal",
+            Tok::Intent => "intent",
+            Tok::Meta => "meta",
+            Tok::Metadata => "metadata",
+            Tok::Policy => "policy",
+            Tok::Require => "require",
+            Tok::PluginContract => "plugin_contract",
+            Tok::OnError => "on_error",
+            Tok::Workflow => "workflow",
+            Tok::Parallel => "parallel",
+            Tok::Transaction => "transaction",
+            Tok::Action => "action",
+            Tok::Inputs => "inputs",
+            Tok::Memory => "memory",
+            Tok::Let => "let",
+            Tok::If => "if",
+            Tok::Elif => "elif",
+            Tok::Else => "else",
+            Tok::For => "for",
+            Tok::In => "in",
+            Tok::While => "while",
+            Tok::Break => "break",
+            Tok::Continue => "continue",
+            Tok::Return => "return",
+            Tok::Emit => "emit",
+            Tok::Trigger => "trigger",
+            Tok::Sleep => "sleep",
+            Tok::Await => "await",
+            Tok::Assert => "assert",
+            Tok::As => "as",
+            Tok::And => "and",
+            Tok::Or => "or",
+            Tok::Not => "not",
+            Tok::True => "true",
+            Tok::False => "false",
+            Tok::Null => "null",
+            Tok::LParen => "(",
+            Tok::RParen => ")",
+            Tok::LBracket => "[",
+            Tok::RBracket => "]",
+            Tok::LBrace => "{",
+            Tok::RBrace => "}",
+            Tok::Comma => ",",
+            Tok::Colon => ":",
+            Tok::Dot => ".",
+            Tok::Assign => "=",
+            Tok::Plus => "+",
+            Tok::Minus => "-",
+            Tok::Star => "*",
+            Tok::Slash => "/",
+            Tok::Percent => "%",
+            Tok::EqEq => "==",
+            Tok::NotEq => "!=",
+            Tok::Lt => "<",
+            Tok::Le => "<=",
+            Tok::Gt => ">",
+            Tok::Ge => ">=",
+            Tok::Bang => "!",
+            Tok::AndAnd => "&&",
+            Tok::OrOr => "||",
+            Tok::Dash => "-",
+            _ => "",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(src: &str) -> Vec<RawToken<'_>> {
+        RawToken::lexer(src).map(|t| t.expect("valid token")).collect()
+    }
+
+    #[test]
+    fn numbers_and_durations() {
+        assert_eq!(
+            raw("50_000 1.5 150ms 1.5s 5m 2h 1d 1e3"),
+            vec![
+                RawToken::Number(NumLit::Int(50_000)),
+                RawToken::Number(NumLit::Float(1.5)),
+                RawToken::Number(NumLit::Duration(150.0)),
+                RawToken::Number(NumLit::Duration(1500.0)),
+                RawToken::Number(NumLit::Duration(300_000.0)),
+                RawToken::Number(NumLit::Duration(7_200_000.0)),
+                RawToken::Number(NumLit::Duration(86_400_000.0)),
+                RawToken::Number(NumLit::Float(1000.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_duration_suffixes() {
+        assert_eq!(raw("5min"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
+        assert_eq!(raw("3sx"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
+        assert_eq!(raw("99999999999999999999"), vec![RawToken::Number(NumLit::IntOverflow)]);
+    }
+
+    #[test]
+    fn strings_escape_and_stop_at_newline() {
+        let toks = raw(r#""a\n\u{1F600}" 'it\'s'"#);
+        assert_eq!(
+            toks,
+            vec![
+                RawToken::Str(StrLit { value: "a\n😀".into(), error: None }),
+                RawToken::Str(StrLit { value: "it's".into(), error: None }),
+            ]
+        );
+        let toks = raw("\"open\nx");
+        assert_eq!(
+            toks,
+            vec![
+                RawToken::Str(StrLit { value: "open".into(), error: Some(StrError::Unterminated) }),
+                RawToken::Newline,
+                RawToken::Ident("x"),
+            ]
+        );
+        let toks = raw(r#""\q""#);
+        assert_eq!(
+            toks,
+            vec![RawToken::Str(StrLit {
+                value: String::new(),
+                error: Some(StrError::BadEscape { start: 1, end: 3 })
+            })]
+        );
+    }
+
+    #[test]
+    fn comments_are_skipped_but_division_is_not() {
+        assert_eq!(
+            raw("a / b // c\n# d"),
+            vec![RawToken::Ident("a"), RawToken::Slash, RawToken::Ident("b"), RawToken::Newline]
+        );
+    }
+}
