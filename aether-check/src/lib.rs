@@ -1,3 +1,65 @@
 //! Semantic validation of `.aether` scripts: name resolution, rules, the rule registry and fingerprints.
 
+mod checker;
+pub mod codes;
 pub mod decl;
+pub mod fingerprint;
+
+pub use checker::{parse_plugin_requirement, ERROR_KINDS, POLICY_KEYS, STEP_OPTIONS};
+
+use aether_syntax::diagnostic::sort_diagnostics;
+use aether_syntax::{parse, Diagnostic, ResultCode};
+
+use crate::decl::Registry;
+
+/// Which stage a file's verdict comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Read,
+    Parse,
+    Validate,
+    Verify,
+    Execute,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Read => "read",
+            Phase::Parse => "parse",
+            Phase::Validate => "validate",
+            Phase::Verify => "verify",
+            Phase::Execute => "execute",
+        }
+    }
+
+    /// The phase a diagnostic's result code belongs to.
+    pub fn of_code(code: ResultCode) -> Phase {
+        match code {
+            ResultCode::IoError => Phase::Read,
+            ResultCode::ParseError | ResultCode::UnsupportedFeature => Phase::Parse,
+            ResultCode::SignatureError => Phase::Verify,
+            ResultCode::RuntimeError | ResultCode::TimeoutError => Phase::Execute,
+            _ => Phase::Validate,
+        }
+    }
+}
+
+/// Validate a parsed script: diagnostics sorted by (span, code). Same input, same output.
+pub fn check(script: &aether_syntax::ast::Script, registry: &Registry) -> Vec<Diagnostic> {
+    let mut diags = checker::Checker::new(registry).check(script);
+    sort_diagnostics(&mut diags);
+    diags
+}
+
+/// Parse and, when parsing found no errors, validate (parse errors suppress validation).
+pub fn analyze(src: &str, registry: &Registry) -> Vec<Diagnostic> {
+    let parsed = parse(src);
+    if parsed.has_errors() {
+        return parsed.diagnostics;
+    }
+    let mut diags = parsed.diagnostics;
+    diags.extend(check(&parsed.ast, registry));
+    sort_diagnostics(&mut diags);
+    diags
+}

@@ -32,6 +32,8 @@ rule!(INVALID_TYPE_HINT, "A015", "invalid-type-hint", ParseError, Error, "a type
 rule!(MALFORMED_ON_ERROR_RULE, "A016", "malformed-on-error-rule", ParseError, Error, "an `on_error` rule that is not `- when: KIND` then `do: CALL`");
 rule!(UNSUPPORTED_BLOCK, "A017", "unsupported-block", UnsupportedFeature, Error, "a reserved `agent:` or `visualize:` block");
 rule!(INVALID_UTF8, "A018", "invalid-utf8", IoError, Error, "a file that is not valid UTF-8");
+rule!(UNREADABLE_FILE, "A020", "unreadable-file", IoError, Error, "a path that does not exist or cannot be read");
+rule!(INTERNAL_ERROR, "A021", "internal-error", InternalError, Error, "a bug in the toolchain: a caught panic");
 rule!(MISPLACED_STEP_OPTION, "A019", "misplaced-step-option", ParseError, Error, "`as` or `key=value` options on a list item that is not a workflow step");
 
 /// Every rule of this crate, in id order.
@@ -55,4 +57,6 @@ pub static ALL: &[&Rule] = &[
     &UNSUPPORTED_BLOCK,
     &INVALID_UTF8,
     &MISPLACED_STEP_OPTION,
+    &UNREADABLE_FILE,
+    &INTERNAL_ERROR,
 ];

@@ -100,61 +100,87 @@ pub enum RawToken<'src> {
 }
 
 fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
+    // The first digit is already in the slice; take the rest of the word by hand:
+    // digits, `_`, letters, a `.` followed by a digit, and a sign right after an exponent.
     let rest = lex.remainder().as_bytes();
-    // The first digit is already in the slice; scan the rest by hand.
     let mut i = 0;
-    let digits = |i: &mut usize| {
-        while *i < rest.len() && (rest[*i].is_ascii_digit() || rest[*i] == b'_') {
-            *i += 1;
+    while i < rest.len() {
+        let b = rest[i];
+        let prev = if i == 0 { lex.slice().as_bytes()[0] } else { rest[i - 1] };
+        let ok = b.is_ascii_alphanumeric()
+            || b == b'_'
+            || (b == b'.' && rest.get(i + 1).is_some_and(u8::is_ascii_digit))
+            || ((b == b'+' || b == b'-')
+                && matches!(prev, b'e' | b'E')
+                && rest.get(i + 1).is_some_and(u8::is_ascii_digit));
+        if !ok {
+            break;
         }
-    };
-    digits(&mut i);
-    let mut is_float = false;
-    if i + 1 < rest.len() && rest[i] == b'.' && rest[i + 1].is_ascii_digit() {
-        is_float = true;
-        i += 1;
-        digits(&mut i);
-    }
-    // An exponent is only taken when digits follow it, so `2e` stays a bad suffix.
-    if i < rest.len() && (rest[i] == b'e' || rest[i] == b'E') {
-        let mut j = i + 1;
-        if j < rest.len() && (rest[j] == b'+' || rest[j] == b'-') {
-            j += 1;
-        }
-        if j < rest.len() && rest[j].is_ascii_digit() {
-            is_float = true;
-            i = j;
-            while i < rest.len() && rest[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-    }
-    let num_end = i;
-    while i < rest.len() && (rest[i].is_ascii_alphanumeric() || rest[i] == b'_') {
         i += 1;
     }
     lex.bump(i);
-    let slice = lex.slice();
-    let number: String = slice[..1 + num_end].chars().filter(|&c| c != '_').collect();
-    let suffix = &slice[1 + num_end..];
-    let value = || number.parse::<f64>().unwrap_or(f64::INFINITY);
-    if suffix.is_empty() {
-        if is_float {
-            NumLit::Float(value())
-        } else {
-            number.parse::<i64>().map(NumLit::Int).unwrap_or(NumLit::IntOverflow)
+    classify_number(lex.slice())
+}
+
+/// Classify a number-like word: integer, float, duration, or malformed.
+fn classify_number(text: &str) -> NumLit {
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    if plain.bytes().all(|b| b.is_ascii_digit()) {
+        return plain.parse::<i64>().map(NumLit::Int).unwrap_or(NumLit::IntOverflow);
+    }
+    let is_float = plain.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    if is_float {
+        if let Ok(x) = plain.parse::<f64>() {
+            return NumLit::Float(x);
         }
-    } else {
-        let scale = match suffix {
+    }
+    if let Some(ms) = parse_duration(text) {
+        return NumLit::Duration(ms);
+    }
+    let suffix_start = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    NumLit::BadSuffix { suffix_start }
+}
+
+/// Parse a duration such as `150ms`, `1.5s`, `5m` or the compound canonical form
+/// `1h30m15.5s` (segments of number + unit, `_` allowed in digits) into milliseconds.
+pub fn parse_duration(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut total = 0.0;
+    if bytes.is_empty() {
+        return None;
+    }
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] == b'.' {
+            i += 1;
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
+                i += 1;
+            }
+        }
+        let number: String = text[start..i].chars().filter(|&c| c != '_').collect();
+        if number.is_empty() || !number.as_bytes()[0].is_ascii_digit() || number.ends_with('.') {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let scale = match &text[unit_start..i] {
             "ms" => 1.0,
             "s" => 1_000.0,
             "m" => 60_000.0,
             "h" => 3_600_000.0,
             "d" => 86_400_000.0,
-            _ => return NumLit::BadSuffix { suffix_start: 1 + num_end },
+            _ => return None,
         };
-        NumLit::Duration(value() * scale)
+        total += value * scale;
     }
+    Some(total)
 }
 
 fn lex_string<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> StrLit {
@@ -472,7 +498,7 @@ mod tests {
     #[test]
     fn numbers_and_durations() {
         assert_eq!(
-            raw("50_000 1.5 150ms 1.5s 5m 2h 1d 1e3"),
+            raw("50_000 1.5 150ms 1.5s 5m 2h 1d 1e3 1m30s 1.5e-3"),
             vec![
                 RawToken::Number(NumLit::Int(50_000)),
                 RawToken::Number(NumLit::Float(1.5)),
@@ -482,6 +508,8 @@ mod tests {
                 RawToken::Number(NumLit::Duration(7_200_000.0)),
                 RawToken::Number(NumLit::Duration(86_400_000.0)),
                 RawToken::Number(NumLit::Float(1000.0)),
+                RawToken::Number(NumLit::Duration(90_000.0)),
+                RawToken::Number(NumLit::Float(0.0015)),
             ]
         );
     }
@@ -489,8 +517,20 @@ mod tests {
     #[test]
     fn bad_duration_suffixes() {
         assert_eq!(raw("5min"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
+        assert_eq!(raw("1m30"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
         assert_eq!(raw("3sx"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
         assert_eq!(raw("99999999999999999999"), vec![RawToken::Number(NumLit::IntOverflow)]);
+    }
+
+    #[test]
+    fn duration_strings() {
+        assert_eq!(parse_duration("30s"), Some(30_000.0));
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000.0));
+        assert_eq!(parse_duration("1_000ms"), Some(1_000.0));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("30x"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("s"), None);
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! `aether check`: parse and validate files in parallel and report for people or for CI.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clap::{Args, ValueEnum};
+
+use aether_check::fingerprint::Suppressions;
+
+use super::discover::discover;
+use super::output;
+use super::render::render_file;
+use super::report::{check_file, FileReport, Options};
+
+/// Where suppressions are read from when `--suppressions` is not given (if the file exists).
+pub(crate) const DEFAULT_SUPPRESSIONS: &str = ".aetherra/workflow_suppressions.txt";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Rich diagnostics with source snippets on stderr.
+    Human,
+    /// A JSON array on stdout: one object per file with its diagnostics.
+    Json,
+    /// SARIF 2.1.0 on stdout, for code-scanning upload.
+    Sarif,
+    /// GitHub Actions annotations (`::error file=..::`) on stdout.
+    Github,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// Files or directories (searched recursively for *.aether).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Print one JSON status line per file on stdout, last.
+    #[arg(long)]
+    json_status: bool,
+    /// Print `AETHER_ERROR_CODE:<n>` (the exit status) on stderr.
+    #[arg(long)]
+    emit_error_code: bool,
+    /// Make warnings fail the check.
+    #[arg(long)]
+    strict: bool,
+    /// Suppression file: one fingerprint per line [default: .aetherra/workflow_suppressions.txt if present].
+    #[arg(long, value_name = "FILE")]
+    suppressions: Option<PathBuf>,
+    /// Number of files checked at once [default: number of CPUs].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
+fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+pub(crate) fn run(args: CheckArgs) -> i32 {
+    let suppressions = match &args.suppressions {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Suppressions::parse(&text),
+            Err(e) => {
+                eprintln!("error: cannot read suppression file `{}`: {e}", path.display());
+                return 2;
+            }
+        },
+        None => std::fs::read_to_string(DEFAULT_SUPPRESSIONS)
+            .map(|t| Suppressions::parse(&t))
+            .unwrap_or_default(),
+    };
+    let opts = Options { strict: args.strict, suppressions };
+    let files = discover(&args.paths);
+    if files.is_empty() {
+        eprintln!("warning: no .aether files found under the given paths");
+    }
+    let registry = super::registry();
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let reports = check_all(&files, jobs, |p| check_file(p, &registry, &opts));
+
+    let ts = output::timestamp();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        Format::Human => {
+            let color = color_enabled();
+            let mut text = String::new();
+            for r in &reports {
+                render_file(r, color, &mut text);
+            }
+            text.push_str(&summary(&reports));
+            eprint!("{text}");
+        }
+        Format::Json => {
+            let _ = writeln!(out, "{}", output::json_report(&reports, &ts));
+        }
+        Format::Sarif => {
+            let _ = writeln!(out, "{}", output::sarif_report(&reports));
+        }
+        Format::Github => {
+            let _ = write!(out, "{}", output::github_report(&reports));
+        }
+    }
+    if args.json_status {
+        for r in &reports {
+            let _ = writeln!(out, "{}", output::status_line(r, &ts));
+        }
+    }
+    let _ = out.flush();
+    let code = reports.iter().find(|r| !r.status.ok).map_or(0, |r| r.status.code.number());
+    if args.emit_error_code {
+        eprintln!("AETHER_ERROR_CODE:{code}");
+    }
+    code
+}
+
+/// Check every file on `jobs` threads; results come back in input order.
+fn check_all<F>(files: &[PathBuf], jobs: usize, check: F) -> Vec<FileReport>
+where
+    F: Fn(&std::path::Path) -> FileReport + Sync,
+{
+    let jobs = jobs.clamp(1, files.len().max(1));
+    if jobs == 1 {
+        return files.iter().map(|p| check(p)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<FileReport>> = (0..files.len()).map(|_| None).collect();
+    let chunks: Vec<Vec<(usize, FileReport)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = files.get(i) else { break };
+                        done.push((i, check(p)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("checking catches its own panics")).collect()
+    });
+    for (i, r) in chunks.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    slots.into_iter().map(|r| r.expect("every file was checked")).collect()
+}
+
+fn summary(reports: &[FileReport]) -> String {
+    let failed = reports.iter().filter(|r| !r.status.ok).count();
+    let suppressed = reports.iter().filter(|r| r.status.suppressed.is_some()).count();
+    let count = |sev| {
+        reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .filter(|f| !f.suppressed && f.diag.severity() == sev)
+            .count()
+    };
+    let errors = count(aether_syntax::Severity::Error);
+    let warnings = count(aether_syntax::Severity::Warning);
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    let mut line = format!(
+        "checked {}: {} passed, {} failed ({}, {})",
+        plural(reports.len(), "file"),
+        reports.len() - failed,
+        failed,
+        plural(errors, "error"),
+        plural(warnings, "warning"),
+    );
+    if suppressed > 0 {
+        line.push_str(&format!(", {suppressed} suppressed"));
+    }
+    line.push('\n');
+    line
+}

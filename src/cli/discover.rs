@@ -1,0 +1,34 @@
+//! Finding `.aether` files under the paths given on the command line.
+
+use std::path::{Path, PathBuf};
+
+/// Directories never descended into.
+pub(crate) const SKIP_DIRS: &[&str] =
+    &[".git", "target", "node_modules", ".venv", "venv", "build", "dist", "__pycache__"];
+
+/// Expand paths: a file is taken as given (whatever its extension), a directory yields its
+/// `*.aether` files recursively in sorted order, a missing path is kept so it reports IO_ERROR.
+pub(crate) fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let walker = walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| {
+                e.depth() == 0
+                    || !(e.file_type().is_dir()
+                        && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
+            });
+            for entry in walker.flatten() {
+                if entry.file_type().is_file() && is_aether(entry.path()) {
+                    out.push(entry.into_path());
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn is_aether(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "aether")
+}

@@ -1,0 +1,47 @@
+//! Command-line parsing and dispatch; the only place (with the runtime) that touches files and streams.
+
+mod check;
+mod discover;
+mod output;
+mod render;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+use aether_check::decl::Registry;
+
+#[derive(Parser, Debug)]
+#[command(name = "aether", version, about = "Toolchain for .aether workflow scripts", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and validate files or directories without running anything.
+    Check(check::CheckArgs),
+}
+
+/// Every native function this build knows: the stdlib's globals and the runtime's modules.
+pub(crate) fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.extend(aether_stdlib::declarations());
+    r.extend(aether_runtime::declarations());
+    r
+}
+
+/// Run the CLI and return the process exit status.
+pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(args),
+    }
+}
