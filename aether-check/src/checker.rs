@@ -118,6 +118,8 @@ pub(crate) struct Checker<'a> {
     registry: &'a Registry,
     diags: Vec<Diagnostic>,
     actions: BTreeMap<&'a str, &'a Action>,
+    /// Named workflows: the main body may call them (no arguments) to run them early.
+    workflows: BTreeMap<&'a str, Span>,
     globals: HashSet<&'a str>,
     required_modules: HashSet<String>,
     required_plugins: Option<HashSet<String>>,
@@ -159,6 +161,7 @@ impl<'a> Checker<'a> {
             registry,
             diags: Vec::new(),
             actions: BTreeMap::new(),
+            workflows: BTreeMap::new(),
             globals: HashSet::new(),
             required_modules: HashSet::new(),
             required_plugins: None,
@@ -221,6 +224,9 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Item::Stmt(s) => self.collect_globals(s),
+                Item::Workflow(Workflow { name: Some(n), .. }) => {
+                    self.workflows.insert(&n.text, n.span);
+                }
                 _ => {}
             }
         }
@@ -785,6 +791,7 @@ impl<'a> Checker<'a> {
         if (frame.sees_globals && self.globals.contains(n))
             || BUILTIN_VALUES.contains(&n)
             || self.actions.contains_key(n)
+            || self.workflows.contains_key(n)
             || self.registry.global(n).is_some()
         {
             return;
@@ -891,6 +898,9 @@ impl<'a> Checker<'a> {
                     self.name(n, callee.span);
                 } else if let Some(action) = self.actions.get(n.as_str()).copied() {
                     self.arguments(&Signature::of_action(action), args, span, callee.span);
+                } else if self.workflows.contains_key(n.as_str()) {
+                    let sig = Signature { display: format!("{n}()"), params: vec![] };
+                    self.arguments(&sig, args, span, callee.span);
                 } else if let Some(decl) = self.registry.global(n) {
                     if let Some(cap) = decl.capability {
                         self.use_module(cap.module(), callee.span);
@@ -987,7 +997,15 @@ impl<'a> Checker<'a> {
             let extra = &args[normal.len()];
             let plural = if normal.len() == 1 { "" } else { "s" };
             self.push(
-                Diagnostic::new(&WRONG_ARITY, format!("`{}` takes {} positional argument{plural} but {positional} were given", sig.display, normal.len()))
+                Diagnostic::new(
+                    &WRONG_ARITY,
+                    format!(
+                        "`{}` takes {} positional argument{plural} but {positional} {} given",
+                        sig.display,
+                        normal.len(),
+                        if positional == 1 { "was" } else { "were" }
+                    ),
+                )
                     .with_primary(extra.value.span, "unexpected argument")
                     .with_secondary(callee_span, "called here")
                     .with_help(format!("the signature is `{}`", sig.display)),

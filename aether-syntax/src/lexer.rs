@@ -23,6 +23,8 @@ pub struct Lexed<'src> {
 
 struct Line<'src> {
     indent: usize,
+    /// The indentation had a tab (already reported): skip follow-on dedent errors.
+    tab_in_indent: bool,
     start: usize,
     end: usize,
     toks: Vec<Spanned<'src>>,
@@ -86,8 +88,8 @@ struct Layout<'src> {
 }
 
 impl<'src> Layout<'src> {
-    /// Indentation width of the line holding `offset`, reporting tabs.
-    fn indentation(&mut self, offset: usize) -> usize {
+    /// Indentation width of the line holding `offset` and whether it had a tab (reported).
+    fn indentation(&mut self, offset: usize) -> (usize, bool) {
         let line_start = self.src[..offset].rfind('\n').map_or(0, |i| i + 1);
         let lead = &self.src[line_start..offset];
         if let Some(tab) = lead.find('\t') {
@@ -98,7 +100,7 @@ impl<'src> Layout<'src> {
                     .with_help("indent with spaces only (4 per level is the convention)"),
             );
         }
-        lead.chars().count()
+        (lead.chars().count(), lead.contains('\t'))
     }
 
     /// Peek at the next real token after `pos` (skipping newlines and errors).
@@ -309,9 +311,14 @@ impl<'src> Layout<'src> {
                 continue;
             }
             if cur.is_none() {
-                let indent = self.indentation(span.start as usize);
-                let mut line =
-                    Line { indent, start: span.start as usize, end: span.end as usize, toks: vec![] };
+                let (indent, tab_in_indent) = self.indentation(span.start as usize);
+                let mut line = Line {
+                    indent,
+                    tab_in_indent,
+                    start: span.start as usize,
+                    end: span.end as usize,
+                    toks: vec![],
+                };
                 if indent == 0 {
                     if let RawToken::Ident(word @ ("goal" | "intent")) = raw {
                         if let Some((text_span, next)) = self.unquoted_goal(self.pos - 1, word) {
@@ -428,7 +435,7 @@ pub fn lex(src: &str) -> Lexed<'_> {
                 stack.pop();
                 tokens.push((line.start, Tok::Dedent, line.start));
             }
-            if *stack.last().expect("stack never empty") != line.indent {
+            if *stack.last().expect("stack never empty") != line.indent && !line.tab_in_indent {
                 let col = line.indent + 1;
                 diags.push(
                     Diagnostic::new(
@@ -544,6 +551,7 @@ mod tests {
     #[test]
     fn lexical_errors_are_reported() {
         assert_eq!(codes("if x:\n\ty\n"), vec!["tab-indentation"]);
+        assert_eq!(codes("if x:\n    y\n\tz\n"), vec!["tab-indentation"]);
         assert_eq!(codes("if x:\n    y\n  z\n"), vec!["inconsistent-dedent"]);
         assert_eq!(codes("x = 5min\n"), vec!["invalid-duration-unit"]);
         assert_eq!(codes("x = \"abc\n"), vec!["unterminated-string"]);

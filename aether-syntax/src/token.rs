@@ -34,8 +34,8 @@ pub enum StrError {
 /// list-item dashes) is synthesised from these by [`crate::lexer`].
 #[derive(Logos, Clone, Debug, PartialEq)]
 #[logos(skip r"[ \t\r\x0C]+")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
-#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+// Comments run to the end of the line (greedy on purpose: a line is short).
+#[logos(skip(r"(#|//)[^\n]*", allow_greedy = true))]
 pub enum RawToken<'src> {
     #[token("\n")]
     Newline,
@@ -252,14 +252,13 @@ fn lex_string<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> StrLit {
                         consumed = j;
                         break;
                     }
-                    Some((_, other)) => {
-                        if error.is_none() {
-                            error = Some(StrError::BadEscape {
-                                start: esc_start,
-                                end: esc_start + 1 + other.len_utf8(),
-                            });
-                        }
+                    Some((_, other)) if error.is_none() => {
+                        error = Some(StrError::BadEscape {
+                            start: esc_start,
+                            end: esc_start + 1 + other.len_utf8(),
+                        });
                     }
+                    Some(_) => {}
                     None => {}
                 }
             }

@@ -128,6 +128,13 @@ fn syntax_error(err: ParseError<usize, Tok<'_>, ()>, eof: usize) -> Diagnostic {
                 )
                 .with_primary(span, "the block ends here")
                 .with_help("a block needs at least one indented line"),
+                Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::EqEq | Tok::NotEq
+                    if expected.iter().any(|e| e == "\"and\"") =>
+                {
+                    Diagnostic::new(&rules::SYNTAX_ERROR, "comparison operators cannot be chained")
+                        .with_primary(span, "second comparison")
+                        .with_help("join the comparisons: `a < b and b < c`")
+                }
                 Tok::Newline => Diagnostic::new(
                     &rules::SYNTAX_ERROR,
                     format!("unexpected end of line, expected {wanted}"),
