@@ -59,6 +59,8 @@ struct Frame {
     sees_globals: bool,
     loop_depth: usize,
     transaction_depth: usize,
+    /// The loop depth at each enclosing `transaction:` entry.
+    transaction_loops: Vec<usize>,
     /// Pending names already reported once.
     reported_pending: HashSet<String>,
 }
@@ -70,6 +72,7 @@ impl Frame {
             sees_globals,
             loop_depth: 0,
             transaction_depth: 0,
+            transaction_loops: Vec::new(),
             reported_pending: HashSet::new(),
         }
     }
@@ -618,6 +621,17 @@ impl<'a> Checker<'a> {
                 self.frame().loop_depth -= 1;
             }
             StmtKind::Break | StmtKind::Continue => {
+                let word = if matches!(s.kind, StmtKind::Break) { "break" } else { "continue" };
+                let frame = self.frame();
+                let leaves_transaction =
+                    frame.loop_depth > 0 && frame.transaction_loops.last() == Some(&frame.loop_depth);
+                if leaves_transaction {
+                    self.push(
+                        Diagnostic::new(&JUMP_OUT_OF_TRANSACTION, format!("`{word}` inside a `transaction:` block jumps out of it"))
+                            .with_primary(s.span, "would leave the transaction neither committed nor rolled back")
+                            .with_help(format!("set a flag inside the transaction and `{word}` after the `transaction:` block")),
+                    );
+                }
                 if self.frame().loop_depth == 0 {
                     let (rule, word) = if matches!(s.kind, StmtKind::Break) {
                         (&BREAK_OUTSIDE_LOOP, "break")
@@ -686,8 +700,11 @@ impl<'a> Checker<'a> {
                 }
             }
             StmtKind::Transaction(body) => {
+                let depth = self.frame().loop_depth;
                 self.frame().transaction_depth += 1;
+                self.frame().transaction_loops.push(depth);
                 self.block_stmts(&body.stmts);
+                self.frame().transaction_loops.pop();
                 self.frame().transaction_depth -= 1;
             }
             StmtKind::Assert { cond, message } => {
@@ -710,6 +727,7 @@ impl<'a> Checker<'a> {
             );
             return;
         };
+        let known_non_variable = self.is_known_non_variable(n);
         match self.frame().lookup_mut(n) {
             Some(var) if var.pending => var.pending = false,
             Some(_) => self.push(
@@ -717,8 +735,25 @@ impl<'a> Checker<'a> {
                     .with_primary(t.span, "already a plain value")
                     .with_help("only names declared in a `parallel:` block can be awaited, once each"),
             ),
+            None if known_non_variable => self.push(
+                Diagnostic::new(&AWAIT_OF_NON_PENDING, format!("`{n}` is not a pending value"))
+                    .with_primary(t.span, "an action, function or module, not a pending value")
+                    .with_help("start the work in a `parallel:` block (`x: call()`), then `await x`"),
+            ),
             None => self.name(n, t.span),
         }
+    }
+
+    /// A name that resolves, but not to a variable of this frame or a top-level variable.
+    fn is_known_non_variable(&self, n: &str) -> bool {
+        let sees_globals = self.frames.last().is_some_and(|f| f.sees_globals);
+        !(sees_globals && self.globals.contains(n))
+            && (BUILTIN_VALUES.contains(&n)
+                || n == "memory"
+                || self.actions.contains_key(n)
+                || self.workflows.contains_key(n)
+                || self.registry.global(n).is_some()
+                || self.registry.has_module(n))
     }
 
     fn declare_or_assign(&mut self, name: &Name) {

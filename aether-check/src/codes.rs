@@ -47,6 +47,7 @@ rule!(DUPLICATE_ARGUMENT, "A127", "duplicate-argument", ValidationError, Error, 
 rule!(INVALID_GOAL, "A128", "invalid-goal", ValidationError, Error, "a goal whose value is not a string");
 rule!(INVALID_POLICY_VALUE, "A129", "invalid-policy-value", ValidationError, Error, "a policy setting with a value of the wrong kind");
 rule!(HANDLER_NOT_CALL, "A130", "handler-not-call", ValidationError, Error, "an `on_error` `do:` that is not a call");
+rule!(JUMP_OUT_OF_TRANSACTION, "A131", "jump-out-of-transaction", ValidationError, Error, "`break` or `continue` that would leave a `transaction:` block half done");
 rule!(MISSING_GOAL, "A201", "missing-goal", ValidationError, Warning, "a script without a `goal:`");
 rule!(LEGACY_INTENT, "A202", "legacy-intent", ValidationError, Warning, "the legacy `intent:` spelling of `goal:`");
 rule!(UNKNOWN_POLICY_KEY, "A203", "unknown-policy-key", ValidationError, Warning, "a `policy:` key the runtime does not know");
@@ -86,6 +87,7 @@ pub static CHECK_RULES: &[&Rule] = &[
     &INVALID_GOAL,
     &INVALID_POLICY_VALUE,
     &HANDLER_NOT_CALL,
+    &JUMP_OUT_OF_TRANSACTION,
     &MISSING_GOAL,
     &LEGACY_INTENT,
     &UNKNOWN_POLICY_KEY,
@@ -118,7 +120,7 @@ mod tests {
             assert!(names.insert(r.name), "duplicate name {}", r.name);
             assert!(r.id.len() == 4 && r.id.starts_with('A'), "bad id {}", r.id);
             assert!(
-                r.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
                 "name not kebab-case: {}",
                 r.name
             );

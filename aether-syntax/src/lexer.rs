@@ -422,20 +422,28 @@ pub fn lex(src: &str) -> Lexed<'_> {
     let mut diags = layout.diags;
 
     let mut tokens = Vec::with_capacity(lines.iter().map(|l| l.toks.len() + 2).sum());
-    let mut stack = vec![0usize];
+    // (column, real): a level pushed to recover from a bad dedent is not real and
+    // emits no Dedent when popped, so one mistake gives one error.
+    let mut stack: Vec<(usize, bool)> = vec![(0, true)];
     let mut i = 0;
     while i < lines.len() {
         let line = &lines[i];
-        let top = *stack.last().expect("stack never empty");
+        let top = stack.last().expect("stack never empty").0;
         if line.indent > top {
-            stack.push(line.indent);
+            stack.push((line.indent, true));
             tokens.push((line.start, Tok::Indent, line.start));
         } else if line.indent < top {
-            while *stack.last().expect("stack never empty") > line.indent {
-                stack.pop();
-                tokens.push((line.start, Tok::Dedent, line.start));
+            while stack.last().expect("stack never empty").0 > line.indent {
+                let (_, real) = stack.pop().expect("stack never empty");
+                if real {
+                    tokens.push((line.start, Tok::Dedent, line.start));
+                }
             }
-            if *stack.last().expect("stack never empty") != line.indent && !line.tab_in_indent {
+            let matched = stack.last().expect("stack never empty").0 == line.indent;
+            if !matched {
+                stack.push((line.indent, false));
+            }
+            if !matched && !line.tab_in_indent {
                 let col = line.indent + 1;
                 diags.push(
                     Diagnostic::new(
@@ -478,9 +486,10 @@ pub fn lex(src: &str) -> Lexed<'_> {
         i += 1;
     }
     let end = src.len();
-    while stack.len() > 1 {
-        stack.pop();
-        tokens.push((end, Tok::Dedent, end));
+    while let Some((_, real)) = stack.pop() {
+        if real && !stack.is_empty() {
+            tokens.push((end, Tok::Dedent, end));
+        }
     }
     Lexed { tokens, diagnostics: diags }
 }
@@ -495,6 +504,10 @@ mod tests {
 
     fn codes(src: &str) -> Vec<&'static str> {
         lex(src).diagnostics.iter().map(|d| d.rule().name).collect()
+    }
+
+    fn parse_codes(src: &str) -> Vec<&'static str> {
+        crate::parse(src).diagnostics.iter().map(|d| d.rule().name).collect()
     }
 
     #[test]
@@ -553,6 +566,11 @@ mod tests {
         assert_eq!(codes("if x:\n\ty\n"), vec!["tab-indentation"]);
         assert_eq!(codes("if x:\n    y\n\tz\n"), vec!["tab-indentation"]);
         assert_eq!(codes("if x:\n    y\n  z\n"), vec!["inconsistent-dedent"]);
+        // One bad dedent is one error, however many lines follow at that column.
+        assert_eq!(
+            parse_codes("if x:\n    y = 1\n  z = 2\n  w = 3\nv = 4\n"),
+            vec!["inconsistent-dedent"]
+        );
         assert_eq!(codes("x = 5min\n"), vec!["invalid-duration-unit"]);
         assert_eq!(codes("x = \"abc\n"), vec!["unterminated-string"]);
         assert_eq!(codes("x = $\n"), vec!["invalid-character"]);

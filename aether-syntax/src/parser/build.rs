@@ -62,7 +62,7 @@ pub(super) fn expr_to_type(diags: &mut Vec<Diagnostic>, e: Expr) -> Option<TypeH
 pub(super) fn assignment(diags: &mut Vec<Diagnostic>, target: Expr, value: Expr) -> StmtKind {
     fn is_place(e: &Expr) -> bool {
         match &e.kind {
-            ExprKind::Name(n) => !matches!(n.as_str(), "policy" | "workflow" | "memory"),
+            ExprKind::Name(n) => !matches!(n.as_str(), "policy" | "workflow" | "memory" | "args"),
             ExprKind::Member { target, .. } | ExprKind::Index { target, .. } => is_place(target),
             _ => false,
         }
