@@ -31,12 +31,19 @@ fn fixtures(dir: &str) -> Vec<(String, String)> {
 }
 
 fn describe(diags: &[Diagnostic]) -> Vec<String> {
-    diags.iter().map(|d| format!("{} {}: {}", d.rule().id, d.rule().name, d.message())).collect()
+    diags
+        .iter()
+        .map(|d| format!("{} {}: {}", d.rule().id, d.rule().name, d.message()))
+        .collect()
 }
 
 /// Rules that mean "a name the stdlib (or this file) does not define".
-const UNDEFINED_NAME_RULES: &[&str] =
-    &["unknown-function", "unknown-module", "unknown-module-member", "undefined-variable"];
+const UNDEFINED_NAME_RULES: &[&str] = &[
+    "unknown-function",
+    "unknown-module",
+    "unknown-module-member",
+    "undefined-variable",
+];
 
 #[test]
 fn language_fixtures_check_clean() {
@@ -60,7 +67,11 @@ fn language_fixtures_check_clean() {
                 describe(&diags)
             );
         } else {
-            assert!(diags.is_empty(), "{name}: expected no diagnostics, got {:?}", describe(&diags));
+            assert!(
+                diags.is_empty(),
+                "{name}: expected no diagnostics, got {:?}",
+                describe(&diags)
+            );
         }
     }
 }
@@ -71,7 +82,10 @@ fn seed_workflows_fail_only_on_names_the_stdlib_lacks() {
     for (name, src) in fixtures("tests/fixtures/seeds") {
         let diags = aether_check::analyze(&src, &reg);
         let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
-        assert!(!errors.is_empty(), "{name}: the seeds call functions we do not define");
+        assert!(
+            !errors.is_empty(),
+            "{name}: the seeds call functions we do not define"
+        );
         for d in &errors {
             assert!(
                 UNDEFINED_NAME_RULES.contains(&d.rule().name),

@@ -101,19 +101,35 @@ impl<'a> Signature<'a> {
     fn of_decl(d: &'a FnDecl) -> Signature<'a> {
         Signature {
             display: d.signature(),
-            params: d.params.iter().map(|p| (p.name, p.default.is_some(), p.kind)).collect(),
+            params: d
+                .params
+                .iter()
+                .map(|p| (p.name, p.default.is_some(), p.kind))
+                .collect(),
         }
     }
 
     fn of_action(a: &'a Action) -> Signature<'a> {
-        let params: Vec<_> =
-            a.params().iter().map(|p| (p.name.text.as_str(), p.default.is_some(), ParamKind::Normal)).collect();
+        let params: Vec<_> = a
+            .params()
+            .iter()
+            .map(|p| (p.name.text.as_str(), p.default.is_some(), ParamKind::Normal))
+            .collect();
         let shown: Vec<String> = a
             .params()
             .iter()
-            .map(|p| if p.default.is_some() { format!("{}=…", p.name.text) } else { p.name.text.clone() })
+            .map(|p| {
+                if p.default.is_some() {
+                    format!("{}=…", p.name.text)
+                } else {
+                    p.name.text.clone()
+                }
+            })
             .collect();
-        Signature { display: format!("{}({})", a.name.text, shown.join(", ")), params }
+        Signature {
+            display: format!("{}({})", a.name.text, shown.join(", ")),
+            params,
+        }
     }
 }
 
@@ -135,9 +151,32 @@ fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Opt
         .into_iter()
         .filter(|c| *c != name)
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(name.len() / 3) && *d < c.len().max(name.len()))
+        .filter(|(d, c)| {
+            // Short names need a closer match: `foo` is not a typo of `bool`.
+            let allowed = match name.chars().count() {
+                0..=3 => 1,
+                4..=6 => 2,
+                n => n / 3,
+            };
+            *d <= allowed && *d < c.len().min(name.len())
+        })
         .min()
         .map(|(_, c)| c)
+}
+
+/// The value of an integer literal, negated ones included.
+fn int_value(e: &Expr) -> Option<i64> {
+    match &e.kind {
+        ExprKind::Int(n) => Some(*n),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => match operand.kind {
+            ExprKind::Int(n) => n.checked_neg(),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn is_constant(e: &Expr) -> bool {
@@ -149,8 +188,14 @@ fn is_constant(e: &Expr) -> bool {
         | ExprKind::Str(_)
         | ExprKind::Duration(_)
         | ExprKind::Error => true,
-        ExprKind::Unary { op: UnaryOp::Neg, operand } => {
-            matches!(operand.kind, ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Duration(_))
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => {
+            matches!(
+                operand.kind,
+                ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Duration(_)
+            )
         }
         ExprKind::List(items) => items.iter().all(is_constant),
         ExprKind::Map(entries) => entries.iter().all(|(_, v)| is_constant(v)),
@@ -178,7 +223,9 @@ impl<'a> Checker<'a> {
     }
 
     fn frame(&mut self) -> &mut Frame {
-        self.frames.last_mut().expect("checking always happens inside a frame")
+        self.frames
+            .last_mut()
+            .expect("checking always happens inside a frame")
     }
 
     pub(crate) fn check(mut self, script: &'a Script) -> Vec<Diagnostic> {
@@ -217,10 +264,13 @@ impl<'a> Checker<'a> {
                     if let Some(first) = self.actions.get(a.name.text.as_str()) {
                         let first_span = first.name.span;
                         self.push(
-                            Diagnostic::new(&DUPLICATE_ACTION, format!("action `{}` is defined more than once", a.name.text))
-                                .with_primary(a.name.span, "defined again here")
-                                .with_secondary(first_span, "first defined here")
-                                .with_help("rename one of them, or remove the duplicate"),
+                            Diagnostic::new(
+                                &DUPLICATE_ACTION,
+                                format!("action `{}` is defined more than once", a.name.text),
+                            )
+                            .with_primary(a.name.span, "defined again here")
+                            .with_secondary(first_span, "first defined here")
+                            .with_help("rename one of them, or remove the duplicate"),
                         );
                     } else {
                         self.actions.insert(&a.name.text, a);
@@ -233,10 +283,13 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
-        if !goal_seen && !script.items.is_empty() {
+        if !goal_seen {
             let span = script.items.first().map_or(Span::default(), |i| {
                 let s = i.span();
-                Span { start: s.start, end: s.start }
+                Span {
+                    start: s.start,
+                    end: s.start,
+                }
             });
             self.push(
                 Diagnostic::new(&MISSING_GOAL, "script has no `goal:`")
@@ -264,10 +317,17 @@ impl<'a> Checker<'a> {
     fn goal(&mut self, g: &Goal) {
         if g.legacy {
             self.push(
-                Diagnostic::new(&LEGACY_INTENT, "`intent:` is the legacy spelling of `goal:`")
-                    .with_primary(g.keyword_span, "legacy keyword")
-                    .with_help("write `goal:`; `aether migrate --apply` rewrites it for you")
-                    .with_fix(Fix { description: "replace `intent` with `goal`".into(), span: g.keyword_span, replacement: "goal".into() }),
+                Diagnostic::new(
+                    &LEGACY_INTENT,
+                    "`intent:` is the legacy spelling of `goal:`",
+                )
+                .with_primary(g.keyword_span, "legacy keyword")
+                .with_help("write `goal:`; `aether migrate --apply` rewrites it for you")
+                .with_fix(Fix {
+                    description: "replace `intent` with `goal`".into(),
+                    span: g.keyword_span,
+                    replacement: "goal".into(),
+                }),
             );
         }
         if let Some(v) = &g.value {
@@ -330,6 +390,8 @@ impl<'a> Checker<'a> {
                             }
                         }
                         "plugins" => {
+                            // Declaring plugins declares the module that invokes them.
+                            self.required_modules.insert("plugins".to_string());
                             let plugins = self.required_plugins.get_or_insert_with(HashSet::new);
                             let mut bad = Vec::new();
                             for (req, span) in string_items(&e.value) {
@@ -359,17 +421,26 @@ impl<'a> Checker<'a> {
     fn policy(&mut self, entries: &[MapEntry]) {
         for e in entries {
             if !POLICY_KEYS.contains(&e.key.as_str()) {
-                let mut d = Diagnostic::new(&UNKNOWN_POLICY_KEY, format!("unknown policy key `{}`", e.key))
-                    .with_primary(e.key_span, "not a policy the runtime applies");
+                let mut d = Diagnostic::new(
+                    &UNKNOWN_POLICY_KEY,
+                    format!("unknown policy key `{}`", e.key),
+                )
+                .with_primary(e.key_span, "not a policy the runtime applies");
                 d = match suggest(&e.key, POLICY_KEYS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("known keys: {}; other keys are kept but have no effect", POLICY_KEYS.join(", "))),
+                    None => d.with_help(format!(
+                        "known keys: {}; other keys are kept but have no effect",
+                        POLICY_KEYS.join(", ")
+                    )),
                 };
                 self.push(d);
                 continue;
             }
             let MapValue::Expr(v) = &e.value else {
-                if matches!(e.key.as_str(), "timeout" | "max_steps" | "deterministic" | "seed" | "mock_io") {
+                if matches!(
+                    e.key.as_str(),
+                    "timeout" | "max_steps" | "deterministic" | "seed" | "mock_io"
+                ) {
                     self.policy_kind(e.key_span, &e.key, "a single value");
                 }
                 continue;
@@ -379,10 +450,12 @@ impl<'a> Checker<'a> {
                 "max_steps" if !matches!(v.kind, ExprKind::Int(n) if n > 0) && is_constant(v) => {
                     self.policy_kind(v.span, "max_steps", "a positive integer")
                 }
-                "seed" if !matches!(v.kind, ExprKind::Int(_)) && is_constant(v) => {
+                "seed" if int_value(v).is_none() && is_constant(v) => {
                     self.policy_kind(v.span, "seed", "an integer")
                 }
-                "deterministic" | "mock_io" if !matches!(v.kind, ExprKind::Bool(_)) && is_constant(v) => {
+                "deterministic" | "mock_io"
+                    if !matches!(v.kind, ExprKind::Bool(_)) && is_constant(v) =>
+                {
                     self.policy_kind(v.span, &e.key, "`true` or `false`")
                 }
                 _ => {}
@@ -392,14 +465,31 @@ impl<'a> Checker<'a> {
 
     fn policy_kind(&mut self, span: Span, key: &str, wanted: &str) {
         self.push(
-            Diagnostic::new(&INVALID_POLICY_VALUE, format!("policy `{key}` must be {wanted}"))
-                .with_primary(span, "wrong kind of value")
-                .with_help(format!("set `{key}` to {wanted}")),
+            Diagnostic::new(
+                &INVALID_POLICY_VALUE,
+                format!("policy `{key}` must be {wanted}"),
+            )
+            .with_primary(span, "wrong kind of value")
+            .with_help(format!("set `{key}` to {wanted}")),
         );
     }
 
     /// A duration setting: a duration literal or a string such as `"30s"`.
     fn duration_value(&mut self, v: &Expr, what: &str) {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } = &v.kind
+        {
+            if matches!(operand.kind, ExprKind::Duration(_)) {
+                self.push(
+                    Diagnostic::new(&INVALID_DURATION, format!("{what} must not be negative"))
+                        .with_primary(v.span, "negative duration")
+                        .with_help("write a positive duration such as `30s`"),
+                );
+                return;
+            }
+        }
         let ok = match &v.kind {
             ExprKind::Duration(_) | ExprKind::Error => true,
             ExprKind::Str(s) => parse_duration(s).is_some(),
@@ -417,34 +507,52 @@ impl<'a> Checker<'a> {
     fn action(&mut self, a: &Action) {
         if let (Some(_), Some((_, inputs_span))) = (&a.header_params, &a.inputs_params) {
             self.push(
-                Diagnostic::new(&DUPLICATE_PARAMETER_FORMS, format!("action `{}` declares parameters twice", a.name.text))
-                    .with_primary(*inputs_span, "`inputs:` line")
-                    .with_secondary(a.name.span, "parameters also declared in the header")
-                    .with_help("keep one form: `action NAME(a, b = 1):` or an `inputs: [a, b = 1]` first line"),
+                Diagnostic::new(
+                    &DUPLICATE_PARAMETER_FORMS,
+                    format!("action `{}` declares parameters twice", a.name.text),
+                )
+                .with_primary(*inputs_span, "`inputs:` line")
+                .with_secondary(a.name.span, "parameters also declared in the header")
+                .with_help(
+                    "keep one form: `action NAME(a, b = 1):` or an `inputs: [a, b = 1]` first line",
+                ),
             );
         }
         self.frames.push(Frame::new(true));
+        // Duplicates are looked for within each form; both forms at once is A116 already.
+        let forms: [&[Param]; 2] = [
+            a.header_params.as_deref().unwrap_or(&[]),
+            a.inputs_params.as_ref().map_or(&[], |(p, _)| p),
+        ];
+        for params in forms {
+            self.params(params);
+        }
+        self.block_stmts(&a.body.stmts);
+        self.frames.pop();
+    }
+
+    fn params(&mut self, params: &[Param]) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
-        let all_params = a.header_params.iter().flatten().chain(a.inputs_params.iter().flat_map(|(p, _)| p));
-        for p in all_params {
+        for p in params {
             if let Some(default) = &p.default {
                 self.expr(default);
             }
             if let Some(first) = seen.get(p.name.text.as_str()) {
                 let first = *first;
                 self.push(
-                    Diagnostic::new(&DUPLICATE_PARAMETER, format!("parameter `{}` is declared twice", p.name.text))
-                        .with_primary(p.name.span, "declared again")
-                        .with_secondary(first, "first declared here")
-                        .with_help("give each parameter its own name"),
+                    Diagnostic::new(
+                        &DUPLICATE_PARAMETER,
+                        format!("parameter `{}` is declared twice", p.name.text),
+                    )
+                    .with_primary(p.name.span, "declared again")
+                    .with_secondary(first, "first declared here")
+                    .with_help("give each parameter its own name"),
                 );
             } else {
                 seen.insert(&p.name.text, p.name.span);
             }
             self.frame().declare(&p.name.text, false);
         }
-        self.block_stmts(&a.body.stmts);
-        self.frames.pop();
     }
 
     fn workflow(&mut self, w: &Workflow) {
@@ -458,13 +566,21 @@ impl<'a> Checker<'a> {
                         }
                     }
                     _ => self.push(
-                        Diagnostic::new(&INVALID_WORKFLOW_STEP, "`steps:` must be a list of `- call` items")
-                            .with_primary(e.key_span, "not a list of steps")
-                            .with_help("write each step on its own line: `- fetch(x) as data retry=2`"),
+                        Diagnostic::new(
+                            &INVALID_WORKFLOW_STEP,
+                            "`steps:` must be a list of `- call` items",
+                        )
+                        .with_primary(e.key_span, "not a list of steps")
+                        .with_help("write each step on its own line: `- fetch(x) as data retry=2`"),
                     ),
                 }
             } else {
-                let setting = MapEntry { key: e.key.clone(), key_span: e.key_span, value: e.value.clone(), span: e.span };
+                let setting = MapEntry {
+                    key: e.key.clone(),
+                    key_span: e.key_span,
+                    value: e.value.clone(),
+                    span: e.span,
+                };
                 self.constant_entries(std::slice::from_ref(&setting), "workflow setting");
             }
         }
@@ -486,11 +602,16 @@ impl<'a> Checker<'a> {
             self.constant(&opt.value, "step option");
             match opt.name.text.as_str() {
                 "retry" => {
-                    if !matches!(opt.value.kind, ExprKind::Int(n) if n >= 0) && is_constant(&opt.value) {
+                    if !matches!(opt.value.kind, ExprKind::Int(n) if n >= 0)
+                        && is_constant(&opt.value)
+                    {
                         self.push(
-                            Diagnostic::new(&INVALID_POLICY_VALUE, "step option `retry` must be a whole number of retries")
-                                .with_primary(opt.value.span, "not a non-negative integer")
-                                .with_help("write `retry=2` to retry a failed step twice more"),
+                            Diagnostic::new(
+                                &INVALID_POLICY_VALUE,
+                                "step option `retry` must be a whole number of retries",
+                            )
+                            .with_primary(opt.value.span, "not a non-negative integer")
+                            .with_help("write `retry=2` to retry a failed step twice more"),
                         );
                     }
                 }
@@ -498,11 +619,16 @@ impl<'a> Checker<'a> {
                 "backoff" => self.duration_value(&opt.value, "step option `backoff`"),
                 "requires" => {}
                 other => {
-                    let mut d = Diagnostic::new(&UNKNOWN_STEP_OPTION, format!("unknown step option `{other}`"))
-                        .with_primary(opt.name.span, "not a step option");
+                    let mut d = Diagnostic::new(
+                        &UNKNOWN_STEP_OPTION,
+                        format!("unknown step option `{other}`"),
+                    )
+                    .with_primary(opt.name.span, "not a step option");
                     d = match suggest(other, STEP_OPTIONS.iter().copied()) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("step options are `retry=`, `timeout=`, `backoff=` and `requires=`"),
+                        None => d.with_help(
+                            "step options are `retry=`, `timeout=`, `backoff=` and `requires=`",
+                        ),
                     };
                     self.push(d);
                 }
@@ -516,8 +642,11 @@ impl<'a> Checker<'a> {
     fn on_error(&mut self, o: &OnErrorBlock) {
         for rule in &o.rules {
             if !ERROR_KINDS.contains(&rule.kind.text.as_str()) {
-                let mut d = Diagnostic::new(&UNKNOWN_ERROR_KIND, format!("unknown error kind `{}`", rule.kind.text))
-                    .with_primary(rule.kind.span, "not an error kind");
+                let mut d = Diagnostic::new(
+                    &UNKNOWN_ERROR_KIND,
+                    format!("unknown error kind `{}`", rule.kind.text),
+                )
+                .with_primary(rule.kind.span, "not an error kind");
                 d = match suggest(&rule.kind.text, ERROR_KINDS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help("use a code name such as `TIMEOUT_ERROR` or an alias: Timeout, PermissionError, PluginError, RuntimeError, Any"),
@@ -574,8 +703,14 @@ impl<'a> Checker<'a> {
                         if self.registry.module_fn("memory", n).is_some() {
                             let member = Expr::new(
                                 ExprKind::Member {
-                                    target: Box::new(Expr::new(ExprKind::Name("memory".into()), callee.span)),
-                                    name: Name { text: n.clone(), span: callee.span },
+                                    target: Box::new(Expr::new(
+                                        ExprKind::Name("memory".into()),
+                                        callee.span,
+                                    )),
+                                    name: Name {
+                                        text: n.clone(),
+                                        span: callee.span,
+                                    },
                                 },
                                 callee.span,
                             );
@@ -596,7 +731,10 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
-            StmtKind::If { branches, else_block } => {
+            StmtKind::If {
+                branches,
+                else_block,
+            } => {
                 for (cond, block) in branches {
                     self.expr(cond);
                     self.scoped_block(block);
@@ -621,10 +759,14 @@ impl<'a> Checker<'a> {
                 self.frame().loop_depth -= 1;
             }
             StmtKind::Break | StmtKind::Continue => {
-                let word = if matches!(s.kind, StmtKind::Break) { "break" } else { "continue" };
+                let word = if matches!(s.kind, StmtKind::Break) {
+                    "break"
+                } else {
+                    "continue"
+                };
                 let frame = self.frame();
-                let leaves_transaction =
-                    frame.loop_depth > 0 && frame.transaction_loops.last() == Some(&frame.loop_depth);
+                let leaves_transaction = frame.loop_depth > 0
+                    && frame.transaction_loops.last() == Some(&frame.loop_depth);
                 if leaves_transaction {
                     self.push(
                         Diagnostic::new(&JUMP_OUT_OF_TRANSACTION, format!("`{word}` inside a `transaction:` block jumps out of it"))
@@ -677,7 +819,8 @@ impl<'a> Checker<'a> {
             StmtKind::Parallel(body) => {
                 for inner in &body.stmts {
                     match &inner.kind {
-                        StmtKind::Let { name, value, .. } | StmtKind::Declare { name, value, .. } => {
+                        StmtKind::Let { name, value, .. }
+                        | StmtKind::Declare { name, value, .. } => {
                             self.expr(value);
                             self.frame().declare(&name.text, true);
                             self.frame().reported_pending.remove(&name.text);
@@ -721,9 +864,12 @@ impl<'a> Checker<'a> {
         let ExprKind::Name(n) = &t.kind else {
             self.expr(t);
             self.push(
-                Diagnostic::new(&AWAIT_OF_NON_PENDING, "`await` takes the names of pending values")
-                    .with_primary(t.span, "not a name")
-                    .with_help("start the value in a `parallel:` block (`x: call()`), then `await x`"),
+                Diagnostic::new(
+                    &AWAIT_OF_NON_PENDING,
+                    "`await` takes the names of pending values",
+                )
+                .with_primary(t.span, "not a name")
+                .with_help("start the value in a `parallel:` block (`x: call()`), then `await x`"),
             );
             return;
         };
@@ -731,14 +877,20 @@ impl<'a> Checker<'a> {
         match self.frame().lookup_mut(n) {
             Some(var) if var.pending => var.pending = false,
             Some(_) => self.push(
-                Diagnostic::new(&AWAIT_OF_NON_PENDING, format!("`{n}` is not a pending value"))
-                    .with_primary(t.span, "already a plain value")
-                    .with_help("only names declared in a `parallel:` block can be awaited, once each"),
+                Diagnostic::new(
+                    &AWAIT_OF_NON_PENDING,
+                    format!("`{n}` is not a pending value"),
+                )
+                .with_primary(t.span, "already a plain value")
+                .with_help("only names declared in a `parallel:` block can be awaited, once each"),
             ),
             None if known_non_variable => self.push(
-                Diagnostic::new(&AWAIT_OF_NON_PENDING, format!("`{n}` is not a pending value"))
-                    .with_primary(t.span, "an action, function or module, not a pending value")
-                    .with_help("start the work in a `parallel:` block (`x: call()`), then `await x`"),
+                Diagnostic::new(
+                    &AWAIT_OF_NON_PENDING,
+                    format!("`{n}` is not a pending value"),
+                )
+                .with_primary(t.span, "an action, function or module, not a pending value")
+                .with_help("start the work in a `parallel:` block (`x: call()`), then `await x`"),
             ),
             None => self.name(n, t.span),
         }
@@ -780,13 +932,21 @@ impl<'a> Checker<'a> {
                             .with_help(format!("return the new value and assign it at top level, or declare a local with `let {n} = ...`")),
                     );
                 } else {
-                    let mut d = Diagnostic::new(&ASSIGNMENT_TO_UNDECLARED, format!("assignment to undeclared variable `{n}`"))
-                        .with_primary(target.span, "not declared");
-                    d = d.with_help(format!("declare it first with `let {n} = ...` or the 1.1 form `{n}: ...`"));
+                    let mut d = Diagnostic::new(
+                        &ASSIGNMENT_TO_UNDECLARED,
+                        format!("assignment to undeclared variable `{n}`"),
+                    )
+                    .with_primary(target.span, "not declared");
+                    d = d.with_help(format!(
+                        "declare it first with `let {n} = ...` or the 1.1 form `{n}: ...`"
+                    ));
                     self.push(d);
                 }
             }
-            ExprKind::Index { target: inner, index } => {
+            ExprKind::Index {
+                target: inner,
+                index,
+            } => {
                 self.expr(index);
                 self.assign_target(inner);
             }
@@ -816,9 +976,14 @@ impl<'a> Checker<'a> {
             if var.pending && !frame.reported_pending.contains(n) {
                 self.frame().reported_pending.insert(n.to_string());
                 self.push(
-                    Diagnostic::new(&PENDING_VALUE_READ_BEFORE_AWAIT, format!("`{n}` is read before it is awaited"))
-                        .with_primary(span, "still pending here")
-                        .with_help(format!("add `await {n}` after the `parallel:` block and before this use")),
+                    Diagnostic::new(
+                        &PENDING_VALUE_READ_BEFORE_AWAIT,
+                        format!("`{n}` is read before it is awaited"),
+                    )
+                    .with_primary(span, "still pending here")
+                    .with_help(format!(
+                        "add `await {n}` after the `parallel:` block and before this use"
+                    )),
                 );
             }
             return;
@@ -834,8 +999,17 @@ impl<'a> Checker<'a> {
         if n == "memory" || self.registry.has_module(n) {
             return;
         }
+        if !frame.sees_globals && self.globals.contains(n) {
+            self.push(
+                Diagnostic::new(&UNDEFINED_VARIABLE, format!("`{n}` is used before it is declared"))
+                    .with_primary(span, "not declared yet")
+                    .with_help(format!("top-level statements run in order: move the declaration of `{n}` above this line")),
+            );
+            return;
+        }
         let candidates = self.names_in_scope();
-        let mut d = Diagnostic::new(&UNDEFINED_VARIABLE, format!("undefined variable `{n}`")).with_primary(span, "not declared");
+        let mut d = Diagnostic::new(&UNDEFINED_VARIABLE, format!("undefined variable `{n}`"))
+            .with_primary(span, "not declared");
         d = match suggest(n, candidates.iter().map(String::as_str)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("declare it first with `let {n} = ...`")),
@@ -863,9 +1037,16 @@ impl<'a> Checker<'a> {
     }
 
     fn check_plugin_name(&mut self, args: &[Arg]) {
-        let Some(first) = args.first().filter(|a| a.name.is_none()) else { return };
-        let ExprKind::Str(name) = &first.value.kind else { return };
-        let declared = self.required_plugins.as_ref().is_some_and(|p| p.contains(name));
+        let Some(first) = args.first().filter(|a| a.name.is_none()) else {
+            return;
+        };
+        let ExprKind::Str(name) = &first.value.kind else {
+            return;
+        };
+        let declared = self
+            .required_plugins
+            .as_ref()
+            .is_some_and(|p| p.contains(name));
         if !declared {
             self.push(
                 Diagnostic::new(&PLUGIN_NOT_REQUIRED, format!("plugin `{name}` is invoked but not required"))
@@ -927,14 +1108,18 @@ impl<'a> Checker<'a> {
         match &callee.kind {
             ExprKind::Name(n) => {
                 let frame = self.frames.last().expect("inside a frame");
-                let is_var = frame.lookup(n).is_some() || (frame.sees_globals && self.globals.contains(n.as_str()));
+                let is_var = frame.lookup(n).is_some()
+                    || (frame.sees_globals && self.globals.contains(n.as_str()));
                 if is_var {
                     // A variable holding an action reference: checked at run time.
                     self.name(n, callee.span);
                 } else if let Some(action) = self.actions.get(n.as_str()).copied() {
                     self.arguments(&Signature::of_action(action), args, span, callee.span);
                 } else if self.workflows.contains_key(n.as_str()) {
-                    let sig = Signature { display: format!("{n}()"), params: vec![] };
+                    let sig = Signature {
+                        display: format!("{n}()"),
+                        params: vec![],
+                    };
                     self.arguments(&sig, args, span, callee.span);
                 } else if let Some(decl) = self.registry.global(n) {
                     if let Some(cap) = decl.capability {
@@ -952,17 +1137,21 @@ impl<'a> Checker<'a> {
                 let module = match &target.kind {
                     ExprKind::Name(m) => {
                         let frame = self.frames.last().expect("inside a frame");
-                        let shadowed = frame.lookup(m).is_some() || (frame.sees_globals && self.globals.contains(m.as_str()));
+                        let shadowed = frame.lookup(m).is_some()
+                            || (frame.sees_globals && self.globals.contains(m.as_str()));
                         (!shadowed).then_some(m.as_str())
                     }
                     _ => None,
                 };
                 match module {
-                    Some(m) if m == "memory" || self.registry.has_module(m) => self.module_call(m, name, args, span),
+                    Some(m) if m == "memory" || self.registry.has_module(m) => {
+                        self.module_call(m, name, args, span)
+                    }
                     Some(m) if !BUILTIN_VALUES.contains(&m) && !self.actions.contains_key(m) => {
                         let modules: Vec<&str> = self.registry.module_names().collect();
-                        let mut d = Diagnostic::new(&UNKNOWN_MODULE, format!("unknown module `{m}`"))
-                            .with_primary(target.span, "no such module or variable");
+                        let mut d =
+                            Diagnostic::new(&UNKNOWN_MODULE, format!("unknown module `{m}`"))
+                                .with_primary(target.span, "no such module or variable");
                         d = match suggest(m, modules.iter().copied()) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None => d.with_help(format!("the modules are {}; a plugin is called with `plugins.invoke(\"name\", ...)`", modules.join(", "))),
@@ -987,8 +1176,11 @@ impl<'a> Checker<'a> {
             }
             None => {
                 let members: Vec<&str> = self.registry.module_fns(module).map(|d| d.name).collect();
-                let mut d = Diagnostic::new(&UNKNOWN_MODULE_MEMBER, format!("module `{module}` has no function `{}`", name.text))
-                    .with_primary(name.span, "unknown member");
+                let mut d = Diagnostic::new(
+                    &UNKNOWN_MODULE_MEMBER,
+                    format!("module `{module}` has no function `{}`", name.text),
+                )
+                .with_primary(name.span, "unknown member");
                 d = match suggest(&name.text, members.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{module}.{s}`?")),
                     None => d.with_help(format!("`{module}` has: {}", members.join(", "))),
@@ -1001,7 +1193,8 @@ impl<'a> Checker<'a> {
     fn unknown_function(&mut self, n: &str, span: Span) {
         let mut candidates: Vec<&str> = self.registry.globals().map(|d| d.name).collect();
         candidates.extend(self.actions.keys().copied());
-        let mut d = Diagnostic::new(&UNKNOWN_FUNCTION, format!("unknown function `{n}`")).with_primary(span, "not an action or built-in function");
+        let mut d = Diagnostic::new(&UNKNOWN_FUNCTION, format!("unknown function `{n}`"))
+            .with_primary(span, "not an action or built-in function");
         d = match suggest(n, candidates) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help("define it with `action NAME(...):`, or see docs/language.md for the built-in functions"),
@@ -1017,16 +1210,23 @@ impl<'a> Checker<'a> {
                 Some(_) => seen_keyword = true,
                 None if seen_keyword => {
                     self.push(
-                        Diagnostic::new(&POSITIONAL_AFTER_KEYWORD, "positional argument after a keyword argument")
-                            .with_primary(a.value.span, "positional")
-                            .with_help("put positional arguments first, then `name=value` arguments"),
+                        Diagnostic::new(
+                            &POSITIONAL_AFTER_KEYWORD,
+                            "positional argument after a keyword argument",
+                        )
+                        .with_primary(a.value.span, "positional")
+                        .with_help("put positional arguments first, then `name=value` arguments"),
                     );
                     return;
                 }
                 None => positional += 1,
             }
         }
-        let normal: Vec<&(&str, bool, ParamKind)> = sig.params.iter().filter(|p| p.2 == ParamKind::Normal).collect();
+        let normal: Vec<&(&str, bool, ParamKind)> = sig
+            .params
+            .iter()
+            .filter(|p| p.2 == ParamKind::Normal)
+            .collect();
         let variadic = sig.params.iter().any(|p| p.2 == ParamKind::Variadic);
         if positional > normal.len() && !variadic {
             let extra = &args[normal.len()];
@@ -1041,23 +1241,36 @@ impl<'a> Checker<'a> {
                         if positional == 1 { "was" } else { "were" }
                     ),
                 )
-                    .with_primary(extra.value.span, "unexpected argument")
-                    .with_secondary(callee_span, "called here")
-                    .with_help(format!("the signature is `{}`", sig.display)),
+                .with_primary(extra.value.span, "unexpected argument")
+                .with_secondary(callee_span, "called here")
+                .with_help(format!("the signature is `{}`", sig.display)),
             );
             return;
         }
         let mut filled: HashSet<&str> = normal.iter().take(positional).map(|p| p.0).collect();
         for a in args {
             let Some(kw) = &a.name else { continue };
-            let target = sig.params.iter().find(|p| p.0 == kw.text && p.2 != ParamKind::Variadic);
+            let target = sig
+                .params
+                .iter()
+                .find(|p| p.0 == kw.text && p.2 != ParamKind::Variadic);
             match target {
                 None => {
-                    let names = sig.params.iter().filter(|p| p.2 != ParamKind::Variadic).map(|p| p.0);
-                    let mut d = Diagnostic::new(&UNKNOWN_KEYWORD_ARGUMENT, format!("unknown keyword argument `{}`", kw.text))
-                        .with_primary(kw.span, "no parameter by this name");
+                    let names = sig
+                        .params
+                        .iter()
+                        .filter(|p| p.2 != ParamKind::Variadic)
+                        .map(|p| p.0);
+                    let mut d = Diagnostic::new(
+                        &UNKNOWN_KEYWORD_ARGUMENT,
+                        format!("unknown keyword argument `{}`", kw.text),
+                    )
+                    .with_primary(kw.span, "no parameter by this name");
                     d = match suggest(&kw.text, names) {
-                        Some(s) => d.with_help(format!("did you mean `{s}=`? the signature is `{}`", sig.display)),
+                        Some(s) => d.with_help(format!(
+                            "did you mean `{s}=`? the signature is `{}`",
+                            sig.display
+                        )),
                         None => d.with_help(format!("the signature is `{}`", sig.display)),
                     };
                     self.push(d);
@@ -1065,22 +1278,39 @@ impl<'a> Checker<'a> {
                 Some(p) => {
                     if !filled.insert(p.0) {
                         self.push(
-                            Diagnostic::new(&DUPLICATE_ARGUMENT, format!("argument `{}` is given more than once", kw.text))
-                                .with_primary(kw.span, "given again")
-                                .with_help(format!("the signature is `{}`", sig.display)),
+                            Diagnostic::new(
+                                &DUPLICATE_ARGUMENT,
+                                format!("argument `{}` is given more than once", kw.text),
+                            )
+                            .with_primary(kw.span, "given again")
+                            .with_help(format!("the signature is `{}`", sig.display)),
                         );
                     }
                 }
             }
         }
-        let missing: Vec<&str> = normal.iter().filter(|p| !p.1 && !filled.contains(p.0)).map(|p| p.0).collect();
+        let missing: Vec<&str> = normal
+            .iter()
+            .filter(|p| !p.1 && !filled.contains(p.0))
+            .map(|p| p.0)
+            .collect();
         if !missing.is_empty() {
-            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            let list = missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let plural = if missing.len() == 1 { "" } else { "s" };
             self.push(
-                Diagnostic::new(&WRONG_ARITY, format!("missing required argument{plural} {list} in call to `{}`", sig.display))
-                    .with_primary(call_span, format!("missing {list}"))
-                    .with_help(format!("the signature is `{}`", sig.display)),
+                Diagnostic::new(
+                    &WRONG_ARITY,
+                    format!(
+                        "missing required argument{plural} {list} in call to `{}`",
+                        sig.display
+                    ),
+                )
+                .with_primary(call_span, format!("missing {list}"))
+                .with_help(format!("the signature is `{}`", sig.display)),
             );
         }
     }
@@ -1089,7 +1319,10 @@ impl<'a> Checker<'a> {
 /// String items of a mapping value (a `[..]` literal or a `- item` list), with spans.
 fn string_items(v: &MapValue) -> Vec<(&str, Span)> {
     let exprs: Vec<&Expr> = match v {
-        MapValue::Expr(Expr { kind: ExprKind::List(items), .. }) => items.iter().collect(),
+        MapValue::Expr(Expr {
+            kind: ExprKind::List(items),
+            ..
+        }) => items.iter().collect(),
         MapValue::Expr(e) => vec![e],
         MapValue::List(items) => items.iter().map(|i| &i.value).collect(),
         MapValue::Map(_) => vec![],
@@ -1106,9 +1339,15 @@ fn string_items(v: &MapValue) -> Vec<(&str, Span)> {
 /// Parse `name`, `name>=1.2`, `name>=1.0,<2.0.0`: returns the plugin name.
 pub fn parse_plugin_requirement(req: &str) -> Result<&str, String> {
     let req = req.trim();
-    let name_end = req.find(['=', '<', '>', '!']).unwrap_or(req.len());
+    let name_end = req
+        .find(['=', '<', '>', '!', '~', '^'])
+        .unwrap_or(req.len());
     let name = req[..name_end].trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
         return Err("the plugin name must be letters, digits, `_`, `-` or `.`".into());
     }
     let constraints = &req[name_end..];
@@ -1117,12 +1356,17 @@ pub fn parse_plugin_requirement(req: &str) -> Result<&str, String> {
     }
     for c in constraints.split(',') {
         let c = c.trim();
+        if c.is_empty() {
+            return Err("an empty constraint (a stray `,`)".into());
+        }
         let op_len = if c.starts_with(">=") || c.starts_with("<=") || c.starts_with("==") {
             2
         } else if c.starts_with('>') || c.starts_with('<') {
             1
         } else {
-            return Err(format!("`{c}` does not start with ==, >=, <=, > or <"));
+            return Err(format!(
+                "`{c}` does not start with one of the operators ==, >=, <=, >, <"
+            ));
         };
         let version = c[op_len..].trim();
         if !is_semver_like(version) {
@@ -1137,7 +1381,9 @@ fn is_semver_like(v: &str) -> bool {
     let parts: Vec<&str> = core.split('.').collect();
     !core.is_empty()
         && parts.len() <= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -17,43 +17,302 @@ macro_rules! rule {
     };
 }
 
-rule!(UNKNOWN_FUNCTION, "A101", "unknown-function", ValidationError, Error, "a call to a name that is neither an action nor a known function");
-rule!(UNKNOWN_MODULE_MEMBER, "A102", "unknown-module-member", ValidationError, Error, "a call to a function that the module does not have");
-rule!(UNDEFINED_VARIABLE, "A103", "undefined-variable", ValidationError, Error, "a read of a name that is not declared in any enclosing scope");
-rule!(ASSIGNMENT_TO_UNDECLARED, "A104", "assignment-to-undeclared", ValidationError, Error, "an `=` assignment to a variable that was never declared");
-rule!(WRONG_ARITY, "A105", "wrong-arity", ValidationError, Error, "a call with too many or too few arguments");
-rule!(UNKNOWN_KEYWORD_ARGUMENT, "A106", "unknown-keyword-argument", ValidationError, Error, "a keyword argument that names no parameter");
-rule!(DUPLICATE_ACTION, "A107", "duplicate-action", ValidationError, Error, "two actions with the same name");
-rule!(BREAK_OUTSIDE_LOOP, "A108", "break-outside-loop", ValidationError, Error, "`break` outside a `for` or `while` loop");
-rule!(CONTINUE_OUTSIDE_LOOP, "A109", "continue-outside-loop", ValidationError, Error, "`continue` outside a `for` or `while` loop");
-rule!(RETURN_OUTSIDE_ACTION, "A110", "return-outside-action", ValidationError, Error, "`return` where it would leave a `transaction:` block half done");
-rule!(PENDING_VALUE_READ_BEFORE_AWAIT, "A111", "pending-value-read-before-await", ValidationError, Error, "a value started in `parallel:` read before `await`");
-rule!(AWAIT_OF_NON_PENDING, "A112", "await-of-non-pending", ValidationError, Error, "`await` of something that is not a pending value from `parallel:`");
-rule!(NON_CONSTANT_IN_MAPPING_BLOCK, "A113", "non-constant-in-mapping-block", ValidationError, Error, "a computed value in a mapping block, workflow setting or step option");
-rule!(INVALID_DURATION, "A114", "invalid-duration", ValidationError, Error, "a duration setting whose value is not a duration");
-rule!(PARALLEL_NON_DECLARATION, "A115", "parallel-non-declaration", ValidationError, Error, "a statement in `parallel:` that is not `x: e` or `let x = e`");
-rule!(DUPLICATE_PARAMETER_FORMS, "A116", "duplicate-parameter-forms", ValidationError, Error, "an action with both `NAME(...)` parameters and an `inputs:` line");
-rule!(INVALID_WORKFLOW_STEP, "A117", "invalid-workflow-step", ValidationError, Error, "a workflow step that is not a call");
-rule!(TRIGGER_NOT_CALL, "A118", "trigger-not-call", ValidationError, Error, "`trigger` followed by something other than a call");
-rule!(UNKNOWN_ERROR_KIND, "A119", "unknown-error-kind", ValidationError, Error, "an `on_error` rule for an error kind that does not exist");
-rule!(DUPLICATE_PARAMETER, "A120", "duplicate-parameter", ValidationError, Error, "two parameters of one action with the same name");
-rule!(ASSIGNMENT_TO_GLOBAL_IN_ACTION, "A121", "assignment-to-global-in-action", ValidationError, Error, "an action assigning a top-level variable, which actions may only read");
-rule!(UNKNOWN_MODULE, "A122", "unknown-module", ValidationError, Error, "a call through a module name that no module has");
-rule!(INVALID_INDEX, "A123", "invalid-index", ValidationError, Error, "an index with more than one value outside a type hint");
-rule!(UNKNOWN_STEP_OPTION, "A124", "unknown-step-option", ValidationError, Error, "a workflow step option other than retry, timeout, backoff and requires");
-rule!(INVALID_PLUGIN_REQUIREMENT, "A125", "invalid-plugin-requirement", ValidationError, Error, "a `require: plugins:` entry that is not `name` plus semver constraints");
-rule!(POSITIONAL_AFTER_KEYWORD, "A126", "positional-after-keyword", ValidationError, Error, "a positional argument after a keyword argument");
-rule!(DUPLICATE_ARGUMENT, "A127", "duplicate-argument", ValidationError, Error, "a parameter given a value twice in one call");
-rule!(INVALID_GOAL, "A128", "invalid-goal", ValidationError, Error, "a goal whose value is not a string");
-rule!(INVALID_POLICY_VALUE, "A129", "invalid-policy-value", ValidationError, Error, "a policy setting with a value of the wrong kind");
-rule!(HANDLER_NOT_CALL, "A130", "handler-not-call", ValidationError, Error, "an `on_error` `do:` that is not a call");
-rule!(JUMP_OUT_OF_TRANSACTION, "A131", "jump-out-of-transaction", ValidationError, Error, "`break` or `continue` that would leave a `transaction:` block half done");
-rule!(MISSING_GOAL, "A201", "missing-goal", ValidationError, Warning, "a script without a `goal:`");
-rule!(LEGACY_INTENT, "A202", "legacy-intent", ValidationError, Warning, "the legacy `intent:` spelling of `goal:`");
-rule!(UNKNOWN_POLICY_KEY, "A203", "unknown-policy-key", ValidationError, Warning, "a `policy:` key the runtime does not know");
-rule!(MODULE_NOT_REQUIRED, "A204", "module-not-required", ValidationError, Warning, "a module used without being declared in `metadata: requires:`");
-rule!(PLUGIN_NOT_REQUIRED, "A205", "plugin-not-required", ValidationError, Warning, "a plugin invoked by name without being declared in `require: plugins:`");
-rule!(EXPRESSION_STATEMENT_NOT_CALL, "A206", "expression-statement-not-call", ValidationError, Warning, "an expression statement whose value is thrown away");
+rule!(
+    UNKNOWN_FUNCTION,
+    "A101",
+    "unknown-function",
+    ValidationError,
+    Error,
+    "a call to a name that is neither an action nor a known function"
+);
+rule!(
+    UNKNOWN_MODULE_MEMBER,
+    "A102",
+    "unknown-module-member",
+    ValidationError,
+    Error,
+    "a call to a function that the module does not have"
+);
+rule!(
+    UNDEFINED_VARIABLE,
+    "A103",
+    "undefined-variable",
+    ValidationError,
+    Error,
+    "a read of a name that is not declared in any enclosing scope"
+);
+rule!(
+    ASSIGNMENT_TO_UNDECLARED,
+    "A104",
+    "assignment-to-undeclared",
+    ValidationError,
+    Error,
+    "an `=` assignment to a variable that was never declared"
+);
+rule!(
+    WRONG_ARITY,
+    "A105",
+    "wrong-arity",
+    ValidationError,
+    Error,
+    "a call with too many or too few arguments"
+);
+rule!(
+    UNKNOWN_KEYWORD_ARGUMENT,
+    "A106",
+    "unknown-keyword-argument",
+    ValidationError,
+    Error,
+    "a keyword argument that names no parameter"
+);
+rule!(
+    DUPLICATE_ACTION,
+    "A107",
+    "duplicate-action",
+    ValidationError,
+    Error,
+    "two actions with the same name"
+);
+rule!(
+    BREAK_OUTSIDE_LOOP,
+    "A108",
+    "break-outside-loop",
+    ValidationError,
+    Error,
+    "`break` outside a `for` or `while` loop"
+);
+rule!(
+    CONTINUE_OUTSIDE_LOOP,
+    "A109",
+    "continue-outside-loop",
+    ValidationError,
+    Error,
+    "`continue` outside a `for` or `while` loop"
+);
+rule!(
+    RETURN_OUTSIDE_ACTION,
+    "A110",
+    "return-outside-action",
+    ValidationError,
+    Error,
+    "`return` where it would leave a `transaction:` block half done"
+);
+rule!(
+    PENDING_VALUE_READ_BEFORE_AWAIT,
+    "A111",
+    "pending-value-read-before-await",
+    ValidationError,
+    Error,
+    "a value started in `parallel:` read before `await`"
+);
+rule!(
+    AWAIT_OF_NON_PENDING,
+    "A112",
+    "await-of-non-pending",
+    ValidationError,
+    Error,
+    "`await` of something that is not a pending value from `parallel:`"
+);
+rule!(
+    NON_CONSTANT_IN_MAPPING_BLOCK,
+    "A113",
+    "non-constant-in-mapping-block",
+    ValidationError,
+    Error,
+    "a computed value in a mapping block, workflow setting or step option"
+);
+rule!(
+    INVALID_DURATION,
+    "A114",
+    "invalid-duration",
+    ValidationError,
+    Error,
+    "a duration setting whose value is not a duration"
+);
+rule!(
+    PARALLEL_NON_DECLARATION,
+    "A115",
+    "parallel-non-declaration",
+    ValidationError,
+    Error,
+    "a statement in `parallel:` that is not `x: e` or `let x = e`"
+);
+rule!(
+    DUPLICATE_PARAMETER_FORMS,
+    "A116",
+    "duplicate-parameter-forms",
+    ValidationError,
+    Error,
+    "an action with both `NAME(...)` parameters and an `inputs:` line"
+);
+rule!(
+    INVALID_WORKFLOW_STEP,
+    "A117",
+    "invalid-workflow-step",
+    ValidationError,
+    Error,
+    "a workflow step that is not a call"
+);
+rule!(
+    TRIGGER_NOT_CALL,
+    "A118",
+    "trigger-not-call",
+    ValidationError,
+    Error,
+    "`trigger` followed by something other than a call"
+);
+rule!(
+    UNKNOWN_ERROR_KIND,
+    "A119",
+    "unknown-error-kind",
+    ValidationError,
+    Error,
+    "an `on_error` rule for an error kind that does not exist"
+);
+rule!(
+    DUPLICATE_PARAMETER,
+    "A120",
+    "duplicate-parameter",
+    ValidationError,
+    Error,
+    "two parameters of one action with the same name"
+);
+rule!(
+    ASSIGNMENT_TO_GLOBAL_IN_ACTION,
+    "A121",
+    "assignment-to-global-in-action",
+    ValidationError,
+    Error,
+    "an action assigning a top-level variable, which actions may only read"
+);
+rule!(
+    UNKNOWN_MODULE,
+    "A122",
+    "unknown-module",
+    ValidationError,
+    Error,
+    "a call through a module name that no module has"
+);
+rule!(
+    INVALID_INDEX,
+    "A123",
+    "invalid-index",
+    ValidationError,
+    Error,
+    "an index with more than one value outside a type hint"
+);
+rule!(
+    UNKNOWN_STEP_OPTION,
+    "A124",
+    "unknown-step-option",
+    ValidationError,
+    Error,
+    "a workflow step option other than retry, timeout, backoff and requires"
+);
+rule!(
+    INVALID_PLUGIN_REQUIREMENT,
+    "A125",
+    "invalid-plugin-requirement",
+    ValidationError,
+    Error,
+    "a `require: plugins:` entry that is not `name` plus semver constraints"
+);
+rule!(
+    POSITIONAL_AFTER_KEYWORD,
+    "A126",
+    "positional-after-keyword",
+    ValidationError,
+    Error,
+    "a positional argument after a keyword argument"
+);
+rule!(
+    DUPLICATE_ARGUMENT,
+    "A127",
+    "duplicate-argument",
+    ValidationError,
+    Error,
+    "a parameter given a value twice in one call"
+);
+rule!(
+    INVALID_GOAL,
+    "A128",
+    "invalid-goal",
+    ValidationError,
+    Error,
+    "a goal whose value is not a string"
+);
+rule!(
+    INVALID_POLICY_VALUE,
+    "A129",
+    "invalid-policy-value",
+    ValidationError,
+    Error,
+    "a policy setting with a value of the wrong kind"
+);
+rule!(
+    HANDLER_NOT_CALL,
+    "A130",
+    "handler-not-call",
+    ValidationError,
+    Error,
+    "an `on_error` `do:` that is not a call"
+);
+rule!(
+    JUMP_OUT_OF_TRANSACTION,
+    "A131",
+    "jump-out-of-transaction",
+    ValidationError,
+    Error,
+    "`break` or `continue` that would leave a `transaction:` block half done"
+);
+rule!(
+    MISSING_GOAL,
+    "A201",
+    "missing-goal",
+    ValidationError,
+    Warning,
+    "a script without a `goal:`"
+);
+rule!(
+    LEGACY_INTENT,
+    "A202",
+    "legacy-intent",
+    ValidationError,
+    Warning,
+    "the legacy `intent:` spelling of `goal:`"
+);
+rule!(
+    UNKNOWN_POLICY_KEY,
+    "A203",
+    "unknown-policy-key",
+    ValidationError,
+    Warning,
+    "a `policy:` key the runtime does not know"
+);
+rule!(
+    MODULE_NOT_REQUIRED,
+    "A204",
+    "module-not-required",
+    ValidationError,
+    Warning,
+    "a module used without being declared in `metadata: requires:`"
+);
+rule!(
+    PLUGIN_NOT_REQUIRED,
+    "A205",
+    "plugin-not-required",
+    ValidationError,
+    Warning,
+    "a plugin invoked by name without being declared in `require: plugins:`"
+);
+rule!(
+    EXPRESSION_STATEMENT_NOT_CALL,
+    "A206",
+    "expression-statement-not-call",
+    ValidationError,
+    Warning,
+    "an expression statement whose value is thrown away"
+);
 
 /// Rules of the checker, in id order.
 pub static CHECK_RULES: &[&Rule] = &[
@@ -98,7 +357,10 @@ pub static CHECK_RULES: &[&Rule] = &[
 
 /// Every rule of the toolchain (syntax and checker), in id order.
 pub fn all() -> impl Iterator<Item = &'static Rule> {
-    aether_syntax::rules::ALL.iter().chain(CHECK_RULES.iter()).copied()
+    aether_syntax::rules::ALL
+        .iter()
+        .chain(CHECK_RULES.iter())
+        .copied()
 }
 
 /// Look a rule up by id (`A101`) or name (`unknown-function`).
@@ -120,18 +382,29 @@ mod tests {
             assert!(names.insert(r.name), "duplicate name {}", r.name);
             assert!(r.id.len() == 4 && r.id.starts_with('A'), "bad id {}", r.id);
             assert!(
-                r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                r.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
                 "name not kebab-case: {}",
                 r.name
             );
-            assert!(!r.summary.ends_with('.'), "summary ends with a period: {}", r.id);
+            assert!(
+                !r.summary.ends_with('.'),
+                "summary ends with a period: {}",
+                r.id
+            );
         }
     }
 
     #[test]
     fn warnings_are_a2xx_and_fail_with_validation_error_under_strict() {
         for r in CHECK_RULES {
-            assert_eq!(r.severity == Severity::Warning, r.id.starts_with("A2"), "{}", r.id);
+            assert_eq!(
+                r.severity == Severity::Warning,
+                r.id.starts_with("A2"),
+                "{}",
+                r.id
+            );
             assert_eq!(r.code, ResultCode::ValidationError, "{}", r.id);
         }
     }

@@ -96,35 +96,61 @@ pub struct FnDecl {
 impl FnDecl {
     /// A global function with no parameters yet.
     pub fn global(name: &'static str) -> FnDecl {
-        FnDecl { module: None, name, params: Vec::new(), capability: None, effectful: false, doc: "" }
+        FnDecl {
+            module: None,
+            name,
+            params: Vec::new(),
+            capability: None,
+            effectful: false,
+            doc: "",
+        }
     }
 
     /// A function of `module` with no parameters yet.
     pub fn in_module(module: &'static str, name: &'static str) -> FnDecl {
-        FnDecl { module: Some(module), ..FnDecl::global(name) }
+        FnDecl {
+            module: Some(module),
+            ..FnDecl::global(name)
+        }
     }
 
     /// A required positional-or-keyword parameter.
     pub fn param(mut self, name: &'static str) -> FnDecl {
-        self.params.push(ParamDecl { name, default: None, kind: ParamKind::Normal });
+        self.params.push(ParamDecl {
+            name,
+            default: None,
+            kind: ParamKind::Normal,
+        });
         self
     }
 
     /// An optional positional-or-keyword parameter with its default.
     pub fn opt(mut self, name: &'static str, default: DefaultValue) -> FnDecl {
-        self.params.push(ParamDecl { name, default: Some(default), kind: ParamKind::Normal });
+        self.params.push(ParamDecl {
+            name,
+            default: Some(default),
+            kind: ParamKind::Normal,
+        });
         self
     }
 
     /// A variadic rest parameter (`args...`).
     pub fn rest(mut self, name: &'static str) -> FnDecl {
-        self.params.push(ParamDecl { name, default: None, kind: ParamKind::Variadic });
+        self.params.push(ParamDecl {
+            name,
+            default: None,
+            kind: ParamKind::Variadic,
+        });
         self
     }
 
     /// A keyword-only parameter (after the variadic), with its default.
     pub fn kw_only(mut self, name: &'static str, default: DefaultValue) -> FnDecl {
-        self.params.push(ParamDecl { name, default: Some(default), kind: ParamKind::KeywordOnly });
+        self.params.push(ParamDecl {
+            name,
+            default: Some(default),
+            kind: ParamKind::KeywordOnly,
+        });
         self
     }
 
@@ -221,7 +247,10 @@ impl Registry {
     }
 
     pub fn module_fns(&self, module: &str) -> impl Iterator<Item = &FnDecl> {
-        self.modules.get(module).into_iter().flat_map(|m| m.values())
+        self.modules
+            .get(module)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 }
 
@@ -236,7 +265,10 @@ mod tests {
             .rest("args")
             .kw_only("function", DefaultValue::Str("run"))
             .kw_only("timeout", DefaultValue::Null);
-        assert_eq!(d.signature(), "plugins.invoke(name, args..., function=\"run\", timeout=null)");
+        assert_eq!(
+            d.signature(),
+            "plugins.invoke(name, args..., function=\"run\", timeout=null)"
+        );
         assert!(d.is_variadic());
     }
 

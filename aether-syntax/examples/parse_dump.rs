@@ -11,6 +11,14 @@ fn main() {
     }
     for d in &parsed.diagnostics {
         let lc = index.line_col(&src, d.span().start);
-        println!("{}:{}:{}: {} [{}] {}", path, lc.line, lc.column, d.rule().id, d.rule().name, d.message());
+        println!(
+            "{}:{}:{}: {} [{}] {}",
+            path,
+            lc.line,
+            lc.column,
+            d.rule().id,
+            d.rule().name,
+            d.message()
+        );
     }
 }

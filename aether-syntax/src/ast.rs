@@ -18,7 +18,10 @@ pub enum Item {
     Action(Action),
     Workflow(Workflow),
     /// A reserved `agent:` / `visualize:` block (already reported).
-    Reserved { name: String, span: Span },
+    Reserved {
+        name: String,
+        span: Span,
+    },
     Stmt(Stmt),
 }
 
@@ -202,27 +205,56 @@ pub struct TypeHint {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `let x [: T] = e`
-    Let { name: Name, ty: Option<TypeHint>, value: Expr },
+    Let {
+        name: Name,
+        ty: Option<TypeHint>,
+        value: Expr,
+    },
     /// 1.1 `x: e` / `x: T = e`: declare if new in this scope, else assign.
-    Declare { name: Name, ty: Option<TypeHint>, value: Expr },
+    Declare {
+        name: Name,
+        ty: Option<TypeHint>,
+        value: Expr,
+    },
     /// `target = e` where target is a name, index or field.
-    Assign { target: Expr, value: Expr },
+    Assign {
+        target: Expr,
+        value: Expr,
+    },
     /// `memory: f(args)`
-    Memory { call: Expr },
+    Memory {
+        call: Expr,
+    },
     Expr(Expr),
-    If { branches: Vec<(Expr, Block)>, else_block: Option<Block> },
-    For { var: Name, iter: Expr, body: Block },
-    While { cond: Expr, body: Block },
+    If {
+        branches: Vec<(Expr, Block)>,
+        else_block: Option<Block>,
+    },
+    For {
+        var: Name,
+        iter: Expr,
+        body: Block,
+    },
+    While {
+        cond: Expr,
+        body: Block,
+    },
     Break,
     Continue,
     Return(Option<Expr>),
-    Emit { name: Name, payload: Option<Expr> },
+    Emit {
+        name: Name,
+        payload: Option<Expr>,
+    },
     Trigger(Expr),
     Sleep(Expr),
     Parallel(Block),
     Await(Vec<Expr>),
     Transaction(Block),
-    Assert { cond: Expr, message: Option<Expr> },
+    Assert {
+        cond: Expr,
+        message: Option<Expr>,
+    },
     /// `- expr` line: a step of a `transaction:` block.
     Item(Expr),
     /// A statement that failed to parse (already reported).
@@ -308,13 +340,32 @@ pub enum ExprKind {
     Map(Vec<(MapKey, Expr)>),
     /// A variable, action, function or module name (`policy`, `workflow`, `memory` included).
     Name(String),
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Call { callee: Box<Expr>, args: Vec<Arg> },
-    Member { target: Box<Expr>, name: Name },
-    Index { target: Box<Expr>, index: Box<Expr> },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
+    Member {
+        target: Box<Expr>,
+        name: Name,
+    },
+    Index {
+        target: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `a[x, y]`: only meaningful as a type hint (`Map[str, int]`).
-    MultiIndex { target: Box<Expr>, indices: Vec<Expr> },
+    MultiIndex {
+        target: Box<Expr>,
+        indices: Vec<Expr>,
+    },
     /// An expression that failed to parse (already reported).
     Error,
 }

@@ -126,12 +126,23 @@ impl Diagnostic {
     }
 
     pub fn with_primary(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
-        self.0.labels.insert(0, Label { span, text: text.into(), primary: true });
+        self.0.labels.insert(
+            0,
+            Label {
+                span,
+                text: text.into(),
+                primary: true,
+            },
+        );
         self
     }
 
     pub fn with_secondary(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
-        self.0.labels.push(Label { span, text: text.into(), primary: false });
+        self.0.labels.push(Label {
+            span,
+            text: text.into(),
+            primary: false,
+        });
         self
     }
 
@@ -207,7 +218,11 @@ impl Diagnostic {
 /// Sort diagnostics by (span start, span end, rule id, message): same input, same output.
 pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (a.span().start, a.span().end, a.rule().id, a.message())
-            .cmp(&(b.span().start, b.span().end, b.rule().id, b.message()))
+        (a.span().start, a.span().end, a.rule().id, a.message()).cmp(&(
+            b.span().start,
+            b.span().end,
+            b.rule().id,
+            b.message(),
+        ))
     });
 }

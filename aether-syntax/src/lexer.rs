@@ -14,6 +14,12 @@ use crate::token::{NumLit, RawToken, StrError, StrLit, Tok};
 
 pub type Spanned<'src> = (usize, Tok<'src>, usize);
 
+/// Most operators, brackets and `.` one logical line may hold: each can add a level to the
+/// expression tree, and later stages walk that tree recursively.
+pub const MAX_LINE_NESTING: usize = 1000;
+/// Most nested indented blocks.
+pub const MAX_BLOCK_DEPTH: usize = 100;
+
 /// The token stream and the lexical diagnostics of one file.
 #[derive(Debug)]
 pub struct Lexed<'src> {
@@ -61,6 +67,26 @@ fn starts_statement(tok: &Tok<'_>) -> bool {
     )
 }
 
+/// Tokens that can deepen the expression tree.
+fn adds_nesting(tok: &Tok<'_>) -> bool {
+    !matches!(
+        tok,
+        Tok::Ident(_)
+            | Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::Duration(_)
+            | Tok::Str(_)
+            | Tok::Comma
+            | Tok::Colon
+            | Tok::RParen
+            | Tok::RBracket
+            | Tok::RBrace
+            | Tok::True
+            | Tok::False
+            | Tok::Null
+    )
+}
+
 fn closer_for(open: &Tok<'_>) -> Tok<'static> {
     match open {
         Tok::LParen => Tok::RParen,
@@ -82,6 +108,9 @@ fn duration_hint(suffix: &str) -> Option<&'static str> {
 
 struct Layout<'src> {
     src: &'src str,
+    /// The current logical line has an unterminated string: brackets it leaves open are
+    /// a consequence, not a second error.
+    line_has_unterminated_string: bool,
     raw: Vec<(Result<RawToken<'src>, ()>, Span)>,
     pos: usize,
     diags: Vec<Diagnostic>,
@@ -95,12 +124,19 @@ impl<'src> Layout<'src> {
         if let Some(tab) = lead.find('\t') {
             let at = line_start + tab;
             self.diags.push(
-                Diagnostic::new(&rules::TAB_INDENTATION, "tabs are not allowed for indentation")
-                    .with_primary(Span::new(at, at + 1), "tab here")
-                    .with_help("indent with spaces only (4 per level is the convention)"),
+                Diagnostic::new(
+                    &rules::TAB_INDENTATION,
+                    "tabs are not allowed for indentation",
+                )
+                .with_primary(Span::new(at, at + 1), "tab here")
+                .with_help("indent with spaces only (4 per level is the convention)"),
             );
         }
-        (lead.chars().count(), lead.contains('\t'))
+        // A byte-order mark at the start of the file is not indentation.
+        (
+            lead.chars().filter(|&c| c != '\u{FEFF}').count(),
+            lead.contains('\t'),
+        )
     }
 
     /// Peek at the next real token after `pos` (skipping newlines and errors).
@@ -138,6 +174,27 @@ impl<'src> Layout<'src> {
             RawToken::Number(NumLit::BadSuffix { suffix_start }) => {
                 let text = &self.src[span.range()];
                 let (num, suffix) = text.split_at(suffix_start);
+                if num == "0" && suffix.starts_with(['x', 'X', 'b', 'B', 'o', 'O']) {
+                    self.diags.push(
+                        Diagnostic::new(&rules::INVALID_DURATION_UNIT, format!("`{text}`: number literals are decimal"))
+                            .with_primary(span, "not a decimal number")
+                            .with_help("write the value in decimal; hexadecimal, binary and octal literals are not supported"),
+                    );
+                    return Tok::Int(0);
+                }
+                if suffix.starts_with(['e', 'E'])
+                    && suffix[1..].chars().all(|c| c == '+' || c == '-')
+                {
+                    self.diags.push(
+                        Diagnostic::new(
+                            &rules::INVALID_DURATION_UNIT,
+                            format!("incomplete exponent in `{text}`"),
+                        )
+                        .with_primary(span, "no digits after the exponent")
+                        .with_help("write the exponent's digits, as in `1e6` or `2.5e-3`"),
+                    );
+                    return Tok::Float(0.0);
+                }
                 let mut d = Diagnostic::new(
                     &rules::INVALID_DURATION_UNIT,
                     format!("invalid duration unit `{suffix}` in `{text}`"),
@@ -159,16 +216,27 @@ impl<'src> Layout<'src> {
             RawToken::Str(StrLit { value, error }) => {
                 match error {
                     None => {}
-                    Some(StrError::Unterminated) => self.diags.push(
+                    Some(StrError::Unterminated) => {
+                        self.line_has_unterminated_string = true;
+                        self.diags.push(
                         Diagnostic::new(&rules::UNTERMINATED_STRING, "unterminated string literal")
                             .with_primary(span, "this string is not closed on its line")
                             .with_help(
                                 "close the string with a matching quote on the same line; to span lines, join strings with `+` or write `\\n`",
                             ),
-                    ),
+                        )
+                    }
                     Some(StrError::BadEscape { start, end }) => {
                         let at = Span::new(span.start as usize + start, span.start as usize + end);
                         let esc = &self.src[at.range()];
+                        if esc == "\\u" {
+                            self.diags.push(
+                                Diagnostic::new(&rules::INVALID_ESCAPE, "invalid unicode escape")
+                                    .with_primary(at, "not `\\u{XXXX}` with a valid code point")
+                                    .with_help("write 1 to 6 hex digits in braces, naming a Unicode scalar value: `\\u{1F600}`"),
+                            );
+                            return Tok::Str(value);
+                        }
                         self.diags.push(
                             Diagnostic::new(
                                 &rules::INVALID_ESCAPE,
@@ -211,8 +279,25 @@ impl<'src> Layout<'src> {
     }
 
     fn invalid_char(&mut self, span: Span) {
-        let text = &self.src[span.range()];
-        let help = match text {
+        let raw = &self.src[span.range()];
+        let shown: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || c.is_control() {
+                    format!("U+{:04X}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let text = shown.as_str();
+        let help = match raw {
+            "\u{201C}" | "\u{201D}" | "\u{2018}" | "\u{2019}" => {
+                "this is a typographic quote: use a straight `\"` or `'`"
+            }
+            s if s.chars().all(char::is_whitespace) => {
+                "an invisible space character: replace it with a plain space"
+            }
             "&" => "write `&&` or `and`",
             "|" => "write `||` or `or`",
             ";" => "statements end at the end of the line: remove the `;`",
@@ -220,9 +305,12 @@ impl<'src> Layout<'src> {
             _ => "remove it, or put it inside a string",
         };
         self.diags.push(
-            Diagnostic::new(&rules::INVALID_CHARACTER, format!("unexpected character `{text}`"))
-                .with_primary(span, "not valid here")
-                .with_help(help),
+            Diagnostic::new(
+                &rules::INVALID_CHARACTER,
+                format!("unexpected character `{text}`"),
+            )
+            .with_primary(span, "not valid here")
+            .with_help(help),
         );
     }
 
@@ -263,7 +351,11 @@ impl<'src> Layout<'src> {
             .with_help(format!(
                 "write `{keyword}: {quoted}`; `aether migrate --apply` quotes goal text for you"
             ))
-            .with_fix(Fix { description: "quote the goal text".into(), span, replacement: quoted }),
+            .with_fix(Fix {
+                description: "quote the goal text".into(),
+                span,
+                replacement: quoted,
+            }),
         );
         let mut next = pos + 2;
         while let Some((_, s)) = self.raw.get(next) {
@@ -300,17 +392,28 @@ impl<'src> Layout<'src> {
                 let Some(line) = cur.as_mut() else { continue };
                 let next = self.peek_token(self.pos);
                 if let Some((tok, next_span)) = next {
-                    let line_start =
-                        self.src[..next_span.start as usize].rfind('\n').map_or(0, |i| i + 1);
-                    let col = self.src[line_start..next_span.start as usize].chars().count();
+                    let line_start = self.src[..next_span.start as usize]
+                        .rfind('\n')
+                        .map_or(0, |i| i + 1);
+                    let col = self.src[line_start..next_span.start as usize]
+                        .chars()
+                        .count();
                     if starts_statement(&tok) && col <= line.indent {
-                        close_unclosed(&mut brackets, line, span.start as usize, &mut self.diags);
+                        let quiet = self.line_has_unterminated_string;
+                        close_unclosed(
+                            &mut brackets,
+                            line,
+                            span.start as usize,
+                            &mut self.diags,
+                            quiet,
+                        );
                         lines.extend(cur.take());
                     }
                 }
                 continue;
             }
             if cur.is_none() {
+                self.line_has_unterminated_string = false;
                 let (indent, tab_in_indent) = self.indentation(span.start as usize);
                 let mut line = Line {
                     indent,
@@ -322,10 +425,15 @@ impl<'src> Layout<'src> {
                 if indent == 0 {
                     if let RawToken::Ident(word @ ("goal" | "intent")) = raw {
                         if let Some((text_span, next)) = self.unquoted_goal(self.pos - 1, word) {
-                            let kw = if word == "goal" { Tok::Goal } else { Tok::Intent };
+                            let kw = if word == "goal" {
+                                Tok::Goal
+                            } else {
+                                Tok::Intent
+                            };
                             let colon = self.raw[self.pos].1;
                             line.toks.push((span.start as usize, kw, span.end as usize));
-                            line.toks.push((colon.start as usize, Tok::Colon, colon.end as usize));
+                            line.toks
+                                .push((colon.start as usize, Tok::Colon, colon.end as usize));
                             line.toks.push((
                                 text_span.start as usize,
                                 Tok::UnquotedText,
@@ -380,11 +488,13 @@ impl<'src> Layout<'src> {
                 _ => {}
             }
             line.end = span.end as usize;
-            line.toks.push((span.start as usize, tok, span.end as usize));
+            line.toks
+                .push((span.start as usize, tok, span.end as usize));
         }
         if let Some(mut line) = cur.take() {
             let at = line.end;
-            close_unclosed(&mut brackets, &mut line, at, &mut self.diags);
+            let quiet = self.line_has_unterminated_string;
+            close_unclosed(&mut brackets, &mut line, at, &mut self.diags, quiet);
             lines.push(line);
         }
         lines
@@ -392,9 +502,12 @@ impl<'src> Layout<'src> {
 }
 
 fn unclosed(open: &Tok<'_>, span: Span) -> Diagnostic {
-    Diagnostic::new(&rules::UNCLOSED_BRACKET, format!("`{}` was never closed", open.text()))
-        .with_primary(span, "opened here")
-        .with_help(format!("add the closing `{}`", closer_for(open).text()))
+    Diagnostic::new(
+        &rules::UNCLOSED_BRACKET,
+        format!("`{}` was never closed", open.text()),
+    )
+    .with_primary(span, "opened here")
+    .with_help(format!("add the closing `{}`", closer_for(open).text()))
 }
 
 fn close_unclosed<'src>(
@@ -402,9 +515,12 @@ fn close_unclosed<'src>(
     line: &mut Line<'src>,
     at: usize,
     diags: &mut Vec<Diagnostic>,
+    quiet: bool,
 ) {
     while let Some((open, span)) = brackets.pop() {
-        diags.push(unclosed(&open, span));
+        if !quiet {
+            diags.push(unclosed(&open, span));
+        }
         line.toks.push((at, closer_for(&open), at));
     }
 }
@@ -417,7 +533,13 @@ pub fn lex(src: &str) -> Lexed<'_> {
         let s = lexer.span();
         raw.push((tok, Span::new(s.start, s.end)));
     }
-    let mut layout = Layout { src, raw, pos: 0, diags: Vec::new() };
+    let mut layout = Layout {
+        src,
+        line_has_unterminated_string: false,
+        raw,
+        pos: 0,
+        diags: Vec::new(),
+    };
     let lines = layout.lines();
     let mut diags = layout.diags;
 
@@ -430,8 +552,58 @@ pub fn lex(src: &str) -> Lexed<'_> {
         let line = &lines[i];
         let top = stack.last().expect("stack never empty").0;
         if line.indent > top {
-            stack.push((line.indent, true));
-            tokens.push((line.start, Tok::Indent, line.start));
+            // Only a line ending in `:` (or an on_error `- when: KIND` line) opens a block.
+            let prev = i
+                .checked_sub(1)
+                .map(|p| lines[p].toks.as_slice())
+                .unwrap_or(&[]);
+            // A block keyword opens a block even when its `:` is missing: the parser
+            // reports the missing `:` once and skips the block.
+            let opens_block = matches!(prev.last(), Some((_, Tok::Colon, _)))
+                || matches!(
+                    prev,
+                    [
+                        (_, Tok::Dash, _),
+                        (_, Tok::Ident(_), _),
+                        (_, Tok::Colon, _),
+                        _
+                    ]
+                )
+                || matches!(
+                    prev.first(),
+                    Some((
+                        _,
+                        Tok::If
+                            | Tok::Elif
+                            | Tok::Else
+                            | Tok::For
+                            | Tok::While
+                            | Tok::Action
+                            | Tok::Workflow
+                            | Tok::Parallel
+                            | Tok::Transaction
+                            | Tok::OnError
+                            | Tok::Meta
+                            | Tok::Metadata
+                            | Tok::Policy
+                            | Tok::Require
+                            | Tok::PluginContract,
+                        _
+                    ))
+                );
+            if opens_block {
+                stack.push((line.indent, true));
+                tokens.push((line.start, Tok::Indent, line.start));
+            } else {
+                stack.push((line.indent, false));
+                if !line.tab_in_indent {
+                    diags.push(
+                        Diagnostic::new(&rules::SYNTAX_ERROR, "unexpected indentation")
+                            .with_primary(Span::new(line.start, line.start), "this line is indented")
+                            .with_help("only a line ending in `:` opens an indented block; line this up with the line above"),
+                    );
+                }
+            }
         } else if line.indent < top {
             while stack.last().expect("stack never empty").0 > line.indent {
                 let (_, real) = stack.pop().expect("stack never empty");
@@ -448,7 +620,9 @@ pub fn lex(src: &str) -> Lexed<'_> {
                 diags.push(
                     Diagnostic::new(
                         &rules::INCONSISTENT_DEDENT,
-                        format!("unindent to column {col} does not match any outer indentation level"),
+                        format!(
+                            "unindent to column {col} does not match any outer indentation level"
+                        ),
                     )
                     .with_primary(Span::new(line.start, line.start), "dedented to here")
                     .with_help("line this up with the block it belongs to"),
@@ -459,7 +633,10 @@ pub fn lex(src: &str) -> Lexed<'_> {
         if let [(s, Tok::Ident(name @ ("agent" | "visualize")), _), (_, Tok::Colon, _)] =
             line.toks.as_slice()
         {
-            if lines.get(i + 1).is_some_and(|next| next.indent > line.indent) {
+            if lines
+                .get(i + 1)
+                .is_some_and(|next| next.indent > line.indent)
+            {
                 let mut j = i + 1;
                 while lines.get(j).is_some_and(|next| next.indent > line.indent) {
                     j += 1;
@@ -481,6 +658,28 @@ pub fn lex(src: &str) -> Lexed<'_> {
                 continue;
             }
         }
+        let nesting = line.toks.iter().filter(|(_, t, _)| adds_nesting(t)).count();
+        if nesting > MAX_LINE_NESTING || stack.len() > MAX_BLOCK_DEPTH {
+            let (what, limit) = if nesting > MAX_LINE_NESTING {
+                ("operators, brackets and `.`", MAX_LINE_NESTING)
+            } else {
+                ("nested blocks", MAX_BLOCK_DEPTH)
+            };
+            diags.push(
+                Diagnostic::new(
+                    &rules::NESTING_TOO_DEEP,
+                    format!("this line has more than {limit} {what}"),
+                )
+                .with_primary(Span::new(line.start, line.end), "too deeply nested")
+                .with_help(
+                    "split the expression over several statements with intermediate variables",
+                ),
+            );
+            // The line is dropped; its Newline keeps the block structure intact.
+            tokens.push((line.end, Tok::Newline, line.end));
+            i += 1;
+            continue;
+        }
         tokens.extend(line.toks.iter().cloned());
         tokens.push((line.end, Tok::Newline, line.end));
         i += 1;
@@ -491,7 +690,10 @@ pub fn lex(src: &str) -> Lexed<'_> {
             tokens.push((end, Tok::Dedent, end));
         }
     }
-    Lexed { tokens, diagnostics: diags }
+    Lexed {
+        tokens,
+        diagnostics: diags,
+    }
 }
 
 #[cfg(test)]
@@ -507,7 +709,11 @@ mod tests {
     }
 
     fn parse_codes(src: &str) -> Vec<&'static str> {
-        crate::parse(src).diagnostics.iter().map(|d| d.rule().name).collect()
+        crate::parse(src)
+            .diagnostics
+            .iter()
+            .map(|d| d.rule().name)
+            .collect()
     }
 
     #[test]

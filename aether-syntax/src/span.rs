@@ -9,12 +9,18 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn len(self) -> usize {
@@ -72,7 +78,10 @@ impl LineIndex {
         if end > start && text.as_bytes().get(end) == Some(&b'\n') && text[..end].ends_with('\r') {
             column -= 1;
         }
-        LineCol { line: line_idx as u32 + 1, column }
+        LineCol {
+            line: line_idx as u32 + 1,
+            column,
+        }
     }
 
     /// Byte offset where the 1-based `line` starts.

@@ -12,7 +12,9 @@ pub enum NumLit {
     /// An integer that does not fit in i64.
     IntOverflow,
     /// A digit run followed by letters that are not a duration unit (`5min`, `3sx`).
-    BadSuffix { suffix_start: usize },
+    BadSuffix {
+        suffix_start: usize,
+    },
 }
 
 /// A string literal: the decoded value plus the first problem found in it, if any.
@@ -33,7 +35,8 @@ pub enum StrError {
 /// Tokens as logos recognises them. Layout (indent, dedent, logical newlines,
 /// list-item dashes) is synthesised from these by [`crate::lexer`].
 #[derive(Logos, Clone, Debug, PartialEq)]
-#[logos(skip r"[ \t\r\x0C]+")]
+// Spaces, tabs, form feeds, `\r` (of CRLF) and a byte-order mark are not tokens.
+#[logos(skip r"[ \t\r\x0C\u{FEFF}]+")]
 // Comments run to the end of the line (greedy on purpose: a line is short).
 #[logos(skip(r"(#|//)[^\n]*", allow_greedy = true))]
 pub enum RawToken<'src> {
@@ -106,7 +109,11 @@ fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
     let mut i = 0;
     while i < rest.len() {
         let b = rest[i];
-        let prev = if i == 0 { lex.slice().as_bytes()[0] } else { rest[i - 1] };
+        let prev = if i == 0 {
+            lex.slice().as_bytes()[0]
+        } else {
+            rest[i - 1]
+        };
         let ok = b.is_ascii_alphanumeric()
             || b == b'_'
             || (b == b'.' && rest.get(i + 1).is_some_and(u8::is_ascii_digit))
@@ -126,9 +133,14 @@ fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
 fn classify_number(text: &str) -> NumLit {
     let plain: String = text.chars().filter(|&c| c != '_').collect();
     if plain.bytes().all(|b| b.is_ascii_digit()) {
-        return plain.parse::<i64>().map(NumLit::Int).unwrap_or(NumLit::IntOverflow);
+        return plain
+            .parse::<i64>()
+            .map(NumLit::Int)
+            .unwrap_or(NumLit::IntOverflow);
     }
-    let is_float = plain.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let is_float = plain
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if is_float {
         if let Ok(x) = plain.parse::<f64>() {
             return NumLit::Float(x);
@@ -137,7 +149,9 @@ fn classify_number(text: &str) -> NumLit {
     if let Some(ms) = parse_duration(text) {
         return NumLit::Duration(ms);
     }
-    let suffix_start = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let suffix_start = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
     NumLit::BadSuffix { suffix_start }
 }
 
@@ -491,7 +505,9 @@ mod tests {
     use super::*;
 
     fn raw(src: &str) -> Vec<RawToken<'_>> {
-        RawToken::lexer(src).map(|t| t.expect("valid token")).collect()
+        RawToken::lexer(src)
+            .map(|t| t.expect("valid token"))
+            .collect()
     }
 
     #[test]
@@ -515,10 +531,22 @@ mod tests {
 
     #[test]
     fn bad_duration_suffixes() {
-        assert_eq!(raw("5min"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
-        assert_eq!(raw("1m30"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
-        assert_eq!(raw("3sx"), vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]);
-        assert_eq!(raw("99999999999999999999"), vec![RawToken::Number(NumLit::IntOverflow)]);
+        assert_eq!(
+            raw("5min"),
+            vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]
+        );
+        assert_eq!(
+            raw("1m30"),
+            vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]
+        );
+        assert_eq!(
+            raw("3sx"),
+            vec![RawToken::Number(NumLit::BadSuffix { suffix_start: 1 })]
+        );
+        assert_eq!(
+            raw("99999999999999999999"),
+            vec![RawToken::Number(NumLit::IntOverflow)]
+        );
     }
 
     #[test]
@@ -538,15 +566,24 @@ mod tests {
         assert_eq!(
             toks,
             vec![
-                RawToken::Str(StrLit { value: "a\n😀".into(), error: None }),
-                RawToken::Str(StrLit { value: "it's".into(), error: None }),
+                RawToken::Str(StrLit {
+                    value: "a\n😀".into(),
+                    error: None
+                }),
+                RawToken::Str(StrLit {
+                    value: "it's".into(),
+                    error: None
+                }),
             ]
         );
         let toks = raw("\"open\nx");
         assert_eq!(
             toks,
             vec![
-                RawToken::Str(StrLit { value: "open".into(), error: Some(StrError::Unterminated) }),
+                RawToken::Str(StrLit {
+                    value: "open".into(),
+                    error: Some(StrError::Unterminated)
+                }),
                 RawToken::Newline,
                 RawToken::Ident("x"),
             ]
@@ -565,7 +602,12 @@ mod tests {
     fn comments_are_skipped_but_division_is_not() {
         assert_eq!(
             raw("a / b // c\n# d"),
-            vec![RawToken::Ident("a"), RawToken::Slash, RawToken::Ident("b"), RawToken::Newline]
+            vec![
+                RawToken::Ident("a"),
+                RawToken::Slash,
+                RawToken::Ident("b"),
+                RawToken::Newline
+            ]
         );
     }
 }

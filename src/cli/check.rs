@@ -53,6 +53,18 @@ pub(crate) struct CheckArgs {
     jobs: Option<u16>,
 }
 
+/// Exit status 2, announced with `AETHER_ERROR_CODE:2` when asked for.
+fn usage_error(emit_error_code: bool) -> i32 {
+    if emit_error_code {
+        eprintln!("AETHER_ERROR_CODE:2");
+    }
+    2
+}
+
+/// Stack size of checking threads: the parser and checker recurse over the tree, whose
+/// depth the layout pass bounds; this leaves ample room for the deepest accepted input.
+const CHECK_STACK_BYTES: usize = 64 << 20;
+
 fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
@@ -62,15 +74,26 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => Suppressions::parse(&text),
             Err(e) => {
-                eprintln!("error: cannot read suppression file `{}`: {e}", path.display());
-                return 2;
+                eprintln!(
+                    "error: cannot read suppression file `{}`: {e}",
+                    path.display()
+                );
+                return usage_error(args.emit_error_code);
             }
         },
-        None => std::fs::read_to_string(DEFAULT_SUPPRESSIONS)
-            .map(|t| Suppressions::parse(&t))
-            .unwrap_or_default(),
+        None => match std::fs::read_to_string(DEFAULT_SUPPRESSIONS) {
+            Ok(text) => Suppressions::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Suppressions::default(),
+            Err(e) => {
+                eprintln!("error: cannot read suppression file `{DEFAULT_SUPPRESSIONS}`: {e}");
+                return usage_error(args.emit_error_code);
+            }
+        },
     };
-    let opts = Options { strict: args.strict, suppressions };
+    let opts = Options {
+        strict: args.strict,
+        suppressions,
+    };
     let files = discover(&args.paths);
     if files.is_empty() {
         eprintln!("warning: no .aether files found under the given paths");
@@ -111,7 +134,10 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         }
     }
     let _ = out.flush();
-    let code = reports.iter().find(|r| !r.status.ok).map_or(0, |r| r.status.code.number());
+    let code = reports
+        .iter()
+        .find(|r| !r.status.ok)
+        .map_or(0, |r| r.status.code.number());
     if args.emit_error_code {
         eprintln!("AETHER_ERROR_CODE:{code}");
     }
@@ -124,36 +150,46 @@ where
     F: Fn(&std::path::Path) -> FileReport + Sync,
 {
     let jobs = jobs.clamp(1, files.len().max(1));
-    if jobs == 1 {
-        return files.iter().map(|p| check(p)).collect();
-    }
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<FileReport>> = (0..files.len()).map(|_| None).collect();
     let chunks: Vec<Vec<(usize, FileReport)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..jobs)
             .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = files.get(i) else { break };
-                        done.push((i, check(p)));
-                    }
-                    done
-                })
+                let worker = std::thread::Builder::new().stack_size(CHECK_STACK_BYTES);
+                worker
+                    .spawn_scoped(s, || {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(p) = files.get(i) else { break };
+                            done.push((i, check(p)));
+                        }
+                        done
+                    })
+                    .expect("spawning a checking thread")
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("checking catches its own panics")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("checking catches its own panics"))
+            .collect()
     });
     for (i, r) in chunks.into_iter().flatten() {
         slots[i] = Some(r);
     }
-    slots.into_iter().map(|r| r.expect("every file was checked")).collect()
+    slots
+        .into_iter()
+        .map(|r| r.expect("every file was checked"))
+        .collect()
 }
 
 fn summary(reports: &[FileReport]) -> String {
     let failed = reports.iter().filter(|r| !r.status.ok).count();
-    let suppressed = reports.iter().filter(|r| r.status.suppressed.is_some()).count();
+    let suppressed = reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .filter(|f| f.suppressed)
+        .count();
     let count = |sev| {
         reports
             .iter()
@@ -173,7 +209,7 @@ fn summary(reports: &[FileReport]) -> String {
         plural(warnings, "warning"),
     );
     if suppressed > 0 {
-        line.push_str(&format!(", {suppressed} suppressed"));
+        line.push_str(&format!("; {suppressed} suppressed"));
     }
     line.push('\n');
     line

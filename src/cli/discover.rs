@@ -3,8 +3,16 @@
 use std::path::{Path, PathBuf};
 
 /// Directories never descended into.
-pub(crate) const SKIP_DIRS: &[&str] =
-    &[".git", "target", "node_modules", ".venv", "venv", "build", "dist", "__pycache__"];
+pub(crate) const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "target",
+    "node_modules",
+    ".venv",
+    "venv",
+    "build",
+    "dist",
+    "__pycache__",
+];
 
 /// Expand paths: a file is taken as given (whatever its extension), a directory yields its
 /// `*.aether` files recursively in sorted order, a missing path is kept so it reports IO_ERROR.
@@ -12,11 +20,16 @@ pub(crate) fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let walker = walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| {
-                e.depth() == 0
-                    || !(e.file_type().is_dir()
-                        && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
-            });
+            let walker = walkdir::WalkDir::new(p)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    e.depth() == 0
+                        || !(e.file_type().is_dir()
+                            && e.file_name()
+                                .to_str()
+                                .is_some_and(|n| SKIP_DIRS.contains(&n)))
+                });
             for entry in walker.flatten() {
                 if entry.file_type().is_file() && is_aether(entry.path()) {
                     out.push(entry.into_path());

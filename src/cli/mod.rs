@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 use aether_check::decl::Registry;
 
 #[derive(Parser, Debug)]
-#[command(name = "aether", version, about = "Toolchain for .aether workflow scripts", propagate_version = true)]
+#[command(
+    name = "aether",
+    version,
+    about = "Toolchain for .aether workflow scripts",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,13 +36,21 @@ pub(crate) fn registry() -> Registry {
     r
 }
 
+/// A usage error happens before the options are parsed: look for the flag by hand.
+fn args_asked_for_error_code(args: &[std::ffi::OsString]) -> bool {
+    args.iter().any(|a| a == "--emit-error-code")
+}
+
 /// Run the CLI and return the process exit status.
 pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
+            if code == 2 && args_asked_for_error_code(&args) {
+                eprintln!("AETHER_ERROR_CODE:2");
+            }
             return code;
         }
     };

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 use serde_sarif::sarif;
 
 use super::report::{FileReport, Finding};
-use aether_syntax::{Severity};
+use aether_syntax::Severity;
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-23T20:00:00.123456Z`.
 pub(crate) fn timestamp() -> String {
@@ -34,7 +34,9 @@ pub(crate) fn status_line(r: &FileReport, ts: &str) -> String {
 fn finding_json(f: &Finding) -> Value {
     let d = &f.diag;
     let r = d.rule();
-    let fix = d.fix().map(|fix| json!({"description": fix.description, "replacement": fix.replacement}));
+    let fix = d
+        .fix()
+        .map(|fix| json!({"description": fix.description, "replacement": fix.replacement}));
     json!({
         "rule": r.id,
         "name": r.name,
@@ -72,7 +74,10 @@ pub(crate) fn json_report(reports: &[FileReport], ts: &str) -> String {
 }
 
 fn uri(display: &str) -> String {
-    display.strip_prefix("./").unwrap_or(display).replace('\\', "/")
+    display
+        .strip_prefix("./")
+        .unwrap_or(display)
+        .replace('\\', "/")
 }
 
 /// SARIF 2.1.0: one run, every registered rule as metadata, one result per unsuppressed finding.
@@ -88,16 +93,30 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
             sarif::ReportingDescriptor::builder()
                 .id(r.id)
                 .name(r.name)
-                .short_description(sarif::MultiformatMessageString::builder().text(r.summary).build())
-                .help_uri(format!("docs/codes/{}.md", r.id))
+                .short_description(
+                    sarif::MultiformatMessageString::builder()
+                        .text(r.summary)
+                        .build(),
+                )
+                .help(
+                    sarif::MultiformatMessageString::builder()
+                        .text(format!(
+                            "See docs/codes/{}.md in the aether repository.",
+                            r.id
+                        ))
+                        .build(),
+                )
                 .default_configuration(
-                    sarif::ReportingConfiguration::builder().level(json!(level)).build(),
+                    sarif::ReportingConfiguration::builder()
+                        .level(json!(level))
+                        .build(),
                 )
                 .properties(
                     sarif::PropertyBag::builder()
-                        .additional_properties(std::collections::BTreeMap::from([
-                            ("result_code".to_string(), json!(r.code.name())),
-                        ]))
+                        .additional_properties(std::collections::BTreeMap::from([(
+                            "result_code".to_string(),
+                            json!(r.code.name()),
+                        )]))
                         .build(),
                 )
                 .build()
@@ -110,28 +129,39 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
                 continue;
             }
             let d = &f.diag;
-            let mut region = sarif::Region::builder().build();
-            if let (Some(s), Some(e)) = (f.start, f.end) {
-                region.start_line = Some(s.0.into());
-                region.start_column = Some(s.1.into());
-                region.end_line = Some(e.0.into());
-                region.end_column = Some(e.1.into());
-            }
+            // A finding without a position (an unreadable file) gets no region at all:
+            // SARIF forbids an empty one.
+            let region = match (f.start, f.end) {
+                (Some(s), Some(e)) => Some(
+                    sarif::Region::builder()
+                        .start_line(i64::from(s.0))
+                        .start_column(i64::from(s.1))
+                        .end_line(i64::from(e.0))
+                        .end_column(i64::from(e.1))
+                        .build(),
+                ),
+                _ => None,
+            };
             let mut text = d.message().to_string();
             if let Some(h) = d.help() {
                 text.push_str(&format!("\nhelp: {h}"));
             }
-            let location = sarif::Location::builder()
-                .physical_location(
-                    sarif::PhysicalLocation::builder()
-                        .artifact_location(sarif::ArtifactLocation::builder().uri(uri(&r.display)).build())
-                        .region(region)
+            let mut physical = sarif::PhysicalLocation::builder()
+                .artifact_location(
+                    sarif::ArtifactLocation::builder()
+                        .uri(uri(&r.display))
                         .build(),
                 )
                 .build();
-            let level = match d.severity() {
-                Severity::Error => sarif::ResultLevel::Error,
-                Severity::Warning => sarif::ResultLevel::Warning,
+            physical.region = region;
+            let location = sarif::Location::builder()
+                .physical_location(physical)
+                .build();
+            // Under `--strict` a warning fails the check, so it is reported as an error.
+            let level = if f.fails || d.severity() == Severity::Error {
+                sarif::ResultLevel::Error
+            } else {
+                sarif::ResultLevel::Warning
             };
             let rule_index = rules.iter().position(|x| x.id == d.rule().id).unwrap_or(0) as i64;
             results.push(
@@ -154,8 +184,10 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
         .version(env!("CARGO_PKG_VERSION"))
         .rules(descriptors)
         .build();
+    // Columns count Unicode scalar values (code points), not UTF-16 units.
     let run = sarif::Run::builder()
         .tool(sarif::Tool::builder().driver(driver).build())
+        .column_kind(json!("unicodeCodePoints"))
         .results(results)
         .build();
     let doc = sarif::Sarif::builder()
@@ -167,7 +199,9 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -183,7 +217,11 @@ pub(crate) fn github_report(reports: &[FileReport]) -> String {
                 continue;
             }
             let d = &f.diag;
-            let kind = if f.fails || d.severity() == Severity::Error { "error" } else { "warning" };
+            let kind = if f.fails || d.severity() == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
             let mut props = vec![format!("file={}", escape_property(&uri(&r.display)))];
             if let (Some(s), Some(e)) = (f.start, f.end) {
                 props.push(format!("line={}", s.0));
@@ -191,12 +229,19 @@ pub(crate) fn github_report(reports: &[FileReport]) -> String {
                 props.push(format!("endLine={}", e.0));
                 props.push(format!("endColumn={}", e.1));
             }
-            props.push(format!("title={}", escape_property(&format!("{} {}", d.rule().id, d.rule().name))));
+            props.push(format!(
+                "title={}",
+                escape_property(&format!("{} {}", d.rule().id, d.rule().name))
+            ));
             let mut msg = d.message().to_string();
             if let Some(h) = d.help() {
                 msg.push_str(&format!("\nhelp: {h}"));
             }
-            out.push_str(&format!("::{kind} {}::{}\n", props.join(","), escape_data(&msg)));
+            out.push_str(&format!(
+                "::{kind} {}::{}\n",
+                props.join(","),
+                escape_data(&msg)
+            ));
         }
     }
     out

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity as MSeverity};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity as MSeverity,
+};
 
 use super::report::{FileReport, Finding};
 use aether_syntax::Severity;
@@ -41,7 +43,9 @@ impl miette::Diagnostic for Adapter<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -63,8 +67,15 @@ impl miette::Diagnostic for Adapter<'_> {
 
 /// Render every finding of a file as a human-readable report.
 pub(crate) fn render_file(report: &FileReport, color: bool, out: &mut String) {
-    let source = NamedSource::new(report.display.clone(), report.source.clone().unwrap_or_default());
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let source = NamedSource::new(
+        report.display.clone(),
+        report.source.clone().unwrap_or_default(),
+    );
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     for f in &report.findings {
         if f.suppressed {
@@ -85,7 +96,11 @@ pub(crate) fn render_file(report: &FileReport, color: bool, out: &mut String) {
         };
         if f.diag.labels().is_empty() {
             // No position: a file-level problem.
-            out.push_str(&format!("error[{}]: {}\n", f.diag.rule().id, f.diag.message()));
+            out.push_str(&format!(
+                "error[{}]: {}\n",
+                f.diag.rule().id,
+                f.diag.message()
+            ));
             if let Some(h) = f.diag.help() {
                 out.push_str(&format!("  help: {h}\n"));
             }

@@ -133,7 +133,14 @@ fn build_report(
             let fp = fingerprint(diag.code().name(), start.map(|s| s.0), diag.message());
             let suppressed = opts.suppressions.contains(&fp);
             let failing = diag.severity() == Severity::Error || opts.strict;
-            Finding { diag, start, end, fingerprint: fp, suppressed, fails: failing && !suppressed }
+            Finding {
+                diag,
+                start,
+                end,
+                fingerprint: fp,
+                suppressed,
+                fails: failing && !suppressed,
+            }
         })
         .collect();
     let phase_of = |f: &Finding| Phase::of_code(f.diag.code());
@@ -154,7 +161,11 @@ fn build_report(
             ok: true,
             code: ResultCode::Success,
             phase: phase_of(first),
-            message: format!("suppressed {}: {}", first.diag.code().name(), first.diag.message()),
+            message: format!(
+                "suppressed {}: {}",
+                first.diag.code().name(),
+                first.diag.message()
+            ),
             line: first.line(),
             suppressed: Some(first.diag.code()),
         }
@@ -168,5 +179,10 @@ fn build_report(
             suppressed: None,
         }
     };
-    FileReport { display, source, findings, status }
+    FileReport {
+        display,
+        source,
+        findings,
+        status,
+    }
 }

@@ -14,18 +14,37 @@ pub(super) fn block(stmts: Vec<Stmt>) -> Block {
 }
 
 pub(super) fn binary(op: BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Expr {
-    Expr::new(ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, Span::new(l, r))
+    Expr::new(
+        ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        Span::new(l, r),
+    )
 }
 
 pub(super) fn unary(op: UnaryOp, operand: Expr, l: usize, r: usize) -> Expr {
-    Expr::new(ExprKind::Unary { op, operand: Box::new(operand) }, Span::new(l, r))
+    Expr::new(
+        ExprKind::Unary {
+            op,
+            operand: Box::new(operand),
+        },
+        Span::new(l, r),
+    )
 }
 
 pub(super) fn index(target: Expr, mut indices: Vec<Expr>, l: usize, r: usize) -> Expr {
     let kind = if indices.len() == 1 {
-        ExprKind::Index { target: Box::new(target), index: Box::new(indices.remove(0)) }
+        ExprKind::Index {
+            target: Box::new(target),
+            index: Box::new(indices.remove(0)),
+        }
     } else {
-        ExprKind::MultiIndex { target: Box::new(target), indices }
+        ExprKind::MultiIndex {
+            target: Box::new(target),
+            indices,
+        }
     };
     Expr::new(kind, Span::new(l, r))
 }
@@ -34,16 +53,36 @@ pub(super) fn index(target: Expr, mut indices: Vec<Expr>, l: usize, r: usize) ->
 pub(super) fn expr_to_type(diags: &mut Vec<Diagnostic>, e: Expr) -> Option<TypeHint> {
     fn convert(e: &Expr) -> Option<TypeHint> {
         match &e.kind {
-            ExprKind::Name(n) => Some(TypeHint { name: n.clone(), args: vec![], span: e.span }),
-            ExprKind::Null => Some(TypeHint { name: "null".into(), args: vec![], span: e.span }),
+            ExprKind::Name(n) => Some(TypeHint {
+                name: n.clone(),
+                args: vec![],
+                span: e.span,
+            }),
+            ExprKind::Null => Some(TypeHint {
+                name: "null".into(),
+                args: vec![],
+                span: e.span,
+            }),
             ExprKind::Index { target, index } => {
-                let ExprKind::Name(n) = &target.kind else { return None };
-                Some(TypeHint { name: n.clone(), args: vec![convert(index)?], span: e.span })
+                let ExprKind::Name(n) = &target.kind else {
+                    return None;
+                };
+                Some(TypeHint {
+                    name: n.clone(),
+                    args: vec![convert(index)?],
+                    span: e.span,
+                })
             }
             ExprKind::MultiIndex { target, indices } => {
-                let ExprKind::Name(n) = &target.kind else { return None };
+                let ExprKind::Name(n) = &target.kind else {
+                    return None;
+                };
                 let args = indices.iter().map(convert).collect::<Option<Vec<_>>>()?;
-                Some(TypeHint { name: n.clone(), args, span: e.span })
+                Some(TypeHint {
+                    name: n.clone(),
+                    args,
+                    span: e.span,
+                })
             }
             _ => None,
         }
@@ -72,13 +111,19 @@ pub(super) fn assignment(diags: &mut Vec<Diagnostic>, target: Expr, value: Expr)
     } else {
         let help = match &target.kind {
             ExprKind::Name(n) => format!("`{n}` is built in and cannot be assigned"),
-            ExprKind::Binary { op: BinaryOp::Eq, .. } => "to compare, use `==` in a condition".into(),
-            _ => "assign to a variable (`x = e`), an index (`x[k] = e`) or a field (`x.k = e`)".into(),
+            ExprKind::Binary {
+                op: BinaryOp::Eq, ..
+            } => "to compare, use `==` in a condition".into(),
+            _ => "assign to a variable (`x = e`), an index (`x[k] = e`) or a field (`x.k = e`)"
+                .into(),
         };
         diags.push(
-            Diagnostic::new(&rules::INVALID_ASSIGNMENT_TARGET, "invalid assignment target")
-                .with_primary(target.span, "cannot assign to this")
-                .with_help(help),
+            Diagnostic::new(
+                &rules::INVALID_ASSIGNMENT_TARGET,
+                "invalid assignment target",
+            )
+            .with_primary(target.span, "cannot assign to this")
+            .with_help(help),
         );
         StmtKind::Error
     }
@@ -89,10 +134,13 @@ pub(super) fn memory_stmt(diags: &mut Vec<Diagnostic>, keyword: Span, call: Expr
         StmtKind::Memory { call }
     } else {
         diags.push(
-            Diagnostic::new(&rules::MEMORY_STATEMENT_NOT_CALL, "`memory:` must be followed by a call")
-                .with_primary(call.span, "not a call")
-                .with_secondary(keyword, "`memory` is the memory module, not a variable")
-                .with_help("write `memory: store(value)`, or use another name for a variable"),
+            Diagnostic::new(
+                &rules::MEMORY_STATEMENT_NOT_CALL,
+                "`memory:` must be followed by a call",
+            )
+            .with_primary(call.span, "not a call")
+            .with_secondary(keyword, "`memory` is the memory module, not a variable")
+            .with_help("write `memory: store(value)`, or use another name for a variable"),
         );
         StmtKind::Error
     }
@@ -115,19 +163,46 @@ pub(super) fn on_error_rule(
     }
     let Some((do_, handler)) = handler else {
         diags.push(
-            Diagnostic::new(&rules::MALFORMED_ON_ERROR_RULE, "on_error rule has no `do:` handler")
-                .with_primary(span, "rule without a handler")
-                .with_help("add `do: CALL` on the next line, indented deeper than the `-`"),
+            Diagnostic::new(
+                &rules::MALFORMED_ON_ERROR_RULE,
+                "on_error rule has no `do:` handler",
+            )
+            .with_primary(span, "rule without a handler")
+            .with_help("add `do: CALL` on the next line, indented deeper than the `-`"),
         );
         return None;
     };
     if do_.text != "do" {
         diags.push(
-            Diagnostic::new(&rules::MALFORMED_ON_ERROR_RULE, format!("expected `do:`, found `{}:`", do_.text))
-                .with_primary(do_.span, "not `do`")
-                .with_help("the second line of an on_error rule is `do: CALL`"),
+            Diagnostic::new(
+                &rules::MALFORMED_ON_ERROR_RULE,
+                format!("expected `do:`, found `{}:`", do_.text),
+            )
+            .with_primary(do_.span, "not `do`")
+            .with_help("the second line of an on_error rule is `do: CALL`"),
         );
         return None;
     }
-    Some(OnErrorRule { kind, handler, span })
+    Some(OnErrorRule {
+        kind,
+        handler,
+        span,
+    })
+}
+
+pub(super) fn quoted_error_kind(diags: &mut Vec<Diagnostic>, text: String, span: Span) -> Name {
+    diags.push(
+        Diagnostic::new(
+            &rules::MALFORMED_ON_ERROR_RULE,
+            "an error kind is a bare name, not a string",
+        )
+        .with_primary(span, "quoted")
+        .with_help(format!("write `- when: {text}` without quotes"))
+        .with_fix(crate::diagnostic::Fix {
+            description: "remove the quotes".into(),
+            span,
+            replacement: text.clone(),
+        }),
+    );
+    Name { text, span }
 }

@@ -14,7 +14,13 @@ use crate::token::Tok;
 
 lalrpop_util::lalrpop_mod!(
     // Generated code: its style is LALRPOP's, not ours.
-    #[allow(clippy::all, clippy::pedantic, unreachable_pub, unused_qualifications, dead_code)]
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        unreachable_pub,
+        unused_qualifications,
+        dead_code
+    )]
     grammar,
     "/parser/grammar.rs"
 );
@@ -47,7 +53,10 @@ pub fn parse(src: &str) -> Parsed {
     let ast = match result {
         Ok(script) => script,
         Err(err) => {
-            recovered.push(ErrorRecovery { error: err, dropped_tokens: vec![] });
+            recovered.push(ErrorRecovery {
+                error: err,
+                dropped_tokens: vec![],
+            });
             Script { items: vec![] }
         }
     };
@@ -57,8 +66,10 @@ pub fn parse(src: &str) -> Parsed {
     // One syntax error per line: recovery can trip more than once over the same mistake,
     // and a lexical error already explains the tokens around it.
     let index = LineIndex::new(src);
-    let mut lines_with_errors: Vec<u32> =
-        diags.iter().map(|d| index.line_col(src, d.span().start).line).collect();
+    let mut lines_with_errors: Vec<u32> = diags
+        .iter()
+        .map(|d| index.line_col(src, d.span().start).line)
+        .collect();
     for rec in recovered {
         let d = syntax_error(rec.error, src.len());
         let line = index.line_col(src, d.span().start).line;
@@ -68,16 +79,40 @@ pub fn parse(src: &str) -> Parsed {
         }
     }
     sort_diagnostics(&mut diags);
-    Parsed { ast, diagnostics: diags }
+    Parsed {
+        ast,
+        diagnostics: diags,
+    }
 }
 
 fn describe_expected(expected: &[String]) -> String {
-    let names: Vec<&str> = expected.iter().map(|e| e.trim_matches('"')).collect();
+    let mut names: Vec<&str> = expected.iter().map(|e| e.trim_matches('"')).collect();
+    // Closers and separators are the likeliest fixes: list them first.
+    let rank = |n: &&str| match *n {
+        ")" | "]" | "}" | "," | ":" | "=" | "newline" => 0,
+        _ => 1,
+    };
+    names.sort_by_key(rank);
     let is_expr_start = |n: &str| {
         matches!(
             n,
-            "int" | "float" | "duration" | "string" | "name" | "true" | "false" | "null" | "("
-                | "[" | "{" | "-" | "not" | "!" | "policy" | "workflow" | "memory"
+            "int"
+                | "float"
+                | "duration"
+                | "string"
+                | "name"
+                | "true"
+                | "false"
+                | "null"
+                | "("
+                | "["
+                | "{"
+                | "-"
+                | "not"
+                | "!"
+                | "policy"
+                | "workflow"
+                | "memory"
         )
     };
     let mut out: Vec<String> = Vec::new();
@@ -115,7 +150,10 @@ fn describe_expected(expected: &[String]) -> String {
 
 fn syntax_error(err: ParseError<usize, Tok<'_>, ()>, eof: usize) -> Diagnostic {
     match err {
-        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+        ParseError::UnrecognizedToken {
+            token: (l, tok, r),
+            expected,
+        } => {
             let wanted = describe_expected(&expected);
             let span = Span::new(l, r);
             match tok {
@@ -149,13 +187,20 @@ fn syntax_error(err: ParseError<usize, Tok<'_>, ()>, eof: usize) -> Diagnostic {
         }
         ParseError::UnrecognizedEof { location, expected } => Diagnostic::new(
             &rules::SYNTAX_ERROR,
-            format!("unexpected end of file, expected {}", describe_expected(&expected)),
+            format!(
+                "unexpected end of file, expected {}",
+                describe_expected(&expected)
+            ),
         )
-        .with_primary(Span::new(location.min(eof), location.min(eof)), "file ends here"),
-        ParseError::ExtraToken { token: (l, tok, r) } => {
-            Diagnostic::new(&rules::SYNTAX_ERROR, format!("unexpected {}", tok.describe()))
-                .with_primary(Span::new(l, r), "unexpected here")
-        }
+        .with_primary(
+            Span::new(location.min(eof), location.min(eof)),
+            "file ends here",
+        ),
+        ParseError::ExtraToken { token: (l, tok, r) } => Diagnostic::new(
+            &rules::SYNTAX_ERROR,
+            format!("unexpected {}", tok.describe()),
+        )
+        .with_primary(Span::new(l, r), "unexpected here"),
         ParseError::InvalidToken { location } => {
             Diagnostic::new(&rules::SYNTAX_ERROR, "invalid token")
                 .with_primary(Span::new(location, location), "here")
@@ -175,11 +220,22 @@ fn check_layout(script: &Script, diags: &mut Vec<Diagnostic>) {
     fn stmt(s: &Stmt, in_transaction: bool, diags: &mut Vec<Diagnostic>) {
         match &s.kind {
             StmtKind::Item(_) if !in_transaction => diags.push(
-                Diagnostic::new(&rules::LIST_ITEM_OUTSIDE_LIST, "`-` list item outside a list")
-                    .with_primary(Span::new(s.span.start as usize, s.span.start as usize + 1), "list item here")
-                    .with_help("`- call()` steps belong in a `transaction:` block; elsewhere drop the `-`"),
+                Diagnostic::new(
+                    &rules::LIST_ITEM_OUTSIDE_LIST,
+                    "`-` list item outside a list",
+                )
+                .with_primary(
+                    Span::new(s.span.start as usize, s.span.start as usize + 1),
+                    "list item here",
+                )
+                .with_help(
+                    "`- call()` steps belong in a `transaction:` block; elsewhere drop the `-`",
+                ),
             ),
-            StmtKind::If { branches, else_block } => {
+            StmtKind::If {
+                branches,
+                else_block,
+            } => {
                 for (_, b) in branches {
                     stmts(&b.stmts, false, diags);
                 }
@@ -187,9 +243,9 @@ fn check_layout(script: &Script, diags: &mut Vec<Diagnostic>) {
                     stmts(&b.stmts, false, diags);
                 }
             }
-            StmtKind::For { body, .. } | StmtKind::While { body, .. } | StmtKind::Parallel(body) => {
-                stmts(&body.stmts, false, diags)
-            }
+            StmtKind::For { body, .. }
+            | StmtKind::While { body, .. }
+            | StmtKind::Parallel(body) => stmts(&body.stmts, false, diags),
             StmtKind::Transaction(body) => stmts(&body.stmts, true, diags),
             _ => {}
         }
@@ -208,7 +264,11 @@ fn check_layout(script: &Script, diags: &mut Vec<Diagnostic>) {
         }
     }
     fn item_options(it: &ListItem, diags: &mut Vec<Diagnostic>) {
-        let first = it.binding.as_ref().map(|b| b.span).or(it.options.first().map(|o| o.name.span));
+        let first = it
+            .binding
+            .as_ref()
+            .map(|b| b.span)
+            .or(it.options.first().map(|o| o.name.span));
         if let Some(span) = first {
             diags.push(
                 Diagnostic::new(

@@ -1,0 +1,218 @@
+//! One fixture per checker rule (`tests/rules/<ID>.aether`), snapshotted as source then diagnostics.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use aether_check::codes::CHECK_RULES;
+use aether_check::{analyze, codes};
+use aether_syntax::{Diagnostic, LineIndex};
+
+use common::registry;
+
+/// The rule ids of `diags`, in order.
+fn ids(diags: &[Diagnostic]) -> Vec<&'static str> {
+    diags.iter().map(|d| d.rule().id).collect()
+}
+
+fn rules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Rule ids a fixture's header declares as unavoidable companions: `# also: A204 ...`.
+fn also_expected(src: &str) -> BTreeSet<String> {
+    src.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# also:"))
+        .flat_map(|l| l.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| {
+            w.len() == 4 && w.starts_with('A') && w[1..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A source line as shown in snapshots: no line ending, tabs made visible as `→`.
+fn display_line(line: &str) -> String {
+    line.trim_end_matches('\r').replace('\t', "→")
+}
+
+/// gleam-style text: the numbered source, then each diagnostic with its position,
+/// labels underlined in the source, help, notes and fix.
+fn render(src: &str, diags: &[Diagnostic]) -> String {
+    let index = LineIndex::new(src);
+    let lines: Vec<&str> = src.split('\n').collect();
+    let width = lines.len().to_string().len();
+    let mut out = String::from("----- SOURCE CODE\n");
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 == lines.len() && line.is_empty() {
+            break;
+        }
+        writeln!(out, "{:>width$} | {}", i + 1, display_line(line)).unwrap();
+    }
+    out.push_str("\n----- DIAGNOSTICS\n");
+    for d in diags {
+        let at = index.line_col(src, d.span().start);
+        writeln!(
+            out,
+            "{}:{} {} [{} {}] {}",
+            at.line,
+            at.column,
+            d.severity().as_str(),
+            d.rule().id,
+            d.rule().name,
+            d.message()
+        )
+        .unwrap();
+        for label in d.labels() {
+            let start = index.line_col(src, label.span.start);
+            let end = index.line_col(src, label.span.end);
+            let text = display_line(lines.get(start.line as usize - 1).copied().unwrap_or(""));
+            let last_col = if end.line == start.line {
+                end.column
+            } else {
+                text.chars().count() as u32 + 1
+            };
+            let n_marks = last_col.saturating_sub(start.column).max(1) as usize;
+            let mark = if label.primary { "^" } else { "-" };
+            writeln!(out, "{:>width$} | {}", start.line, text).unwrap();
+            writeln!(
+                out,
+                "{:>width$} | {}{} {}",
+                "",
+                " ".repeat(start.column as usize - 1),
+                mark.repeat(n_marks),
+                label.text
+            )
+            .unwrap();
+        }
+        if let Some(help) = d.help() {
+            writeln!(out, "help: {help}").unwrap();
+        }
+        for note in d.notes() {
+            writeln!(out, "note: {note}").unwrap();
+        }
+        if let Some(fix) = d.fix() {
+            let start = index.line_col(src, fix.span.start);
+            let end = index.line_col(src, fix.span.end);
+            writeln!(
+                out,
+                "fix: {} (replace {}:{}-{}:{} with {:?})",
+                fix.description, start.line, start.column, end.line, end.column, fix.replacement
+            )
+            .unwrap();
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn each_fixture_triggers_its_rule() {
+    let registry = registry();
+    insta::glob!("rules", "*.aether", |path| {
+        let src = read(path);
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("fixture named after its id");
+        let rule = codes::find(id).unwrap_or_else(|| panic!("{id}.aether names no rule"));
+        assert!(
+            src.starts_with(&format!("# {id} {}:", rule.name)),
+            "{id}.aether must open with `# {id} {}: ...`",
+            rule.name
+        );
+        let diags = analyze(&src, &registry);
+        let emitted: BTreeSet<String> = ids(&diags).into_iter().map(str::to_string).collect();
+        assert!(
+            emitted.contains(id),
+            "{id} not emitted:\n{}",
+            render(&src, &diags)
+        );
+        let mut allowed = also_expected(&src);
+        allowed.insert(id.to_string());
+        assert_eq!(
+            emitted,
+            allowed,
+            "{id}: other rules fired:\n{}",
+            render(&src, &diags)
+        );
+        // Diagnostics come sorted by position (then id), so output is deterministic.
+        let starts: Vec<u32> = diags.iter().map(|d| d.span().start).collect();
+        assert!(
+            starts.windows(2).all(|w| w[0] <= w[1]),
+            "{id}: diagnostics not sorted"
+        );
+        insta::assert_snapshot!(render(&src, &diags));
+    });
+}
+
+#[test]
+fn every_check_rule_has_a_fixture() {
+    let dir = rules_dir();
+    let missing: Vec<&str> = CHECK_RULES
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !dir.join(format!("{id}.aether")).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no fixture in tests/rules for {missing:?}"
+    );
+}
+
+#[test]
+fn every_fixture_names_a_check_rule() {
+    for entry in std::fs::read_dir(rules_dir()).expect("tests/rules exists") {
+        let path = entry.expect("readable dir entry").path();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            CHECK_RULES.iter().any(|r| r.id == stem),
+            "{} is not named after a checker rule id",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn warnings_do_not_make_a_script_fail() {
+    // Every A2xx fixture yields only warnings.
+    let registry = registry();
+    for rule in CHECK_RULES.iter().filter(|r| r.id.starts_with("A2")) {
+        let src = read(&rules_dir().join(format!("{}.aether", rule.id)));
+        let diags = analyze(&src, &registry);
+        assert!(
+            diags.iter().all(|d| !d.is_error()),
+            "{}: {:?}",
+            rule.id,
+            ids(&diags)
+        );
+    }
+}
+
+#[test]
+fn parse_errors_suppress_validation() {
+    // `undefined_name` would be A103, but the syntax error on line 3 stops validation.
+    let src = "goal: \"g\"\nprint(undefined_name)\nlet x = (1 +\n";
+    let diags = analyze(src, &registry());
+    assert_eq!(ids(&diags), vec!["A010"]);
+}
+
+#[test]
+fn duplicate_parameter_forms_with_the_same_names() {
+    // The common shape of this mistake repeats the header's names in `inputs:`; duplicates
+    // are looked for within each form, so A116 alone reports it.
+    let src = "goal: \"g\"\naction resize(pool, size):\n    inputs: [pool, size = 4]\n    return size\nprint(resize(\"w\", 8))\n";
+    let diags = analyze(src, &registry());
+    assert_eq!(ids(&diags), vec!["A116"]);
+}

@@ -1,0 +1,551 @@
+//! Property tests: analysing any text never panics and gives sorted, in-bounds, deterministic diagnostics.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aether_check::decl::Registry;
+use aether_syntax::{Diagnostic, ResultCode, Severity};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+
+/// Bounded so that the whole file runs in seconds in a debug build; set `AETHER_FUZZ_CASES` to
+/// search longer locally.
+fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("AETHER_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
+    // No failure persistence: tests may only write under tests/, and a failure prints its input.
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// The registry the CLI builds (`src/cli/mod.rs`): the stdlib's globals and the runtime's modules.
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut r = Registry::new();
+        r.extend(aether_stdlib::declarations());
+        r.extend(aether_runtime::declarations());
+        r
+    })
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn aether_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            aether_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "aether") {
+            out.push(path);
+        }
+    }
+}
+
+/// The real scripts of `workflows/` and `tests/fixtures/` (lossily decoded), the seeds of mutation.
+fn corpus() -> &'static [String] {
+    static CORPUS: OnceLock<Vec<String>> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let mut files = Vec::new();
+        aether_files(&repo_root().join("workflows"), &mut files);
+        aether_files(&repo_root().join("tests/fixtures"), &mut files);
+        assert!(
+            files.len() >= 10,
+            "the corpus holds the workflows and fixtures"
+        );
+        files
+            .iter()
+            .map(|p| {
+                String::from_utf8_lossy(&std::fs::read(p).expect("read corpus file")).into_owned()
+            })
+            .collect()
+    })
+}
+
+/// Tokens of the language, as a user would type them, plus layout.
+const VOCAB: &[&str] = &[
+    "goal",
+    "intent",
+    "meta",
+    "metadata",
+    "policy",
+    "require",
+    "plugin_contract",
+    "on_error",
+    "workflow",
+    "parallel",
+    "transaction",
+    "action",
+    "inputs",
+    "agent",
+    "visualize",
+    "memory",
+    "let",
+    "if",
+    "elif",
+    "else",
+    "for",
+    "in",
+    "while",
+    "break",
+    "continue",
+    "return",
+    "emit",
+    "trigger",
+    "sleep",
+    "await",
+    "assert",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "null",
+    "as",
+    "when",
+    "do",
+    "steps",
+    "plugins",
+    "capabilities",
+    "requires",
+    "x",
+    "y",
+    "total",
+    "print",
+    "log",
+    "len",
+    "range",
+    "format",
+    "str",
+    "get",
+    "append",
+    "memory.store",
+    "kernel.submit",
+    "homeostasis.health",
+    "plugins.invoke",
+    "foo",
+    "0",
+    "1",
+    "42",
+    "50_000",
+    "3.14",
+    "1e9",
+    "9223372036854775808",
+    "150ms",
+    "1.5s",
+    "30s",
+    "5m",
+    "2h",
+    "1d",
+    "5min",
+    "3sx",
+    "\"text\"",
+    "'single'",
+    "\"esc \\n \\t \\u{1F600}\"",
+    "\"bad \\q\"",
+    "\"unterminated",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    ".",
+    "=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "!",
+    "&&",
+    "||",
+    "# comment",
+    "// comment",
+    "# @signature ed25519 0123456789abcdef AAAA",
+    "\u{feff}",
+    "é",
+    "😀",
+    "$",
+    "@",
+    ";",
+    "`",
+    "\\",
+    "\t",
+    " ",
+    "  ",
+    "    ",
+    "\n",
+    "\r\n",
+    "\r",
+];
+
+fn token() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(VOCAB)
+}
+
+/// Free-form token soup: any order, any spacing.
+fn token_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(token(), 0..80).prop_map(|toks| toks.concat())
+}
+
+/// Line-shaped programs: an indentation level, then tokens separated by spaces.
+fn token_lines() -> impl Strategy<Value = String> {
+    let line = (
+        0usize..4,
+        prop::collection::vec(token(), 0..8),
+        any::<bool>(),
+    );
+    prop::collection::vec(line, 0..24).prop_map(|lines| {
+        let mut out = String::new();
+        for (depth, toks, colon) in lines {
+            out.push_str(&"    ".repeat(depth));
+            out.push_str(&toks.join(" "));
+            if colon {
+                out.push(':');
+            }
+            out.push('\n');
+        }
+        out
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    DeleteBytes { at: usize, len: usize },
+    DuplicateLine { line: usize },
+    InsertToken { at: usize, token: &'static str },
+    SwapLines { a: usize, b: usize },
+    Reindent { line: usize, indent: &'static str },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::DeleteBytes { at, len }),
+        any::<usize>().prop_map(|line| Mutation::DuplicateLine { line }),
+        (any::<usize>(), token()).prop_map(|(at, token)| Mutation::InsertToken { at, token }),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines { a, b }),
+        (
+            any::<usize>(),
+            prop::sample::select(&["", " ", "  ", "    ", "        ", "\t", "  \t"][..])
+        )
+            .prop_map(|(line, indent)| Mutation::Reindent { line, indent }),
+    ]
+}
+
+fn floor_char_boundary(s: &str, mut at: usize) -> usize {
+    at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn apply(src: &str, m: &Mutation) -> String {
+    let mut lines: Vec<&str> = src.split_inclusive('\n').collect();
+    match *m {
+        Mutation::DeleteBytes { at, len } => {
+            let bytes = src.as_bytes();
+            let at = at % (bytes.len() + 1);
+            let end = (at + len).min(bytes.len());
+            let mut out = bytes[..at].to_vec();
+            out.extend_from_slice(&bytes[end..]);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        Mutation::InsertToken { at, token } => {
+            let at = floor_char_boundary(src, at % (src.len() + 1));
+            format!("{}{token}{}", &src[..at], &src[at..])
+        }
+        _ if lines.is_empty() => src.to_string(),
+        Mutation::DuplicateLine { line } => {
+            let i = line % lines.len();
+            let dup = if lines[i].ends_with('\n') {
+                lines[i].to_string()
+            } else {
+                format!("{}\n", lines[i])
+            };
+            let mut out: String = lines[..i].concat();
+            out.push_str(&dup);
+            out.push_str(&lines[i..].concat());
+            out
+        }
+        Mutation::SwapLines { a, b } => {
+            let (a, b) = (a % lines.len(), b % lines.len());
+            lines.swap(a, b);
+            lines.concat()
+        }
+        Mutation::Reindent { line, indent } => {
+            let i = line % lines.len();
+            let replaced = format!("{indent}{}", lines[i].trim_start_matches([' ', '\t']));
+            let mut out: String = lines[..i].concat();
+            out.push_str(&replaced);
+            out.push_str(&lines[i + 1..].concat());
+            out
+        }
+    }
+}
+
+/// A real file with one to four mutations applied in turn.
+fn mutated_file() -> impl Strategy<Value = String> {
+    (
+        any::<prop::sample::Index>(),
+        prop::collection::vec(mutation(), 1..5),
+    )
+        .prop_map(|(idx, muts)| {
+            let files = corpus();
+            let mut src = files[idx.index(files.len())].clone();
+            for m in &muts {
+                src = apply(&src, m);
+            }
+            src
+        })
+}
+
+fn sort_key(d: &Diagnostic) -> (u32, u32, &'static str, &str) {
+    (d.span().start, d.span().end, d.rule().id, d.message())
+}
+
+/// The invariants of `analyze` (STYLE.md section 2): no panic, spans inside the text, sorted
+/// by (span, code), registered rules, parse errors suppress validation, same input same output.
+fn check_invariants(src: &str) -> Result<(), TestCaseError> {
+    let diags = aether_check::analyze(src, registry());
+    for d in &diags {
+        prop_assert!(
+            !d.message().is_empty(),
+            "empty message from {}",
+            d.rule().id
+        );
+        prop_assert!(
+            aether_check::codes::find(d.rule().id).is_some(),
+            "rule {} is not in the registry",
+            d.rule().id
+        );
+        for label in d.labels() {
+            let (start, end) = (label.span.start as usize, label.span.end as usize);
+            prop_assert!(
+                start <= end && end <= src.len(),
+                "{}: span {start}..{end} outside 0..{}",
+                d.rule().id,
+                src.len()
+            );
+            prop_assert!(
+                src.is_char_boundary(start) && src.is_char_boundary(end),
+                "{}: span {start}..{end} splits a character",
+                d.rule().id
+            );
+        }
+    }
+    for pair in diags.windows(2) {
+        prop_assert!(
+            sort_key(&pair[0]) <= sort_key(&pair[1]),
+            "not sorted: {:?} before {:?}",
+            sort_key(&pair[0]),
+            sort_key(&pair[1])
+        );
+    }
+    let parse_failed = diags.iter().any(|d| {
+        d.severity() == Severity::Error
+            && matches!(
+                d.code(),
+                ResultCode::ParseError | ResultCode::UnsupportedFeature
+            )
+    });
+    if parse_failed {
+        for d in &diags {
+            prop_assert!(
+                !(d.rule().id.starts_with("A1") || d.rule().id.starts_with("A2")),
+                "validation diagnostic {} despite a parse error",
+                d.rule().id
+            );
+        }
+    }
+    let again = aether_check::analyze(src, registry());
+    prop_assert_eq!(&diags, &again, "analysing twice gave different diagnostics");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn arbitrary_strings(src in ".*") {
+        check_invariants(&src)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        check_invariants(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn token_soups(src in token_soup()) {
+        check_invariants(&src)?;
+    }
+
+    #[test]
+    fn token_line_programs(src in token_lines()) {
+        check_invariants(&src)?;
+    }
+
+    #[test]
+    fn mutated_real_files(src in mutated_file()) {
+        check_invariants(&src)?;
+    }
+}
+
+#[test]
+fn unmutated_corpus_upholds_the_invariants() {
+    for src in corpus() {
+        check_invariants(src).unwrap_or_else(|e| panic!("{e}\nsource:\n{src}"));
+        // CRLF copies too: `\r\n` is accepted and treated as `\n`.
+        check_invariants(&src.replace('\n', "\r\n"))
+            .unwrap_or_else(|e| panic!("{e}\nCRLF source:\n{src}"));
+    }
+}
+
+#[test]
+fn binary_never_reports_internal_error_on_mutated_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner =
+        TestRunner::new_with_rng(config(1), TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let strategy = mutated_file();
+    let n_files = 50;
+    for i in 0..n_files {
+        let src = strategy
+            .new_tree(&mut runner)
+            .expect("generate a mutated file")
+            .current();
+        std::fs::write(dir.path().join(format!("mutated_{i:02}.aether")), src).expect("write");
+    }
+    let out = assert_cmd::Command::cargo_bin("aether")
+        .expect("the aether binary is built")
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args(["check", ".", "--json-status", "--jobs", "2"])
+        .output()
+        .expect("aether starts");
+    let code = out.status.code();
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        code.is_some(),
+        "aether was killed by a signal\nstderr:\n{stderr}"
+    );
+    assert!(
+        ![Some(27), Some(101)].contains(&code),
+        "exit {code:?} (internal error or panic)\nstderr:\n{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a status line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), n_files);
+    for s in &lines {
+        assert_ne!(s["code"], 27, "INTERNAL_ERROR: {s}");
+        assert_ne!(s["code_name"], "INTERNAL_ERROR", "{s}");
+    }
+    let first_failure = lines
+        .iter()
+        .find(|s| s["ok"] == false)
+        .map_or(0, |s| s["code"].as_i64().expect("code"));
+    assert_eq!(
+        code,
+        Some(first_failure as i32),
+        "exit code is the first failing file's code"
+    );
+}
+
+#[test]
+fn deeply_nested_expressions_do_not_abort_the_checker() {
+    // FIXME: the checker walks expressions recursively; at this depth it overflows the stack and
+    // the process aborts (SIGABRT, exit 134) with no status line for any file. Worker threads
+    // (`--jobs` > 1, the default on a multi-core machine) have smaller stacks: a debug build
+    // already aborts on 8 000 chained `"a" + "a" + ...`. The fix is a depth limit reported as a
+    // diagnostic, or an iterative walk; a caught panic would at least be INTERNAL_ERROR (27).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let depth = 100_000;
+    let deep = [
+        ("deep_neg", format!("let x = {}1", "-".repeat(depth))),
+        ("deep_sum", format!("let x = {}1", "1 + ".repeat(depth))),
+        (
+            "deep_list",
+            format!("let x = {}1{}", "[".repeat(depth), "]".repeat(depth)),
+        ),
+        (
+            "deep_call",
+            format!("let x = {}1{}", "str(".repeat(depth), ")".repeat(depth)),
+        ),
+    ];
+    for (name, body) in &deep {
+        std::fs::write(
+            dir.path().join(format!("{name}.aether")),
+            format!("goal: \"deep\"\n{body}\nprint(x)\n"),
+        )
+        .expect("write");
+    }
+    std::fs::write(
+        dir.path().join("z_clean.aether"),
+        "goal: \"clean\"\nprint(1)\n",
+    )
+    .expect("write");
+    for jobs in ["1", "2"] {
+        let out = assert_cmd::Command::cargo_bin("aether")
+            .expect("the aether binary is built")
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .args(["check", ".", "--json-status", "--jobs", jobs])
+            .output()
+            .expect("aether starts");
+        let code = out.status.code();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let err_lines: Vec<&str> = stderr.lines().collect();
+        let tail = err_lines[err_lines.len().saturating_sub(3)..].join("\n");
+        assert!(
+            code.is_some(),
+            "--jobs {jobs}: killed by a signal ({:?}):\n{tail}",
+            out.status
+        );
+        assert!(
+            ![Some(27), Some(101)].contains(&code),
+            "--jobs {jobs}: exit {code:?}:\n{tail}"
+        );
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a status line is JSON"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            deep.len() + 1,
+            "--jobs {jobs}: one status line per file"
+        );
+        for s in &lines {
+            assert_ne!(s["code"], 27, "--jobs {jobs}: {s}");
+        }
+        assert_eq!(
+            lines[deep.len()]["ok"],
+            true,
+            "--jobs {jobs}: the clean file still passes"
+        );
+    }
+}
