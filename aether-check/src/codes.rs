@@ -1,7 +1,8 @@
 //! The rule registry: every rule id, its kebab-case name, result code, default severity and summary.
 //!
 //! Ids are never reused. Syntax rules (A0xx) live in `aether_syntax::rules`; validation
-//! errors are A1xx and warnings A2xx. `docs/codes/<id>.md` documents each one.
+//! errors are A1xx, warnings A2xx, and signature verification A3xx. `docs/codes/<id>.md`
+//! documents each one.
 
 use aether_syntax::{ResultCode, Rule, Severity};
 
@@ -266,6 +267,14 @@ rule!(
     "`break` or `continue` that would leave a `transaction:` block half done"
 );
 rule!(
+    INVALID_SIGNATURE,
+    "A301",
+    "invalid-signature",
+    SignatureError,
+    Error,
+    "in strict signature mode, a script whose signature is missing, malformed, untrusted, revoked or wrong"
+);
+rule!(
     MISSING_GOAL,
     "A201",
     "missing-goal",
@@ -353,6 +362,7 @@ pub static CHECK_RULES: &[&Rule] = &[
     &MODULE_NOT_REQUIRED,
     &PLUGIN_NOT_REQUIRED,
     &EXPRESSION_STATEMENT_NOT_CALL,
+    &INVALID_SIGNATURE,
 ];
 
 /// Every rule of the toolchain (syntax and checker), in id order.
@@ -397,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn warnings_are_a2xx_and_fail_with_validation_error_under_strict() {
+    fn warnings_are_a2xx_and_codes_follow_the_id_range() {
         for r in CHECK_RULES {
             assert_eq!(
                 r.severity == Severity::Warning,
@@ -405,7 +415,12 @@ mod tests {
                 "{}",
                 r.id
             );
-            assert_eq!(r.code, ResultCode::ValidationError, "{}", r.id);
+            let expected = if r.id.starts_with("A3") {
+                ResultCode::SignatureError
+            } else {
+                ResultCode::ValidationError
+            };
+            assert_eq!(r.code, expected, "{}", r.id);
         }
     }
 }

@@ -4,6 +4,7 @@ mod checker;
 pub mod codes;
 pub mod decl;
 pub mod fingerprint;
+pub mod risk;
 
 pub use checker::{parse_plugin_requirement, ERROR_KINDS, POLICY_KEYS, STEP_OPTIONS};
 

@@ -156,9 +156,11 @@ fn each_fixture_triggers_its_rule() {
 #[test]
 fn every_check_rule_has_a_fixture() {
     let dir = rules_dir();
+    // Signature rules (A3xx) are raised by the CLI before checking; tests/cli_sign.rs covers them.
     let missing: Vec<&str> = CHECK_RULES
         .iter()
         .map(|r| r.id)
+        .filter(|id| !id.starts_with("A3"))
         .filter(|id| !dir.join(format!("{id}.aether")).is_file())
         .collect();
     assert!(

@@ -5,6 +5,7 @@ mod discover;
 mod output;
 mod render;
 mod report;
+mod signing;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,12 @@ struct Cli {
 enum Command {
     /// Parse and validate files or directories without running anything.
     Check(check::CheckArgs),
+    /// Generate an ed25519 signing key pair.
+    Keygen(signing::KeygenArgs),
+    /// Sign scripts in place (inserts or replaces the `# @signature` header).
+    Sign(signing::SignArgs),
+    /// Verify signatures and score risk, with an optional markdown report.
+    Verify(signing::VerifyArgs),
 }
 
 /// Every native function this build knows: the stdlib's globals and the runtime's modules.
@@ -56,5 +63,8 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
     };
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Keygen(args) => signing::keygen(args),
+        Command::Sign(args) => signing::sign(args),
+        Command::Verify(args) => signing::verify(args),
     }
 }

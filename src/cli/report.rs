@@ -58,10 +58,48 @@ pub(crate) struct FileReport {
     pub(crate) status: Status,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Options {
     pub(crate) strict: bool,
     pub(crate) suppressions: Suppressions,
+    /// Strict signature mode: verify against these keys before anything else.
+    pub(crate) signatures: Option<super::signing::Trust>,
+}
+
+/// The diagnostic for a signature that strict mode refuses.
+fn signature_diagnostic(text: &str, failure: &aether_sign::Verification) -> Diagnostic {
+    use aether_check::codes::INVALID_SIGNATURE;
+    let header_end = text.find('\n').unwrap_or(text.len());
+    let header = Span::new(0, header_end.min(text.len()));
+    let help = match failure.reason() {
+        "missing" => {
+            "sign it with `aether sign FILE --key SECRET`; strict mode runs only signed scripts"
+        }
+        "legacy-hmac" => {
+            "HMAC signatures are never trusted: re-sign with `aether sign FILE --key SECRET`"
+        }
+        "unknown-key" => {
+            "add the signer's public key to the keyring (.aetherra/keys/trusted/ or --keyring DIR)"
+        }
+        "revoked" => "the key was revoked: re-sign with a current key",
+        "mismatch" => "the file changed after it was signed: review the change and sign it again",
+        _ => "fix the `# @signature ed25519 <key-id> <signature>` header, or sign the file again",
+    };
+    let label = if failure.reason() == "missing" {
+        "no signature header"
+    } else {
+        "signature header"
+    };
+    Diagnostic::new(&INVALID_SIGNATURE, failure.message())
+        .with_primary(
+            if failure.reason() == "missing" {
+                Span::new(0, 0)
+            } else {
+                header
+            },
+            label,
+        )
+        .with_help(help)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -95,6 +133,13 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
                 (Some(text), vec![d])
             }
             Ok(text) => {
+                if let Some(trust) = &opts.signatures {
+                    let outcome = aether_sign::verify(&text, &trust.keyring, &trust.revoked);
+                    if !outcome.is_ok() {
+                        let d = signature_diagnostic(&text, &outcome);
+                        return build_report(display, Some(text), vec![d], opts);
+                    }
+                }
                 let diags = catch_unwind(AssertUnwindSafe(|| analyze(&text, registry)))
                     .unwrap_or_else(|payload| {
                         vec![Diagnostic::new(
