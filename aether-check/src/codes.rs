@@ -4,19 +4,9 @@
 //! errors are A1xx, warnings A2xx, and signature verification A3xx. `docs/codes/<id>.md`
 //! documents each one.
 
-use aether_syntax::{ResultCode, Rule, Severity};
+use aether_syntax::Rule;
 
-macro_rules! rule {
-    ($ident:ident, $id:literal, $name:literal, $code:ident, $sev:ident, $summary:literal) => {
-        pub static $ident: Rule = Rule {
-            id: $id,
-            name: $name,
-            code: ResultCode::$code,
-            severity: Severity::$sev,
-            summary: $summary,
-        };
-    };
-}
+use aether_syntax::define_rule as rule;
 
 rule!(
     UNKNOWN_FUNCTION,
@@ -381,6 +371,7 @@ pub fn find(id_or_name: &str) -> Option<&'static Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aether_syntax::{ResultCode, Severity};
     use std::collections::HashSet;
 
     #[test]

@@ -3,12 +3,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use aether_check::codes::CHECK_RULES;
 use aether_check::{analyze, codes};
-use aether_syntax::{Diagnostic, LineIndex};
+use aether_syntax::diagnostic::render_plain;
+use aether_syntax::Diagnostic;
 
 use common::registry;
 
@@ -38,81 +38,6 @@ fn also_expected(src: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A source line as shown in snapshots: no line ending, tabs made visible as `→`.
-fn display_line(line: &str) -> String {
-    line.trim_end_matches('\r').replace('\t', "→")
-}
-
-/// gleam-style text: the numbered source, then each diagnostic with its position,
-/// labels underlined in the source, help, notes and fix.
-fn render(src: &str, diags: &[Diagnostic]) -> String {
-    let index = LineIndex::new(src);
-    let lines: Vec<&str> = src.split('\n').collect();
-    let width = lines.len().to_string().len();
-    let mut out = String::from("----- SOURCE CODE\n");
-    for (i, line) in lines.iter().enumerate() {
-        if i + 1 == lines.len() && line.is_empty() {
-            break;
-        }
-        writeln!(out, "{:>width$} | {}", i + 1, display_line(line)).unwrap();
-    }
-    out.push_str("\n----- DIAGNOSTICS\n");
-    for d in diags {
-        let at = index.line_col(src, d.span().start);
-        writeln!(
-            out,
-            "{}:{} {} [{} {}] {}",
-            at.line,
-            at.column,
-            d.severity().as_str(),
-            d.rule().id,
-            d.rule().name,
-            d.message()
-        )
-        .unwrap();
-        for label in d.labels() {
-            let start = index.line_col(src, label.span.start);
-            let end = index.line_col(src, label.span.end);
-            let text = display_line(lines.get(start.line as usize - 1).copied().unwrap_or(""));
-            let last_col = if end.line == start.line {
-                end.column
-            } else {
-                text.chars().count() as u32 + 1
-            };
-            let n_marks = last_col.saturating_sub(start.column).max(1) as usize;
-            let mark = if label.primary { "^" } else { "-" };
-            writeln!(out, "{:>width$} | {}", start.line, text).unwrap();
-            writeln!(
-                out,
-                "{:>width$} | {}{} {}",
-                "",
-                " ".repeat(start.column as usize - 1),
-                mark.repeat(n_marks),
-                label.text
-            )
-            .unwrap();
-        }
-        if let Some(help) = d.help() {
-            writeln!(out, "help: {help}").unwrap();
-        }
-        for note in d.notes() {
-            writeln!(out, "note: {note}").unwrap();
-        }
-        if let Some(fix) = d.fix() {
-            let start = index.line_col(src, fix.span.start);
-            let end = index.line_col(src, fix.span.end);
-            writeln!(
-                out,
-                "fix: {} (replace {}:{}-{}:{} with {:?})",
-                fix.description, start.line, start.column, end.line, end.column, fix.replacement
-            )
-            .unwrap();
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[test]
 fn each_fixture_triggers_its_rule() {
     let registry = registry();
@@ -133,7 +58,7 @@ fn each_fixture_triggers_its_rule() {
         assert!(
             emitted.contains(id),
             "{id} not emitted:\n{}",
-            render(&src, &diags)
+            render_plain(&src, &diags)
         );
         let mut allowed = also_expected(&src);
         allowed.insert(id.to_string());
@@ -141,7 +66,7 @@ fn each_fixture_triggers_its_rule() {
             emitted,
             allowed,
             "{id}: other rules fired:\n{}",
-            render(&src, &diags)
+            render_plain(&src, &diags)
         );
         // Diagnostics come sorted by position (then id), so output is deterministic.
         let starts: Vec<u32> = diags.iter().map(|d| d.span().start).collect();
@@ -149,7 +74,7 @@ fn each_fixture_triggers_its_rule() {
             starts.windows(2).all(|w| w[0] <= w[1]),
             "{id}: diagnostics not sorted"
         );
-        insta::assert_snapshot!(render(&src, &diags));
+        insta::assert_snapshot!(render_plain(&src, &diags));
     });
 }
 

@@ -1,6 +1,8 @@
 //! The one diagnostic type of the toolchain, the result codes of LANGUAGE.md section 7 and rule metadata.
 
-use crate::span::Span;
+use std::fmt::Write;
+
+use crate::span::{LineIndex, Span};
 
 /// Structured result codes (LANGUAGE.md section 7); the process exit status uses the same numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,4 +227,86 @@ pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
             b.message(),
         ))
     });
+}
+
+/// A source line as shown in snapshots: no line ending, tabs made visible as `→`
+/// (one character each, so columns still line up).
+fn display_line(line: &str) -> String {
+    line.trim_end_matches('\r').replace('\t', "→")
+}
+
+/// Plain text for snapshots and debugging (gleam's SOURCE CODE / ERROR layout):
+/// the numbered source, then each diagnostic with its position,
+/// labels underlined in the source, help, notes and fix. Tabs show as `→`.
+///
+/// gleam-style text: the numbered source, then each diagnostic with its position,
+/// labels underlined in the source, help, notes and fix.
+pub fn render_plain(src: &str, diags: &[Diagnostic]) -> String {
+    let index = LineIndex::new(src);
+    let lines: Vec<&str> = src.split('\n').collect();
+    let width = lines.len().to_string().len();
+    let mut out = String::from("----- SOURCE CODE\n");
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 == lines.len() && line.is_empty() {
+            break;
+        }
+        writeln!(out, "{:>width$} | {}", i + 1, display_line(line))
+            .expect("writing to a String cannot fail");
+    }
+    out.push_str("\n----- DIAGNOSTICS\n");
+    for d in diags {
+        let at = index.line_col(src, d.span().start);
+        writeln!(
+            out,
+            "{}:{} {} [{} {}] {}",
+            at.line,
+            at.column,
+            d.severity().as_str(),
+            d.rule().id,
+            d.rule().name,
+            d.message()
+        )
+        .expect("writing to a String cannot fail");
+        for label in d.labels() {
+            let start = index.line_col(src, label.span.start);
+            let end = index.line_col(src, label.span.end);
+            let text = display_line(lines.get(start.line as usize - 1).copied().unwrap_or(""));
+            let last_col = if end.line == start.line {
+                end.column
+            } else {
+                text.chars().count() as u32 + 1
+            };
+            let n_marks = last_col.saturating_sub(start.column).max(1) as usize;
+            let mark = if label.primary { "^" } else { "-" };
+            writeln!(out, "{:>width$} | {}", start.line, text)
+                .expect("writing to a String cannot fail");
+            writeln!(
+                out,
+                "{:>width$} | {}{} {}",
+                "",
+                " ".repeat(start.column as usize - 1),
+                mark.repeat(n_marks),
+                label.text
+            )
+            .expect("writing to a String cannot fail");
+        }
+        if let Some(help) = d.help() {
+            writeln!(out, "help: {help}").expect("writing to a String cannot fail");
+        }
+        for note in d.notes() {
+            writeln!(out, "note: {note}").expect("writing to a String cannot fail");
+        }
+        if let Some(fix) = d.fix() {
+            let start = index.line_col(src, fix.span.start);
+            let end = index.line_col(src, fix.span.end);
+            writeln!(
+                out,
+                "fix: {} (replace {}:{}-{}:{} with {:?})",
+                fix.description, start.line, start.column, end.line, end.column, fix.replacement
+            )
+            .expect("writing to a String cannot fail");
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -1,18 +1,22 @@
 //! Rules the front end reports (lexical and syntax errors); the full registry is `aether_check::codes`.
 
-use crate::diagnostic::{ResultCode, Rule, Severity};
+use crate::diagnostic::Rule;
 
-macro_rules! rule {
+/// Define a `pub static` [`Rule`]: `define_rule!(IDENT, "A001", "name", CodeVariant, Severity, "summary");`
+#[macro_export]
+macro_rules! define_rule {
     ($ident:ident, $id:literal, $name:literal, $code:ident, $sev:ident, $summary:literal) => {
-        pub static $ident: Rule = Rule {
+        pub static $ident: $crate::diagnostic::Rule = $crate::diagnostic::Rule {
             id: $id,
             name: $name,
-            code: ResultCode::$code,
-            severity: Severity::$sev,
+            code: $crate::diagnostic::ResultCode::$code,
+            severity: $crate::diagnostic::Severity::$sev,
             summary: $summary,
         };
     };
 }
+
+use crate::define_rule as rule;
 
 rule!(
     SYNTAX_ERROR,

@@ -1,9 +1,9 @@
 //! Parser fixtures: `resources/valid` parse cleanly (AST snapshots), `resources/invalid` report the expected rule.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
 
+use aether_syntax::diagnostic::render_plain;
 use aether_syntax::{parse, rules, Diagnostic, LineIndex};
 
 /// Invalid fixture stem -> (expected rule name of the first diagnostic, its 1-based line).
@@ -57,82 +57,6 @@ fn line_of(src: &str, index: &LineIndex, d: &Diagnostic) -> u32 {
     index.line_col(src, d.span().start).line
 }
 
-/// A source line as shown in snapshots: no line ending, tabs made visible as `→`
-/// (one character each, so columns still line up).
-fn display_line(line: &str) -> String {
-    line.trim_end_matches('\r').replace('\t', "→")
-}
-
-/// gleam-style text: the numbered source, then each diagnostic with its position,
-/// labels underlined in the source, help, notes and fix.
-fn render(src: &str, diags: &[Diagnostic]) -> String {
-    let index = LineIndex::new(src);
-    let lines: Vec<&str> = src.split('\n').collect();
-    let width = lines.len().to_string().len();
-    let mut out = String::from("----- SOURCE CODE\n");
-    for (i, line) in lines.iter().enumerate() {
-        if i + 1 == lines.len() && line.is_empty() {
-            break;
-        }
-        writeln!(out, "{:>width$} | {}", i + 1, display_line(line)).unwrap();
-    }
-    out.push_str("\n----- DIAGNOSTICS\n");
-    for d in diags {
-        let at = index.line_col(src, d.span().start);
-        writeln!(
-            out,
-            "{}:{} {} [{} {}] {}",
-            at.line,
-            at.column,
-            d.severity().as_str(),
-            d.rule().id,
-            d.rule().name,
-            d.message()
-        )
-        .unwrap();
-        for label in d.labels() {
-            let start = index.line_col(src, label.span.start);
-            let end = index.line_col(src, label.span.end);
-            let text = display_line(lines.get(start.line as usize - 1).copied().unwrap_or(""));
-            let last_col = if end.line == start.line {
-                end.column
-            } else {
-                text.chars().count() as u32 + 1
-            };
-            let n_marks = last_col.saturating_sub(start.column).max(1) as usize;
-            let mark = if label.primary { "^" } else { "-" };
-            writeln!(out, "{:>width$} | {}", start.line, text).unwrap();
-            writeln!(
-                out,
-                "{:>width$} | {}{} {}",
-                "",
-                " ".repeat(start.column as usize - 1),
-                mark.repeat(n_marks),
-                label.text
-            )
-            .unwrap();
-        }
-        if let Some(help) = d.help() {
-            writeln!(out, "help: {help}").unwrap();
-        }
-        for note in d.notes() {
-            writeln!(out, "note: {note}").unwrap();
-        }
-        if let Some(fix) = d.fix() {
-            let start = index.line_col(src, fix.span.start);
-            let end = index.line_col(src, fix.span.end);
-            writeln!(
-                out,
-                "fix: {} (replace {}:{}-{}:{} with {:?})",
-                fix.description, start.line, start.column, end.line, end.column, fix.replacement
-            )
-            .unwrap();
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[test]
 fn valid_fixtures_parse_without_diagnostics() {
     insta::glob!("../resources/valid", "*.aether", |path| {
@@ -142,7 +66,7 @@ fn valid_fixtures_parse_without_diagnostics() {
             parsed.diagnostics.is_empty(),
             "{} should parse cleanly:\n{}",
             path.display(),
-            render(&src, &parsed.diagnostics)
+            render_plain(&src, &parsed.diagnostics)
         );
         insta::assert_debug_snapshot!(parsed.ast);
     });
@@ -182,7 +106,7 @@ fn invalid_fixtures_report_the_expected_rule() {
             line,
             "{stem}: first diagnostic on the wrong line"
         );
-        insta::assert_snapshot!(render(&src, &parsed.diagnostics));
+        insta::assert_snapshot!(render_plain(&src, &parsed.diagnostics));
     });
 }
 
@@ -212,7 +136,7 @@ fn multiple_errors_are_all_reported() {
     assert!(
         parsed.diagnostics.len() >= 3,
         "{}",
-        render(&src, &parsed.diagnostics)
+        render_plain(&src, &parsed.diagnostics)
     );
     assert_eq!(lines, BTreeSet::from([6, 8, 11]));
     assert!(parsed
