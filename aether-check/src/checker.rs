@@ -85,6 +85,25 @@ impl Frame {
         self.scopes.iter_mut().rev().find_map(|s| s.get_mut(name))
     }
 
+    /// Names that are pending on the current path.
+    fn pending_names(&self) -> HashSet<String> {
+        self.scopes
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|(_, v)| v.pending)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Make exactly `names` pending (names declared since then are gone with their scope).
+    fn set_pending(&mut self, names: &HashSet<String>) {
+        for scope in &mut self.scopes {
+            for (n, v) in scope.iter_mut() {
+                v.pending = names.contains(n);
+            }
+        }
+    }
+
     fn declare(&mut self, name: &str, pending: bool) {
         let scope = self.scopes.last_mut().expect("a frame always has a scope");
         scope.insert(name.to_string(), Var { pending });
@@ -735,28 +754,49 @@ impl<'a> Checker<'a> {
                 branches,
                 else_block,
             } => {
+                // A value is still pending after the `if` when it is pending at the end of
+                // any path through it (the path without a taken branch included).
+                let before = self.frame().pending_names();
+                let mut after = HashSet::new();
                 for (cond, block) in branches {
+                    self.frame().set_pending(&before);
                     self.expr(cond);
                     self.scoped_block(block);
+                    after.extend(self.frame().pending_names());
                 }
-                if let Some(b) = else_block {
-                    self.scoped_block(b);
+                self.frame().set_pending(&before);
+                match else_block {
+                    Some(b) => {
+                        self.scoped_block(b);
+                        after.extend(self.frame().pending_names());
+                    }
+                    None => after.extend(before),
                 }
+                self.frame().set_pending(&after);
             }
             StmtKind::For { var, iter, body } => {
                 self.expr(iter);
+                // The body may run zero times: what was pending before stays pending.
+                let before = self.frame().pending_names();
                 self.frame().scopes.push(HashMap::new());
                 self.frame().declare(&var.text, false);
                 self.frame().loop_depth += 1;
                 self.block_stmts(&body.stmts);
                 self.frame().loop_depth -= 1;
                 self.frame().scopes.pop();
+                let mut after = self.frame().pending_names();
+                after.extend(before);
+                self.frame().set_pending(&after);
             }
             StmtKind::While { cond, body } => {
                 self.expr(cond);
+                let before = self.frame().pending_names();
                 self.frame().loop_depth += 1;
                 self.scoped_block(body);
                 self.frame().loop_depth -= 1;
+                let mut after = self.frame().pending_names();
+                after.extend(before);
+                self.frame().set_pending(&after);
             }
             StmtKind::Break | StmtKind::Continue => {
                 let word = if matches!(s.kind, StmtKind::Break) {

@@ -326,18 +326,42 @@ fn awaiting_an_unknown_name_is_an_undefined_variable() {
 }
 
 #[test]
-fn pending_flags_are_not_flow_sensitive() {
-    // FIXME: the await happens on one branch only, so `job` may still be pending at
-    // `print(job)`; the checker clears the flag for every path.
+fn an_await_on_one_branch_leaves_the_value_pending_on_the_other() {
+    let body = "\
+parallel:
+    job: len([1])
+if len([2]) > 1:
+    await job
+print(job)
+";
+    assert_eq!(diags(body), vec![("A111", 6)]);
+}
+
+#[test]
+fn an_await_on_every_branch_clears_the_value() {
     clean(
         "\
 parallel:
     job: len([1])
 if len([2]) > 1:
     await job
+else:
+    await job
 print(job)
 ",
     );
+}
+
+#[test]
+fn an_await_inside_a_loop_body_may_not_have_run() {
+    let body = "\
+parallel:
+    job: len([1])
+for i in range(3):
+    await job
+print(job)
+";
+    assert!(diags(body).contains(&("A111", 6)), "{:?}", diags(body));
 }
 
 #[test]
