@@ -1281,3 +1281,46 @@ fn signature_header_is_line_1() {
         );
     }
 }
+
+#[test]
+fn sarif_keeps_suppressed_findings_marked_as_suppressed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "one.aether",
+        b"goal: \"g\"\nlet x = 1\nfoo(x)\n",
+    );
+    write(
+        dir.path(),
+        "supp.txt",
+        format!("{FOO_ON_LINE_3}\n").as_bytes(),
+    );
+    let res = run_in(
+        dir.path(),
+        &[
+            "check",
+            "one.aether",
+            "--suppressions",
+            "supp.txt",
+            "--format",
+            "sarif",
+        ],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    let doc = parse_json(&res.stdout);
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["ruleId"], "A101");
+    assert_eq!(results[0]["suppressions"][0]["kind"], "external");
+}
+
+#[test]
+fn symlinked_files_in_a_directory_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = write(dir.path(), "elsewhere/real.aether", b"goal: \"g\"\nfoo()\n");
+    std::fs::create_dir_all(dir.path().join("tree")).expect("mkdir");
+    std::os::unix::fs::symlink(&real, dir.path().join("tree/link.aether")).expect("symlink");
+    let res = run_in(dir.path(), &["check", "tree", "--json-status"]);
+    assert_eq!(res.code, 25, "{}", res.stderr);
+    assert_eq!(only_status(&res.stdout)["file"], "tree/link.aether");
+}

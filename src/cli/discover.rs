@@ -31,7 +31,11 @@ pub(crate) fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
                                 .is_some_and(|n| SKIP_DIRS.contains(&n)))
                 });
             for entry in walker.flatten() {
-                if entry.file_type().is_file() && is_aether(entry.path()) {
+                // A symlink to a file counts (directories behind links are not followed,
+                // so a link cycle cannot trap the walk).
+                let is_file = entry.file_type().is_file()
+                    || (entry.file_type().is_symlink() && entry.path().is_file());
+                if is_file && is_aether(entry.path()) {
                     out.push(entry.into_path());
                 }
             }

@@ -80,7 +80,8 @@ fn uri(display: &str) -> String {
         .replace('\\', "/")
 }
 
-/// SARIF 2.1.0: one run, every registered rule as metadata, one result per unsuppressed finding.
+/// SARIF 2.1.0: one run, every registered rule as metadata, one result per finding
+/// (suppressed ones carry a `suppressions` entry).
 pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
     let rules: Vec<&'static aether_syntax::Rule> = aether_check::codes::all().collect();
     let descriptors: Vec<sarif::ReportingDescriptor> = rules
@@ -125,9 +126,6 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
     let mut results = Vec::new();
     for r in reports {
         for f in &r.findings {
-            if f.suppressed {
-                continue;
-            }
             let d = &f.diag;
             // A finding without a position (an unreadable file) gets no region at all:
             // SARIF forbids an empty one.
@@ -164,19 +162,26 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
                 sarif::ResultLevel::Warning
             };
             let rule_index = rules.iter().position(|x| x.id == d.rule().id).unwrap_or(0) as i64;
-            results.push(
-                sarif::Result::builder()
-                    .rule_id(d.rule().id)
-                    .rule_index(rule_index)
-                    .level(level)
-                    .message(sarif::Message::builder().text(text).build())
-                    .locations(vec![location])
-                    .partial_fingerprints(std::collections::BTreeMap::from([(
-                        "aetherFingerprint/v1".to_string(),
-                        f.fingerprint.clone(),
-                    )]))
-                    .build(),
-            );
+            // Suppressed findings stay in the log, marked as suppressed by the suppression file.
+            let suppressions = f.suppressed.then(|| {
+                vec![sarif::Suppression::builder()
+                    .kind(json!("external"))
+                    .justification("fingerprint listed in the suppression file")
+                    .build()]
+            });
+            let mut result = sarif::Result::builder()
+                .rule_id(d.rule().id)
+                .rule_index(rule_index)
+                .level(level)
+                .message(sarif::Message::builder().text(text).build())
+                .locations(vec![location])
+                .partial_fingerprints(std::collections::BTreeMap::from([(
+                    "aetherFingerprint/v1".to_string(),
+                    f.fingerprint.clone(),
+                )]))
+                .build();
+            result.suppressions = suppressions;
+            results.push(result);
         }
     }
     let driver = sarif::ToolComponent::builder()

@@ -128,7 +128,11 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
                     &rules::INVALID_UTF8,
                     format!("file is not valid UTF-8: invalid byte at offset {offset}"),
                 )
-                .with_primary(Span::new(offset, offset + 1), "invalid byte here")
+                // In the lossy text the bad byte became U+FFFD: label that whole character.
+                .with_primary(
+                    Span::new(offset, offset + char::REPLACEMENT_CHARACTER.len_utf8()),
+                    "invalid byte here",
+                )
                 .with_help("save the file as UTF-8");
                 (Some(text), vec![d])
             }

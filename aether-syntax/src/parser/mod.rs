@@ -173,6 +173,15 @@ fn syntax_error(err: ParseError<usize, Tok<'_>, ()>, eof: usize) -> Diagnostic {
                         .with_primary(span, "second comparison")
                         .with_help("join the comparisons: `a < b and b < c`")
                 }
+                Tok::If if expected.iter().any(|e| e == "\":\"") => Diagnostic::new(
+                    &rules::SYNTAX_ERROR,
+                    format!("unexpected `if`, expected {wanted}"),
+                )
+                .with_primary(span, "unexpected here")
+                .with_help("write `elif condition:` for an else-if branch"),
+                Tok::Inputs => Diagnostic::new(&rules::SYNTAX_ERROR, "`inputs:` must be the first line of an action body")
+                    .with_primary(span, "not the first line")
+                    .with_help("move `inputs: [...]` to the line right after `action NAME:`, or declare the parameters as `action NAME(a, b):`"),
                 Tok::Newline => Diagnostic::new(
                     &rules::SYNTAX_ERROR,
                     format!("unexpected end of line, expected {wanted}"),
