@@ -179,20 +179,33 @@ pub fn parse_duration(text: &str) -> Option<f64> {
         if number.is_empty() || !number.as_bytes()[0].is_ascii_digit() || number.ends_with('.') {
             return None;
         }
-        let value: f64 = number.parse().ok()?;
+        // Scale as integers and divide once, so `1.001s` is exactly 1001 ms.
+        let (whole, frac) = number.split_once('.').unwrap_or((&number, ""));
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let scale = match &text[unit_start..i] {
-            "ms" => 1.0,
-            "s" => 1_000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
+        let scale: u64 = match &text[unit_start..i] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return None,
         };
-        total += value * scale;
+        let digits = format!("{whole}{frac}");
+        let exact = digits
+            .parse::<u128>()
+            .ok()
+            .filter(|_| frac.len() <= 30)
+            .and_then(|n| n.checked_mul(u128::from(scale)))
+            .map(|n| n as f64 / 10f64.powi(frac.len() as i32));
+        let value = match exact {
+            Some(v) => v,
+            // Too many digits for exact scaling: fall back to floating point.
+            None => number.parse::<f64>().ok()? * scale as f64,
+        };
+        total += value;
     }
     Some(total)
 }
@@ -553,6 +566,8 @@ mod tests {
     fn duration_strings() {
         assert_eq!(parse_duration("30s"), Some(30_000.0));
         assert_eq!(parse_duration("1h30m"), Some(5_400_000.0));
+        assert_eq!(parse_duration("1.001s"), Some(1_001.0));
+        assert_eq!(parse_duration("1m0.5s"), Some(60_500.0));
         assert_eq!(parse_duration("1_000ms"), Some(1_000.0));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("30x"), None);

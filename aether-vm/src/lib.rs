@@ -1,1 +1,5 @@
-//! Bytecode compiler and virtual machine for `.aether` scripts. Empty until the VM issue (#3) lands.
+//! Bytecode compiler and virtual machine for `.aether` scripts; so far the value model (issue 3).
+
+pub mod value;
+
+pub use value::{format_duration, format_float, Map, Value, ValueError};
