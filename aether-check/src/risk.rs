@@ -113,13 +113,9 @@ impl Scanner<'_> {
 
     fn expr(&mut self, e: &Expr) {
         match &e.kind {
-            ExprKind::Str(s) => {
-                if is_url(s) {
-                    self.add(e.span, RiskKind::Network);
-                } else if let Some(k) = capability_kind(s) {
-                    self.add(e.span, k);
-                }
-            }
+            // Only URLs count in ordinary strings; capability names count where capabilities
+            // are declared (see `declared_capabilities`), so "network ok" in a log is no risk.
+            ExprKind::Str(s) if is_url(s) => self.add(e.span, RiskKind::Network),
             ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
             ExprKind::Map(entries) => entries.iter().for_each(|(_, v)| self.expr(v)),
             ExprKind::Unary { operand, .. } => self.expr(operand),
@@ -203,14 +199,44 @@ impl Scanner<'_> {
         }
     }
 
+    /// Capability names in a list that declares capabilities or permissions.
+    fn declared_capabilities(&mut self, items: &[&Expr]) {
+        for item in items {
+            let values: Vec<&Expr> = match &item.kind {
+                ExprKind::List(inner) => inner.iter().collect(),
+                _ => vec![*item],
+            };
+            for v in values {
+                if let ExprKind::Str(s) = &v.kind {
+                    if let Some(kind) = capability_kind(s) {
+                        self.add(v.span, kind);
+                    }
+                }
+            }
+        }
+    }
+
     fn entries(&mut self, entries: &[MapEntry]) {
         for e in entries {
+            if matches!(e.key.as_str(), "capabilities" | "permissions" | "requires") {
+                let items: Vec<&Expr> = match &e.value {
+                    MapValue::Expr(v) => vec![v],
+                    MapValue::List(items) => items.iter().map(|i| &i.value).collect(),
+                    MapValue::Map(_) => vec![],
+                };
+                self.declared_capabilities(&items);
+            }
             match &e.value {
                 MapValue::Expr(v) => self.expr(v),
                 MapValue::List(items) => {
                     for it in items {
                         self.expr(&it.value);
-                        it.options.iter().for_each(|o| self.expr(&o.value));
+                        for o in &it.options {
+                            if o.name.text == "requires" {
+                                self.declared_capabilities(&[&o.value]);
+                            }
+                            self.expr(&o.value);
+                        }
                     }
                 }
                 MapValue::Map(inner) => self.entries(inner),
@@ -326,5 +352,7 @@ mod tests {
     #[test]
     fn a_quiet_script_has_no_risk() {
         assert!(kinds("goal: \"g\"\nprint(len([1, 2]))\n").is_empty());
+        // Capability words outside a capability declaration are just text.
+        assert!(kinds("log(\"network looks healthy\")\nlet mode = \"fs.write\"\n").is_empty());
     }
 }

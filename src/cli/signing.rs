@@ -230,11 +230,15 @@ pub(crate) fn sign(args: SignArgs) -> i32 {
                 if signed == text {
                     return Ok(());
                 }
-                let perms = fs::metadata(path).map_err(|e| e.to_string())?.permissions();
-                let tmp = path.with_extension("aether-signing");
+                // Write through a symlink to the file it names, keeping the link.
+                let target = fs::canonicalize(path).map_err(|e| e.to_string())?;
+                let perms = fs::metadata(&target)
+                    .map_err(|e| e.to_string())?
+                    .permissions();
+                let tmp = target.with_extension("aether-signing");
                 fs::write(&tmp, signed.as_bytes()).map_err(|e| e.to_string())?;
                 fs::set_permissions(&tmp, perms).map_err(|e| e.to_string())?;
-                fs::rename(&tmp, path).map_err(|e| e.to_string())
+                fs::rename(&tmp, &target).map_err(|e| e.to_string())
             });
         match result {
             Ok(()) => println!("OK signed: {}", path.display()),
