@@ -1,0 +1,239 @@
+//! Compile and run scripts through the library: exact output, errors with positions, budgets.
+
+use aether_check::decl::{DefaultValue, FnDecl, Registry};
+use aether_syntax::{parse, LineIndex};
+use aether_vm::{compile, Budget, Value, ValueError, Vm, VmErrorKind};
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.declare(FnDecl::global("print").rest("args").effectful());
+    r.declare(FnDecl::global("len").param("x"));
+    r.declare(FnDecl::global("str").param("x"));
+    r.declare(
+        FnDecl::global("range")
+            .param("a")
+            .opt("b", DefaultValue::Null),
+    );
+    r.declare(
+        FnDecl::global("pair")
+            .param("a")
+            .opt("b", DefaultValue::Int(2))
+            .opt("c", DefaultValue::Int(3)),
+    );
+    r
+}
+
+fn len(args: &[Value]) -> Result<Value, ValueError> {
+    match &args[0] {
+        Value::List(l) => Ok(Value::Int(l.len() as i64)),
+        Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
+        other => Err(ValueError::new(format!("len() of {}", other.type_name()))),
+    }
+}
+
+fn str_(args: &[Value]) -> Result<Value, ValueError> {
+    Ok(Value::from(args[0].display()))
+}
+
+fn range(args: &[Value]) -> Result<Value, ValueError> {
+    let (a, b) = match (&args[0], &args[1]) {
+        (Value::Int(stop), Value::Null) => (0, *stop),
+        (Value::Int(a), Value::Int(b)) => (*a, *b),
+        _ => return Err(ValueError::new("range() takes ints")),
+    };
+    Ok(Value::from((a..b).map(Value::Int).collect::<Vec<_>>()))
+}
+
+fn pair(args: &[Value]) -> Result<Value, ValueError> {
+    Ok(Value::from(args.to_vec()))
+}
+
+const NATIVES: &[(&str, aether_vm::NativeFn)] = &[
+    ("len", len),
+    ("str", str_),
+    ("range", range),
+    ("pair", pair),
+];
+
+/// Run a script that must check clean; returns (stdout, result or (kind, message, line)).
+fn run_with(src: &str, budget: Budget) -> (String, Result<Value, (VmErrorKind, String, u32)>) {
+    let parsed = parse(src);
+    let diags = aether_check::analyze(src, &registry());
+    let errors: Vec<_> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message().to_string())
+        .collect();
+    assert!(errors.is_empty(), "script does not check: {errors:?}");
+    let program = compile(&parsed.ast, &registry()).expect("compiles");
+    let mut vm = Vm::new(&program, NATIVES, Vec::new(), budget);
+    let res = vm.run();
+    let index = LineIndex::new(src);
+    let res = res.map_err(|e| {
+        let line = e.span().map_or(0, |s| index.line_col(src, s.start).line);
+        (e.kind(), e.message().to_string(), line)
+    });
+    (
+        String::from_utf8(vm.into_output()).expect("utf-8 output"),
+        res,
+    )
+}
+
+fn run(src: &str) -> String {
+    let (out, res) = run_with(src, Budget::default());
+    res.expect("runs without error");
+    out
+}
+
+#[test]
+fn arithmetic_and_display() {
+    let out = run("goal: \"g\"\nprint(1 + 2 * 3, \"a\" + \"b\", 7 / 2, 1500ms, 0.1 + 0.2, [1, \"x\", null], {k: 90s})\n");
+    assert_eq!(
+        out,
+        "7 ab 3.5 1.5s 0.30000000000000004 [1, \"x\", null] {\"k\": 1m30s}\n"
+    );
+}
+
+#[test]
+fn variables_and_value_semantics() {
+    let out = run("goal: \"g\"
+let m = {a: 1, b: [1, 2]}
+m.a = 5
+m[\"b\"][0] = 9
+let copy = m
+copy.a = 6
+total: 1
+total: total + 1
+print(m, copy, total)
+");
+    assert_eq!(
+        out,
+        "{\"a\": 5, \"b\": [9, 2]} {\"a\": 6, \"b\": [9, 2]} 2\n"
+    );
+}
+
+#[test]
+fn control_flow() {
+    let out = run("goal: \"g\"
+let n = 0
+while true:
+    n = n + 1
+    if n < 3:
+        continue
+    elif n == 5:
+        break
+    print(\"n\", n)
+for c in \"abc\":
+    if c == \"b\":
+        continue
+    print(c)
+for k in {x: 1, y: 2}:
+    for i in range(10):
+        if i == 1:
+            break
+        print(k, i)
+print(\"done\", n)
+");
+    assert_eq!(out, "n 3\nn 4\na\nc\nx 0\ny 0\ndone 5\n");
+}
+
+#[test]
+fn actions_recursion_defaults_and_keywords() {
+    let out = run("goal: \"g\"
+let base = 100
+action fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+action add(a, b = 10):
+    return a + b + base
+action shout:
+    inputs: [word, times = 2]
+    let out = \"\"
+    for i in range(times):
+        out = out + word
+    return out
+print(fib(20), add(1), add(1, b=2), shout(\"ha\"), shout(times=3, word=\"yo\"))
+print(pair(1, c=9), len([1, 2, 3]), str(1.0))
+");
+    assert_eq!(out, "6765 111 103 haha yoyoyo\n[1, 2, 9] 3 1.0\n");
+}
+
+#[test]
+fn keyword_arguments_are_evaluated_in_written_order() {
+    let out = run("goal: \"g\"
+action note(x):
+    print(x)
+    return x
+print(pair(c=note(\"first\"), a=note(\"second\")))
+");
+    assert_eq!(out, "first\nsecond\n[\"second\", 2, \"first\"]\n");
+}
+
+#[test]
+fn top_level_return_ends_the_script_with_its_value() {
+    let (out, res) = run_with("goal: \"g\"\nprint(1)\nreturn 42\n", Budget::default());
+    assert_eq!(out, "1\n");
+    assert_eq!(res, Ok(Value::Int(42)));
+}
+
+#[test]
+fn runtime_errors_carry_kind_message_and_line() {
+    let (_, res) = run_with("goal: \"g\"\nlet a = 1\nprint(a / 0)\n", Budget::default());
+    assert_eq!(
+        res,
+        Err((VmErrorKind::Runtime, "division by zero in 1 / 0".into(), 3))
+    );
+    let (_, res) = run_with(
+        "goal: \"g\"\nlet x = 9223372036854775807\nprint(x + 1)\n",
+        Budget::default(),
+    );
+    let (kind, message, line) = res.expect_err("overflow");
+    assert_eq!((kind, line), (VmErrorKind::Runtime, 3));
+    assert!(message.contains("integer overflow"), "{message}");
+    let (_, res) = run_with(
+        "goal: \"g\"\nlet ok = false\nassert ok, \"not ready\"\n",
+        Budget::default(),
+    );
+    assert_eq!(res, Err((VmErrorKind::Runtime, "not ready".into(), 3)));
+}
+
+#[test]
+fn deep_recursion_hits_the_call_depth_limit_not_the_host_stack() {
+    let src = "goal: \"g\"\naction down(n):\n    return down(n + 1)\nprint(down(0))\n";
+    let (_, res) = run_with(src, Budget::default());
+    let (kind, message, _) = res.expect_err("depth limit");
+    assert_eq!(kind, VmErrorKind::Runtime);
+    assert_eq!(message, "call depth limit of 256 exceeded");
+}
+
+#[test]
+fn the_step_budget_stops_an_endless_loop() {
+    let src = "goal: \"g\"\nlet i = 0\nwhile true:\n    i = i + 1\n";
+    let (_, res) = run_with(
+        src,
+        Budget {
+            max_steps: Some(10_000),
+            ..Budget::default()
+        },
+    );
+    assert_eq!(res.expect_err("budget").0, VmErrorKind::Budget);
+}
+
+#[test]
+fn reading_a_top_level_variable_before_it_is_set_is_an_error() {
+    let src = "goal: \"g\"\naction show():\n    return late\nprint(show())\nlet late = 1\n";
+    let (_, res) = run_with(src, Budget::default());
+    let (_, message, _) = res.expect_err("uninitialised");
+    assert_eq!(
+        message,
+        "top-level variable `late` is read before it is initialised"
+    );
+}
+
+#[test]
+fn constructs_of_later_increments_are_refused_at_compile_time() {
+    let src = "goal: \"g\"\nparallel:\n    a: len([1])\nawait a\n";
+    let err = compile(&parse(src).ast, &registry()).expect_err("not yet");
+    assert_eq!(err.message, "not available yet: `parallel:` and `await`");
+}
