@@ -1050,6 +1050,16 @@ impl<'a> Checker<'a> {
         let candidates = self.names_in_scope();
         let mut d = Diagnostic::new(&UNDEFINED_VARIABLE, format!("undefined variable `{n}`"))
             .with_primary(span, "not declared");
+        let literal = match n {
+            "True" => Some("true"),
+            "False" => Some("false"),
+            "None" | "nil" | "Null" | "NULL" => Some("null"),
+            _ => None,
+        };
+        if let Some(lit) = literal {
+            self.push(d.with_help(format!("the literal is written `{lit}` (lower case)")));
+            return;
+        }
         d = match suggest(n, candidates.iter().map(String::as_str)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("declare it first with `let {n} = ...`")),
@@ -1288,6 +1298,8 @@ impl<'a> Checker<'a> {
             return;
         }
         let mut filled: HashSet<&str> = normal.iter().take(positional).map(|p| p.0).collect();
+        // A misspelt keyword also leaves its parameter unfilled: report the spelling only.
+        let mut unknown_keyword = false;
         for a in args {
             let Some(kw) = &a.name else { continue };
             let target = sig
@@ -1296,6 +1308,7 @@ impl<'a> Checker<'a> {
                 .find(|p| p.0 == kw.text && p.2 != ParamKind::Variadic);
             match target {
                 None => {
+                    unknown_keyword = true;
                     let names = sig
                         .params
                         .iter()
@@ -1334,7 +1347,7 @@ impl<'a> Checker<'a> {
             .filter(|p| !p.1 && !filled.contains(p.0))
             .map(|p| p.0)
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && !unknown_keyword {
             let list = missing
                 .iter()
                 .map(|m| format!("`{m}`"))

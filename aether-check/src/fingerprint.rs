@@ -25,6 +25,7 @@ pub struct Suppressions {
 
 impl Suppressions {
     pub fn parse(text: &str) -> Suppressions {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let entries = text
             .lines()
             .filter_map(|line| {

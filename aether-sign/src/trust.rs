@@ -95,21 +95,46 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    /// Parse a revocation list: one key id per line; `#` at the start of a line or after
-    /// whitespace starts a comment; blank lines are skipped. Parsing never fails: every word
-    /// before a comment is taken as a revoked id (a stray word can only revoke more, never
-    /// less).
+    /// Parse a revocation list: key ids separated by lines, spaces or commas; `#` starts a
+    /// comment; blank lines are skipped. Words that are not key ids are ignored here; the
+    /// CLI uses [`Revocations::parse_checked`], which refuses them.
     pub fn parse(text: &str) -> Revocations {
+        let (ids, _) = Revocations::scan(text);
+        Revocations { ids }
+    }
+
+    /// Like [`Revocations::parse`], but a word that is not a 16-hex-digit key id is an error:
+    /// a mistyped revocation list must stop verification, not trust the key it meant to revoke.
+    pub fn parse_checked(text: &str) -> Result<Revocations, String> {
+        let (ids, bad) = Revocations::scan(text);
+        match bad.first() {
+            None => Ok(Revocations { ids }),
+            Some((line, word)) => Err(format!(
+                "line {line}: `{word}` is not a key id (16 hex digits; one per line, `#` comments)"
+            )),
+        }
+    }
+
+    /// Ids and unrecognised words `(line, word)`. A leading byte-order mark is skipped, commas
+    /// separate like spaces, and `#` starts a comment even inside a word (`id#note`).
+    fn scan(text: &str) -> (BTreeSet<String>, Vec<(usize, String)>) {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let mut ids = BTreeSet::new();
-        for line in text.lines() {
-            for word in line.split_ascii_whitespace() {
-                if word.starts_with('#') {
-                    break;
+        let mut bad = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("");
+            for word in line.split(|c: char| c.is_whitespace() || c == ',') {
+                if word.is_empty() {
+                    continue;
                 }
-                ids.insert(word.to_ascii_lowercase());
+                if word.len() == 16 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    ids.insert(word.to_ascii_lowercase());
+                } else {
+                    bad.push((n + 1, word.to_string()));
+                }
             }
         }
-        Revocations { ids }
+        (ids, bad)
     }
 
     /// Revoke one more key id.
@@ -225,22 +250,28 @@ mod tests {
         assert!(list.contains("0123456789abcdef"));
         assert!(list.contains("0123456789ABCDEF"));
         assert!(list.contains("FEDCBA9876543210"));
-        assert!(list.contains("1111222233334444#not-a-comment"));
-        assert!(!list.contains("1111222233334444"));
+        // `#` starts a comment even inside a word: the id before it is revoked.
+        assert!(list.contains("1111222233334444"));
         assert!(!list.contains("5555666677778888"));
         assert!(!list.contains("aaaabbbbccccdddd"));
         assert!(!list.contains("# ci key"));
         assert_eq!(list.len(), 3);
         assert_eq!(
             list.ids().collect::<Vec<_>>(),
-            [
-                "0123456789abcdef",
-                "1111222233334444#not-a-comment",
-                "fedcba9876543210"
-            ]
+            ["0123456789abcdef", "1111222233334444", "fedcba9876543210"]
         );
         assert!(Revocations::parse("").is_empty());
         assert!(Revocations::parse("# none yet\n\n").is_empty());
+    }
+
+    #[test]
+    fn checked_parsing_refuses_words_that_are_not_key_ids() {
+        let list = Revocations::parse_checked("\u{FEFF}0123456789abcdef,fedcba9876543210\n")
+            .expect("a BOM and commas are fine");
+        assert_eq!(list.len(), 2);
+        let err = Revocations::parse_checked("0123456789abcdef\nnot-an-id # typo\n")
+            .expect_err("a stray word must not pass");
+        assert!(err.starts_with("line 2: `not-an-id`"), "{err}");
     }
 
     #[test]

@@ -67,23 +67,32 @@ fn starts_statement(tok: &Tok<'_>) -> bool {
     )
 }
 
-/// Tokens that can deepen the expression tree.
+/// Tokens that can deepen the expression tree: operators, opening brackets and `.`.
 fn adds_nesting(tok: &Tok<'_>) -> bool {
-    !matches!(
+    matches!(
         tok,
-        Tok::Ident(_)
-            | Tok::Int(_)
-            | Tok::Float(_)
-            | Tok::Duration(_)
-            | Tok::Str(_)
-            | Tok::Comma
-            | Tok::Colon
-            | Tok::RParen
-            | Tok::RBracket
-            | Tok::RBrace
-            | Tok::True
-            | Tok::False
-            | Tok::Null
+        Tok::LParen
+            | Tok::LBracket
+            | Tok::LBrace
+            | Tok::Dot
+            | Tok::Plus
+            | Tok::Minus
+            | Tok::Star
+            | Tok::Slash
+            | Tok::Percent
+            | Tok::EqEq
+            | Tok::NotEq
+            | Tok::Lt
+            | Tok::Le
+            | Tok::Gt
+            | Tok::Ge
+            | Tok::Bang
+            | Tok::AndAnd
+            | Tok::OrOr
+            | Tok::And
+            | Tok::Or
+            | Tok::Not
+            | Tok::In
     )
 }
 
@@ -659,11 +668,21 @@ pub fn lex(src: &str) -> Lexed<'_> {
             }
         }
         let nesting = line.toks.iter().filter(|(_, t, _)| adds_nesting(t)).count();
-        if nesting > MAX_LINE_NESTING || stack.len() > MAX_BLOCK_DEPTH {
-            let (what, limit) = if nesting > MAX_LINE_NESTING {
-                ("operators, brackets and `.`", MAX_LINE_NESTING)
+        // The stack's first level is the file's top level, not a block.
+        let depth = stack.len() - 1;
+        if nesting > MAX_LINE_NESTING || depth > MAX_BLOCK_DEPTH {
+            let (what, limit, help) = if nesting > MAX_LINE_NESTING {
+                (
+                    "operators, brackets and `.`",
+                    MAX_LINE_NESTING,
+                    "split the expression over several statements with intermediate variables",
+                )
             } else {
-                ("nested blocks", MAX_BLOCK_DEPTH)
+                (
+                    "nested blocks",
+                    MAX_BLOCK_DEPTH,
+                    "move the inner blocks into an action and call it",
+                )
             };
             diags.push(
                 Diagnostic::new(
@@ -671,9 +690,7 @@ pub fn lex(src: &str) -> Lexed<'_> {
                     format!("this line has more than {limit} {what}"),
                 )
                 .with_primary(Span::new(line.start, line.end), "too deeply nested")
-                .with_help(
-                    "split the expression over several statements with intermediate variables",
-                ),
+                .with_help(help),
             );
             // The line is dropped; its Newline keeps the block structure intact.
             tokens.push((line.end, Tok::Newline, line.end));

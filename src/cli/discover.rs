@@ -17,6 +17,14 @@ pub(crate) const SKIP_DIRS: &[&str] = &[
 /// Expand paths: a file is taken as given (whatever its extension), a directory yields its
 /// `*.aether` files recursively in sorted order, a missing path is kept so it reports IO_ERROR.
 pub(crate) fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = found(paths);
+    // A file named twice (directly and through a directory) is checked once, where first found.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    out
+}
+
+fn found(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {

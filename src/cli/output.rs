@@ -73,11 +73,31 @@ pub(crate) fn json_report(reports: &[FileReport], ts: &str) -> String {
     serde_json::to_string_pretty(&Value::Array(files)).expect("JSON values always serialise")
 }
 
-fn uri(display: &str) -> String {
+/// A path as shown to people: relative paths without a leading `./`.
+fn shown_path(display: &str) -> String {
     display
         .strip_prefix("./")
         .unwrap_or(display)
         .replace('\\', "/")
+}
+
+/// A SARIF artifact URI: a relative reference for relative paths, `file://` for absolute
+/// ones, with everything but unreserved characters and `/` percent-encoded (RFC 3986).
+fn uri(display: &str) -> String {
+    let path = shown_path(display);
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if path.starts_with('/') {
+        format!("file://{out}")
+    } else {
+        out
+    }
 }
 
 /// SARIF 2.1.0: one run, every registered rule as metadata, one result per finding
@@ -127,8 +147,6 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
     for r in reports {
         for f in &r.findings {
             let d = &f.diag;
-            // A finding without a position (an unreadable file) gets no region at all:
-            // SARIF forbids an empty one.
             let region = match (f.start, f.end) {
                 (Some(s), Some(e)) => Some(
                     sarif::Region::builder()
@@ -138,7 +156,9 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
                         .end_column(i64::from(e.1))
                         .build(),
                 ),
-                _ => None,
+                // SARIF consumers such as GitHub want a start line: a file-level problem
+                // points at line 1.
+                _ => Some(sarif::Region::builder().start_line(1).build()),
             };
             let mut text = d.message().to_string();
             if let Some(h) = d.help() {
@@ -227,7 +247,7 @@ pub(crate) fn github_report(reports: &[FileReport]) -> String {
             } else {
                 "warning"
             };
-            let mut props = vec![format!("file={}", escape_property(&uri(&r.display)))];
+            let mut props = vec![format!("file={}", escape_property(&shown_path(&r.display)))];
             if let (Some(s), Some(e)) = (f.start, f.end) {
                 props.push(format!("line={}", s.0));
                 props.push(format!("col={}", s.1));

@@ -26,7 +26,8 @@ fn env_flag(name: &str) -> bool {
 
 /// Strict signature mode from the environment (LANGUAGE.md section 9).
 pub(crate) fn strict_from_env() -> bool {
-    let prod = std::env::var("AETHERRA_PROFILE").is_ok_and(|p| p.trim() == "prod");
+    let prod =
+        std::env::var("AETHERRA_PROFILE").is_ok_and(|p| p.trim().eq_ignore_ascii_case("prod"));
     env_flag("AETHERRA_SCRIPT_VERIFY_STRICT")
         || env_flag("AETHERRA_SIGNING_STRICT")
         || (prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW"))
@@ -70,11 +71,19 @@ pub(crate) fn load_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<T
     if let Some(e) = errors.first() {
         return Err(format!("bad public key in keyring: {e}"));
     }
+    if keyring.is_empty() {
+        eprintln!(
+            "warning: no trusted keys in `{}`: every signature will be `unknown-key`",
+            keyring_dir.display()
+        );
+    }
     let (revoked, revoked_file) = match revoked {
         Some(p) => {
             let text = fs::read_to_string(p)
                 .map_err(|e| format!("cannot read revocation list `{}`: {e}", p.display()))?;
-            (Revocations::parse(&text), Some(p.to_path_buf()))
+            let revoked = Revocations::parse_checked(&text)
+                .map_err(|e| format!("revocation list `{}`: {e}", p.display()))?;
+            (revoked, Some(p.to_path_buf()))
         }
         None => match fs::read_to_string(DEFAULT_REVOKED) {
             Ok(text) => (
@@ -171,7 +180,7 @@ pub(crate) fn keygen(args: KeygenArgs) -> i32 {
         eprintln!("error: cannot write `{}`: {e}", public_path.display());
         return 1;
     }
-    println!("{}", pair.key_id());
+    say(format_args!("{}", pair.key_id()));
     eprintln!(
         "wrote {} (secret, 0600) and {}",
         secret_path.display(),
@@ -196,20 +205,50 @@ pub(crate) struct SignArgs {
 
 fn load_secret(key: Option<&Path>) -> Result<aether_sign::SecretKey, String> {
     let text = match key {
-        Some(p) => fs::read_to_string(p)
-            .map_err(|e| format!("cannot read secret key `{}`: {e}", p.display()))?,
+        Some(p) => {
+            warn_if_loose(p);
+            fs::read_to_string(p)
+                .map_err(|e| format!("cannot read secret key `{}`: {e}", p.display()))?
+        }
         None => match std::env::var("AETHER_SIGNING_KEY") {
-            Ok(v) if v.trim_start().starts_with("aether-ed25519-secret") => v,
-            Ok(v) if !v.trim().is_empty() => fs::read_to_string(v.trim()).map_err(|e| {
-                format!(
-                    "cannot read secret key `{}` (AETHER_SIGNING_KEY): {e}",
-                    v.trim()
-                )
-            })?,
+            // The key itself (possibly a whole key file, comments included): never echo it.
+            Ok(v) if v.contains("aether-ed25519-") => v,
+            Ok(v) if !v.trim().is_empty() => {
+                let path = Path::new(v.trim());
+                warn_if_loose(path);
+                fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read the secret key file named by AETHER_SIGNING_KEY: {e}")
+                })?
+            }
             _ => return Err("no key: pass --key SECRET or set AETHER_SIGNING_KEY".into()),
         },
     };
     aether_sign::parse_secret_key(&text).map_err(|e| format!("bad secret key: {e}"))
+}
+
+/// A secret key readable by others is worth a warning (ssh refuses such keys outright).
+fn warn_if_loose(path: &Path) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: secret key `{}` is readable by others (mode {mode:o}); chmod 600 it",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Print a result line; a closed stdout (`| head`) must not stop the batch.
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Escape text for a markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('`', "'")
 }
 
 pub(crate) fn sign(args: SignArgs) -> i32 {
@@ -241,7 +280,7 @@ pub(crate) fn sign(args: SignArgs) -> i32 {
                 fs::rename(&tmp, &target).map_err(|e| e.to_string())
             });
         match result {
-            Ok(()) => println!("OK signed: {}", path.display()),
+            Ok(()) => say(format_args!("OK signed: {}", path.display())),
             Err(e) => {
                 failed = true;
                 eprintln!("FAIL {}: {e}", path.display());
@@ -341,8 +380,8 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
             ),
         };
         match &outcome {
-            Verification::Ok { key_id } => println!("OK {shown} (key {key_id})"),
-            failed => println!("FAIL {shown} ({})", failed.reason()),
+            Verification::Ok { key_id } => say(format_args!("OK {shown} (key {key_id})")),
+            failed => say(format_args!("FAIL {shown} ({})", failed.reason())),
         }
         results.push(Verified {
             path: shown,
@@ -450,7 +489,7 @@ fn markdown(
         };
         md.push_str(&format!(
             "| `{}` | {sig} | {key} | {} |\n",
-            r.path,
+            cell(&r.path),
             r.risk.score()
         ));
     }
@@ -473,14 +512,14 @@ fn markdown(
         for r in ranked.iter().take(5) {
             md.push_str(&format!(
                 "| `{}` | {} | {} |\n",
-                r.path,
+                cell(&r.path),
                 r.risk.score(),
                 r.risk.findings.len()
             ));
         }
         md.push_str("\n### Findings\n");
         for r in &ranked {
-            md.push_str(&format!("\n#### `{}`\n\n", r.path));
+            md.push_str(&format!("\n#### `{}`\n\n", cell(&r.path)));
             for f in &r.risk.findings {
                 md.push_str(&format!(
                     "- L{}: [{}] `{}`\n",
