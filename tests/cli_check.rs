@@ -1324,3 +1324,34 @@ fn symlinked_files_in_a_directory_are_checked() {
     assert_eq!(res.code, 25, "{}", res.stderr);
     assert_eq!(only_status(&res.stdout)["file"], "tree/link.aether");
 }
+
+#[test]
+fn sarif_uris_are_percent_encoded_and_absolute_paths_use_file_scheme() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "sp ace/a%b.aether", b"goal: \"g\"\nfoo()\n");
+    let res = run_in(dir.path(), &["check", "sp ace", "--format", "sarif"]);
+    let doc = parse_json(&res.stdout);
+    let uri = &doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"];
+    assert_eq!(uri, "sp%20ace/a%25b.aether");
+    let abs = dir.path().join("sp ace");
+    let res = run_in(
+        dir.path(),
+        &[
+            "check",
+            abs.to_str().expect("utf-8 path"),
+            "--format",
+            "sarif",
+        ],
+    );
+    let doc = parse_json(&res.stdout);
+    let uri = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    assert!(
+        uri.starts_with("file:///") && uri.ends_with("/sp%20ace/a%25b.aether"),
+        "{uri}"
+    );
+}

@@ -1359,3 +1359,58 @@ fn verify_reports_an_unreadable_file_and_strict_fails_on_it() {
     let res = run_in(dir.path(), &["verify", "bad.aether", "--strict"]);
     assert_eq!(res.code, 22, "{}", res.stderr);
 }
+
+#[test]
+fn a_revocation_list_with_a_stray_word_stops_verification() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write(dir.path(), "x.aether", CLEAN);
+    sign_ok(dir.path(), &["x.aether"], &key);
+    write(dir.path(), "rev.txt", format!("{},oops\n", key.id));
+    let res = run_in(dir.path(), &["verify", "x.aether", "--revoked", "rev.txt"]);
+    assert_eq!(res.code, 2, "{}{}", res.stdout, res.stderr);
+    assert!(
+        res.stderr.contains("`oops` is not a key id"),
+        "{}",
+        res.stderr
+    );
+    write(
+        dir.path(),
+        "rev.txt",
+        format!("\u{feff}{},{}\n", key.id, "0".repeat(16)),
+    );
+    let res = run_in(dir.path(), &["verify", "x.aether", "--revoked", "rev.txt"]);
+    assert_eq!(res.stdout, "FAIL x.aether (revoked)\n", "{}", res.stderr);
+}
+
+#[test]
+fn sign_finishes_the_batch_when_stdout_is_closed() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    let mut names = Vec::new();
+    for i in 0..200 {
+        write(dir.path(), &format!("f{i}.aether"), CLEAN);
+        names.push(format!("f{i}.aether"));
+    }
+    let bin = assert_cmd::cargo::cargo_bin("aether");
+    let script = format!(
+        "\"{}\" sign --key \"{}\" {} | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        bin.display(),
+        key.secret.display(),
+        names.join(" ")
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir.path())
+        .output()
+        .expect("bash runs");
+    let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(status, "0", "{}", String::from_utf8_lossy(&out.stderr));
+    for name in &names {
+        assert!(
+            read_text(&dir.path().join(name)).starts_with("# @signature ed25519 "),
+            "{name}"
+        );
+    }
+}

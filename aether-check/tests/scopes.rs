@@ -608,3 +608,13 @@ fn awaiting_a_function_or_action_is_an_error() {
         vec![("A112", 4)]
     );
 }
+
+#[test]
+fn a_misspelt_keyword_reports_the_spelling_not_a_missing_argument() {
+    let body = "\
+action deploy(build, percent = 10):
+    return [build, percent]
+print(deploy(bild=\"v1\"))
+";
+    assert_eq!(diags(body), vec![("A106", 4)]);
+}
