@@ -399,6 +399,19 @@ impl<'src> Layout<'src> {
                 // a new statement at or left of this line's indentation: then the
                 // brackets were never closed.
                 let Some(line) = cur.as_mut() else { continue };
+                // A string left open on this line swallowed its closing brackets: the
+                // line ends here (the string is already reported).
+                if self.line_has_unterminated_string {
+                    close_unclosed(
+                        &mut brackets,
+                        line,
+                        span.start as usize,
+                        &mut self.diags,
+                        true,
+                    );
+                    lines.extend(cur.take());
+                    continue;
+                }
                 let next = self.peek_token(self.pos);
                 if let Some((tok, next_span)) = next {
                     let line_start = self.src[..next_span.start as usize]
@@ -796,6 +809,11 @@ mod tests {
         );
         assert_eq!(codes("x = 5min\n"), vec!["invalid-duration-unit"]);
         assert_eq!(codes("x = \"abc\n"), vec!["unterminated-string"]);
+        // The call's `)` was inside the open string: one error, not a cascade.
+        assert_eq!(
+            parse_codes("log(\"starting run)\nprint(\"done\")\n"),
+            vec!["unterminated-string"]
+        );
         assert_eq!(codes("x = $\n"), vec!["invalid-character"]);
         assert_eq!(codes("goal: Keep it healthy\n"), vec!["unquoted-goal"]);
         assert_eq!(codes("x = f(1\nlet y = 2\n"), vec!["unclosed-bracket"]);
