@@ -1,4 +1,9 @@
-//! Declarations of the global functions of STDLIB.md that need no runtime module.
+//! Declarations of the global functions of STDLIB.md that need no runtime module, and
+//! the implementations of the pure ones ([`natives`]).
+
+pub mod natives;
+
+pub use natives::{natives, Native};
 
 use aether_check::decl::{DefaultValue, FnDecl};
 
