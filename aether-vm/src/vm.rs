@@ -211,6 +211,28 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::Binary(op) => {
                     let b = self.pop();
                     let a = self.pop();
+                    // Fast path: int with int, the common case of loops and counters. An
+                    // overflow falls through to `Value`'s checked operations for its message.
+                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                        let (x, y) = (*x, *y);
+                        let quick = match op {
+                            BinaryOp::Add => x.checked_add(y).map(Value::Int),
+                            BinaryOp::Sub => x.checked_sub(y).map(Value::Int),
+                            BinaryOp::Mul => x.checked_mul(y).map(Value::Int),
+                            BinaryOp::Rem if y != 0 => Some(Value::Int(x.wrapping_rem(y))),
+                            BinaryOp::Lt => Some(Value::Bool(x < y)),
+                            BinaryOp::Le => Some(Value::Bool(x <= y)),
+                            BinaryOp::Gt => Some(Value::Bool(x > y)),
+                            BinaryOp::Ge => Some(Value::Bool(x >= y)),
+                            BinaryOp::Eq => Some(Value::Bool(x == y)),
+                            BinaryOp::NotEq => Some(Value::Bool(x != y)),
+                            _ => None,
+                        };
+                        if let Some(v) = quick {
+                            self.stack.push(v);
+                            continue;
+                        }
+                    }
                     let res = match op {
                         BinaryOp::Add => a.add(&b),
                         BinaryOp::Sub => a.sub(&b),
