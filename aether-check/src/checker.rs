@@ -63,6 +63,9 @@ struct Frame {
     transaction_loops: Vec<usize>,
     /// Pending names already reported once.
     reported_pending: HashSet<String>,
+    /// A `parallel:` block has declared something: only then can anything be pending, so
+    /// frames without one skip the per-branch bookkeeping.
+    has_pending: bool,
 }
 
 impl Frame {
@@ -74,6 +77,7 @@ impl Frame {
             transaction_depth: 0,
             transaction_loops: Vec::new(),
             reported_pending: HashSet::new(),
+            has_pending: false,
         }
     }
 
@@ -87,6 +91,9 @@ impl Frame {
 
     /// Names that are pending on the current path.
     fn pending_names(&self) -> HashSet<String> {
+        if !self.has_pending {
+            return HashSet::new();
+        }
         self.scopes
             .iter()
             .flat_map(|s| s.iter())
@@ -97,6 +104,9 @@ impl Frame {
 
     /// Make exactly `names` pending (names declared since then are gone with their scope).
     fn set_pending(&mut self, names: &HashSet<String>) {
+        if !self.has_pending {
+            return;
+        }
         for scope in &mut self.scopes {
             for (n, v) in scope.iter_mut() {
                 v.pending = names.contains(n);
@@ -105,6 +115,7 @@ impl Frame {
     }
 
     fn declare(&mut self, name: &str, pending: bool) {
+        self.has_pending |= pending;
         let scope = self.scopes.last_mut().expect("a frame always has a scope");
         scope.insert(name.to_string(), Var { pending });
     }

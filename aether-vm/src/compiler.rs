@@ -70,6 +70,8 @@ struct Compiler<'a> {
     actions: HashMap<&'a str, (u32, &'a Action)>,
     globals: HashMap<String, u16>,
     natives: HashMap<String, u32>,
+    /// Index of each string constant.
+    strings: HashMap<std::rc::Rc<str>, u32>,
     fs: FnState,
 }
 
@@ -95,6 +97,7 @@ pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileE
         actions: HashMap::new(),
         globals: HashMap::new(),
         natives: HashMap::new(),
+        strings: HashMap::new(),
         fs: FnState::default(),
     };
     c.program.functions.push(Function {
@@ -187,16 +190,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn constant(&mut self, v: Value) -> u32 {
-        // Strings repeat (field names, map keys): share them.
+        // Strings repeat (field names, map keys): share them, found through a map so a
+        // string-heavy script compiles in linear time.
         if let Value::Str(s) = &v {
-            if let Some(i) = self
-                .program
-                .constants
-                .iter()
-                .position(|c| matches!(c, Value::Str(t) if t == s))
-            {
-                return i as u32;
+            if let Some(i) = self.strings.get(s) {
+                return *i;
             }
+            self.strings
+                .insert(s.clone(), self.program.constants.len() as u32);
         }
         self.program.constants.push(v);
         (self.program.constants.len() - 1) as u32
