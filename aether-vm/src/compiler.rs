@@ -9,8 +9,11 @@ use aether_check::decl::{DefaultValue, FnDecl, ParamKind, Registry};
 use aether_syntax::ast::*;
 use aether_syntax::Span;
 
-use crate::program::{Function, Instr, Program};
+use crate::program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 use crate::value::{Map, Value};
+
+/// The global slot that holds `aether run --arg` values (not a name a script can declare).
+pub const ARGS_GLOBAL: &str = "$args";
 
 /// A construct that cannot be compiled (yet), with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,8 +67,28 @@ struct Param<'a> {
     default: Default<'a>,
 }
 
+/// What a compiler-made function does.
+enum Body<'a> {
+    /// Evaluate and return the expression (a `parallel:` right side, an `on_error` call).
+    Expr(&'a Expr),
+    /// A workflow step: a call, or a bare name or module function called with no arguments.
+    StepCall(&'a Expr),
+    /// A workflow block's steps.
+    Workflow(&'a Workflow),
+}
+
+/// A function the compiler made for a construct that runs on its own fiber.
+struct Synthetic<'a> {
+    func: u32,
+    /// The enclosing function's variables the body reads, passed in as arguments.
+    params: Vec<String>,
+    body: Body<'a>,
+}
+
 struct Compiler<'a> {
     registry: &'a Registry,
+    synthetic: Vec<Synthetic<'a>>,
+    workflows: HashMap<&'a str, u32>,
     program: Program,
     actions: HashMap<&'a str, (u32, &'a Action)>,
     globals: HashMap<String, u16>,
@@ -90,9 +113,11 @@ fn default_value(d: &DefaultValue) -> Value {
 
 /// Compile a script. Workflows, `on_error`, concurrency, events and modules arrive in later
 /// increments and are refused with a `not available yet` error.
-pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileError> {
+pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program, CompileError> {
     let mut c = Compiler {
         registry,
+        synthetic: Vec::new(),
+        workflows: HashMap::new(),
         program: Program::default(),
         actions: HashMap::new(),
         globals: HashMap::new(),
@@ -109,13 +134,7 @@ pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileE
     for item in &script.items {
         match item {
             Item::Action(a) => {
-                let idx = c.program.functions.len() as u32;
-                c.program.functions.push(Function {
-                    name: a.name.text.clone(),
-                    entry: 0,
-                    arity: a.params().len() as u16,
-                    n_locals: 0,
-                });
+                let idx = c.function(&a.name.text, a.params().len());
                 c.actions.insert(&a.name.text, (idx, a));
             }
             Item::Stmt(s) => {
@@ -123,10 +142,42 @@ pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileE
                     c.global_slot(&name.text);
                 }
             }
-            Item::Workflow(w) => return Err(not_yet("workflow blocks", w.keyword_span)),
-            Item::OnError(o) => return Err(not_yet("on_error rules", o.span)),
+            Item::Workflow(w) => {
+                let label = w.name.as_ref().map_or("workflow", |n| n.text.as_str());
+                let func = c.function(&format!("<workflow {label}>"), 0);
+                let idx = c.program.workflows.len() as u32;
+                c.program.workflows.push(WorkflowInfo {
+                    name: w.name.as_ref().map(|n| n.text.clone()),
+                    func,
+                    span: w.keyword_span,
+                });
+                if let Some(n) = &w.name {
+                    c.workflows.entry(&n.text).or_insert(idx);
+                }
+                c.synthetic.push(Synthetic {
+                    func,
+                    params: Vec::new(),
+                    body: Body::Workflow(w),
+                });
+            }
+            Item::OnError(o) => {
+                for rule in &o.rules {
+                    let func = c.function(&format!("<on_error {}>", rule.kind.text), 1);
+                    c.program.handlers.push(Handler {
+                        kind: rule.kind.text.clone(),
+                        func,
+                        span: rule.span,
+                    });
+                    c.synthetic.push(Synthetic {
+                        func,
+                        params: vec!["error".to_string()],
+                        body: Body::Expr(&rule.handler),
+                    });
+                }
+            }
+            Item::Mapping(m) => c.mapping(m),
             Item::Reserved { span, .. } => return Err(not_yet("reserved blocks", *span)),
-            Item::Goal(_) | Item::Mapping(_) => {}
+            Item::Goal(_) => {}
         }
     }
     // The main body.
@@ -141,6 +192,18 @@ pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileE
         }
     }
     let end = Span::default();
+    // Workflows run after the main body, in file order, unless it already called them.
+    for i in 0..c.program.workflows.len() {
+        let span = c.program.workflows[i].span;
+        c.emit(
+            Instr::CallWorkflow {
+                workflow: i as u32,
+                if_not_run: true,
+            },
+            span,
+        );
+        c.emit(Instr::Pop, span);
+    }
     c.emit(Instr::Null, end);
     c.emit(Instr::Return, end);
     c.program.functions[0].n_locals = c.fs.max_slot;
@@ -161,10 +224,297 @@ pub fn compile(script: &Script, registry: &Registry) -> Result<Program, CompileE
         c.emit(Instr::Return, a.span);
         c.program.functions[idx as usize].n_locals = c.fs.max_slot;
     }
+    // Workflows, steps, `parallel:` right sides and `on_error` calls; compiling one may
+    // queue more (a workflow queues its steps).
+    while let Some(syn) = c.synthetic.pop() {
+        c.synthetic_fn(syn)?;
+    }
     Ok(c.program)
 }
 
+/// The value of a constant expression (literals, negated numbers, lists and maps of them).
+fn const_value(e: &Expr) -> Option<Value> {
+    Some(match &e.kind {
+        ExprKind::Null => Value::Null,
+        ExprKind::Bool(b) => Value::Bool(*b),
+        ExprKind::Int(n) => Value::Int(*n),
+        ExprKind::Float(x) => Value::Float(*x),
+        ExprKind::Str(s) => Value::from(s.as_str()),
+        ExprKind::Duration(ms) => Value::Duration(*ms),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => const_value(operand)?.neg().ok()?,
+        ExprKind::List(items) => {
+            Value::from(items.iter().map(const_value).collect::<Option<Vec<_>>>()?)
+        }
+        ExprKind::Map(entries) => Value::from(
+            entries
+                .iter()
+                .map(|(k, v)| Some((k.text.as_str(), const_value(v)?)))
+                .collect::<Option<Map>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+fn const_map_value(v: &MapValue) -> Option<Value> {
+    Some(match v {
+        MapValue::Expr(e) => const_value(e)?,
+        MapValue::List(items) => Value::from(
+            items
+                .iter()
+                .map(|i| const_value(&i.value))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        MapValue::Map(entries) => Value::from(const_entries(entries)?),
+    })
+}
+
+fn const_entries(entries: &[MapEntry]) -> Option<Map> {
+    entries
+        .iter()
+        .map(|e| Some((e.key.as_str(), const_map_value(&e.value)?)))
+        .collect()
+}
+
+/// A step option's duration in ms: a duration literal, a number of seconds or a string
+/// such as `"30s"`.
+fn duration_ms(e: &Expr) -> Option<f64> {
+    match const_value(e)? {
+        Value::Duration(ms) => Some(ms),
+        Value::Int(n) => Some(n as f64 * 1000.0),
+        Value::Float(x) => Some(x * 1000.0),
+        Value::Str(s) => aether_syntax::token::parse_duration(&s),
+        _ => None,
+    }
+}
+
+/// The names an expression reads, in first-use order.
+fn names_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+    match &e.kind {
+        ExprKind::Name(n) if !out.contains(&n.as_str()) => out.push(n),
+        ExprKind::List(items) => items.iter().for_each(|i| names_in(i, out)),
+        ExprKind::Map(entries) => entries.iter().for_each(|(_, v)| names_in(v, out)),
+        ExprKind::Unary { operand, .. } => names_in(operand, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            names_in(lhs, out);
+            names_in(rhs, out);
+        }
+        ExprKind::Call { callee, args } => {
+            names_in(callee, out);
+            args.iter().for_each(|a| names_in(&a.value, out));
+        }
+        ExprKind::Member { target, .. } => names_in(target, out),
+        ExprKind::Index { target, index } => {
+            names_in(target, out);
+            names_in(index, out);
+        }
+        ExprKind::MultiIndex { target, indices } => {
+            names_in(target, out);
+            indices.iter().for_each(|i| names_in(i, out));
+        }
+        _ => {}
+    }
+}
+
+/// How a step is labelled in messages and events: its callee (`fetch`, `memory.status`).
+fn step_label(e: &Expr) -> String {
+    let callee = match &e.kind {
+        ExprKind::Call { callee, .. } => callee,
+        _ => e,
+    };
+    callee
+        .dotted_path()
+        .map_or_else(|| "step".to_string(), |p| p.join("."))
+}
+
 impl<'a> Compiler<'a> {
+    fn function(&mut self, name: &str, arity: usize) -> u32 {
+        self.program.functions.push(Function {
+            name: name.to_string(),
+            entry: 0,
+            arity: arity as u16,
+            n_locals: 0,
+        });
+        (self.program.functions.len() - 1) as u32
+    }
+
+    /// `policy:` settings, and the capabilities `require:` and `meta: requires:` declare.
+    fn mapping(&mut self, m: &MappingBlock) {
+        for e in &m.entries {
+            let value = const_map_value(&e.value);
+            match (m.kind, e.key.as_str()) {
+                (MappingKind::Policy, _) => {
+                    if let Some(v) = value {
+                        self.program.policy.insert(e.key.as_str(), v);
+                    }
+                }
+                (MappingKind::Require, "capabilities")
+                | (MappingKind::Meta | MappingKind::Metadata, "requires") => {
+                    if let Some(Value::List(items)) = value {
+                        for it in items.iter() {
+                            if let Value::Str(c) = it {
+                                self.program.capabilities.push(c.to_string());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The local variables of the current function that `exprs` read.
+    fn captures(&self, exprs: &[&Expr]) -> Vec<String> {
+        let mut names = Vec::new();
+        for e in exprs {
+            names_in(e, &mut names);
+        }
+        names
+            .into_iter()
+            .filter(|n| matches!(self.lookup(n), Some(Var::Local(_))))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Queue a function that evaluates `body` with `params` bound; returns its index.
+    fn spawnable(&mut self, name: String, params: Vec<String>, body: Body<'a>) -> u32 {
+        let func = self.function(&name, params.len());
+        self.synthetic.push(Synthetic { func, params, body });
+        func
+    }
+
+    fn load_captures(&mut self, params: &[String], span: Span) -> Result<(), CompileError> {
+        for p in params {
+            let var = self
+                .lookup(p)
+                .ok_or_else(|| not_yet(&format!("capturing `{p}`"), span))?;
+            self.load(var, span);
+        }
+        Ok(())
+    }
+
+    fn synthetic_fn(&mut self, syn: Synthetic<'a>) -> Result<(), CompileError> {
+        self.program.functions[syn.func as usize].entry = self.here();
+        self.fs = FnState {
+            scopes: vec![HashMap::new()],
+            ..FnState::default()
+        };
+        for p in &syn.params {
+            self.declare_local(p);
+        }
+        match syn.body {
+            Body::Expr(e) => {
+                self.expr(e)?;
+                self.emit(Instr::Return, e.span);
+            }
+            Body::StepCall(e) => {
+                match &e.kind {
+                    ExprKind::Call { callee, args } => self.call(callee, args, e.span)?,
+                    _ => self.call(e, &[], e.span)?,
+                }
+                self.emit(Instr::Return, e.span);
+            }
+            Body::Workflow(w) => self.workflow_body(w)?,
+        }
+        self.program.functions[syn.func as usize].n_locals = self.fs.max_slot;
+        Ok(())
+    }
+
+    /// A workflow's function: `workflow` holds its settings; each step runs on a fiber of
+    /// its own; the result is the map of the `as` bindings.
+    fn workflow_body(&mut self, w: &'a Workflow) -> Result<(), CompileError> {
+        let settings: Map = w
+            .entries
+            .iter()
+            .filter(|e| e.key != "steps")
+            .filter_map(|e| Some((e.key.as_str(), const_map_value(&e.value)?)))
+            .collect();
+        let k = self.constant(Value::from(settings));
+        self.emit(Instr::Const(k), w.keyword_span);
+        let slot = self.declare_local("workflow");
+        self.emit(Instr::StoreLocal(slot), w.keyword_span);
+        let mut bindings: Vec<(&'a str, u16)> = Vec::new();
+        for item in w.steps() {
+            let label = step_label(&item.value);
+            let mut spec = Step {
+                func: 0,
+                label: label.clone(),
+                retry: 0,
+                backoff_ms: 1000.0,
+                timeout_ms: None,
+                requires: Vec::new(),
+                span: item.value.span,
+            };
+            for opt in &item.options {
+                let bad = || CompileError {
+                    message: format!("step option `{}` has a value it cannot use", opt.name.text),
+                    span: opt.value.span,
+                };
+                match opt.name.text.as_str() {
+                    "retry" => match const_value(&opt.value) {
+                        Some(Value::Int(n)) if n >= 0 => spec.retry = n.min(u32::MAX as i64) as u32,
+                        _ => return Err(bad()),
+                    },
+                    "backoff" => spec.backoff_ms = duration_ms(&opt.value).ok_or_else(bad)?,
+                    "timeout" => spec.timeout_ms = Some(duration_ms(&opt.value).ok_or_else(bad)?),
+                    "requires" => match const_value(&opt.value) {
+                        Some(Value::List(items)) => {
+                            for it in items.iter() {
+                                match it {
+                                    Value::Str(c) => spec.requires.push(c.to_string()),
+                                    _ => return Err(bad()),
+                                }
+                            }
+                        }
+                        Some(Value::Str(c)) => spec.requires.push(c.to_string()),
+                        _ => return Err(bad()),
+                    },
+                    _ => return Err(bad()),
+                }
+            }
+            let params = self.captures(&[&item.value]);
+            spec.func = self.spawnable(
+                format!("<step {label}>"),
+                params.clone(),
+                Body::StepCall(&item.value),
+            );
+            let step = self.program.steps.len() as u32;
+            self.program.steps.push(spec);
+            self.load_captures(&params, item.value.span)?;
+            self.emit(
+                Instr::RunStep {
+                    step,
+                    argc: params.len() as u16,
+                },
+                item.value.span,
+            );
+            match &item.binding {
+                Some(b) => {
+                    let slot = match self.lookup(&b.text) {
+                        Some(Var::Local(slot)) => slot,
+                        _ => self.declare_local(&b.text),
+                    };
+                    self.emit(Instr::StoreLocal(slot), b.span);
+                    bindings.retain(|(n, _)| *n != b.text);
+                    bindings.push((&b.text, slot));
+                }
+                None => {
+                    self.emit(Instr::Pop, item.value.span);
+                }
+            }
+        }
+        for (name, slot) in &bindings {
+            let k = self.constant(Value::from(*name));
+            self.emit(Instr::Const(k), w.keyword_span);
+            self.emit(Instr::LoadLocal(*slot), w.keyword_span);
+        }
+        self.emit(Instr::MakeMap(bindings.len() as u32), w.keyword_span);
+        self.emit(Instr::Return, w.keyword_span);
+        Ok(())
+    }
+
     fn emit(&mut self, instr: Instr, span: Span) -> usize {
         let ip = self.program.code.len();
         if self.program.source_map.last().map(|(_, s)| *s) != Some(span) {
@@ -213,12 +563,13 @@ impl<'a> Compiler<'a> {
         slot
     }
 
-    fn native(&mut self, name: &str) -> u32 {
+    fn native(&mut self, name: &str, capability: Option<String>) -> u32 {
         if let Some(i) = self.natives.get(name) {
             return *i;
         }
         let i = self.program.natives.len() as u32;
         self.program.natives.push(name.to_string());
+        self.program.native_caps.push(capability);
         self.natives.insert(name.to_string(), i);
         i
     }
@@ -254,6 +605,15 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A variable of the current function (not a top-level one seen from an action).
+    fn visible_here(&self, name: &str) -> Option<Var> {
+        self.fs
+            .scopes
+            .iter()
+            .rev()
+            .find_map(|sc| sc.get(name).copied())
+    }
+
     fn lookup(&self, name: &str) -> Option<Var> {
         self.fs
             .scopes
@@ -277,7 +637,7 @@ impl<'a> Compiler<'a> {
         };
     }
 
-    fn block(&mut self, b: &Block) -> Result<(), CompileError> {
+    fn block(&mut self, b: &'a Block) -> Result<(), CompileError> {
         self.fs.scopes.push(HashMap::new());
         let saved = self.fs.next_slot;
         for s in &b.stmts {
@@ -288,7 +648,7 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn stmt(&mut self, s: &Stmt) -> Result<(), CompileError> {
+    fn stmt(&mut self, s: &'a Stmt) -> Result<(), CompileError> {
         let span = s.span;
         match &s.kind {
             StmtKind::Let { name, value, .. } => {
@@ -299,13 +659,7 @@ impl<'a> Compiler<'a> {
             StmtKind::Declare { name, value, .. } => {
                 self.expr(value)?;
                 // 1.1 form: assign when visible in this frame, else declare here.
-                let visible = self
-                    .fs
-                    .scopes
-                    .iter()
-                    .rev()
-                    .find_map(|sc| sc.get(&name.text).copied());
-                let var = match visible {
+                let var = match self.visible_here(&name.text) {
                     Some(v) => v,
                     None => self.declare(&name.text),
                 };
@@ -423,15 +777,99 @@ impl<'a> Compiler<'a> {
                     span,
                 );
             }
-            StmtKind::Memory { .. } => return Err(not_yet("the memory module", span)),
-            StmtKind::Emit { .. } => return Err(not_yet("`emit` and the event stream", span)),
-            StmtKind::Trigger(_) => return Err(not_yet("`trigger` (kernel tasks)", span)),
-            StmtKind::Sleep(_) => return Err(not_yet("`sleep`", span)),
-            StmtKind::Parallel(_) | StmtKind::Await(_) => {
-                return Err(not_yet("`parallel:` and `await`", span))
+            StmtKind::Memory { call } => {
+                let ExprKind::Call { callee, args } = &call.kind else {
+                    return Err(not_yet("`memory:` without a call", span));
+                };
+                let ExprKind::Name(f) = &callee.kind else {
+                    return Err(not_yet("`memory:` with this callee", callee.span));
+                };
+                // `memory: f(args)` calls `memory.f`, or the global `f` when the memory
+                // module has no `f`.
+                match self.registry.module_fn("memory", f) {
+                    Some(decl) => {
+                        let decl = decl.clone();
+                        self.native_call(&decl, &format!("memory.{f}"), args, call.span)?;
+                    }
+                    None => self.call(callee, args, call.span)?,
+                }
+                self.emit(Instr::Pop, span);
             }
-            StmtKind::Transaction(_) | StmtKind::Item(_) => {
-                return Err(not_yet("`transaction:` blocks", span))
+            StmtKind::Emit { name, payload } => {
+                if let Some(p) = payload {
+                    self.expr(p)?;
+                }
+                let k = self.constant(Value::from(name.text.as_str()));
+                self.emit(
+                    Instr::Emit {
+                        name: k,
+                        has_payload: payload.is_some(),
+                    },
+                    span,
+                );
+            }
+            StmtKind::Trigger(call) => self.trigger(call, span)?,
+            StmtKind::Sleep(e) => {
+                self.expr(e)?;
+                self.emit(Instr::Sleep, span);
+            }
+            StmtKind::Parallel(body) => {
+                // Each right side starts on a fiber of its own; the names belong to the
+                // enclosing block (`parallel:` opens no scope).
+                for inner in &body.stmts {
+                    let (StmtKind::Let { name, value, .. } | StmtKind::Declare { name, value, .. }) =
+                        &inner.kind
+                    else {
+                        return Err(not_yet(
+                            "a `parallel:` statement that is not a declaration",
+                            inner.span,
+                        ));
+                    };
+                    let params = self.captures(&[value]);
+                    let func = self.spawnable(
+                        format!("<parallel {}>", name.text),
+                        params.clone(),
+                        Body::Expr(value),
+                    );
+                    self.load_captures(&params, value.span)?;
+                    self.emit(
+                        Instr::Spawn {
+                            func,
+                            argc: params.len() as u16,
+                        },
+                        value.span,
+                    );
+                    let var = match (&inner.kind, self.visible_here(&name.text)) {
+                        (StmtKind::Declare { .. }, Some(v)) => v,
+                        _ => self.declare(&name.text),
+                    };
+                    self.store(var, name.span);
+                }
+            }
+            StmtKind::Await(targets) => {
+                for t in targets {
+                    let ExprKind::Name(n) = &t.kind else {
+                        return Err(not_yet("`await` of an expression", t.span));
+                    };
+                    let var = self
+                        .lookup(n)
+                        .ok_or_else(|| not_yet(&format!("`await {n}`"), t.span))?;
+                    self.load(var, t.span);
+                    self.emit(Instr::Await, t.span);
+                    self.store(var, t.span);
+                }
+            }
+            StmtKind::Transaction(body) => {
+                // Opens no scope: names declared inside belong to the enclosing block.
+                self.emit(Instr::TxBegin, span);
+                for inner in &body.stmts {
+                    self.stmt(inner)?;
+                }
+                self.emit(Instr::TxCommit, span);
+            }
+            StmtKind::Item(e) => {
+                self.expr(e)?;
+                self.emit(Instr::Pop, span);
             }
             StmtKind::Error => return Err(not_yet("a statement that did not parse", span)),
         }
@@ -447,7 +885,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Store the value in local `tmp` into the place `target` (a name, index or field).
-    fn assign(&mut self, target: &Expr, tmp: u16) -> Result<(), CompileError> {
+    fn assign(&mut self, target: &'a Expr, tmp: u16) -> Result<(), CompileError> {
         match &target.kind {
             ExprKind::Name(n) => {
                 let var = self
@@ -483,7 +921,7 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn expr(&mut self, e: &Expr) -> Result<(), CompileError> {
+    fn expr(&mut self, e: &'a Expr) -> Result<(), CompileError> {
         let span = e.span;
         match &e.kind {
             ExprKind::Null => {
@@ -525,6 +963,21 @@ impl<'a> Compiler<'a> {
             }
             ExprKind::Name(n) => match self.lookup(n) {
                 Some(var) => self.load(var, span),
+                None if n == "policy" => {
+                    let k = self.constant(Value::from(self.program.policy.clone()));
+                    self.emit(Instr::Const(k), span);
+                }
+                None if n == "args" => {
+                    let slot = self.global_slot(ARGS_GLOBAL);
+                    self.emit(Instr::LoadGlobal(slot), span);
+                }
+                None if n == "workflow" => {
+                    return Err(CompileError {
+                        message: "`workflow` is readable only inside a workflow block's steps"
+                            .into(),
+                        span,
+                    })
+                }
                 None => return Err(not_yet(&format!("`{n}` as a value"), span)),
             },
             ExprKind::Unary { op, operand } => {
@@ -559,7 +1012,8 @@ impl<'a> Compiler<'a> {
             ExprKind::Call { callee, args } => self.call(callee, args, span)?,
             ExprKind::Member { target, name } => {
                 if let Some(path) = e.dotted_path() {
-                    if path.len() == 2 && self.lookup(path[0]).is_none() {
+                    let builtin = matches!(path[0], "policy" | "args" | "workflow");
+                    if path.len() == 2 && self.lookup(path[0]).is_none() && !builtin {
                         return Err(not_yet(&format!("`{}`", path.join(".")), span));
                     }
                 }
@@ -579,9 +1033,21 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Result<(), CompileError> {
+    fn call(&mut self, callee: &'a Expr, args: &'a [Arg], span: Span) -> Result<(), CompileError> {
+        if let ExprKind::Member { target, name } = &callee.kind {
+            if let ExprKind::Name(module) = &target.kind {
+                if self.lookup(module).is_none() {
+                    let Some(decl) = self.registry.module_fn(module, &name.text) else {
+                        return Err(not_yet(&format!("`{module}.{}()`", name.text), callee.span));
+                    };
+                    let decl = decl.clone();
+                    return self.native_call(&decl, &format!("{module}.{}", name.text), args, span);
+                }
+            }
+            return Err(not_yet("calls through values", callee.span));
+        }
         let ExprKind::Name(name) = &callee.kind else {
-            return Err(not_yet("calls through modules or values", callee.span));
+            return Err(not_yet("calls through values", callee.span));
         };
         if self.lookup(name).is_some() {
             return Err(not_yet("calling a variable", callee.span));
@@ -606,10 +1072,49 @@ impl<'a> Compiler<'a> {
             );
             return Ok(());
         }
+        if let Some(w) = self.workflows.get(name.as_str()).copied() {
+            self.emit(
+                Instr::CallWorkflow {
+                    workflow: w,
+                    if_not_run: false,
+                },
+                span,
+            );
+            return Ok(());
+        }
+        if name == "load_feature_index" && self.registry.global(name).is_some() {
+            // Introspection of this build's modules: known at compile time.
+            let index: Map = self
+                .registry
+                .module_names()
+                .map(|m| {
+                    let fns: Vec<Value> = self
+                        .registry
+                        .module_fns(m)
+                        .map(|d| Value::from(d.name))
+                        .collect();
+                    (m, Value::from(fns))
+                })
+                .collect();
+            let k = self.constant(Value::from(index));
+            self.emit(Instr::Const(k), span);
+            return Ok(());
+        }
         let Some(decl) = self.registry.global(name) else {
             return Err(not_yet(&format!("`{name}()`"), callee.span));
         };
         let decl: FnDecl = decl.clone();
+        self.native_call(&decl, name, args, span)
+    }
+
+    /// A call of the native function `qualified` (`len`, `memory.store`) declared by `decl`.
+    fn native_call(
+        &mut self,
+        decl: &FnDecl,
+        qualified: &str,
+        args: &'a [Arg],
+        span: Span,
+    ) -> Result<(), CompileError> {
         let params: Vec<Param<'_>> = decl
             .params
             .iter()
@@ -623,7 +1128,7 @@ impl<'a> Compiler<'a> {
             })
             .collect();
         self.bind(&params, args, span)?;
-        let native = self.native(name);
+        let native = self.native(qualified, decl.capability.map(|c| c.as_str().to_string()));
         self.emit(
             Instr::CallNative {
                 native,
@@ -634,9 +1139,54 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// `trigger task(args)`: the arguments by parameter name, then the kernel submission.
+    fn trigger(&mut self, call: &'a Expr, span: Span) -> Result<(), CompileError> {
+        let ExprKind::Call { callee, args } = &call.kind else {
+            return Err(not_yet("`trigger` without a call", span));
+        };
+        let Some(path) = callee.dotted_path() else {
+            return Err(not_yet("`trigger` of this callee", callee.span));
+        };
+        let task = path.join(".");
+        let names: Vec<String> = match path.as_slice() {
+            [n] => match self.actions.get(*n) {
+                Some((_, a)) => a.params().iter().map(|p| p.name.text.clone()).collect(),
+                None => self
+                    .registry
+                    .global(n)
+                    .map(|d| d.params.iter().map(|p| p.name.to_string()).collect())
+                    .unwrap_or_default(),
+            },
+            [m, f] => self
+                .registry
+                .module_fn(m, f)
+                .map(|d| d.params.iter().map(|p| p.name.to_string()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for (i, a) in args.iter().enumerate() {
+            let key = match &a.name {
+                Some(n) => n.text.clone(),
+                None => names.get(i).cloned().unwrap_or_else(|| format!("arg{i}")),
+            };
+            let k = self.constant(Value::from(key));
+            self.emit(Instr::Const(k), a.value.span);
+            self.expr(&a.value)?;
+        }
+        self.emit(Instr::MakeMap(args.len() as u32), span);
+        let k = self.constant(Value::from(task));
+        self.emit(Instr::Trigger { task: k }, span);
+        Ok(())
+    }
+
     /// Push one value per parameter in declaration order (a variadic as one list), evaluating
     /// the arguments in the order they are written.
-    fn bind(&mut self, params: &[Param<'_>], args: &[Arg], span: Span) -> Result<(), CompileError> {
+    fn bind(
+        &mut self,
+        params: &[Param<'a>],
+        args: &'a [Arg],
+        span: Span,
+    ) -> Result<(), CompileError> {
         let n_positional = args.iter().take_while(|a| a.name.is_none()).count();
         let has_keywords = n_positional < args.len();
         // Arguments in written order: evaluated straight onto the stack when no keyword
@@ -694,7 +1244,7 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn arg_value(&mut self, args: &[Arg], temps: &[u16], i: usize) -> Result<(), CompileError> {
+    fn arg_value(&mut self, args: &'a [Arg], temps: &[u16], i: usize) -> Result<(), CompileError> {
         match temps.get(i) {
             Some(t) => {
                 self.emit(Instr::LoadLocal(*t), args[i].value.span);

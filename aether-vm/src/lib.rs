@@ -1,15 +1,19 @@
-//! Bytecode compiler and virtual machine for `.aether` scripts (issue 3, in increments).
+//! Bytecode compiler and virtual machine for `.aether` scripts.
 //!
-//! So far: the value model, the compiler for expressions, variables, control flow and
-//! actions, and the interpreter loop. Not yet: workflows, `on_error`, concurrency, events,
-//! modules; the compiler refuses those with a `not available yet` error.
+//! The compiler turns a checked syntax tree into a `Program` (instructions, constants, a
+//! source map, workflow steps and `on_error` rules); the VM runs it as cooperative fibers
+//! against a [`Host`] that provides the runtime modules.
 
 pub mod compiler;
+pub mod host;
 pub mod program;
 pub mod value;
 pub mod vm;
 
 pub use compiler::{compile, CompileError};
-pub use program::{Function, Instr, Program};
+pub use host::{
+    ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost,
+};
+pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError};
 pub use vm::{Budget, NativeFn, Vm, VmError, VmErrorKind};

@@ -3,7 +3,7 @@
 use aether_syntax::ast::BinaryOp;
 use aether_syntax::Span;
 
-use crate::value::Value;
+use crate::value::{Map, Value};
 
 /// One instruction. Each doc line gives the stack effect, `[before] -> [after]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,6 +60,26 @@ pub enum Instr {
     IterNext(u32),
     /// `[c] -> []` or `[c, message] -> []`: fail with a RUNTIME_ERROR when `c` is falsy
     Assert { has_message: bool },
+    /// `[a1 .. an] -> [pending]`: start action `func` in a new fiber
+    Spawn { func: u32, argc: u16 },
+    /// `[v] -> [result]`: wait for a pending value (other values pass through)
+    Await,
+    /// `[d] -> []`: wait `d` (a duration, or a number of seconds)
+    Sleep,
+    /// `[] -> []` or `[payload] -> []`: add an `emit` record named `constants[name]`
+    Emit { name: u32, has_payload: bool },
+    /// `[] -> []`: open a transaction (host `begin`; events held)
+    TxBegin,
+    /// `[] -> []`: commit the innermost transaction (host `commit`; held events released)
+    TxCommit,
+    /// `[data] -> []`: submit task `constants[task]` with `data` (a map) to the kernel
+    Trigger { task: u32 },
+    /// `[a1 .. an] -> [result]`: run workflow step `step` (function `func`) with its
+    /// retry, backoff, timeout and capability settings
+    RunStep { step: u32, argc: u16 },
+    /// `[] -> [result]`: run workflow `workflow`; with `if_not_run`, only when the main
+    /// body did not already call it (then `[] -> [null]`)
+    CallWorkflow { workflow: u32, if_not_run: bool },
 }
 
 /// A compiled action (function 0 is the script's main body).
@@ -69,6 +89,42 @@ pub struct Function {
     pub entry: u32,
     pub arity: u16,
     pub n_locals: u16,
+}
+
+/// A workflow step's settings (LANGUAGE.md section 5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The function that makes the step's call, given the captured variables.
+    pub func: u32,
+    /// The call as written, for messages and events (`fetch(url)`).
+    pub label: String,
+    /// Further attempts after a failure.
+    pub retry: u32,
+    /// The wait before the first retry (doubling after each further failure), in ms.
+    pub backoff_ms: f64,
+    /// The time one attempt may take, in ms.
+    pub timeout_ms: Option<f64>,
+    /// Capabilities checked before the step runs.
+    pub requires: Vec<String>,
+    pub span: Span,
+}
+
+/// A compiled workflow block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowInfo {
+    pub name: Option<String>,
+    pub func: u32,
+    pub span: Span,
+}
+
+/// A compiled `on_error` rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handler {
+    /// The error kind after `when:` (a code name or alias).
+    pub kind: String,
+    /// A function of one parameter, `error`, that makes the `do:` call.
+    pub func: u32,
+    pub span: Span,
 }
 
 /// A compiled script.
@@ -81,11 +137,36 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Names of the top-level variables, by global slot.
     pub globals: Vec<String>,
-    /// Names of the native functions the code calls, by native index.
+    /// Names of the native functions the code calls, by native index (`len`,
+    /// `memory.store`).
     pub natives: Vec<String>,
+    /// The capability each native needs, by native index.
+    pub native_caps: Vec<Option<String>>,
+    pub steps: Vec<Step>,
+    pub workflows: Vec<WorkflowInfo>,
+    pub handlers: Vec<Handler>,
+    /// The `policy:` block's settings.
+    pub policy: Map,
+    /// What the script declares it needs: `require: capabilities:` entries and the module
+    /// names of `meta:`/`metadata: requires:` (a module name grants all its capabilities).
+    pub capabilities: Vec<String>,
 }
 
 impl Program {
+    /// The global slot of top-level variable `name`, if the script has one.
+    pub fn global_slot(&self, name: &str) -> Option<usize> {
+        self.globals.iter().position(|g| g == name)
+    }
+
+    /// Whether the script's declarations grant `capability` (`memory.write` is granted by
+    /// itself or by the module name `memory`).
+    pub fn grants(&self, capability: &str) -> bool {
+        let module = capability.split('.').next().unwrap_or(capability);
+        self.capabilities
+            .iter()
+            .any(|c| c == capability || c == module)
+    }
+
     /// The span of the instruction at `ip` (the nearest mapped instruction at or before it).
     pub fn span_at(&self, ip: u32) -> Option<Span> {
         let i = match self.source_map.binary_search_by_key(&ip, |(at, _)| *at) {

@@ -57,6 +57,8 @@ pub enum Value {
     List(Rc<Vec<Value>>),
     /// A map with string keys in insertion order, shared until updated.
     Map(Rc<Map>),
+    /// A value started in a `parallel:` block and not awaited yet (the fiber's id).
+    Pending(u32),
 }
 
 /// The error of a value operation: a message in lower case without a trailing period.
@@ -238,6 +240,7 @@ impl PartialEq for Value {
             (Value::Duration(a), Value::Duration(b)) => a == b,
             (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b) || a == b,
             (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || a == b,
+            (Value::Pending(a), Value::Pending(b)) => a == b,
             _ => false,
         }
     }
@@ -294,6 +297,7 @@ impl Value {
             Value::Duration(_) => "duration",
             Value::List(_) => "list",
             Value::Map(_) => "map",
+            Value::Pending(_) => "pending",
         }
     }
 
@@ -312,6 +316,7 @@ impl Value {
             Value::Duration(_) => true,
             Value::List(items) => !items.is_empty(),
             Value::Map(map) => !map.is_empty(),
+            Value::Pending(_) => true,
         }
     }
 
@@ -541,6 +546,44 @@ impl Value {
         out
     }
 
+    /// JSON text of the value: [`Value::repr`] with durations as strings of their canonical
+    /// form (and a pending value as `null`), as `json_encode` and the event stream write it.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Duration(ms) => write_quoted(out, &format_duration(*ms)),
+            Value::Pending(_) => out.push_str("null"),
+            Value::List(items) => {
+                out.push('[');
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    it.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Map(map) => {
+                out.push('{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_quoted(out, k);
+                    out.push_str(": ");
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+            other => other.write_repr(out),
+        }
+    }
+
     fn write_repr(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
@@ -551,6 +594,7 @@ impl Value {
             Value::Float(x) => write_float(out, *x),
             Value::Str(s) => write_quoted(out, s),
             Value::Duration(ms) => write_duration(out, *ms),
+            Value::Pending(_) => out.push_str("<pending>"),
             Value::List(items) => {
                 out.push('[');
                 for (i, it) in items.iter().enumerate() {

@@ -1,26 +1,34 @@
-//! The interpreter: runs a `Program` on a value stack, with call frames, a step budget and
-//! a call-depth limit. Output goes to an injected writer, never straight to stdout.
+//! The interpreter: runs a `Program` as cooperative fibers, each with its own value stack
+//! and call frames, under a scheduler that owns the timers (`sleep`, step timeouts and
+//! backoffs) and the host's futures. Budgets (`max_steps`, a wall-clock deadline, call
+//! depth) end a run cleanly; output goes to injected writers, never straight to stdout.
+//!
+//! Concurrency model: a fiber runs until it blocks (`await`, `sleep`, a pending host call,
+//! a workflow step) or has run 1024 instructions while another fiber is ready or a timer
+//! is due. Fibers share the top-level variables; everything else they see was copied in
+//! when they started (values are immutable, so copies are cheap `Rc` clones).
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aether_syntax::ast::BinaryOp;
 use aether_syntax::Span;
 
+use crate::compiler::ARGS_GLOBAL;
+use crate::host::{
+    ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, NoEvents, NoHost,
+};
 use crate::program::{Instr, Program};
-use crate::value::{Map, Value, ValueError};
+use crate::value::{format_duration, Map, Value, ValueError};
 
-/// A native function: one argument per declared parameter, in declaration order, defaults
-/// filled in and a variadic rest parameter as one list.
+/// A pure native function: one argument per declared parameter, in declaration order,
+/// defaults filled in and a variadic rest parameter as one list.
 pub type NativeFn = fn(&[Value]) -> Result<Value, ValueError>;
 
-/// Why a run stopped with an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmErrorKind {
-    /// RUNTIME_ERROR
-    Runtime,
-    /// TIMEOUT_ERROR: the step budget ran out.
-    Budget,
-}
+/// The kind of a run-time error (the same classes a host error has).
+pub type VmErrorKind = ErrorClass;
 
 /// A run-time error with where it happened and the action frames it unwound.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +36,7 @@ pub struct VmError(Box<VmErrorData>);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct VmErrorData {
-    pub kind: VmErrorKind,
+    pub kind: ErrorClass,
     pub message: String,
     pub span: Option<Span>,
     /// Innermost first: (action name, call site span).
@@ -36,7 +44,15 @@ pub struct VmErrorData {
 }
 
 impl VmError {
-    pub fn kind(&self) -> VmErrorKind {
+    pub fn new(kind: ErrorClass, message: impl Into<String>, span: Option<Span>) -> VmError {
+        VmError(Box::new(VmErrorData {
+            kind,
+            message: message.into(),
+            span,
+            trace: Vec::new(),
+        }))
+    }
+    pub fn kind(&self) -> ErrorClass {
         self.0.kind
     }
     pub fn message(&self) -> &str {
@@ -50,13 +66,15 @@ impl VmError {
     }
 }
 
-/// Limits of one run.
+/// Limits of one run. The defaults: no step or time budget, call depth 256.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     /// Instructions the run may execute (`policy: max_steps`); `None` is unlimited.
     pub max_steps: Option<u64>,
-    /// Nested calls allowed (default 256); every call counts.
+    /// Nested calls allowed (default 256); every call counts, tail calls included.
     pub max_depth: usize,
+    /// Wall-clock time the run may take (`policy: timeout`, `--timeout`).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Budget {
@@ -64,56 +82,241 @@ impl Default for Budget {
         Budget {
             max_steps: None,
             max_depth: 256,
+            timeout: None,
         }
     }
 }
 
+/// How often (in instructions) a running fiber looks at the clock, the budget and the
+/// other fibers.
+const SLICE: u64 = 1024;
+
+/// Log levels, least first.
+const LEVELS: &[&str] = &["debug", "info", "warning", "error"];
+
+#[derive(Clone, Copy, Debug)]
 struct Frame {
-    func: usize,
+    func: u32,
     ip: usize,
     base: usize,
 }
 
-enum Native {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intrinsic {
     Print,
-    Fn(NativeFn),
-    Missing(String),
+    Log,
+    Trace,
+    Narrate,
+    Metrics,
+    Now,
+}
+
+enum Native {
+    Pure(NativeFn),
+    Intrinsic(Intrinsic),
+    Host(u32),
+    /// Capability enforcement is on and the script does not declare this capability.
+    Denied(String),
+    Missing,
+}
+
+/// An event waiting for its transaction to commit.
+struct HeldEvent {
+    kind: String,
+    fields: Map,
+    span: Option<Span>,
+}
+
+/// A workflow step in progress in the fiber that runs the workflow.
+struct StepRun {
+    step: u32,
+    args: Vec<Value>,
+    /// Attempts made so far (1 while the first runs).
+    attempt: u32,
+    /// The fiber running the current attempt.
+    child: Option<u32>,
+}
+
+struct Fiber {
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    /// Calls already open in the fiber that started this one.
+    depth_base: usize,
+    parent: Option<u32>,
+    /// Events of each open transaction, innermost last.
+    tx: Vec<Vec<HeldEvent>>,
+    /// Set while this fiber waits for a workflow step.
+    step: Option<StepRun>,
+    /// Set on a fiber that runs an attempt of its parent's step.
+    step_of: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TimerKind {
+    Sleep,
+    /// The attempt running in `child` took too long.
+    StepTimeout {
+        child: u32,
+    },
+    /// Time to start the next attempt of a step.
+    Backoff,
+}
+
+struct Timer {
+    at: Instant,
+    owner: u32,
+    kind: TimerKind,
+}
+
+/// Why a fiber stopped running.
+enum Exit {
+    Done(Value),
+    Failed(VmError),
+    Blocked,
+    Yield,
 }
 
 /// One run of a program.
 pub struct Vm<'p, W: Write> {
     program: &'p Program,
+    native_fns: Vec<(String, NativeFn)>,
     natives: Vec<Native>,
-    stack: Vec<Value>,
-    frames: Vec<Frame>,
     globals: Vec<Option<Value>>,
     out: W,
+    err: Box<dyn Write + 'p>,
+    events: Box<dyn EventSink + 'p>,
+    host: Box<dyn Host + 'p>,
     budget: Budget,
+    enforce_capabilities: bool,
+    deterministic: bool,
+    quiet: bool,
+    line_starts: Vec<u32>,
+    // Run state.
     steps: u64,
+    next_check: u64,
+    started: Instant,
+    started_wall: SystemTime,
+    deadline: Option<Instant>,
+    min_level: usize,
+    seq: u64,
+    fibers: HashMap<u32, Fiber>,
+    next_fiber: u32,
+    ready: VecDeque<u32>,
+    results: HashMap<u32, Result<Value, VmError>>,
+    consumed: HashSet<u32>,
+    waiters: HashMap<u32, Vec<u32>>,
+    timers: Vec<Timer>,
+    host_futures: Vec<(u32, crate::host::HostFuture)>,
+    runtime: Option<tokio::runtime::Runtime>,
+    workflow_ran: Vec<bool>,
+    handler_error: Option<VmError>,
+    handled_by: Option<String>,
+}
+
+fn now_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn map_of(entries: Vec<(&str, Value)>) -> Map {
+    entries.into_iter().collect()
 }
 
 impl<'p, W: Write> Vm<'p, W> {
-    /// Prepare a run; `natives` maps global function names to implementations (`print`
-    /// is built in, writing to `out`).
+    /// Prepare a run; `natives` maps global function names to pure implementations;
+    /// `print` and the other intrinsics are built in (`print` writes to `out`).
     pub fn new(program: &'p Program, natives: &[(&str, NativeFn)], out: W, budget: Budget) -> Self {
-        let natives = program
-            .natives
-            .iter()
-            .map(|name| match natives.iter().find(|(n, _)| n == name) {
-                _ if name == "print" => Native::Print,
-                Some((_, f)) => Native::Fn(*f),
-                None => Native::Missing(name.clone()),
-            })
-            .collect();
         Vm {
             program,
-            natives,
-            stack: Vec::with_capacity(256),
-            frames: Vec::new(),
+            native_fns: natives.iter().map(|(n, f)| (n.to_string(), *f)).collect(),
+            natives: Vec::new(),
             globals: vec![None; program.globals.len()],
             out,
+            err: Box::new(std::io::sink()),
+            events: Box::new(NoEvents),
+            host: Box::new(NoHost),
             budget,
+            enforce_capabilities: false,
+            deterministic: false,
+            quiet: false,
+            line_starts: Vec::new(),
             steps: 0,
+            next_check: 0,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            deadline: None,
+            min_level: 1,
+            seq: 0,
+            fibers: HashMap::new(),
+            next_fiber: 0,
+            ready: VecDeque::new(),
+            results: HashMap::new(),
+            consumed: HashSet::new(),
+            waiters: HashMap::new(),
+            timers: Vec::new(),
+            host_futures: Vec::new(),
+            runtime: None,
+            workflow_ran: vec![false; program.workflows.len()],
+            handler_error: None,
+            handled_by: None,
+        }
+    }
+
+    /// Where `log`, `narrate` and `trace` write (default: nowhere).
+    pub fn with_stderr(mut self, err: impl Write + 'p) -> Self {
+        self.err = Box::new(err);
+        self
+    }
+
+    /// Where the event stream goes (default: nowhere).
+    pub fn with_events(mut self, sink: impl EventSink + 'p) -> Self {
+        self.events = Box::new(sink);
+        self
+    }
+
+    /// The runtime host that provides module functions, transactions and kernel tasks.
+    pub fn with_host(mut self, host: impl Host + 'p) -> Self {
+        self.host = Box::new(host);
+        self
+    }
+
+    /// Refuse calls that need a capability the script does not declare
+    /// (`AETHERRA_REQUIRE_CAPABILITIES=1`, profiles `test` and `prod`).
+    pub fn enforce_capabilities(mut self, on: bool) -> Self {
+        self.enforce_capabilities = on;
+        self
+    }
+
+    /// `policy: deterministic`: `now()` is frozen at the run's start.
+    pub fn deterministic(mut self, on: bool) -> Self {
+        self.deterministic = on;
+        self
+    }
+
+    /// `AETHERRA_QUIET`: `log` and `narrate` keep to the event stream, not stderr.
+    pub fn quiet(mut self, on: bool) -> Self {
+        self.quiet = on;
+        self
+    }
+
+    /// The source text, so `error.line` in `on_error` handlers is the line number.
+    pub fn with_source(mut self, text: &str) -> Self {
+        self.line_starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i as u32 + 1),
+            )
+            .collect();
+        self
+    }
+
+    /// The `args` map the script reads (`aether run --arg KEY=VALUE`).
+    pub fn set_args(&mut self, args: Map) {
+        if let Some(slot) = self.program.global_slot(ARGS_GLOBAL) {
+            self.globals[slot] = Some(Value::from(args));
         }
     }
 
@@ -122,16 +325,76 @@ impl<'p, W: Write> Vm<'p, W> {
         self.out
     }
 
-    fn error(&self, kind: VmErrorKind, message: impl Into<String>) -> VmError {
+    /// The instructions executed so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The `when:` kind of the `on_error` rule that handled the run's failure, if one did.
+    pub fn handled_by(&self) -> Option<&str> {
+        self.handled_by.as_deref()
+    }
+
+    /// The failure of the `on_error` handler itself, if it failed.
+    pub fn handler_error(&self) -> Option<&VmError> {
+        self.handler_error.as_ref()
+    }
+
+    fn line_of(&self, span: Option<Span>) -> Option<u32> {
+        let span = span?;
+        if self.line_starts.is_empty() {
+            return None;
+        }
+        Some(self.line_starts.partition_point(|s| *s <= span.start) as u32)
+    }
+
+    fn resolve_natives(&mut self) {
+        let program = self.program;
+        let mut natives = Vec::with_capacity(program.natives.len());
+        for (i, name) in program.natives.iter().enumerate() {
+            let intrinsic = match name.as_str() {
+                "print" => Some(Intrinsic::Print),
+                "log" => Some(Intrinsic::Log),
+                "trace" => Some(Intrinsic::Trace),
+                "narrate" => Some(Intrinsic::Narrate),
+                "metrics" => Some(Intrinsic::Metrics),
+                "now" => Some(Intrinsic::Now),
+                _ => None,
+            };
+            let cap = program.native_caps.get(i).cloned().flatten();
+            let native = match cap {
+                Some(cap) if self.enforce_capabilities && !program.grants(&cap) => {
+                    Native::Denied(cap)
+                }
+                _ => match intrinsic {
+                    Some(x) => Native::Intrinsic(x),
+                    None => match self.native_fns.iter().find(|(n, _)| n == name) {
+                        Some((_, f)) => Native::Pure(*f),
+                        None => match self.host.resolve(name) {
+                            Some(id) => Native::Host(id),
+                            None => Native::Missing,
+                        },
+                    },
+                },
+            };
+            natives.push(native);
+        }
+        self.natives = natives;
+    }
+
+    fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {
         let span_of = |f: &Frame| self.program.span_at(f.ip.saturating_sub(1) as u32);
-        let span = self.frames.last().and_then(span_of);
+        let span = frames.last().and_then(span_of);
         let mut trace = Vec::new();
-        for (i, f) in self.frames.iter().enumerate().rev() {
+        for (i, f) in frames.iter().enumerate().rev() {
             if f.func == 0 {
                 continue;
             }
-            let call_site = i.checked_sub(1).and_then(|j| span_of(&self.frames[j]));
-            trace.push((self.program.functions[f.func].name.clone(), call_site));
+            let call_site = i.checked_sub(1).and_then(|j| span_of(&frames[j]));
+            trace.push((
+                self.program.functions[f.func as usize].name.clone(),
+                call_site,
+            ));
         }
         VmError(Box::new(VmErrorData {
             kind,
@@ -141,76 +404,682 @@ impl<'p, W: Write> Vm<'p, W> {
         }))
     }
 
-    fn pop(&mut self) -> Value {
-        self.stack
-            .pop()
-            .expect("the compiler keeps the stack balanced")
+    fn new_fiber(
+        &mut self,
+        func: u32,
+        mut args: Vec<Value>,
+        parent: Option<u32>,
+        depth_base: usize,
+    ) -> u32 {
+        let f = &self.program.functions[func as usize];
+        for _ in args.len()..f.n_locals as usize {
+            args.push(Value::Null);
+        }
+        let id = self.next_fiber;
+        self.next_fiber += 1;
+        self.fibers.insert(
+            id,
+            Fiber {
+                stack: args,
+                frames: vec![Frame {
+                    func,
+                    ip: f.entry as usize,
+                    base: 0,
+                }],
+                depth_base,
+                parent,
+                tx: Vec::new(),
+                step: None,
+                step_of: None,
+            },
+        );
+        self.ready.push_back(id);
+        id
     }
 
-    fn enter(&mut self, func: usize, argc: usize) -> Result<(), VmError> {
-        if self.frames.len() > self.budget.max_depth {
-            return Err(self.error(
-                VmErrorKind::Runtime,
-                format!("call depth limit of {} exceeded", self.budget.max_depth),
-            ));
+    /// Run the main body, then the workflows it did not call, to the end; the result is
+    /// the value of a top-level `return`, or null. A failure runs the first matching
+    /// `on_error` rule and is still returned.
+    pub fn run(&mut self) -> Result<Value, VmError> {
+        self.resolve_natives();
+        if let Some(slot) = self.program.global_slot(ARGS_GLOBAL) {
+            self.globals[slot].get_or_insert_with(|| Value::from(Map::new()));
         }
-        let f = &self.program.functions[func];
-        let base = self.stack.len() - argc;
-        for _ in argc..f.n_locals as usize {
-            self.stack.push(Value::Null);
+        self.started = Instant::now();
+        self.started_wall = SystemTime::now();
+        self.deadline = self.budget.timeout.map(|t| self.started + t);
+        self.next_check = SLICE;
+        let main = self.new_fiber(0, Vec::new(), None, 0);
+        let res = self.schedule(main);
+        if let Err(e) = &res {
+            self.cancel_all();
+            self.run_handler(e);
         }
-        self.frames.push(Frame {
-            func,
-            ip: f.entry as usize,
-            base,
+        res
+    }
+
+    /// Run fibers until `root` and every fiber it left running have finished.
+    fn schedule(&mut self, root: u32) -> Result<Value, VmError> {
+        loop {
+            self.fire_due_timers();
+            if let Some(id) = self.ready.pop_front() {
+                self.run_fiber(id);
+                if let Some(Err(e)) = self.results.get(&root) {
+                    return Err(e.clone());
+                }
+                continue;
+            }
+            if self.fibers.is_empty() {
+                break;
+            }
+            self.wait()?;
+        }
+        self.consumed.insert(root);
+        let res = self.results.remove(&root).unwrap_or(Ok(Value::Null));
+        // Structured concurrency: a failure of a fiber nobody awaited is the run's failure.
+        let mut unawaited: Vec<u32> = self
+            .results
+            .iter()
+            .filter(|(id, r)| r.is_err() && !self.consumed.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        unawaited.sort_unstable();
+        if let Some(id) = unawaited.first() {
+            if let Some(Err(e)) = self.results.remove(id) {
+                return Err(e);
+            }
+        }
+        res
+    }
+
+    fn run_handler(&mut self, e: &VmError) {
+        let program = self.program;
+        let Some(h) = program.handlers.iter().find(|h| e.kind().matches(&h.kind)) else {
+            return;
+        };
+        self.handled_by = Some(h.kind.clone());
+        let error = map_of(vec![
+            ("code", Value::Int(e.kind().code() as i64)),
+            ("code_name", Value::from(e.kind().code_name())),
+            ("message", Value::from(e.message())),
+            (
+                "line",
+                self.line_of(e.span())
+                    .map_or(Value::Null, |l| Value::Int(l as i64)),
+            ),
+        ]);
+        // The handler gets budgets of its own: the run's may be what ran out.
+        self.steps = 0;
+        self.next_check = SLICE;
+        self.deadline = self.budget.timeout.map(|t| Instant::now() + t);
+        self.results.clear();
+        self.consumed.clear();
+        let id = self.new_fiber(h.func, vec![Value::from(error)], None, 0);
+        if let Err(he) = self.schedule(id) {
+            self.cancel_all();
+            self.handler_error = Some(he);
+        }
+    }
+
+    /// Drop every fiber, rolling back their open transactions.
+    fn cancel_all(&mut self) {
+        let ids: Vec<u32> = self.fibers.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+        self.ready.clear();
+        self.timers.clear();
+        self.host_futures.clear();
+        self.waiters.clear();
+    }
+
+    /// Stop fiber `id` and the fibers it started, undoing their open transactions.
+    fn kill(&mut self, id: u32) {
+        let Some(f) = self.fibers.remove(&id) else {
+            return;
+        };
+        for _ in &f.tx {
+            self.host.rollback();
+        }
+        self.timers.retain(|t| t.owner != id);
+        self.host_futures.retain(|(owner, _)| *owner != id);
+        self.ready.retain(|r| *r != id);
+        self.consumed.insert(id);
+        let children: Vec<u32> = self
+            .fibers
+            .iter()
+            .filter(|(_, c)| c.parent == Some(id))
+            .map(|(cid, _)| *cid)
+            .collect();
+        for c in children {
+            self.kill(c);
+        }
+    }
+
+    fn run_fiber(&mut self, id: u32) {
+        let Some(mut f) = self.fibers.remove(&id) else {
+            return;
+        };
+        match self.exec(id, &mut f) {
+            Exit::Blocked => {
+                self.fibers.insert(id, f);
+            }
+            Exit::Yield => {
+                self.fibers.insert(id, f);
+                self.ready.push_back(id);
+            }
+            Exit::Done(v) => self.finish(id, f, Ok(v)),
+            Exit::Failed(e) => self.finish(id, f, Err(e)),
+        }
+    }
+
+    /// Record a fiber's end and hand its result to whoever waits for it.
+    fn finish(&mut self, id: u32, f: Fiber, res: Result<Value, VmError>) {
+        if res.is_err() {
+            let mut dropped = 0;
+            for held in f.tx.iter().rev() {
+                dropped += held.len();
+                self.host.rollback();
+            }
+            if !f.tx.is_empty() {
+                let fields = map_of(vec![
+                    ("outcome", Value::from("rollback")),
+                    ("events_dropped", Value::Int(dropped as i64)),
+                ]);
+                self.publish("transaction", fields, None);
+            }
+            // Work it started and left running dies with it.
+            let children: Vec<u32> = self
+                .fibers
+                .iter()
+                .filter(|(_, c)| c.parent == Some(id))
+                .map(|(cid, _)| *cid)
+                .collect();
+            for c in children {
+                self.kill(c);
+            }
+        }
+        if let Some(parent) = f.step_of {
+            self.consumed.insert(id);
+            self.step_attempt_done(parent, id, res);
+            return;
+        }
+        if let Some(ws) = self.waiters.remove(&id) {
+            self.consumed.insert(id);
+            for w in ws {
+                self.deliver(w, res.clone());
+            }
+        }
+        self.results.insert(id, res);
+    }
+
+    /// Resume fiber `w` with a value, or end it with an error.
+    fn deliver(&mut self, w: u32, res: Result<Value, VmError>) {
+        match res {
+            Ok(v) => {
+                if let Some(f) = self.fibers.get_mut(&w) {
+                    f.stack.push(v);
+                    self.ready.push_back(w);
+                }
+            }
+            Err(e) => {
+                if let Some(f) = self.fibers.remove(&w) {
+                    self.finish(w, f, Err(e));
+                }
+            }
+        }
+    }
+
+    fn deliver_host(&mut self, w: u32, res: Result<Value, HostError>) {
+        let res = res.map_err(|he| match self.fibers.get(&w) {
+            Some(f) => self.error_in(&f.frames, he.class, he.message),
+            None => VmError::new(he.class, he.message, None),
         });
+        self.deliver(w, res);
+    }
+
+    fn fire_due_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(i) = self.timers.iter().position(|t| t.at <= now) {
+            let t = self.timers.swap_remove(i);
+            match t.kind {
+                TimerKind::Sleep => {
+                    if self.fibers.contains_key(&t.owner) {
+                        self.ready.push_back(t.owner);
+                    }
+                }
+                TimerKind::Backoff => self.start_attempt(t.owner),
+                TimerKind::StepTimeout { child } => {
+                    self.kill(child);
+                    let Some(st) = self.fibers.get(&t.owner).and_then(|f| f.step.as_ref()) else {
+                        continue;
+                    };
+                    let step = &self.program.steps[st.step as usize];
+                    let limit = format_duration(step.timeout_ms.unwrap_or_default());
+                    let e = VmError::new(
+                        ErrorClass::Timeout,
+                        format!("step `{}` timed out after {limit}", step.label),
+                        Some(step.span),
+                    );
+                    self.step_attempt_done(t.owner, child, Err(e));
+                }
+            }
+        }
+    }
+
+    /// Block until a timer is due, a host future is ready or the run's deadline passes.
+    fn wait(&mut self) -> Result<(), VmError> {
+        let next_timer = self.timers.iter().map(|t| t.at).min();
+        let until = match (next_timer, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.host_futures.is_empty() {
+            let Some(until) = until else {
+                let e = VmError::new(
+                    ErrorClass::Runtime,
+                    "every running fiber waits for another: nothing can make progress",
+                    None,
+                );
+                return Err(e);
+            };
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        } else {
+            self.ensure_runtime();
+            let Some(rt) = self.runtime.as_ref() else {
+                return Ok(());
+            };
+            let futures = &mut self.host_futures;
+            let ready = rt.block_on(async {
+                let poll_all = std::future::poll_fn(|cx| {
+                    let mut done = Vec::new();
+                    for (i, (_, fut)) in futures.iter_mut().enumerate() {
+                        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                            done.push((i, r));
+                        }
+                    }
+                    if done.is_empty() {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(done)
+                    }
+                });
+                match until {
+                    Some(u) => tokio::time::timeout_at(tokio::time::Instant::from_std(u), poll_all)
+                        .await
+                        .unwrap_or_default(),
+                    None => poll_all.await,
+                }
+            });
+            let mut ready = ready;
+            ready.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+            let mut woken = Vec::new();
+            for (i, r) in ready {
+                let (owner, _) = self.host_futures.remove(i);
+                woken.push((owner, r));
+            }
+            for (owner, r) in woken.into_iter().rev() {
+                self.deliver_host(owner, r);
+            }
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(self.timed_out());
+        }
         Ok(())
     }
 
-    /// Run the main body to its end; the result is the value of a top-level `return`, or null.
-    pub fn run(&mut self) -> Result<Value, VmError> {
-        self.enter(0, 0)?;
+    fn timed_out(&self) -> VmError {
+        let limit = self.budget.timeout.unwrap_or_default();
+        let at = self
+            .fibers
+            .get(&0)
+            .map(|f| f.frames.as_slice())
+            .unwrap_or(&[]);
+        self.error_in(
+            at,
+            ErrorClass::Timeout,
+            format!(
+                "the run's time budget of {} ran out (policy timeout or --timeout)",
+                format_duration(limit.as_secs_f64() * 1000.0)
+            ),
+        )
+    }
+
+    fn ensure_runtime(&mut self) {
+        self.runtime.get_or_insert_with(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread tokio runtime can always be built")
+        });
+    }
+
+    /// Start (or restart) the attempt of the step fiber `p` waits for.
+    fn start_attempt(&mut self, p: u32) {
+        let program = self.program;
+        let Some(f) = self.fibers.get_mut(&p) else {
+            return;
+        };
+        let depth = f.depth_base + f.frames.len();
+        let Some(st) = f.step.as_mut() else {
+            return;
+        };
+        st.attempt += 1;
+        let step = &program.steps[st.step as usize];
+        let args = st.args.clone();
+        let attempt = st.attempt;
+        let child = self.new_fiber(step.func, args, Some(p), depth);
+        if let Some(c) = self.fibers.get_mut(&child) {
+            c.step_of = Some(p);
+        }
+        if let Some(st) = self.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
+            st.child = Some(child);
+        }
+        if let Some(ms) = step.timeout_ms {
+            self.timers.push(Timer {
+                at: Instant::now() + Duration::from_secs_f64(ms / 1000.0),
+                owner: p,
+                kind: TimerKind::StepTimeout { child },
+            });
+        }
+        let fields = map_of(vec![
+            ("step", Value::from(step.label.as_str())),
+            ("status", Value::from("started")),
+            ("attempt", Value::Int(attempt as i64)),
+        ]);
+        self.publish("step", fields, Some(step.span));
+    }
+
+    fn step_attempt_done(&mut self, p: u32, child: u32, res: Result<Value, VmError>) {
+        let program = self.program;
+        let Some(f) = self.fibers.get_mut(&p) else {
+            return;
+        };
+        let Some(st) = f.step.as_mut() else {
+            return;
+        };
+        if st.child != Some(child) {
+            return;
+        }
+        st.child = None;
+        let attempt = st.attempt;
+        let step = &program.steps[st.step as usize];
+        self.timers
+            .retain(|t| !(t.owner == p && matches!(t.kind, TimerKind::StepTimeout { .. })));
+        match res {
+            Ok(v) => {
+                if let Some(f) = self.fibers.get_mut(&p) {
+                    f.step = None;
+                }
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("succeeded")),
+                    ("attempt", Value::Int(attempt as i64)),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                self.deliver(p, Ok(v));
+            }
+            Err(e) if attempt <= step.retry => {
+                let wait_ms = step.backoff_ms * 2f64.powi(attempt as i32 - 1);
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("retrying")),
+                    ("attempt", Value::Int(attempt as i64)),
+                    ("error", Value::from(e.message())),
+                    ("backoff", Value::Duration(wait_ms)),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                self.timers.push(Timer {
+                    at: Instant::now() + Duration::from_secs_f64(wait_ms / 1000.0),
+                    owner: p,
+                    kind: TimerKind::Backoff,
+                });
+            }
+            Err(mut e) => {
+                if let Some(f) = self.fibers.get_mut(&p) {
+                    f.step = None;
+                }
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("failed")),
+                    ("attempt", Value::Int(attempt as i64)),
+                    ("error", Value::from(e.message())),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                if attempt > 1 {
+                    e.0.message = format!(
+                        "step `{}` failed after {attempt} attempts: {}",
+                        step.label, e.0.message
+                    );
+                }
+                self.deliver(p, Err(e));
+            }
+        }
+    }
+
+    /// Send a record to the event stream now.
+    fn publish(&mut self, kind: &str, fields: Map, span: Option<Span>) {
+        self.seq += 1;
+        let event = Event {
+            seq: self.seq,
+            time: SystemTime::now(),
+            kind: kind.to_string(),
+            fields,
+            span,
+        };
+        self.events.event(&event);
+        self.host.observe(&event);
+    }
+
+    /// Send a record to the event stream, or hold it while `f` has a transaction open.
+    fn record(&mut self, f: &mut Fiber, kind: &str, fields: Map, span: Option<Span>) {
+        match f.tx.last_mut() {
+            Some(held) => held.push(HeldEvent {
+                kind: kind.to_string(),
+                fields,
+                span,
+            }),
+            None => self.publish(kind, fields, span),
+        }
+    }
+
+    fn write_err(&mut self, line: &str) {
+        if !self.quiet {
+            let _ = writeln!(self.err, "{line}");
+        }
+    }
+
+    /// The budget and clock check every `SLICE` instructions; `Some` when the fiber must stop.
+    fn checkpoint(&mut self, f: &Fiber) -> Option<Exit> {
+        if let Some(max) = self.budget.max_steps {
+            if self.steps > max {
+                return Some(Exit::Failed(self.error_in(
+                    &f.frames,
+                    ErrorClass::Timeout,
+                    format!("the step budget of {max} instructions ran out (policy max_steps)"),
+                )));
+            }
+        }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            let mut e = self.timed_out();
+            e.0.span = self.error_in(&f.frames, ErrorClass::Timeout, "").span();
+            return Some(Exit::Failed(e));
+        }
+        let next = self.steps + SLICE;
+        self.next_check = match self.budget.max_steps {
+            Some(max) => next.min(max + 1),
+            None => next,
+        };
+        if !self.ready.is_empty() || self.timers.iter().any(|t| t.at <= now) {
+            return Some(Exit::Yield);
+        }
+        None
+    }
+
+    fn call_intrinsic(
+        &mut self,
+        f: &mut Fiber,
+        which: Intrinsic,
+        args: &[Value],
+        span: Option<Span>,
+    ) -> Result<Value, String> {
+        match which {
+            Intrinsic::Print => {
+                if let Some(Value::List(items)) = args.first() {
+                    let mut line = String::new();
+                    for (i, it) in items.iter().enumerate() {
+                        if i > 0 {
+                            line.push(' ');
+                        }
+                        line.push_str(&it.display());
+                    }
+                    line.push('\n');
+                    self.out
+                        .write_all(line.as_bytes())
+                        .map_err(|e| format!("cannot write output: {e}"))?;
+                }
+                Ok(Value::Null)
+            }
+            Intrinsic::Log => {
+                let message = args.first().map(Value::display).unwrap_or_default();
+                let level = level_of(args.get(1))?;
+                if level >= self.min_level {
+                    self.write_err(&format!("[{}] {message}", LEVELS[level]));
+                    let fields = map_of(vec![
+                        ("level", Value::from(LEVELS[level])),
+                        ("message", Value::from(message)),
+                    ]);
+                    self.record(f, "log", fields, span);
+                }
+                Ok(Value::Null)
+            }
+            Intrinsic::Trace => {
+                let level = level_of(args.first())?;
+                self.min_level = level;
+                let fields = map_of(vec![("level", Value::from(LEVELS[level]))]);
+                self.record(f, "trace", fields, span);
+                Ok(Value::Null)
+            }
+            Intrinsic::Narrate => {
+                let text = args.first().map(Value::display).unwrap_or_default();
+                self.write_err(&format!("[narrate] {text}"));
+                self.record(
+                    f,
+                    "narrate",
+                    map_of(vec![("text", Value::from(text))]),
+                    span,
+                );
+                Ok(Value::Null)
+            }
+            Intrinsic::Metrics => {
+                let Some(Value::Map(m)) = args.first() else {
+                    let kind = args.first().map_or("nothing", Value::type_name);
+                    return Err(format!(
+                        "metrics() takes a map of metric names to numbers, not {kind}"
+                    ));
+                };
+                for (k, v) in m.iter() {
+                    if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Duration(_)) {
+                        return Err(format!(
+                            "metric `{k}` must be a number or a duration, not {}",
+                            v.type_name()
+                        ));
+                    }
+                }
+                for (k, v) in m.iter() {
+                    self.host.metric(k, v);
+                    let fields =
+                        map_of(vec![("name", Value::Str(k.clone())), ("value", v.clone())]);
+                    self.record(f, "metric", fields, span);
+                }
+                Ok(Value::Null)
+            }
+            Intrinsic::Now => {
+                let t = if self.deterministic {
+                    self.started_wall
+                } else {
+                    SystemTime::now()
+                };
+                Ok(Value::Float(now_secs(t)))
+            }
+        }
+    }
+
+    /// Run fiber `id` until it ends, blocks or yields.
+    fn exec(&mut self, id: u32, f: &mut Fiber) -> Exit {
+        let program = self.program;
+        let code = program.code.as_slice();
+        let constants = program.constants.as_slice();
+        let top = *f.frames.last().expect("a running fiber has a frame");
+        let mut ip = top.ip;
+        let mut base = top.base;
+
+        macro_rules! save_ip {
+            () => {
+                if let Some(fr) = f.frames.last_mut() {
+                    fr.ip = ip;
+                }
+            };
+        }
+        macro_rules! fail {
+            ($kind:expr, $msg:expr) => {{
+                save_ip!();
+                return Exit::Failed(self.error_in(&f.frames, $kind, $msg));
+            }};
+        }
+        macro_rules! pop {
+            () => {
+                f.stack
+                    .pop()
+                    .expect("the compiler keeps the stack balanced")
+            };
+        }
+
         loop {
             self.steps += 1;
-            if self.budget.max_steps.is_some_and(|max| self.steps > max) {
-                return Err(self.error(
-                    VmErrorKind::Budget,
-                    "step budget exhausted (policy max_steps)",
-                ));
-            }
-            let frame = self.frames.last_mut().expect("a frame is running");
-            let instr = self.program.code[frame.ip];
-            frame.ip += 1;
-            let base = frame.base;
-            let fail = |vm: &Self, e: ValueError| vm.error(VmErrorKind::Runtime, e.message);
-            match instr {
-                Instr::Const(k) => self.stack.push(self.program.constants[k as usize].clone()),
-                Instr::Null => self.stack.push(Value::Null),
-                Instr::Pop => {
-                    self.pop();
+            if self.steps >= self.next_check {
+                save_ip!();
+                if let Some(exit) = self.checkpoint(f) {
+                    return exit;
                 }
-                Instr::LoadLocal(slot) => self.stack.push(self.stack[base + slot as usize].clone()),
+            }
+            let instr = code[ip];
+            ip += 1;
+            match instr {
+                Instr::Const(k) => f.stack.push(constants[k as usize].clone()),
+                Instr::Null => f.stack.push(Value::Null),
+                Instr::Pop => {
+                    pop!();
+                }
+                Instr::LoadLocal(slot) => {
+                    let v = f.stack[base + slot as usize].clone();
+                    f.stack.push(v);
+                }
                 Instr::StoreLocal(slot) => {
-                    let v = self.pop();
-                    self.stack[base + slot as usize] = v;
+                    let v = pop!();
+                    f.stack[base + slot as usize] = v;
                 }
                 Instr::LoadGlobal(slot) => match &self.globals[slot as usize] {
-                    Some(v) => self.stack.push(v.clone()),
+                    Some(v) => f.stack.push(v.clone()),
                     None => {
-                        let name = &self.program.globals[slot as usize];
-                        return Err(self.error(
-                            VmErrorKind::Runtime,
-                            format!("top-level variable `{name}` is read before it is initialised"),
-                        ));
+                        let name = &program.globals[slot as usize];
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("top-level variable `{name}` is read before it is initialised")
+                        );
                     }
                 },
                 Instr::StoreGlobal(slot) => {
-                    let v = self.pop();
+                    let v = pop!();
                     self.globals[slot as usize] = Some(v);
                 }
                 Instr::Binary(op) => {
-                    let b = self.pop();
-                    let a = self.pop();
+                    let b = pop!();
+                    let a = pop!();
                     // Fast path: int with int, the common case of loops and counters. An
                     // overflow falls through to `Value`'s checked operations for its message.
                     if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
@@ -229,7 +1098,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             _ => None,
                         };
                         if let Some(v) = quick {
-                            self.stack.push(v);
+                            f.stack.push(v);
                             continue;
                         }
                     }
@@ -247,44 +1116,52 @@ impl<'p, W: Write> Vm<'p, W> {
                         BinaryOp::Ge => a.ge(&b).map(Value::Bool),
                         BinaryOp::In => a.is_in(&b).map(Value::Bool),
                         BinaryOp::NotIn => a.is_in(&b).map(|x| Value::Bool(!x)),
-                        BinaryOp::And | BinaryOp::Or => unreachable!("compiled to jumps"),
+                        BinaryOp::And | BinaryOp::Or => Err(ValueError::new(
+                            "internal: `and`/`or` reached the arithmetic instruction",
+                        )),
                     };
-                    self.stack.push(res.map_err(|e| fail(self, e))?);
+                    match res {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
                 }
                 Instr::Not => {
-                    let v = self.pop();
-                    self.stack.push(Value::Bool(!v.is_truthy()));
+                    let v = pop!();
+                    f.stack.push(Value::Bool(!v.is_truthy()));
                 }
                 Instr::Neg => {
-                    let v = self.pop();
-                    self.stack.push(v.neg().map_err(|e| fail(self, e))?);
+                    let v = pop!();
+                    match v.neg() {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
                 }
-                Instr::Jump(t) => self.jump(t),
+                Instr::Jump(t) => ip = t as usize,
                 Instr::JumpIfFalse(t) => {
-                    if !self.pop().is_truthy() {
-                        self.jump(t);
+                    if !pop!().is_truthy() {
+                        ip = t as usize;
                     }
                 }
                 Instr::JumpIfFalseKeep(t) => {
-                    if self.stack.last().is_some_and(|v| !v.is_truthy()) {
-                        self.jump(t);
+                    if f.stack.last().is_some_and(|v| !v.is_truthy()) {
+                        ip = t as usize;
                     } else {
-                        self.pop();
+                        pop!();
                     }
                 }
                 Instr::JumpIfTrueKeep(t) => {
-                    if self.stack.last().is_some_and(Value::is_truthy) {
-                        self.jump(t);
+                    if f.stack.last().is_some_and(Value::is_truthy) {
+                        ip = t as usize;
                     } else {
-                        self.pop();
+                        pop!();
                     }
                 }
                 Instr::MakeList(n) => {
-                    let items = self.stack.split_off(self.stack.len() - n as usize);
-                    self.stack.push(Value::from(items));
+                    let items = f.stack.split_off(f.stack.len() - n as usize);
+                    f.stack.push(Value::from(items));
                 }
                 Instr::MakeMap(n) => {
-                    let flat = self.stack.split_off(self.stack.len() - 2 * n as usize);
+                    let flat = f.stack.split_off(f.stack.len() - 2 * n as usize);
                     let mut map = Map::new();
                     let mut it = flat.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -292,120 +1169,416 @@ impl<'p, W: Write> Vm<'p, W> {
                             map.insert(k, v);
                         }
                     }
-                    self.stack.push(Value::from(map));
+                    f.stack.push(Value::from(map));
                 }
                 Instr::Index => {
-                    let i = self.pop();
-                    let t = self.pop();
-                    self.stack.push(t.get_index(&i).map_err(|e| fail(self, e))?);
+                    let i = pop!();
+                    let t = pop!();
+                    match t.get_index(&i) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
                 }
                 Instr::GetField(k) => {
-                    let t = self.pop();
-                    let name = self.const_str(k);
-                    self.stack
-                        .push(t.get_field(&name).map_err(|e| fail(self, e))?);
+                    let t = pop!();
+                    let Value::Str(name) = &constants[k as usize] else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "internal: a field name is not a string"
+                        );
+                    };
+                    match t.get_field(name) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
                 }
                 Instr::SetIndex => {
-                    let v = self.pop();
-                    let i = self.pop();
-                    let mut t = self.pop();
-                    t.set_index(&i, v).map_err(|e| fail(self, e))?;
-                    self.stack.push(t);
+                    let v = pop!();
+                    let i = pop!();
+                    let mut t = pop!();
+                    if let Err(e) = t.set_index(&i, v) {
+                        fail!(ErrorClass::Runtime, e.message);
+                    }
+                    f.stack.push(t);
                 }
                 Instr::SetField(k) => {
-                    let v = self.pop();
-                    let mut t = self.pop();
-                    let name = self.const_str(k);
-                    t.set_field(&name, v).map_err(|e| fail(self, e))?;
-                    self.stack.push(t);
-                }
-                Instr::CallAction { func, argc } => self.enter(func as usize, argc as usize)?,
-                Instr::CallNative { native, argc } => {
-                    let args = self.stack.split_off(self.stack.len() - argc as usize);
-                    let res = match &self.natives[native as usize] {
-                        Native::Print => self.print(&args),
-                        Native::Fn(f) => f(&args).map_err(|e| fail(self, e)),
-                        Native::Missing(name) => Err(self.error(
-                            VmErrorKind::Runtime,
-                            format!("not available yet: `{name}()` cannot run in this build"),
-                        )),
-                    }?;
-                    self.stack.push(res);
-                }
-                Instr::Return => {
-                    let v = self.pop();
-                    let frame = self.frames.pop().expect("a frame is running");
-                    self.stack.truncate(frame.base);
-                    if self.frames.is_empty() {
-                        return Ok(v);
+                    let v = pop!();
+                    let mut t = pop!();
+                    let Value::Str(name) = &constants[k as usize] else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "internal: a field name is not a string"
+                        );
+                    };
+                    if let Err(e) = t.set_field(name, v) {
+                        fail!(ErrorClass::Runtime, e.message);
                     }
-                    self.stack.push(v);
+                    f.stack.push(t);
                 }
-                Instr::IterStart => {
-                    let v = self.pop();
-                    let items: Vec<Value> = match &v {
-                        Value::List(items) => items.as_ref().clone(),
-                        Value::Map(m) => m.keys().map(|k| Value::Str(k.clone())).collect(),
-                        Value::Str(s) => s.chars().map(|c| Value::from(c.to_string())).collect(),
-                        other => {
-                            let kind = other.type_name();
-                            return Err(self.error(
-                                VmErrorKind::Runtime,
-                                format!("cannot iterate over {kind}"),
-                            ));
+                Instr::CallAction { func, argc } => {
+                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                        );
+                    }
+                    save_ip!();
+                    let callee = &program.functions[func as usize];
+                    base = f.stack.len() - argc as usize;
+                    for _ in argc..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame { func, ip, base });
+                }
+                Instr::CallWorkflow {
+                    workflow,
+                    if_not_run,
+                } => {
+                    let w = workflow as usize;
+                    if if_not_run && self.workflow_ran[w] {
+                        f.stack.push(Value::Null);
+                        continue;
+                    }
+                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                        );
+                    }
+                    self.workflow_ran[w] = true;
+                    let info = &program.workflows[w];
+                    let name = info.name.as_deref().unwrap_or("workflow");
+                    let fields = map_of(vec![("workflow", Value::from(name))]);
+                    self.record(f, "workflow", fields, Some(info.span));
+                    save_ip!();
+                    let callee = &program.functions[info.func as usize];
+                    base = f.stack.len();
+                    for _ in 0..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame {
+                        func: info.func,
+                        ip,
+                        base,
+                    });
+                }
+                Instr::CallNative { native, argc } => {
+                    let n = f.stack.len() - argc as usize;
+                    let res = match &self.natives[native as usize] {
+                        Native::Pure(nf) => {
+                            let r = nf(&f.stack[n..]);
+                            // Natives charge for the elements they walk, so `max_steps`
+                            // bounds their work too.
+                            let walked: usize = f.stack[n..].iter().map(value_size).sum();
+                            self.steps += (walked / 16) as u64;
+                            r.map_err(|e| (ErrorClass::Runtime, e.message))
+                        }
+                        Native::Intrinsic(which) => {
+                            let which = *which;
+                            let args: Vec<Value> = f.stack[n..].to_vec();
+                            save_ip!();
+                            let span = program.span_at(ip as u32 - 1);
+                            self.call_intrinsic(f, which, &args, span)
+                                .map_err(|m| (ErrorClass::Runtime, m))
+                        }
+                        Native::Host(hid) => {
+                            let hid = *hid;
+                            let args = f.stack.split_off(n);
+                            save_ip!();
+                            let mut events = Vec::new();
+                            let (answer, cost) = {
+                                self.ensure_runtime();
+                                let _guard = self.runtime.as_ref().map(|rt| rt.enter());
+                                let mut cx = HostCx {
+                                    cost: 0,
+                                    events: &mut events,
+                                };
+                                let answer = self.host.call(hid, args, &mut cx);
+                                (answer, cx.cost)
+                            };
+                            self.steps = self.steps.saturating_add(cost);
+                            let span = program.span_at(ip as u32 - 1);
+                            for (kind, fields) in events {
+                                self.record(f, &kind, fields, span);
+                            }
+                            match answer {
+                                HostCall::Ready(r) => r.map_err(|he| (he.class, he.message)),
+                                HostCall::Pending(fut) => {
+                                    self.host_futures.push((id, fut));
+                                    return Exit::Blocked;
+                                }
+                            }
+                        }
+                        Native::Denied(cap) => {
+                            let name = &program.natives[native as usize];
+                            fail!(
+                                ErrorClass::Permission,
+                                format!(
+                                    "`{name}` needs capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)"
+                                )
+                            );
+                        }
+                        Native::Missing => {
+                            let name = &program.natives[native as usize];
+                            fail!(
+                                ErrorClass::Runtime,
+                                format!(
+                                    "not available yet: `{name}()` needs the runtime host, and this run has none"
+                                )
+                            );
                         }
                     };
-                    self.stack.push(Value::from(items));
-                    self.stack.push(Value::Int(0));
+                    f.stack.truncate(n);
+                    match res {
+                        Ok(v) => f.stack.push(v),
+                        Err((class, msg)) => fail!(class, msg),
+                    }
+                }
+                Instr::Return => {
+                    let v = pop!();
+                    let frame = f.frames.pop().expect("a frame is running");
+                    f.stack.truncate(frame.base);
+                    let Some(caller) = f.frames.last() else {
+                        return Exit::Done(v);
+                    };
+                    f.stack.push(v);
+                    ip = caller.ip;
+                    base = caller.base;
+                }
+                Instr::IterStart => {
+                    let v = pop!();
+                    let items: Value = match &v {
+                        Value::List(_) => v,
+                        Value::Map(m) => {
+                            Value::from(m.keys().map(|k| Value::Str(k.clone())).collect::<Vec<_>>())
+                        }
+                        Value::Str(s) => Value::from(
+                            s.chars()
+                                .map(|c| Value::from(c.to_string()))
+                                .collect::<Vec<_>>(),
+                        ),
+                        other => {
+                            let kind = other.type_name();
+                            fail!(ErrorClass::Runtime, format!("cannot iterate over {kind}"));
+                        }
+                    };
+                    f.stack.push(items);
+                    f.stack.push(Value::Int(0));
                 }
                 Instr::IterNext(exit) => {
-                    let n = self.stack.len();
-                    let (Value::List(items), Value::Int(i)) =
-                        (&self.stack[n - 2], &self.stack[n - 1])
-                    else {
-                        unreachable!("IterStart pushed a list and an index")
+                    let n = f.stack.len();
+                    let next = match (&f.stack[n - 2], &f.stack[n - 1]) {
+                        (Value::List(items), Value::Int(i)) => {
+                            items.get(*i as usize).cloned().map(|item| (item, *i + 1))
+                        }
+                        _ => None,
                     };
-                    let i = *i as usize;
-                    if let Some(item) = items.get(i).cloned() {
-                        self.stack[n - 1] = Value::Int(i as i64 + 1);
-                        self.stack.push(item);
-                    } else {
-                        self.stack.truncate(n - 2);
-                        self.jump(exit);
+                    match next {
+                        Some((item, i)) => {
+                            f.stack[n - 1] = Value::Int(i);
+                            f.stack.push(item);
+                        }
+                        None => {
+                            f.stack.truncate(n - 2);
+                            ip = exit as usize;
+                        }
                     }
                 }
                 Instr::Assert { has_message } => {
-                    let message = if has_message { Some(self.pop()) } else { None };
-                    let cond = self.pop();
+                    let message = if has_message { Some(pop!()) } else { None };
+                    let cond = pop!();
                     if !cond.is_truthy() {
                         let text =
                             message.map_or_else(|| "assertion failed".to_string(), |m| m.display());
-                        return Err(self.error(VmErrorKind::Runtime, text));
+                        fail!(ErrorClass::Runtime, text);
                     }
+                }
+                Instr::Spawn { func, argc } => {
+                    let args = f.stack.split_off(f.stack.len() - argc as usize);
+                    let depth = f.depth_base + f.frames.len();
+                    if depth > self.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                        );
+                    }
+                    let child = self.new_fiber(func, args, Some(id), depth);
+                    f.stack.push(Value::Pending(child));
+                }
+                Instr::Await => {
+                    let v = pop!();
+                    let Value::Pending(child) = v else {
+                        f.stack.push(v);
+                        continue;
+                    };
+                    match self.results.get(&child) {
+                        Some(res) => {
+                            let res = res.clone();
+                            self.consumed.insert(child);
+                            match res {
+                                Ok(v) => f.stack.push(v),
+                                Err(e) => {
+                                    save_ip!();
+                                    return Exit::Failed(e);
+                                }
+                            }
+                        }
+                        None => {
+                            save_ip!();
+                            if !self.fibers.contains_key(&child) {
+                                fail!(ErrorClass::Runtime, "the awaited work was cancelled");
+                            }
+                            self.waiters.entry(child).or_default().push(id);
+                            return Exit::Blocked;
+                        }
+                    }
+                }
+                Instr::Sleep => {
+                    let v = pop!();
+                    let ms = match v {
+                        Value::Duration(ms) => ms,
+                        Value::Int(n) => n as f64 * 1000.0,
+                        Value::Float(x) => x * 1000.0,
+                        other => fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "`sleep` takes a duration or a number of seconds, not {}",
+                                other.type_name()
+                            )
+                        ),
+                    };
+                    if !ms.is_finite() || ms < 0.0 {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "`sleep` takes a duration or a number of seconds that is not negative"
+                        );
+                    }
+                    save_ip!();
+                    self.timers.push(Timer {
+                        at: Instant::now() + Duration::from_secs_f64(ms / 1000.0),
+                        owner: id,
+                        kind: TimerKind::Sleep,
+                    });
+                    return Exit::Blocked;
+                }
+                Instr::Emit { name, has_payload } => {
+                    let payload = if has_payload { pop!() } else { Value::Null };
+                    let name = constants[name as usize].clone();
+                    save_ip!();
+                    let span = program.span_at(ip as u32 - 1);
+                    let fields = map_of(vec![("name", name), ("payload", payload)]);
+                    self.record(f, "emit", fields, span);
+                }
+                Instr::TxBegin => {
+                    if let Err(he) = self.host.begin() {
+                        fail!(he.class, he.message);
+                    }
+                    f.tx.push(Vec::new());
+                }
+                Instr::TxCommit => {
+                    if let Err(he) = self.host.commit() {
+                        // The host undid the writes; the held events go with them.
+                        let dropped = f.tx.pop().map_or(0, |h| h.len());
+                        let fields = map_of(vec![
+                            ("outcome", Value::from("rollback")),
+                            ("events_dropped", Value::Int(dropped as i64)),
+                        ]);
+                        self.publish("transaction", fields, None);
+                        fail!(he.class, he.message);
+                    }
+                    let held = f.tx.pop().unwrap_or_default();
+                    save_ip!();
+                    let span = program.span_at(ip as u32 - 1);
+                    match f.tx.last_mut() {
+                        Some(outer) => outer.extend(held),
+                        None => {
+                            let n = held.len();
+                            for e in held {
+                                self.publish(&e.kind, e.fields, e.span);
+                            }
+                            let fields = map_of(vec![
+                                ("outcome", Value::from("commit")),
+                                ("events", Value::Int(n as i64)),
+                            ]);
+                            self.publish("transaction", fields, span);
+                        }
+                    }
+                }
+                Instr::Trigger { task } => {
+                    let data = match pop!() {
+                        Value::Map(m) => m.as_ref().clone(),
+                        _ => Map::new(),
+                    };
+                    let Value::Str(task) = &constants[task as usize] else {
+                        fail!(ErrorClass::Runtime, "internal: a task name is not a string");
+                    };
+                    if self.enforce_capabilities && !program.grants("kernel.submit") {
+                        fail!(
+                            ErrorClass::Permission,
+                            "`trigger` needs capability `kernel.submit`, which the script does not declare (add it to `require: capabilities:`)"
+                        );
+                    }
+                    if let Err(he) = self.host.trigger(task, data) {
+                        fail!(he.class, he.message);
+                    }
+                }
+                Instr::RunStep { step, argc } => {
+                    let args = f.stack.split_off(f.stack.len() - argc as usize);
+                    let spec = &program.steps[step as usize];
+                    if let Some(cap) = spec.requires.iter().find(|c| !program.grants(c)) {
+                        fail!(
+                            ErrorClass::Permission,
+                            format!(
+                                "step `{}` requires capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)",
+                                spec.label
+                            )
+                        );
+                    }
+                    save_ip!();
+                    f.step = Some(StepRun {
+                        step,
+                        args,
+                        attempt: 0,
+                        child: None,
+                    });
+                    // The attempt starts once this fiber is parked (start_attempt finds it
+                    // in the fiber table through the backoff path with no wait).
+                    self.timers.push(Timer {
+                        at: Instant::now(),
+                        owner: id,
+                        kind: TimerKind::Backoff,
+                    });
+                    return Exit::Blocked;
                 }
             }
         }
     }
+}
 
-    fn jump(&mut self, target: u32) {
-        self.frames.last_mut().expect("a frame is running").ip = target as usize;
+/// Elements a native walks in an argument (top level only).
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::List(items) => items.len(),
+        Value::Map(m) => m.len(),
+        Value::Str(s) => s.len() / 8,
+        _ => 0,
     }
+}
 
-    fn const_str(&self, k: u32) -> std::rc::Rc<str> {
-        match &self.program.constants[k as usize] {
-            Value::Str(s) => s.clone(),
-            _ => unreachable!("field names are string constants"),
+fn level_of(v: Option<&Value>) -> Result<usize, String> {
+    match v {
+        None | Some(Value::Null) => Ok(1),
+        Some(Value::Str(s)) => {
+            let s = if &**s == "warn" { "warning" } else { s };
+            LEVELS.iter().position(|l| *l == s).ok_or_else(|| {
+                format!("unknown log level `{s}`: use debug, info, warning or error")
+            })
         }
-    }
-
-    fn print(&mut self, args: &[Value]) -> Result<Value, VmError> {
-        let items = match args.first() {
-            Some(Value::List(items)) => items.clone(),
-            _ => return Ok(Value::Null),
-        };
-        let line: Vec<String> = items.iter().map(Value::display).collect();
-        writeln!(self.out, "{}", line.join(" "))
-            .map_err(|e| self.error(VmErrorKind::Runtime, format!("cannot write output: {e}")))?;
-        Ok(Value::Null)
+        Some(other) => Err(format!(
+            "a log level is a string (debug, info, warning or error), not {}",
+            other.type_name()
+        )),
     }
 }

@@ -5,6 +5,7 @@ mod discover;
 mod output;
 mod render;
 mod report;
+mod run;
 mod signing;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Parse and validate files or directories without running anything.
     Check(check::CheckArgs),
+    /// Check a script, then run it (workflows, budgets, events, on_error).
+    Run(run::RunArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -63,6 +66,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
     };
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),

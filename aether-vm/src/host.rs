@@ -1,0 +1,204 @@
+//! The host interface: what a runtime plugs into the VM (module functions, transactions,
+//! kernel tasks) and what the VM reports back (the run's event stream).
+//!
+//! The VM implements the pure stdlib natives (as plain function pointers) and the
+//! intrinsics that need its own streams (`print`, `log`, `trace`, `narrate`, `metrics`,
+//! `now`). Everything else a script calls (`memory.store`, `run_plugin`, ...) is resolved
+//! through [`Host::resolve`] once per program and called through [`Host::call`], which may
+//! answer at once or with a future the VM's scheduler waits on without blocking other fibers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use aether_syntax::Span;
+
+use crate::value::{Map, Value};
+
+/// What kind of failure an error is: it picks the result code and which `on_error` rules
+/// match (LANGUAGE.md sections 6 and 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// RUNTIME_ERROR.
+    Runtime,
+    /// TIMEOUT_ERROR: a step, time or instruction budget ran out.
+    Timeout,
+    /// RUNTIME_ERROR caused by a capability the script did not declare (`PermissionError`).
+    Permission,
+    /// RUNTIME_ERROR raised by a plugin (`PluginError`).
+    Plugin,
+}
+
+impl ErrorClass {
+    /// The structured result code (LANGUAGE.md section 7).
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorClass::Timeout => 23,
+            _ => 21,
+        }
+    }
+
+    pub fn code_name(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "TIMEOUT_ERROR",
+            _ => "RUNTIME_ERROR",
+        }
+    }
+
+    /// Whether an `on_error` rule for `kind` (a code name or an alias) matches this class.
+    pub fn matches(self, kind: &str) -> bool {
+        match kind {
+            "Any" => true,
+            "Timeout" | "TIMEOUT_ERROR" => self == ErrorClass::Timeout,
+            "RuntimeError" | "RUNTIME_ERROR" => self != ErrorClass::Timeout,
+            "PermissionError" => self == ErrorClass::Permission,
+            "PluginError" => self == ErrorClass::Plugin,
+            _ => false,
+        }
+    }
+}
+
+/// A failure of a host function.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn runtime(message: impl Into<String>) -> HostError {
+        HostError {
+            class: ErrorClass::Runtime,
+            message: message.into(),
+        }
+    }
+
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> HostError {
+        HostError {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+/// A host function's answer that is not ready yet.
+pub type HostFuture = Pin<Box<dyn Future<Output = Result<Value, HostError>>>>;
+
+/// The answer of a host call.
+pub enum HostCall {
+    Ready(Result<Value, HostError>),
+    /// The fiber waits for this future; other fibers keep running. The future runs on the
+    /// VM's single-threaded tokio runtime, so it may use tokio's timers and processes.
+    Pending(HostFuture),
+}
+
+/// What a host function may do besides answering.
+pub struct HostCx<'a> {
+    pub(crate) cost: u64,
+    pub(crate) events: &'a mut Vec<(String, Map)>,
+}
+
+impl HostCx<'_> {
+    /// Charge `steps` more instructions to the run's `max_steps` budget (the call itself
+    /// costs one).
+    pub fn charge(&mut self, steps: u64) {
+        self.cost = self.cost.saturating_add(steps);
+    }
+
+    /// Add a record of kind `kind` to the run's event stream (held until commit inside a
+    /// transaction, like `emit`).
+    pub fn event(&mut self, kind: &str, fields: Map) {
+        self.events.push((kind.to_string(), fields));
+    }
+}
+
+/// A runtime that provides module functions, transactions and kernel tasks.
+pub trait Host {
+    /// The id under which `name` (`"memory.store"`, `"run_plugin"`) is called, or `None`
+    /// when this host does not provide it (calling it is then a `not available` error).
+    fn resolve(&mut self, name: &str) -> Option<u32>;
+
+    /// Call function `id` with one argument per declared parameter (declaration order,
+    /// defaults filled in, a variadic as one list).
+    fn call(&mut self, id: u32, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall;
+
+    /// A `transaction:` block starts (nested blocks call this once per level).
+    fn begin(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    /// The innermost open `transaction:` block ended without an error.
+    fn commit(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    /// The innermost open `transaction:` block failed: undo its writes.
+    fn rollback(&mut self) {}
+
+    /// `trigger task(args)`: submit `task` with its arguments by parameter name as a
+    /// kernel task; returns the task id.
+    fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
+        let _ = data;
+        Err(HostError::runtime(format!(
+            "not available yet: `trigger {task}(...)` needs the kernel module of the runtime host, and this run has none"
+        )))
+    }
+
+    /// A metric recorded by `metrics(map)`.
+    fn metric(&mut self, name: &str, value: &Value) {
+        let _ = (name, value);
+    }
+
+    /// Every record of the event stream, after the VM's own sink has it (for hosts that
+    /// keep run logs, such as the memory module's `load_logs`).
+    fn observe(&mut self, event: &Event) {
+        let _ = event;
+    }
+}
+
+/// A host with no module functions: only the VM's own natives are available.
+pub struct NoHost;
+
+impl Host for NoHost {
+    fn resolve(&mut self, _name: &str) -> Option<u32> {
+        None
+    }
+
+    fn call(&mut self, _id: u32, _args: Vec<Value>, _cx: &mut HostCx<'_>) -> HostCall {
+        HostCall::Ready(Err(HostError::runtime("no host functions")))
+    }
+}
+
+/// One record of the run's event stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// 1, 2, 3, ... in the order records reach the stream (after any transaction commit).
+    pub seq: u64,
+    pub time: SystemTime,
+    /// `emit`, `log`, `narrate`, `trace`, `metric`, `step`, `workflow`, `transaction`,
+    /// or a kind a host function chose.
+    pub kind: String,
+    /// The record's fields (for `emit`: `name` and `payload`; for `log`: `level` and
+    /// `message`; ...), in a stable order.
+    pub fields: Map,
+    /// Where in the script the record came from.
+    pub span: Option<Span>,
+}
+
+/// Where the event stream goes (`aether run --events FILE` writes JSON lines).
+pub trait EventSink {
+    fn event(&mut self, event: &Event);
+}
+
+/// A sink that keeps nothing.
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn event(&mut self, _event: &Event) {}
+}
+
+impl EventSink for Vec<Event> {
+    fn event(&mut self, event: &Event) {
+        self.push(event.clone());
+    }
+}

@@ -1,0 +1,456 @@
+//! `aether run`: check a script, compile it and run it on the VM, with the run's budgets,
+//! event stream, status line and exit code (LANGUAGE.md section 7, phase `execute`).
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Map as JsonMap, Value as Json};
+
+use aether_check::Phase;
+use aether_syntax::{LineIndex, ResultCode, Span};
+use aether_vm::{Budget, Event, EventSink, Map, Value, Vm, VmError};
+
+use super::output;
+use super::render::render_file;
+use super::report::{check_file, FileReport, Options, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Profile {
+    /// Relaxed: capabilities are not enforced.
+    Dev,
+    /// Capabilities enforced.
+    Test,
+    /// Capabilities enforced and signatures required (unless AETHERRA_PROD_UNSAFE_ALLOW=1).
+    Prod,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// The script to run.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// A value for the script's `args` map (repeatable); values are strings.
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_arg)]
+    args: Vec<(String, String)>,
+    /// Wall-clock budget of the run (`30s`, `1m30s`, `250ms`, or seconds); the smaller of
+    /// this and `policy: timeout` applies.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// Run profile [default: $AETHERRA_PROFILE, else dev].
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
+    /// Directory of the run's state (created if missing) [default: .aetherra].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Print a JSON status line on stdout after the program's output.
+    #[arg(long)]
+    json_status: bool,
+    /// Print `AETHER_ERROR_CODE:<n>` (the exit status) on stderr.
+    #[arg(long)]
+    emit_error_code: bool,
+    /// Write the run's event stream to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Refuse a script whose signature is missing or bad (SIGNATURE_ERROR, 22) [also
+    /// AETHERRA_SCRIPT_VERIFY_STRICT=1, AETHERRA_SIGNING_STRICT=1, profile prod].
+    #[arg(long)]
+    strict_signatures: bool,
+    /// Trusted public keys for strict signatures [default: .aetherra/keys/trusted].
+    #[arg(long, value_name = "DIR")]
+    keyring: Option<PathBuf>,
+    /// Revoked key ids for strict signatures [default: .aetherra/keys/revoked.txt if present].
+    #[arg(long, value_name = "FILE")]
+    revoked: Option<PathBuf>,
+}
+
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let ms = aether_syntax::token::parse_duration(s)
+        .or_else(|| s.parse::<f64>().ok().map(|secs| secs * 1000.0))
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .ok_or_else(|| format!("`{s}` is not a positive duration such as 30s, 1m30s or 250ms"))?;
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+}
+
+fn profile_from_env() -> Result<Profile, String> {
+    match std::env::var("AETHERRA_PROFILE") {
+        Err(_) => Ok(Profile::Dev),
+        Ok(p) => match p.trim().to_ascii_lowercase().as_str() {
+            "" | "dev" => Ok(Profile::Dev),
+            "test" => Ok(Profile::Test),
+            "prod" => Ok(Profile::Prod),
+            other => Err(format!(
+                "AETHERRA_PROFILE is `{other}`: use dev, test or prod"
+            )),
+        },
+    }
+}
+
+fn usage_error(message: &str, emit_error_code: bool) -> i32 {
+    eprintln!("error: {message}");
+    if emit_error_code {
+        eprintln!("AETHER_ERROR_CODE:2");
+    }
+    2
+}
+
+/// JSON lines of the event stream, numbered in the order they are written.
+struct JsonLines<'s> {
+    out: BufWriter<File>,
+    text: &'s str,
+    index: LineIndex,
+    seq: u64,
+}
+
+impl JsonLines<'_> {
+    fn write(&mut self, kind: &str, span: Option<Span>, fields: JsonMap<String, Json>) {
+        self.seq += 1;
+        let mut m = JsonMap::new();
+        m.insert("seq".into(), json!(self.seq));
+        m.insert("time".into(), json!(output::timestamp()));
+        m.insert("kind".into(), json!(kind));
+        let line = span.map(|s| self.index.line_col(self.text, s.start).line);
+        m.insert("line".into(), json!(line));
+        m.extend(fields);
+        let _ = writeln!(self.out, "{}", Json::Object(m));
+        // A run that is killed keeps the records written so far.
+        let _ = self.out.flush();
+    }
+}
+
+fn to_json(v: &Value) -> Json {
+    serde_json::from_str(&v.to_json()).unwrap_or(Json::Null)
+}
+
+impl EventSink for JsonLines<'_> {
+    fn event(&mut self, event: &Event) {
+        let fields: JsonMap<String, Json> = event
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), to_json(v)))
+            .collect();
+        self.write(&event.kind, event.span, fields);
+    }
+}
+
+impl EventSink for &mut JsonLines<'_> {
+    fn event(&mut self, event: &Event) {
+        (**self).event(event);
+    }
+}
+
+/// How a run ended.
+struct Outcome {
+    code: ResultCode,
+    message: String,
+    line: Option<u32>,
+}
+
+fn code_of(n: i32) -> ResultCode {
+    match n {
+        23 => ResultCode::TimeoutError,
+        24 => ResultCode::UnsupportedFeature,
+        27 => ResultCode::InternalError,
+        _ => ResultCode::RuntimeError,
+    }
+}
+
+fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// `file:line:col` of a span.
+fn place(display: &str, text: &str, index: &LineIndex, span: Span) -> String {
+    let lc = index.line_col(text, span.start);
+    format!("{display}:{}:{}", lc.line, lc.column)
+}
+
+/// A run-time error for people: the message, where, the source line, the backtrace.
+fn render_error(display: &str, text: &str, index: &LineIndex, e: &VmError) -> String {
+    let mut out = format!("error[{}]: {}\n", e.kind().code_name(), e.message());
+    if let Some(span) = e.span() {
+        let lc = index.line_col(text, span.start);
+        let line_text = index
+            .line_start(lc.line)
+            .map(|start| {
+                let rest = &text[start as usize..];
+                rest.split('\n').next().unwrap_or("").trim_end_matches('\r')
+            })
+            .unwrap_or("");
+        let gutter = lc.line.to_string().len();
+        let pad = " ".repeat(gutter);
+        out.push_str(&format!("{pad}--> {}\n", place(display, text, index, span)));
+        out.push_str(&format!("{pad} |\n{} | {line_text}\n", lc.line));
+        let end = index.line_col(text, span.end.max(span.start));
+        let width = if end.line == lc.line {
+            (end.column.saturating_sub(lc.column)).max(1)
+        } else {
+            1
+        };
+        out.push_str(&format!(
+            "{pad} | {}{}\n",
+            " ".repeat(lc.column.saturating_sub(1) as usize),
+            "^".repeat(width as usize)
+        ));
+    }
+    for (name, site) in e.trace() {
+        match site {
+            Some(s) => out.push_str(&format!(
+                "  in `{name}`, called at {}\n",
+                place(display, text, index, *s)
+            )),
+            None => out.push_str(&format!("  in `{name}`\n")),
+        }
+    }
+    out
+}
+
+pub(crate) fn run(args: RunArgs) -> i32 {
+    let profile = match args.profile.map_or_else(profile_from_env, Ok) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e, args.emit_error_code),
+    };
+    let prod_strict = profile == Profile::Prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW");
+    let signatures = if args.strict_signatures || prod_strict || super::signing::strict_from_env() {
+        match super::signing::load_trust(args.keyring.as_deref(), args.revoked.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => return usage_error(&e, args.emit_error_code),
+        }
+    } else {
+        None
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".aetherra"));
+    if args.state_dir.is_some() {
+        if let Err(e) = std::fs::create_dir_all(&state_dir) {
+            let msg = format!(
+                "cannot create state directory `{}`: {e}",
+                state_dir.display()
+            );
+            return usage_error(&msg, args.emit_error_code);
+        }
+    }
+
+    // 1. Check: a file with errors does not run.
+    let registry = super::registry();
+    let opts = Options {
+        signatures,
+        ..Options::default()
+    };
+    let mut report = check_file(&args.file, &registry, &opts);
+    let quiet = env_flag("AETHERRA_QUIET");
+    if !report.status.ok || (!quiet && !report.findings.is_empty()) {
+        let mut text = String::new();
+        render_file(&report, color_enabled(), &mut text);
+        eprint!("{text}");
+    }
+    if !report.status.ok {
+        return finish(&args, &report, None);
+    }
+    let text = report.source.clone().unwrap_or_default();
+    let index = LineIndex::new(&text);
+    let display = report.display.clone();
+
+    // 2. Compile and run; a panic anywhere in here is an internal error, not a crash.
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        execute(&args, profile, quiet, &text, &index, &display, &registry)
+    }))
+    .unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error[INTERNAL_ERROR]: internal error: {msg}\n  = help: this is a bug in aether, not in your script; please report it with the file");
+        Outcome {
+            code: ResultCode::InternalError,
+            message: format!("internal error: {msg}"),
+            line: None,
+        }
+    });
+    report.status = Status {
+        ok: outcome.code == ResultCode::Success,
+        code: outcome.code,
+        phase: Phase::Execute,
+        message: outcome.message,
+        line: outcome.line,
+        suppressed: None,
+    };
+    finish(&args, &report, Some(()))
+}
+
+fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
+    let code = if report.status.ok {
+        0
+    } else {
+        report.status.code.number()
+    };
+    if args.json_status {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "{}", output::status_line(report, &output::timestamp()));
+        let _ = out.flush();
+    }
+    if args.emit_error_code {
+        eprintln!("AETHER_ERROR_CODE:{code}");
+    }
+    code
+}
+
+fn execute(
+    args: &RunArgs,
+    profile: Profile,
+    quiet: bool,
+    text: &str,
+    index: &LineIndex,
+    display: &str,
+    registry: &aether_check::decl::Registry,
+) -> Outcome {
+    let parsed = aether_syntax::parse(text);
+    let program = match aether_vm::compile(&parsed.ast, registry) {
+        Ok(p) => p,
+        Err(e) => {
+            let line = index.line_col(text, e.span.start).line;
+            eprintln!(
+                "error[UNSUPPORTED_FEATURE]: {}\n  --> {}",
+                e.message,
+                place(display, text, index, e.span)
+            );
+            return Outcome {
+                code: ResultCode::UnsupportedFeature,
+                message: e.message,
+                line: Some(line),
+            };
+        }
+    };
+    let policy = &program.policy;
+    let policy_timeout = match policy.get("timeout") {
+        Some(Value::Duration(ms)) if *ms > 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
+        Some(Value::Int(n)) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+        Some(Value::Float(x)) if *x > 0.0 && x.is_finite() => Some(Duration::from_secs_f64(*x)),
+        Some(Value::Str(s)) => parse_timeout(s).ok(),
+        _ => None,
+    };
+    let timeout = match (args.timeout, policy_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let max_steps = match policy.get("max_steps") {
+        Some(Value::Int(n)) if *n >= 0 => Some(*n as u64),
+        _ => None,
+    };
+    let deterministic = matches!(policy.get("deterministic"), Some(Value::Bool(true)));
+    let enforce = profile != Profile::Dev || env_flag("AETHERRA_REQUIRE_CAPABILITIES");
+
+    let mut events = match &args.events {
+        Some(path) => match File::create(path) {
+            Ok(f) => Some(JsonLines {
+                out: BufWriter::new(f),
+                text,
+                index: LineIndex::new(text),
+                seq: 0,
+            }),
+            Err(e) => {
+                let message = format!("cannot write events to `{}`: {e}", path.display());
+                eprintln!("error[IO_ERROR]: {message}");
+                return Outcome {
+                    code: ResultCode::IoError,
+                    message,
+                    line: None,
+                };
+            }
+        },
+        None => None,
+    };
+    if let Some(ev) = events.as_mut() {
+        let mut m = JsonMap::new();
+        m.insert("status".into(), json!("started"));
+        m.insert("file".into(), json!(display));
+        ev.write("run", None, m);
+    }
+
+    let natives = aether_stdlib::natives();
+    let budget = Budget {
+        max_steps,
+        timeout,
+        ..Budget::default()
+    };
+    let stdout = std::io::stdout();
+    let out = std::io::LineWriter::new(stdout.lock());
+    let mut vm = Vm::new(&program, &natives, out, budget)
+        .with_stderr(std::io::stderr())
+        .enforce_capabilities(enforce)
+        .deterministic(deterministic)
+        .quiet(quiet)
+        .with_source(text);
+    if let Some(ev) = events.as_mut() {
+        vm = vm.with_events(ev);
+    }
+    let run_args: Map = args
+        .args
+        .iter()
+        .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
+        .collect();
+    vm.set_args(run_args);
+    let result = vm.run();
+    let handled_by = vm.handled_by().map(str::to_string);
+    let handler_error = vm.handler_error().cloned();
+    let mut out = vm.into_output();
+    let _ = out.flush();
+    drop(out);
+
+    let outcome = match result {
+        Ok(_) => Outcome {
+            code: ResultCode::Success,
+            message: String::new(),
+            line: None,
+        },
+        Err(e) => {
+            let mut text_out = render_error(display, text, index, &e);
+            if let Some(kind) = &handled_by {
+                text_out.push_str(&format!(
+                    "  = note: the on_error rule `when: {kind}` ran; the run still fails\n"
+                ));
+            }
+            if let Some(he) = &handler_error {
+                text_out.push_str("error: the on_error handler failed too:\n");
+                text_out.push_str(&render_error(display, text, index, he));
+            }
+            eprint!("{text_out}");
+            Outcome {
+                code: code_of(e.kind().code()),
+                message: e.message().to_string(),
+                line: e.span().map(|s| index.line_col(text, s.start).line),
+            }
+        }
+    };
+    if let Some(ev) = events.as_mut() {
+        let mut m = JsonMap::new();
+        let ok = outcome.code == ResultCode::Success;
+        m.insert(
+            "status".into(),
+            json!(if ok { "succeeded" } else { "failed" }),
+        );
+        m.insert("code".into(), json!(outcome.code.number()));
+        m.insert("code_name".into(), json!(outcome.code.name()));
+        m.insert("message".into(), json!(outcome.message));
+        ev.write("run", None, m);
+    }
+    outcome
+}
