@@ -125,16 +125,13 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
         strings: HashMap::new(),
         fs: FnState::default(),
     };
-    c.program.functions.push(Function {
-        name: "<main>".into(),
-        entry: 0,
-        arity: 0,
-        n_locals: 0,
-    });
+    c.function("<main>", 0);
     for item in &script.items {
         match item {
             Item::Action(a) => {
                 let idx = c.function(&a.name.text, a.params().len());
+                let required = a.params().iter().rposition(|p| p.default.is_none());
+                c.program.functions[idx as usize].required = required.map_or(0, |i| i as u16 + 1);
                 c.actions.insert(&a.name.text, (idx, a));
             }
             Item::Stmt(s) => {
@@ -216,8 +213,25 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
             scopes: vec![HashMap::new()],
             ..FnState::default()
         };
-        for p in a.params() {
-            c.declare_local(&p.name.text);
+        let slots: Vec<u16> = a
+            .params()
+            .iter()
+            .map(|p| c.declare_local(&p.name.text))
+            .collect();
+        // The prologue: a parameter a call through a reference did not give takes its
+        // default here (direct calls evaluate defaults at the call site).
+        for (p, slot) in a.params().iter().zip(slots) {
+            if let Some(d) = &p.default {
+                let at = c.emit(Instr::JumpIfGiven { slot, target: 0 }, d.span);
+                let scopes = std::mem::take(&mut c.fs.scopes);
+                c.fs.scopes.push(HashMap::new());
+                let res = c.expr(d);
+                c.fs.scopes = scopes;
+                res?;
+                c.emit(Instr::StoreLocal(slot), d.span);
+                let end = c.here();
+                c.patch(at, end);
+            }
         }
         c.block(&a.body)?;
         c.emit(Instr::Null, a.span);
@@ -335,6 +349,7 @@ impl<'a> Compiler<'a> {
             name: name.to_string(),
             entry: 0,
             arity: arity as u16,
+            required: arity as u16,
             n_locals: 0,
         });
         (self.program.functions.len() - 1) as u32
@@ -535,6 +550,7 @@ impl<'a> Compiler<'a> {
             Instr::JumpIfFalseKeep(_) => Instr::JumpIfFalseKeep(target),
             Instr::JumpIfTrueKeep(_) => Instr::JumpIfTrueKeep(target),
             Instr::IterNext(_) => Instr::IterNext(target),
+            Instr::JumpIfGiven { slot, .. } => Instr::JumpIfGiven { slot, target },
             other => other,
         };
     }
@@ -978,7 +994,13 @@ impl<'a> Compiler<'a> {
                         span,
                     })
                 }
-                None => return Err(not_yet(&format!("`{n}` as a value"), span)),
+                None => match self.actions.get(n.as_str()) {
+                    Some((idx, _)) => {
+                        let k = self.constant(Value::Action(*idx, n.as_str().into()));
+                        self.emit(Instr::Const(k), span);
+                    }
+                    None => return Err(not_yet(&format!("`{n}` as a value"), span)),
+                },
             },
             ExprKind::Unary { op, operand } => {
                 self.expr(operand)?;
@@ -1049,8 +1071,25 @@ impl<'a> Compiler<'a> {
         let ExprKind::Name(name) = &callee.kind else {
             return Err(not_yet("calls through values", callee.span));
         };
-        if self.lookup(name).is_some() {
-            return Err(not_yet("calling a variable", callee.span));
+        if let Some(var) = self.lookup(name) {
+            // An action reference held in a variable: positional arguments only.
+            if let Some(a) = args.iter().find(|a| a.name.is_some()) {
+                return Err(not_yet(
+                    "keyword arguments in a call through a variable",
+                    a.value.span,
+                ));
+            }
+            self.load(var, callee.span);
+            for a in args {
+                self.expr(&a.value)?;
+            }
+            self.emit(
+                Instr::CallValue {
+                    argc: args.len() as u16,
+                },
+                span,
+            );
+            return Ok(());
         }
         if let Some((idx, action)) = self.actions.get(name.as_str()).copied() {
             let params: Vec<Param<'_>> = action

@@ -50,6 +50,12 @@ pub enum Instr {
     SetField(u32),
     /// `[a1 .. an] -> [result]`: call action `func` with its parameters in order
     CallAction { func: u32, argc: u16 },
+    /// `[callee, a1 .. an] -> [result]`: call an action reference with positional
+    /// arguments; parameters not given are passed as missing and take their defaults
+    CallValue { argc: u16 },
+    /// `ip = target` unless local `slot` holds the missing-argument marker (an action's
+    /// prologue computes a default after it)
+    JumpIfGiven { slot: u16, target: u32 },
     /// `[a1 .. an] -> [result]`: call native `native` with arguments bound in declaration order
     CallNative { native: u32, argc: u16 },
     /// `[v] -> ...`: leave the current action (or the script) with `v`
@@ -88,6 +94,9 @@ pub struct Function {
     pub name: String,
     pub entry: u32,
     pub arity: u16,
+    /// Parameters up to the last one without a default (a call through a reference must
+    /// give at least these).
+    pub required: u16,
     pub n_locals: u16,
 }
 

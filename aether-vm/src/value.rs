@@ -59,6 +59,8 @@ pub enum Value {
     Map(Rc<Map>),
     /// A value started in a `parallel:` block and not awaited yet (the fiber's id).
     Pending(u32),
+    /// A reference to an action (its function index and name), callable as `f(args)`.
+    Action(u32, Rc<str>),
 }
 
 /// The error of a value operation: a message in lower case without a trailing period.
@@ -241,6 +243,7 @@ impl PartialEq for Value {
             (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b) || a == b,
             (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || a == b,
             (Value::Pending(a), Value::Pending(b)) => a == b,
+            (Value::Action(a, _), Value::Action(b, _)) => a == b,
             _ => false,
         }
     }
@@ -298,6 +301,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Map(_) => "map",
             Value::Pending(_) => "pending",
+            Value::Action(..) => "action",
         }
     }
 
@@ -316,7 +320,7 @@ impl Value {
             Value::Duration(_) => true,
             Value::List(items) => !items.is_empty(),
             Value::Map(map) => !map.is_empty(),
-            Value::Pending(_) => true,
+            Value::Pending(_) | Value::Action(..) => true,
         }
     }
 
@@ -558,6 +562,7 @@ impl Value {
         match self {
             Value::Duration(ms) => write_quoted(out, &format_duration(*ms)),
             Value::Pending(_) => out.push_str("null"),
+            Value::Action(_, name) => write_quoted(out, &format!("<action {name}>")),
             Value::List(items) => {
                 out.push('[');
                 for (i, it) in items.iter().enumerate() {
@@ -595,6 +600,11 @@ impl Value {
             Value::Str(s) => write_quoted(out, s),
             Value::Duration(ms) => write_duration(out, *ms),
             Value::Pending(_) => out.push_str("<pending>"),
+            Value::Action(_, name) => {
+                out.push_str("<action ");
+                out.push_str(name);
+                out.push('>');
+            }
             Value::List(items) => {
                 out.push('[');
                 for (i, it) in items.iter().enumerate() {

@@ -1231,6 +1231,53 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip = callee.entry as usize;
                     f.frames.push(Frame { func, ip, base });
                 }
+                Instr::CallValue { argc } => {
+                    let at = f.stack.len() - argc as usize - 1;
+                    let (func, name) = match &f.stack[at] {
+                        Value::Action(func, name) => (*func, name.clone()),
+                        other => {
+                            let kind = other.type_name();
+                            fail!(
+                                ErrorClass::Runtime,
+                                format!("a value of type {kind} is not callable")
+                            );
+                        }
+                    };
+                    let callee = &program.functions[func as usize];
+                    if argc > callee.arity || argc < callee.required {
+                        let want = if callee.required == callee.arity {
+                            format!("{}", callee.arity)
+                        } else {
+                            format!("{} to {}", callee.required, callee.arity)
+                        };
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("action `{name}` takes {want} arguments, not {argc}")
+                        );
+                    }
+                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                        );
+                    }
+                    f.stack.remove(at);
+                    for _ in argc..callee.arity {
+                        f.stack.push(missing());
+                    }
+                    save_ip!();
+                    base = f.stack.len() - callee.arity as usize;
+                    for _ in callee.arity..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame { func, ip, base });
+                }
+                Instr::JumpIfGiven { slot, target } => {
+                    if !is_missing(&f.stack[base + slot as usize]) {
+                        ip = target as usize;
+                    }
+                }
                 Instr::CallWorkflow {
                     workflow,
                     if_not_run,
@@ -1555,6 +1602,16 @@ impl<'p, W: Write> Vm<'p, W> {
             }
         }
     }
+}
+
+/// The marker of a parameter a call through an action reference did not give (never
+/// visible to scripts: the callee's prologue replaces it with the default).
+fn missing() -> Value {
+    Value::Pending(u32::MAX)
+}
+
+fn is_missing(v: &Value) -> bool {
+    matches!(v, Value::Pending(u32::MAX))
 }
 
 /// Elements a native walks in an argument (top level only).

@@ -232,8 +232,22 @@ fn reading_a_top_level_variable_before_it_is_set_is_an_error() {
 }
 
 #[test]
-fn calling_a_variable_is_refused_at_compile_time() {
-    let src = "goal: \"g\"\nlet f = 1\nf()\n";
+fn action_references_are_values_called_with_their_defaults() {
+    let src = "goal: \"g\"\naction add(a, b = 10):\n    return a + b\nlet f = add\nprint(f(1), f(1, 2), f)\nlet g = 1\ng()\n";
+    let (out, res) = run_with(src, Budget::default());
+    assert_eq!(out, "11 3 <action add>\n");
+    let (kind, message, line) = res.expect_err("an int is not callable");
+    assert_eq!(kind, VmErrorKind::Runtime);
+    assert_eq!(message, "a value of type int is not callable");
+    assert_eq!(line, 7);
+}
+
+#[test]
+fn keyword_arguments_through_a_variable_are_refused_at_compile_time() {
+    let src = "goal: \"g\"\naction add(a, b = 10):\n    return a + b\nlet f = add\nf(1, b=2)\n";
     let err = compile(&parse(src).ast, &registry()).expect_err("not yet");
-    assert_eq!(err.message, "not available yet: calling a variable");
+    assert_eq!(
+        err.message,
+        "not available yet: keyword arguments in a call through a variable"
+    );
 }
