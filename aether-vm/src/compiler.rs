@@ -10,7 +10,7 @@ use aether_syntax::ast::*;
 use aether_syntax::Span;
 
 use crate::program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
-use crate::value::{Map, Value};
+use crate::value::{ActionRef, Map, Value};
 
 /// The global slot that holds `aether run --arg` values (not a name a script can declare).
 pub const ARGS_GLOBAL: &str = "$args";
@@ -87,6 +87,9 @@ struct Synthetic<'a> {
 
 struct Compiler<'a> {
     registry: &'a Registry,
+    /// Some fiber may read top-level variables while another updates them (the script
+    /// has a `parallel:` block), so top-level updates never move a value out of its slot.
+    shares_globals: bool,
     synthetic: Vec<Synthetic<'a>>,
     workflows: HashMap<&'a str, u32>,
     program: Program,
@@ -116,6 +119,11 @@ fn default_value(d: &DefaultValue) -> Value {
 pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program, CompileError> {
     let mut c = Compiler {
         registry,
+        shares_globals: script.items.iter().any(|i| match i {
+            Item::Stmt(s) => spawns(std::slice::from_ref(s)),
+            Item::Action(a) => spawns(&a.body.stmts),
+            _ => false,
+        }),
         synthetic: Vec::new(),
         workflows: HashMap::new(),
         program: Program::default(),
@@ -243,6 +251,7 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
     while let Some(syn) = c.synthetic.pop() {
         c.synthetic_fn(syn)?;
     }
+    c.program.fuse();
     Ok(c.program)
 }
 
@@ -301,6 +310,60 @@ fn duration_ms(e: &Expr) -> Option<f64> {
         Value::Float(x) => Some(x * 1000.0),
         Value::Str(s) => aether_syntax::token::parse_duration(&s),
         _ => None,
+    }
+}
+
+/// Whether statements start fibers that run beside the one running them.
+fn spawns(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Parallel(_) | StmtKind::Trigger(_) => true,
+        StmtKind::If {
+            branches,
+            else_block,
+        } => {
+            branches.iter().any(|(_, b)| spawns(&b.stmts))
+                || else_block.as_ref().is_some_and(|b| spawns(&b.stmts))
+        }
+        StmtKind::For { body, .. } | StmtKind::While { body, .. } => spawns(&body.stmts),
+        StmtKind::Transaction(b) => spawns(&b.stmts),
+        _ => false,
+    })
+}
+
+/// Whether an expression calls anything for which `is_script` says true.
+fn has_call(e: &Expr, is_script: &dyn Fn(&Expr) -> bool) -> bool {
+    let has_call = |e: &Expr| has_call(e, is_script);
+    match &e.kind {
+        ExprKind::Call { callee, args } => {
+            is_script(callee) || has_call(callee) || args.iter().any(|a| has_call(&a.value))
+        }
+        ExprKind::List(items) => items.iter().any(has_call),
+        ExprKind::Map(entries) => entries.iter().any(|(_, v)| has_call(v)),
+        ExprKind::Unary { operand, .. } => has_call(operand),
+        ExprKind::Binary { lhs, rhs, .. } => has_call(lhs) || has_call(rhs),
+        ExprKind::Member { target, .. } => has_call(target),
+        ExprKind::Index { target, index } => has_call(target) || has_call(index),
+        ExprKind::MultiIndex { target, indices } => {
+            has_call(target) || indices.iter().any(&has_call)
+        }
+        _ => false,
+    }
+}
+
+/// `x + a + b` as `x` and `[a, b]`: the operands added to the leftmost name.
+fn add_chain<'e>(e: &'e Expr, name: &str, rest: &mut Vec<&'e Expr>) -> bool {
+    match &e.kind {
+        ExprKind::Name(n) => n == name,
+        ExprKind::Binary {
+            op: BinaryOp::Add,
+            lhs,
+            rhs,
+        } => {
+            let ok = add_chain(lhs, name, rest);
+            rest.push(rhs);
+            ok
+        }
+        _ => false,
     }
 }
 
@@ -559,11 +622,11 @@ impl<'a> Compiler<'a> {
         // Strings repeat (field names, map keys): share them, found through a map so a
         // string-heavy script compiles in linear time.
         if let Value::Str(s) = &v {
-            if let Some(i) = self.strings.get(s) {
+            if let Some(i) = self.strings.get(s.as_str()) {
                 return *i;
             }
             self.strings
-                .insert(s.clone(), self.program.constants.len() as u32);
+                .insert(s.as_str().into(), self.program.constants.len() as u32);
         }
         self.program.constants.push(v);
         (self.program.constants.len() - 1) as u32
@@ -621,6 +684,107 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Variable `name` if an update of it may move its value out of the slot while `others`
+    /// are evaluated: they must not read it, and for a top-level variable nothing else may
+    /// run meanwhile (no call, no other fiber).
+    fn takeable(&self, name: &str, others: &[&Expr]) -> Option<Var> {
+        let var = self.visible_here(name).or_else(|| {
+            // Actions may not assign top-level variables; the main body may.
+            self.fs.is_main.then(|| self.lookup(name)).flatten()
+        })?;
+        let mut read = Vec::new();
+        for e in others {
+            names_in(e, &mut read);
+        }
+        if read.contains(&name) {
+            return None;
+        }
+        match var {
+            Var::Local(_) => Some(var),
+            Var::Global(_)
+                if !self.shares_globals && !others.iter().any(|e| self.runs_script(e)) =>
+            {
+                Some(var)
+            }
+            Var::Global(_) => None,
+        }
+    }
+
+    /// Whether evaluating `e` may run script code (an action, a workflow, a call through
+    /// a variable), which could read a top-level variable; native functions cannot.
+    fn runs_script(&self, e: &Expr) -> bool {
+        has_call(e, &|callee| match &callee.kind {
+            ExprKind::Name(n) => {
+                self.lookup(n).is_some()
+                    || self.actions.contains_key(n.as_str())
+                    || self.workflows.contains_key(n.as_str())
+                    || self.registry.global(n).is_none()
+            }
+            ExprKind::Member { target, .. } => {
+                !matches!(&target.kind, ExprKind::Name(m) if self.lookup(m).is_none())
+            }
+            _ => true,
+        })
+    }
+
+    fn take(&mut self, var: Var, span: Span) {
+        match var {
+            Var::Local(slot) => self.emit(Instr::TakeLocal(slot), span),
+            Var::Global(slot) => self.emit(Instr::TakeGlobal(slot), span),
+        };
+    }
+
+    /// `x = x + a + ...` and `x = append(x, v)` as in-place updates; false when the
+    /// statement does not have that shape (or the update may not move the value).
+    fn update_in_place(&mut self, name: &Name, value: &'a Expr) -> Result<bool, CompileError> {
+        let mut rest = Vec::new();
+        if add_chain(value, &name.text, &mut rest) && !rest.is_empty() {
+            let Some(var) = self.takeable(&name.text, &rest) else {
+                return Ok(false);
+            };
+            self.take(var, name.span);
+            // Same tree walk as `expr` for a left-nested `+` chain.
+            fn operands<'e>(e: &'e Expr, out: &mut Vec<(&'e Expr, Span)>) {
+                if let ExprKind::Binary {
+                    op: BinaryOp::Add,
+                    lhs,
+                    rhs,
+                } = &e.kind
+                {
+                    operands(lhs, out);
+                    out.push((rhs, e.span));
+                }
+            }
+            let mut ops = Vec::new();
+            operands(value, &mut ops);
+            for (rhs, span) in ops {
+                self.expr(rhs)?;
+                self.emit(Instr::Binary(BinaryOp::Add), span);
+            }
+            self.store(var, name.span);
+            return Ok(true);
+        }
+        if let ExprKind::Call { callee, args } = &value.kind {
+            let is_append = matches!(&callee.kind, ExprKind::Name(n) if n == "append")
+                && self.lookup("append").is_none()
+                && !self.actions.contains_key("append")
+                && self.registry.global("append").is_some();
+            if let (true, [first, second]) = (is_append, args.as_slice()) {
+                let named_first = matches!(&first.value.kind, ExprKind::Name(n) if *n == name.text);
+                if named_first && first.name.is_none() && second.name.is_none() {
+                    if let Some(var) = self.takeable(&name.text, &[&second.value]) {
+                        self.take(var, name.span);
+                        self.expr(&second.value)?;
+                        self.emit(Instr::ListPush, value.span);
+                        self.store(var, name.span);
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// A variable of the current function (not a top-level one seen from an action).
     fn visible_here(&self, name: &str) -> Option<Var> {
         self.fs
@@ -672,6 +836,7 @@ impl<'a> Compiler<'a> {
                 let var = self.declare(&name.text);
                 self.store(var, name.span);
             }
+            StmtKind::Declare { name, value, .. } if self.update_in_place(name, value)? => {}
             StmtKind::Declare { name, value, .. } => {
                 self.expr(value)?;
                 // 1.1 form: assign when visible in this frame, else declare here.
@@ -681,6 +846,17 @@ impl<'a> Compiler<'a> {
                 };
                 self.store(var, name.span);
             }
+            StmtKind::Assign { target, value }
+                if matches!(&target.kind, ExprKind::Name(_)) && {
+                    let ExprKind::Name(n) = &target.kind else {
+                        unreachable!()
+                    };
+                    let name = Name {
+                        text: n.clone(),
+                        span: target.span,
+                    };
+                    self.update_in_place(&name, value)?
+                } => {}
             StmtKind::Assign { target, value } => {
                 self.expr(value)?;
                 let tmp = self.temp();
@@ -914,7 +1090,7 @@ impl<'a> Compiler<'a> {
                 target: inner,
                 index,
             } => {
-                self.expr(inner)?;
+                self.container(inner, &[index])?;
                 self.expr(index)?;
                 self.emit(Instr::LoadLocal(tmp), target.span);
                 self.emit(Instr::SetIndex, target.span);
@@ -925,7 +1101,7 @@ impl<'a> Compiler<'a> {
                 target: inner,
                 name,
             } => {
-                self.expr(inner)?;
+                self.container(inner, &[])?;
                 self.emit(Instr::LoadLocal(tmp), target.span);
                 let k = self.constant(Value::from(name.text.as_str()));
                 self.emit(Instr::SetField(k), target.span);
@@ -935,6 +1111,18 @@ impl<'a> Compiler<'a> {
             _ => return Err(not_yet("this assignment target", target.span)),
         }
         Ok(())
+    }
+
+    /// The container of `x[k] = v` / `x.k = v`: moved out of a plain variable when that is
+    /// safe (so the update is in place), else loaded.
+    fn container(&mut self, inner: &'a Expr, others: &[&Expr]) -> Result<(), CompileError> {
+        if let ExprKind::Name(n) = &inner.kind {
+            if let Some(var) = self.takeable(n, others) {
+                self.take(var, inner.span);
+                return Ok(());
+            }
+        }
+        self.expr(inner)
     }
 
     fn expr(&mut self, e: &'a Expr) -> Result<(), CompileError> {
@@ -996,7 +1184,10 @@ impl<'a> Compiler<'a> {
                 }
                 None => match self.actions.get(n.as_str()) {
                     Some((idx, _)) => {
-                        let k = self.constant(Value::Action(*idx, n.as_str().into()));
+                        let k = self.constant(Value::Action(std::rc::Rc::new(ActionRef {
+                            func: *idx,
+                            name: n.clone(),
+                        })));
                         self.emit(Instr::Const(k), span);
                     }
                     None => return Err(not_yet(&format!("`{n}` as a value"), span)),

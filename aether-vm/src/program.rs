@@ -22,8 +22,25 @@ pub enum Instr {
     LoadGlobal(u16),
     /// `[v] -> []`, `globals[slot] = v`
     StoreGlobal(u16),
+    /// `[] -> [locals[slot]]`, leaving null in the slot: the value on the stack is then
+    /// the only reference, so the update that follows (`x = x + s`, `x[k] = v`,
+    /// `x = append(x, v)`) happens in place instead of copying
+    TakeLocal(u16),
+    /// `[] -> [globals[slot]]`, leaving the slot empty (see `TakeLocal`)
+    TakeGlobal(u16),
+    /// `[list, v] -> [list with v appended]` (`append(list, v)` on an owned list)
+    ListPush,
     /// `[a, b] -> [a op b]` (never `and`/`or`, which compile to jumps)
     Binary(BinaryOp),
+    /// `[] -> [locals[slot] op constants[k]]`: `LoadLocal; Const; Binary` fused (the
+    /// two originals follow it, for jumps that land on them; it skips them)
+    BinLocalConst { slot: u16, k: u32, op: BinaryOp },
+    /// `[] -> [locals[a] op locals[b]]`: `LoadLocal; LoadLocal; Binary` fused
+    BinLocalLocal { a: u16, b: u16, op: BinaryOp },
+    /// `[v] -> [v op constants[k]]`: `Const; Binary` fused
+    BinConst { k: u32, op: BinaryOp },
+    /// `[a, b] -> []`, jump to `target` when `a op b` is falsy: `Binary; JumpIfFalse` fused
+    BinJumpIfFalse { op: BinaryOp, target: u32 },
     /// `[v] -> [not v]`
     Not,
     /// `[v] -> [-v]`
@@ -162,6 +179,48 @@ pub struct Program {
 }
 
 impl Program {
+    /// Fuse common instruction sequences into one instruction each. A fused instruction
+    /// replaces the first of its sequence and skips the rest, which stay in place, so a
+    /// jump into the middle of a sequence still finds the original instructions.
+    pub fn fuse(&mut self) {
+        let original = self.code.clone();
+        let binary = |i: &Instr| match i {
+            Instr::Binary(op) if !matches!(op, BinaryOp::And | BinaryOp::Or) => Some(*op),
+            _ => None,
+        };
+        for ip in 0..original.len() {
+            let next = |n: usize| original.get(ip + n);
+            let fused = match (next(0), next(1), next(2)) {
+                (Some(Instr::LoadLocal(slot)), Some(Instr::Const(k)), Some(b))
+                    if binary(b).is_some() =>
+                {
+                    binary(b).map(|op| Instr::BinLocalConst {
+                        slot: *slot,
+                        k: *k,
+                        op,
+                    })
+                }
+                (Some(Instr::LoadLocal(a)), Some(Instr::LoadLocal(b)), Some(bin))
+                    if binary(bin).is_some() =>
+                {
+                    binary(bin).map(|op| Instr::BinLocalLocal { a: *a, b: *b, op })
+                }
+                (Some(Instr::Const(k)), Some(b), _) if binary(b).is_some() => {
+                    binary(b).map(|op| Instr::BinConst { k: *k, op })
+                }
+                (Some(b), Some(Instr::JumpIfFalse(target)), _) if binary(b).is_some() => binary(b)
+                    .map(|op| Instr::BinJumpIfFalse {
+                        op,
+                        target: *target,
+                    }),
+                _ => None,
+            };
+            if let Some(instr) = fused {
+                self.code[ip] = instr;
+            }
+        }
+    }
+
     /// The global slot of top-level variable `name`, if the script has one.
     pub fn global_slot(&self, name: &str) -> Option<usize> {
         self.globals.iter().position(|g| g == name)

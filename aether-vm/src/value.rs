@@ -31,15 +31,17 @@ use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
 use std::rc::Rc;
 
+use indexmap::IndexMap;
+
 /// A run-time value.
 ///
 /// Lists and maps are immutable once shared: see the module docs for how updates
 /// copy on write. `PartialEq` is the language's `==` (structural, with ints and
 /// floats compared numerically), so `Value::Int(1) == Value::Float(1.0)`.
-// FIXME(issue 3): action references and pending values arrive with the compiler
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub enum Value {
     /// `null`.
+    #[default]
     Null,
     /// `true` / `false`.
     Bool(bool),
@@ -49,7 +51,7 @@ pub enum Value {
     /// are errors.
     Float(f64),
     /// A UTF-8 string.
-    Str(Rc<str>),
+    Str(Rc<String>),
     /// A duration in milliseconds (fractions of a millisecond are kept), as the syntax
     /// tree's `ExprKind::Duration` stores it.
     Duration(f64),
@@ -59,8 +61,8 @@ pub enum Value {
     Map(Rc<Map>),
     /// A value started in a `parallel:` block and not awaited yet (the fiber's id).
     Pending(u32),
-    /// A reference to an action (its function index and name), callable as `f(args)`.
-    Action(u32, Rc<str>),
+    /// A reference to an action, callable as `f(args)`.
+    Action(Rc<ActionRef>),
 }
 
 /// The error of a value operation: a message in lower case without a trailing period.
@@ -89,15 +91,21 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
+/// What an action reference points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionRef {
+    /// The compiled function's index.
+    pub func: u32,
+    pub name: String,
+}
+
 /// A map from string keys to values that keeps insertion order.
 ///
-/// Hand-rolled over a `Vec` of entries rather than a hash map crate: script maps are
-/// small records (a handful of keys), where a linear scan beats hashing, insertion
-/// order comes for free, and cloning for copy-on-write is one `Vec` clone. If large
-/// maps ever matter, the representation can change behind this API.
+/// An `IndexMap`: lookups hash (maps used as counters or indexes grow to thousands of
+/// keys), iteration follows insertion order, and cloning for copy-on-write is one clone.
 #[derive(Clone, Debug, Default)]
 pub struct Map {
-    entries: Vec<(Rc<str>, Value)>,
+    entries: IndexMap<Rc<str>, Value>,
 }
 
 impl Map {
@@ -118,25 +126,22 @@ impl Map {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, v)| v)
+        self.entries.get(key)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
+        self.entries.contains_key(key)
     }
 
     /// Stores `value` under `key`. An existing key keeps its position and its old value
     /// is returned; a new key goes at the end.
-    pub fn insert(&mut self, key: impl Into<Rc<str>>, value: Value) -> Option<Value> {
-        let key = key.into();
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+    pub fn insert(&mut self, key: impl AsRef<str>, value: Value) -> Option<Value> {
+        let key = key.as_ref();
+        match self.entries.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
-                self.entries.push((key, value));
+                self.entries.insert(Rc::from(key), value);
                 None
             }
         }
@@ -144,23 +149,23 @@ impl Map {
 
     /// The entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&Rc<str>, &Value)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        self.entries.iter()
     }
 
     /// The keys in insertion order.
     pub fn keys(&self) -> impl Iterator<Item = &Rc<str>> {
-        self.entries.iter().map(|(k, _)| k)
+        self.entries.keys()
     }
 
     /// The values in insertion order.
     pub fn values(&self) -> impl Iterator<Item = &Value> {
-        self.entries.iter().map(|(_, v)| v)
+        self.entries.values()
     }
 }
 
 /// Builds a map as a map literal does: a repeated key keeps its first position and
 /// takes the last value.
-impl<K: Into<Rc<str>>> FromIterator<(K, Value)> for Map {
+impl<K: AsRef<str>> FromIterator<(K, Value)> for Map {
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Map {
         let mut map = Map::new();
         for (k, v) in iter {
@@ -198,19 +203,25 @@ impl From<f64> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::Str(s.into())
+        Value::Str(Rc::new(s.to_string()))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::Str(s.into())
+        Value::Str(Rc::new(s))
     }
 }
 
 impl From<Rc<str>> for Value {
     fn from(s: Rc<str>) -> Value {
-        Value::Str(s)
+        Value::Str(Rc::new(s.to_string()))
+    }
+}
+
+impl From<&Rc<str>> for Value {
+    fn from(s: &Rc<str>) -> Value {
+        Value::Str(Rc::new(s.to_string()))
     }
 }
 
@@ -243,7 +254,7 @@ impl PartialEq for Value {
             (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b) || a == b,
             (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || a == b,
             (Value::Pending(a), Value::Pending(b)) => a == b,
-            (Value::Action(a, _), Value::Action(b, _)) => a == b,
+            (Value::Action(a), Value::Action(b)) => a.func == b.func,
             _ => false,
         }
     }
@@ -506,7 +517,7 @@ impl Value {
                 Ok(())
             }
             (Value::Map(map), Value::Str(key)) => {
-                Rc::make_mut(map).insert(key.clone(), value);
+                Rc::make_mut(map).insert(key.as_str(), value);
                 Ok(())
             }
             (Value::Map(_), _) => Err(map_key_kind(index)),
@@ -562,7 +573,7 @@ impl Value {
         match self {
             Value::Duration(ms) => write_quoted(out, &format_duration(*ms)),
             Value::Pending(_) => out.push_str("null"),
-            Value::Action(_, name) => write_quoted(out, &format!("<action {name}>")),
+            Value::Action(a) => write_quoted(out, &format!("<action {}>", a.name)),
             Value::List(items) => {
                 out.push('[');
                 for (i, it) in items.iter().enumerate() {
@@ -600,9 +611,9 @@ impl Value {
             Value::Str(s) => write_quoted(out, s),
             Value::Duration(ms) => write_duration(out, *ms),
             Value::Pending(_) => out.push_str("<pending>"),
-            Value::Action(_, name) => {
+            Value::Action(a) => {
                 out.push_str("<action ");
-                out.push_str(name);
+                out.push_str(&a.name);
                 out.push('>');
             }
             Value::List(items) => {
@@ -1794,5 +1805,14 @@ mod tests {
                 proptest::prop_assert_eq!(back, ms, "{} lexes as {}", text, back);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Values are copied on every stack operation: keep them two words.
+    #[test]
+    fn a_value_is_two_words() {
+        assert_eq!(std::mem::size_of::<super::Value>(), 16);
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -538,9 +539,7 @@ impl<'p, W: Write> Vm<'p, W> {
         let Some(f) = self.fibers.remove(&id) else {
             return;
         };
-        for _ in &f.tx {
-            self.host.rollback();
-        }
+        self.roll_back(&f);
         self.timers.retain(|t| t.owner != id);
         self.host_futures.retain(|(owner, _)| *owner != id);
         self.ready.retain(|r| *r != id);
@@ -573,21 +572,32 @@ impl<'p, W: Write> Vm<'p, W> {
         }
     }
 
+    /// Undo the open transactions of a fiber that failed or was stopped, dropping the
+    /// events they held, and record that.
+    fn roll_back(&mut self, f: &Fiber) {
+        if f.tx.is_empty() {
+            return;
+        }
+        let mut dropped = 0;
+        for held in f.tx.iter().rev() {
+            dropped += held.len();
+            self.host.rollback();
+        }
+        let span = f
+            .frames
+            .last()
+            .and_then(|fr| self.program.span_at(fr.ip.saturating_sub(1) as u32));
+        let fields = map_of(vec![
+            ("outcome", Value::from("rollback")),
+            ("events_dropped", Value::Int(dropped as i64)),
+        ]);
+        self.publish("transaction", fields, span);
+    }
+
     /// Record a fiber's end and hand its result to whoever waits for it.
     fn finish(&mut self, id: u32, f: Fiber, res: Result<Value, VmError>) {
         if res.is_err() {
-            let mut dropped = 0;
-            for held in f.tx.iter().rev() {
-                dropped += held.len();
-                self.host.rollback();
-            }
-            if !f.tx.is_empty() {
-                let fields = map_of(vec![
-                    ("outcome", Value::from("rollback")),
-                    ("events_dropped", Value::Int(dropped as i64)),
-                ]);
-                self.publish("transaction", fields, None);
-            }
+            self.roll_back(&f);
             // Work it started and left running dies with it.
             let children: Vec<u32> = self
                 .fibers
@@ -731,21 +741,24 @@ impl<'p, W: Write> Vm<'p, W> {
         Ok(())
     }
 
-    fn timed_out(&self) -> VmError {
+    fn timeout_message(&self) -> String {
         let limit = self.budget.timeout.unwrap_or_default();
+        format!(
+            "the run's time budget of {} ran out (policy timeout or --timeout)",
+            format_duration(limit.as_secs_f64() * 1000.0)
+        )
+    }
+
+    /// The time budget ran out while every fiber waited: the error points where the
+    /// main body (or the handler) waits.
+    fn timed_out(&self) -> VmError {
+        let root = self.fibers.keys().min().copied().unwrap_or(0);
         let at = self
             .fibers
-            .get(&0)
+            .get(&root)
             .map(|f| f.frames.as_slice())
             .unwrap_or(&[]);
-        self.error_in(
-            at,
-            ErrorClass::Timeout,
-            format!(
-                "the run's time budget of {} ran out (policy timeout or --timeout)",
-                format_duration(limit.as_secs_f64() * 1000.0)
-            ),
-        )
+        self.error_in(at, ErrorClass::Timeout, self.timeout_message())
     }
 
     fn ensure_runtime(&mut self) {
@@ -894,10 +907,16 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// The budget and clock check every `SLICE` instructions; `Some` when the fiber must stop.
     fn checkpoint(&mut self, f: &Fiber) -> Option<Exit> {
+        // The frame's ip is the instruction about to run (after a jump back it is not the
+        // one after the last instruction run): the error points at it.
+        let mut frames = f.frames.clone();
+        if let Some(top) = frames.last_mut() {
+            top.ip += 1;
+        }
         if let Some(max) = self.budget.max_steps {
             if self.steps > max {
                 return Some(Exit::Failed(self.error_in(
-                    &f.frames,
+                    &frames,
                     ErrorClass::Timeout,
                     format!("the step budget of {max} instructions ran out (policy max_steps)"),
                 )));
@@ -905,8 +924,7 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         let now = Instant::now();
         if self.deadline.is_some_and(|d| now >= d) {
-            let mut e = self.timed_out();
-            e.0.span = self.error_in(&f.frames, ErrorClass::Timeout, "").span();
+            let e = self.error_in(&frames, ErrorClass::Timeout, self.timeout_message());
             return Some(Exit::Failed(e));
         }
         let next = self.steps + SLICE;
@@ -992,8 +1010,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 for (k, v) in m.iter() {
                     self.host.metric(k, v);
-                    let fields =
-                        map_of(vec![("name", Value::Str(k.clone())), ("value", v.clone())]);
+                    let fields = map_of(vec![("name", Value::from(k)), ("value", v.clone())]);
                     self.record(f, "metric", fields, span);
                 }
                 Ok(Value::Null)
@@ -1018,8 +1035,13 @@ impl<'p, W: Write> Vm<'p, W> {
         let mut ip = top.ip;
         let mut base = top.base;
 
+        // The instruction counter lives in a local while the loop runs; `save_ip!` (called
+        // on every way out of the loop) writes it back with the frame's ip.
+        let mut steps = self.steps;
+        let mut next_check = self.next_check;
         macro_rules! save_ip {
             () => {
+                self.steps = steps;
                 if let Some(fr) = f.frames.last_mut() {
                     fr.ip = ip;
                 }
@@ -1040,28 +1062,27 @@ impl<'p, W: Write> Vm<'p, W> {
         }
 
         loop {
-            self.steps += 1;
-            if self.steps >= self.next_check {
+            steps += 1;
+            if steps >= next_check {
                 save_ip!();
                 if let Some(exit) = self.checkpoint(f) {
                     return exit;
                 }
+                next_check = self.next_check;
             }
             let instr = code[ip];
             ip += 1;
             match instr {
                 Instr::Const(k) => f.stack.push(constants[k as usize].clone()),
                 Instr::Null => f.stack.push(Value::Null),
-                Instr::Pop => {
-                    pop!();
-                }
+                Instr::Pop => discard(pop!()),
                 Instr::LoadLocal(slot) => {
                     let v = f.stack[base + slot as usize].clone();
                     f.stack.push(v);
                 }
                 Instr::StoreLocal(slot) => {
                     let v = pop!();
-                    f.stack[base + slot as usize] = v;
+                    discard(std::mem::replace(&mut f.stack[base + slot as usize], v));
                 }
                 Instr::LoadGlobal(slot) => match &self.globals[slot as usize] {
                     Some(v) => f.stack.push(v.clone()),
@@ -1077,51 +1098,89 @@ impl<'p, W: Write> Vm<'p, W> {
                     let v = pop!();
                     self.globals[slot as usize] = Some(v);
                 }
+                Instr::TakeLocal(slot) => {
+                    let v = std::mem::take(&mut f.stack[base + slot as usize]);
+                    f.stack.push(v);
+                }
+                Instr::TakeGlobal(slot) => match self.globals[slot as usize].take() {
+                    Some(v) => f.stack.push(v),
+                    None => {
+                        let name = &program.globals[slot as usize];
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("top-level variable `{name}` is read before it is initialised")
+                        );
+                    }
+                },
+                Instr::ListPush => {
+                    let v = pop!();
+                    match pop!() {
+                        Value::List(mut items) => {
+                            Rc::make_mut(&mut items).push(v);
+                            f.stack.push(Value::List(items));
+                        }
+                        other => fail!(
+                            ErrorClass::Runtime,
+                            format!("append() takes a list, not {}", other.type_name())
+                        ),
+                    }
+                }
                 Instr::Binary(op) => {
                     let b = pop!();
                     let a = pop!();
-                    // Fast path: int with int, the common case of loops and counters. An
-                    // overflow falls through to `Value`'s checked operations for its message.
-                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
-                        let (x, y) = (*x, *y);
-                        let quick = match op {
-                            BinaryOp::Add => x.checked_add(y).map(Value::Int),
-                            BinaryOp::Sub => x.checked_sub(y).map(Value::Int),
-                            BinaryOp::Mul => x.checked_mul(y).map(Value::Int),
-                            BinaryOp::Rem if y != 0 => Some(Value::Int(x.wrapping_rem(y))),
-                            BinaryOp::Lt => Some(Value::Bool(x < y)),
-                            BinaryOp::Le => Some(Value::Bool(x <= y)),
-                            BinaryOp::Gt => Some(Value::Bool(x > y)),
-                            BinaryOp::Ge => Some(Value::Bool(x >= y)),
-                            BinaryOp::Eq => Some(Value::Bool(x == y)),
-                            BinaryOp::NotEq => Some(Value::Bool(x != y)),
-                            _ => None,
-                        };
-                        if let Some(v) = quick {
+                    match binary(op, a, &b) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinLocalConst { slot, k, op } => {
+                    // Fused `LoadLocal; Const; Binary`: the two instructions after this
+                    // one are the originals, kept for jumps that land between them.
+                    ip += 2;
+                    let a = &f.stack[base + slot as usize];
+                    let b = &constants[k as usize];
+                    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+                        if let Some(v) = int_op(op, *x, *y) {
                             f.stack.push(v);
                             continue;
                         }
                     }
-                    let res = match op {
-                        BinaryOp::Add => a.add(&b),
-                        BinaryOp::Sub => a.sub(&b),
-                        BinaryOp::Mul => a.mul(&b),
-                        BinaryOp::Div => a.div(&b),
-                        BinaryOp::Rem => a.rem(&b),
-                        BinaryOp::Eq => Ok(Value::Bool(a == b)),
-                        BinaryOp::NotEq => Ok(Value::Bool(a != b)),
-                        BinaryOp::Lt => a.lt(&b).map(Value::Bool),
-                        BinaryOp::Le => a.le(&b).map(Value::Bool),
-                        BinaryOp::Gt => a.gt(&b).map(Value::Bool),
-                        BinaryOp::Ge => a.ge(&b).map(Value::Bool),
-                        BinaryOp::In => a.is_in(&b).map(Value::Bool),
-                        BinaryOp::NotIn => a.is_in(&b).map(|x| Value::Bool(!x)),
-                        BinaryOp::And | BinaryOp::Or => Err(ValueError::new(
-                            "internal: `and`/`or` reached the arithmetic instruction",
-                        )),
-                    };
-                    match res {
+                    match binary(op, a.clone(), b) {
                         Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinLocalLocal { a, b, op } => {
+                    ip += 2;
+                    let x = &f.stack[base + a as usize];
+                    let y = &f.stack[base + b as usize];
+                    if let (Value::Int(x), Value::Int(y)) = (x, y) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            f.stack.push(v);
+                            continue;
+                        }
+                    }
+                    let y = y.clone();
+                    match binary(op, x.clone(), &y) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinConst { k, op } => {
+                    ip += 1;
+                    let a = pop!();
+                    let b = &constants[k as usize];
+                    match binary(op, a, b) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinJumpIfFalse { op, target } => {
+                    let b = pop!();
+                    let a = pop!();
+                    match binary(op, a, &b) {
+                        Ok(v) if v.is_truthy() => ip += 1,
+                        Ok(_) => ip = target as usize,
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
                 }
@@ -1166,7 +1225,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let mut it = flat.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         if let Value::Str(k) = k {
-                            map.insert(k, v);
+                            map.insert(k.as_str(), v);
                         }
                     }
                     f.stack.push(Value::from(map));
@@ -1234,7 +1293,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::CallValue { argc } => {
                     let at = f.stack.len() - argc as usize - 1;
                     let (func, name) = match &f.stack[at] {
-                        Value::Action(func, name) => (*func, name.clone()),
+                        Value::Action(a) => (a.func, a.name.clone()),
                         other => {
                             let kind = other.type_name();
                             fail!(
@@ -1319,7 +1378,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             // Natives charge for the elements they walk, so `max_steps`
                             // bounds their work too.
                             let walked: usize = f.stack[n..].iter().map(value_size).sum();
-                            self.steps += (walked / 16) as u64;
+                            steps += (walked / 16) as u64;
                             r.map_err(|e| (ErrorClass::Runtime, e.message))
                         }
                         Native::Intrinsic(which) => {
@@ -1345,7 +1404,7 @@ impl<'p, W: Write> Vm<'p, W> {
                                 let answer = self.host.call(hid, args, &mut cx);
                                 (answer, cx.cost)
                             };
-                            self.steps = self.steps.saturating_add(cost);
+                            steps = steps.saturating_add(cost);
                             let span = program.span_at(ip as u32 - 1);
                             for (kind, fields) in events {
                                 self.record(f, &kind, fields, span);
@@ -1388,6 +1447,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let frame = f.frames.pop().expect("a frame is running");
                     f.stack.truncate(frame.base);
                     let Some(caller) = f.frames.last() else {
+                        self.steps = steps;
                         return Exit::Done(v);
                     };
                     f.stack.push(v);
@@ -1398,9 +1458,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let v = pop!();
                     let items: Value = match &v {
                         Value::List(_) => v,
-                        Value::Map(m) => {
-                            Value::from(m.keys().map(|k| Value::Str(k.clone())).collect::<Vec<_>>())
-                        }
+                        Value::Map(m) => Value::from(m.keys().map(Value::from).collect::<Vec<_>>()),
                         Value::Str(s) => Value::from(
                             s.chars()
                                 .map(|c| Value::from(c.to_string()))
@@ -1601,6 +1659,80 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
             }
         }
+    }
+}
+
+/// Drop a value, without the out-of-line drop call for the kinds that own nothing.
+#[inline(always)]
+fn discard(v: Value) {
+    match v {
+        Value::Str(_) | Value::List(_) | Value::Map(_) | Value::Action(_) => drop(v),
+        other => std::mem::forget(other),
+    }
+}
+
+/// `a op b` for two ints when the result is an int or bool without overflow; `None`
+/// leaves the case (and its error message) to [`binary`].
+#[inline(always)]
+fn int_op(op: BinaryOp, x: i64, y: i64) -> Option<Value> {
+    match op {
+        BinaryOp::Add => x.checked_add(y).map(Value::Int),
+        BinaryOp::Sub => x.checked_sub(y).map(Value::Int),
+        BinaryOp::Mul => x.checked_mul(y).map(Value::Int),
+        BinaryOp::Rem if y != 0 => Some(Value::Int(x.wrapping_rem(y))),
+        BinaryOp::Lt => Some(Value::Bool(x < y)),
+        BinaryOp::Le => Some(Value::Bool(x <= y)),
+        BinaryOp::Gt => Some(Value::Bool(x > y)),
+        BinaryOp::Ge => Some(Value::Bool(x >= y)),
+        BinaryOp::Eq => Some(Value::Bool(x == y)),
+        BinaryOp::NotEq => Some(Value::Bool(x != y)),
+        _ => None,
+    }
+}
+
+/// A binary operator (never `and`/`or`, which compile to jumps). `a` is owned: a string or
+/// list nobody else holds grows in place under `+`.
+#[inline(always)]
+fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (&a, b) {
+        if let Some(v) = int_op(op, *x, *y) {
+            return Ok(v);
+        }
+    }
+    if op == BinaryOp::Add {
+        match (&mut a, b) {
+            (Value::Str(x), Value::Str(y)) => {
+                if let Some(buf) = Rc::get_mut(x) {
+                    buf.push_str(y);
+                    return Ok(a);
+                }
+            }
+            (Value::List(x), Value::List(y)) => {
+                if let Some(items) = Rc::get_mut(x) {
+                    items.extend(y.iter().cloned());
+                    return Ok(a);
+                }
+            }
+            _ => {}
+        }
+    }
+    match op {
+        BinaryOp::Add => a.add(b),
+        BinaryOp::Sub => a.sub(b),
+        BinaryOp::Mul => a.mul(b),
+        BinaryOp::Div => a.div(b),
+        BinaryOp::Rem => a.rem(b),
+        BinaryOp::Eq => Ok(Value::Bool(a == *b)),
+        BinaryOp::NotEq => Ok(Value::Bool(a != *b)),
+        BinaryOp::Lt => a.lt(b).map(Value::Bool),
+        BinaryOp::Le => a.le(b).map(Value::Bool),
+        BinaryOp::Gt => a.gt(b).map(Value::Bool),
+        BinaryOp::Ge => a.ge(b).map(Value::Bool),
+        BinaryOp::In => a.is_in(b).map(Value::Bool),
+        BinaryOp::NotIn => a.is_in(b).map(|x| Value::Bool(!x)),
+        BinaryOp::And | BinaryOp::Or => Err(ValueError::new(
+            "internal: `and`/`or` reached the arithmetic instruction",
+        )),
     }
 }
 

@@ -181,8 +181,28 @@ fn place(display: &str, text: &str, index: &LineIndex, span: Span) -> String {
 
 /// A run-time error for people: the message, where, the source line, the backtrace.
 fn render_error(display: &str, text: &str, index: &LineIndex, e: &VmError) -> String {
-    let mut out = format!("error[{}]: {}\n", e.kind().code_name(), e.message());
-    if let Some(span) = e.span() {
+    render(
+        display,
+        text,
+        index,
+        e.kind().code_name(),
+        e.message(),
+        e.span(),
+        e.trace(),
+    )
+}
+
+fn render(
+    display: &str,
+    text: &str,
+    index: &LineIndex,
+    code_name: &str,
+    message: &str,
+    span: Option<Span>,
+    trace: &[(String, Option<Span>)],
+) -> String {
+    let mut out = format!("error[{code_name}]: {message}\n");
+    if let Some(span) = span {
         let lc = index.line_col(text, span.start);
         let line_text = index
             .line_start(lc.line)
@@ -207,7 +227,14 @@ fn render_error(display: &str, text: &str, index: &LineIndex, e: &VmError) -> St
             "^".repeat(width as usize)
         ));
     }
-    for (name, site) in e.trace() {
+    // Deep recursion repeats one frame many times: show it once with a count.
+    let mut i = 0;
+    while i < trace.len() {
+        let mut same = 1;
+        while i + same < trace.len() && trace[i + same] == trace[i] {
+            same += 1;
+        }
+        let (name, site) = &trace[i];
         match site {
             Some(s) => out.push_str(&format!(
                 "  in `{name}`, called at {}\n",
@@ -215,6 +242,10 @@ fn render_error(display: &str, text: &str, index: &LineIndex, e: &VmError) -> St
             )),
             None => out.push_str(&format!("  in `{name}`\n")),
         }
+        if same > 1 {
+            out.push_str(&format!("  ... the same frame {} more times\n", same - 1));
+        }
+        i += same;
     }
     out
 }
@@ -327,10 +358,17 @@ fn execute(
         Ok(p) => p,
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
-            eprintln!(
-                "error[UNSUPPORTED_FEATURE]: {}\n  --> {}",
-                e.message,
-                place(display, text, index, e.span)
+            eprint!(
+                "{}",
+                render(
+                    display,
+                    text,
+                    index,
+                    "UNSUPPORTED_FEATURE",
+                    &e.message,
+                    Some(e.span),
+                    &[]
+                )
             );
             return Outcome {
                 code: ResultCode::UnsupportedFeature,

@@ -379,9 +379,7 @@ fn range_count(start: i128, stop: i128, step: i128) -> i128 {
 fn keys(args: &[Value]) -> Result<Value, ValueError> {
     let [m] = take("keys", args)?;
     match m {
-        Value::Map(map) => Ok(Value::from(
-            map.keys().cloned().map(Value::Str).collect::<Vec<_>>(),
-        )),
+        Value::Map(map) => Ok(Value::from(map.keys().map(Value::from).collect::<Vec<_>>())),
         other => fail(format!("keys() takes a map, not {}", other.type_name())),
     }
 }
@@ -1053,7 +1051,7 @@ fn detect_anomalies(args: &[Value]) -> Result<Value, ValueError> {
         Value::Map(map) => {
             for (k, it) in map.iter() {
                 if let Some(v) = number(it) {
-                    points.push((Value::Str(k.clone()), it.clone(), v));
+                    points.push((Value::from(k), it.clone(), v));
                 }
             }
         }
