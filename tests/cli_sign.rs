@@ -1414,3 +1414,118 @@ fn sign_finishes_the_batch_when_stdout_is_closed() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// run --strict-signatures (issue 4: strict mode wired into `aether run`)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn run_strict_refuses_an_unsigned_script_before_it_runs() {
+    let dir = tempdir();
+    write(dir.path(), "x.aether", CLEAN);
+    let res = run_in(
+        dir.path(),
+        &["run", "--strict-signatures", "x.aether", "--json-status"],
+    );
+    assert_eq!(res.code, 22, "{}", res.stderr);
+    let status = only_status(&res.stdout);
+    assert_eq!(status["code_name"], "SIGNATURE_ERROR");
+    assert_eq!(status["phase"], "verify");
+    // Nothing ran: the only stdout line is the status line.
+    assert!(!res.stdout.contains("hello"), "{}", res.stdout);
+}
+
+#[test]
+fn run_strict_runs_a_script_signed_by_a_trusted_key() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write(dir.path(), "x.aether", CLEAN);
+    sign_ok(dir.path(), &["x.aether"], &key);
+    let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(res.stdout, "hello\n");
+}
+
+#[test]
+fn run_strict_refuses_a_tampered_or_untrusted_script() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    let other = untrusted_key(dir.path());
+    write(dir.path(), "tampered.aether", CLEAN);
+    sign_ok(dir.path(), &["tampered.aether"], &key);
+    let signed = read_text(&dir.path().join("tampered.aether"));
+    write(
+        dir.path(),
+        "tampered.aether",
+        signed.replace("hello", "hullo"),
+    );
+    write(dir.path(), "stranger.aether", CLEAN);
+    sign_ok(dir.path(), &["stranger.aether"], &other);
+    for (file, reason) in [
+        ("tampered.aether", "does not match"),
+        ("stranger.aether", "not in the keyring"),
+    ] {
+        let res = run_in(
+            dir.path(),
+            &["run", "--strict-signatures", file, "--emit-error-code"],
+        );
+        assert_eq!(res.code, 22, "{file}: {}", res.stderr);
+        assert_eq!(res.stdout, "", "{file} must not run");
+        assert!(
+            res.stderr.contains("AETHER_ERROR_CODE:22"),
+            "{}",
+            res.stderr
+        );
+        assert!(
+            res.stderr.to_lowercase().contains(reason),
+            "{file}: {}",
+            res.stderr
+        );
+    }
+}
+
+#[test]
+fn run_is_strict_under_the_environment_and_profile_prod() {
+    let dir = tempdir();
+    write(dir.path(), "x.aether", CLEAN);
+    for env in [
+        &[("AETHERRA_SCRIPT_VERIFY_STRICT", "1")][..],
+        &[("AETHERRA_SIGNING_STRICT", "1")][..],
+        &[("AETHERRA_PROFILE", "prod")][..],
+    ] {
+        let res = run_env(dir.path(), &["run", "x.aether"], env);
+        assert_eq!(res.code, 22, "{env:?}: {}", res.stderr);
+        assert_eq!(res.stdout, "", "{env:?}");
+    }
+    let res = run_in(dir.path(), &["run", "--profile", "prod", "x.aether"]);
+    assert_eq!(res.code, 22, "--profile prod: {}", res.stderr);
+    // The escape hatch, and the default profile, run unsigned scripts.
+    let res = run_env(
+        dir.path(),
+        &["run", "x.aether"],
+        &[
+            ("AETHERRA_PROFILE", "prod"),
+            ("AETHERRA_PROD_UNSAFE_ALLOW", "1"),
+        ],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(res.stdout, "hello\n");
+    let res = run_in(dir.path(), &["run", "x.aether"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+}
+
+#[test]
+fn run_strict_honours_revocations() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write(dir.path(), "x.aether", CLEAN);
+    sign_ok(dir.path(), &["x.aether"], &key);
+    write(
+        dir.path(),
+        ".aetherra/keys/revoked.txt",
+        format!("{}\n", key.id),
+    );
+    let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
+    assert_eq!(res.code, 22, "{}", res.stderr);
+    assert!(res.stderr.contains("revoked"), "{}", res.stderr);
+}
