@@ -1335,18 +1335,18 @@ print("ran")
 }
 
 #[test]
-fn module_calls_and_trigger_are_not_available_yet() {
+fn module_functions_the_host_lacks_and_trigger_are_not_available_yet() {
     let o = run_fails(
-        r#"goal: "no host"
+        r#"goal: "no kernel yet"
 metadata:
-    requires: ["memory"]
+    requires: ["kernel"]
 print("before")
-memory.store("x")
+kernel.status()
 "#,
         &[],
         21,
         5,
-        "not available yet: `memory.store()` needs the runtime host, and this run has none",
+        "not available yet: `kernel.status()` is not provided by this build's runtime host",
     );
     assert_eq!(o.output, "before\n");
     let o = run_fails(
@@ -1361,7 +1361,7 @@ print("after")
         &[],
         21,
         6,
-        "not available yet: `trigger job(...)` needs the kernel module of the runtime host, and this run has none",
+        "not available yet: `trigger job(...)` needs the kernel module, which this build's runtime host does not provide",
     );
     assert_eq!(o.output, "");
 }
@@ -1379,19 +1379,19 @@ memory.store("x")
     let res = Script::new(src).run_env(&["--json-status"], &[("AETHERRA_PROFILE", "test")]);
     assert_eq!(res.code, 21);
     assert_eq!(split_status(&res.stdout).1["message"], denied);
-    // Declared: the capability passes and the missing host is what fails.
-    run_fails(
+    // Declared: the capability passes and the record is stored.
+    let declared = Script::new(
         r#"goal: "capabilities"
 require:
     capabilities:
         - "memory.write"
-memory.store("x")
+        - "memory.read"
+let id = memory.store("x")
+print(memory.get(id).content)
 "#,
-        &["--profile", "test"],
-        21,
-        5,
-        "not available yet: `memory.store()` needs the runtime host, and this run has none",
     );
+    let o = run_ok_with(&declared, &["--profile", "test"]);
+    assert_eq!(o.output, "x\n");
     run_fails(
         r#"goal: "trigger"
 action job(n):

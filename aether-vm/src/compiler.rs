@@ -738,7 +738,9 @@ impl<'a> Compiler<'a> {
     /// statement does not have that shape (or the update may not move the value).
     fn update_in_place(&mut self, name: &Name, value: &'a Expr) -> Result<bool, CompileError> {
         let mut rest = Vec::new();
-        if add_chain(value, &name.text, &mut rest) && !rest.is_empty() {
+        let numeric = |e: &&Expr| matches!(e.kind, ExprKind::Int(_) | ExprKind::Float(_));
+        if add_chain(value, &name.text, &mut rest) && !rest.is_empty() && !rest.iter().all(numeric)
+        {
             let Some(var) = self.takeable(&name.text, &rest) else {
                 return Ok(false);
             };
@@ -857,6 +859,16 @@ impl<'a> Compiler<'a> {
                     };
                     self.update_in_place(&name, value)?
                 } => {}
+            StmtKind::Assign { target, value } if matches!(&target.kind, ExprKind::Name(_)) => {
+                let ExprKind::Name(n) = &target.kind else {
+                    unreachable!("matched above")
+                };
+                self.expr(value)?;
+                let var = self
+                    .lookup(n)
+                    .ok_or_else(|| not_yet(&format!("assignment to `{n}`"), target.span))?;
+                self.store(var, target.span);
+            }
             StmtKind::Assign { target, value } => {
                 self.expr(value)?;
                 let tmp = self.temp();

@@ -140,7 +140,7 @@ pub trait Host {
     fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
         let _ = data;
         Err(HostError::runtime(format!(
-            "not available yet: `trigger {task}(...)` needs the kernel module of the runtime host, and this run has none"
+            "not available yet: `trigger {task}(...)` needs the kernel module, which this build's runtime host does not provide"
         )))
     }
 

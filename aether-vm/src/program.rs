@@ -39,6 +39,17 @@ pub enum Instr {
     BinLocalLocal { a: u16, b: u16, op: BinaryOp },
     /// `[v] -> [v op constants[k]]`: `Const; Binary` fused
     BinConst { k: u32, op: BinaryOp },
+    /// `[] -> []`: `LoadLocal; Const; Binary; JumpIfFalse` fused (a loop or `if` test);
+    /// the jump target is read from the `JumpIfFalse` three instructions on
+    LocalConstTest { slot: u16, k: u16, op: BinaryOp },
+    /// `[] -> []`, `locals[dst] = locals[src] op constants[k]`: `LoadLocal; Const; Binary;
+    /// StoreLocal` fused (`i = i + 1`)
+    LocalConstStore {
+        src: u16,
+        k: u16,
+        op: BinaryOp,
+        dst: u16,
+    },
     /// `[a, b] -> []`, jump to `target` when `a op b` is falsy: `Binary; JumpIfFalse` fused
     BinJumpIfFalse { op: BinaryOp, target: u32 },
     /// `[v] -> [not v]`
@@ -190,6 +201,37 @@ impl Program {
         };
         for ip in 0..original.len() {
             let next = |n: usize| original.get(ip + n);
+            let small = |k: &u32| u16::try_from(*k).ok();
+            let fused = match (next(0), next(1), next(2), next(3)) {
+                (
+                    Some(Instr::LoadLocal(slot)),
+                    Some(Instr::Const(k)),
+                    Some(b),
+                    Some(Instr::JumpIfFalse(_)),
+                ) if binary(b).is_some() && small(k).is_some() => {
+                    let (op, k) = (binary(b).expect("checked"), small(k).expect("checked"));
+                    Some(Instr::LocalConstTest { slot: *slot, k, op })
+                }
+                (
+                    Some(Instr::LoadLocal(src)),
+                    Some(Instr::Const(k)),
+                    Some(b),
+                    Some(Instr::StoreLocal(dst)),
+                ) if binary(b).is_some() && small(k).is_some() => {
+                    let (op, k) = (binary(b).expect("checked"), small(k).expect("checked"));
+                    Some(Instr::LocalConstStore {
+                        src: *src,
+                        k,
+                        op,
+                        dst: *dst,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(instr) = fused {
+                self.code[ip] = instr;
+                continue;
+            }
             let fused = match (next(0), next(1), next(2)) {
                 (Some(Instr::LoadLocal(slot)), Some(Instr::Const(k)), Some(b))
                     if binary(b).is_some() =>

@@ -1126,12 +1126,58 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Binary(op) => {
+                    let n = f.stack.len();
+                    if let (Value::Int(x), Value::Int(y)) = (&f.stack[n - 2], &f.stack[n - 1]) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            f.stack.truncate(n - 1);
+                            f.stack[n - 2] = v;
+                            continue;
+                        }
+                    }
                     let b = pop!();
                     let a = pop!();
-                    match binary(op, a, &b) {
+                    let res = binary(op, a, &b);
+                    discard(b);
+                    match res {
                         Ok(v) => f.stack.push(v),
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
+                }
+                Instr::LocalConstTest { slot, k, op } => {
+                    let at = ip - 1;
+                    ip += 2;
+                    let a = &f.stack[base + slot as usize];
+                    let b = &constants[k as usize];
+                    let truth = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
+                            int_op(op, *x, *y).is_some_and(|v| v.is_truthy())
+                        }
+                        _ => match binary(op, a.clone(), b) {
+                            Ok(v) => v.is_truthy(),
+                            Err(e) => fail!(ErrorClass::Runtime, e.message),
+                        },
+                    };
+                    if truth {
+                        ip = at + 4;
+                    } else if let Instr::JumpIfFalse(t) = code[at + 3] {
+                        ip = t as usize;
+                    }
+                }
+                Instr::LocalConstStore { src, k, op, dst } => {
+                    ip += 2;
+                    let a = &f.stack[base + src as usize];
+                    let b = &constants[k as usize];
+                    let v = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
+                            int_op(op, *x, *y).unwrap_or_default()
+                        }
+                        _ => match binary(op, a.clone(), b) {
+                            Ok(v) => v,
+                            Err(e) => fail!(ErrorClass::Runtime, e.message),
+                        },
+                    };
+                    ip += 1;
+                    discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
                 }
                 Instr::BinLocalConst { slot, k, op } => {
                     // Fused `LoadLocal; Const; Binary`: the two instructions after this
@@ -1431,7 +1477,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             fail!(
                                 ErrorClass::Runtime,
                                 format!(
-                                    "not available yet: `{name}()` needs the runtime host, and this run has none"
+                                    "not available yet: `{name}()` is not provided by this build's runtime host"
                                 )
                             );
                         }

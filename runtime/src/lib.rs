@@ -1,4 +1,13 @@
-//! Declarations of the runtime host's modules and of the global functions that need them.
+//! The runtime host: the `memory`, `kernel`, `homeostasis`, `plugins` and `security`
+//! modules the VM calls, their declarations, and the state they keep under `.aetherra/`.
+
+pub mod host;
+pub mod memory;
+pub mod plugins;
+pub mod security;
+pub mod state;
+
+pub use host::{RuntimeConfig, RuntimeHost};
 
 use aether_check::decl::{Capability, DefaultValue, FnDecl};
 

@@ -423,6 +423,22 @@ fn execute(
         ev.write("run", None, m);
     }
 
+    // The runtime host: module functions, transactions on the state database, the run log.
+    let trust = super::signing::read_trust(args.keyring.as_deref(), args.revoked.as_deref())
+        .ok()
+        .map(|t| aether_runtime::security::Trust {
+            keyring: t.keyring,
+            revoked: t.revoked,
+        });
+    let host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
+        state_dir: args
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".aetherra")),
+        capabilities: program.capabilities.clone(),
+        network: aether_runtime::security::NetworkPolicy::from_env(profile != Profile::Dev),
+        trust,
+    });
     let natives = aether_stdlib::natives();
     let budget = Budget {
         max_steps,
@@ -433,6 +449,7 @@ fn execute(
     let out = std::io::LineWriter::new(stdout.lock());
     let mut vm = Vm::new(&program, &natives, out, budget)
         .with_stderr(std::io::stderr())
+        .with_host(host)
         .enforce_capabilities(enforce)
         .deterministic(deterministic)
         .quiet(quiet)

@@ -44,6 +44,18 @@ pub(crate) struct Trust {
 /// Load every `*.pub` file of `dir` (a missing directory is an empty keyring) and the
 /// revocation list (an explicit file must exist; the default one may be absent).
 pub(crate) fn load_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<Trust, String> {
+    let trust = read_trust(dir, revoked)?;
+    if trust.keyring.is_empty() {
+        eprintln!(
+            "warning: no trusted keys in `{}`: every signature will be `unknown-key`",
+            trust.keyring_dir.display()
+        );
+    }
+    Ok(trust)
+}
+
+/// [`load_trust`] without the empty-keyring warning (for `security.verify_signature`).
+pub(crate) fn read_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<Trust, String> {
     let keyring_dir = dir.map_or_else(|| PathBuf::from(DEFAULT_KEYRING), Path::to_path_buf);
     let mut sources = Vec::new();
     match fs::read_dir(&keyring_dir) {
@@ -70,12 +82,6 @@ pub(crate) fn load_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<T
     let (keyring, errors) = Keyring::from_public_keys(sources);
     if let Some(e) = errors.first() {
         return Err(format!("bad public key in keyring: {e}"));
-    }
-    if keyring.is_empty() {
-        eprintln!(
-            "warning: no trusted keys in `{}`: every signature will be `unknown-key`",
-            keyring_dir.display()
-        );
     }
     let (revoked, revoked_file) = match revoked {
         Some(p) => {

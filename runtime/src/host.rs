@@ -1,0 +1,381 @@
+//! The VM host: resolves the module functions a script calls to their implementations,
+//! maps `transaction:` blocks onto SQLite savepoints, and keeps the run log in memory.
+
+use std::path::PathBuf;
+
+use aether_vm::{ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, Value};
+
+use crate::memory;
+use crate::security::{self, NetworkPolicy, Trust};
+use crate::state::{State, StateError};
+
+/// What the host needs to know about the run.
+pub struct RuntimeConfig {
+    /// Where the database lives (`.aetherra/` unless `--state-dir`).
+    pub state_dir: PathBuf,
+    /// What the script declares (`require: capabilities:` and module names).
+    pub capabilities: Vec<String>,
+    pub network: NetworkPolicy,
+    /// Trusted keys for `security.verify_signature`; `None` when they could not be loaded.
+    pub trust: Option<Trust>,
+}
+
+/// The functions this host implements, by id (the index).
+const FUNCTIONS: &[&str] = &[
+    "memory.store",
+    "memory.get",
+    "memory.recall",
+    "memory.forget",
+    "memory.count",
+    "memory.status",
+    "store",
+    "reflect",
+    "load_logs",
+    "escalate_to",
+    "security.verify_signature",
+    "security.check_capabilities",
+    "security.check_network_policy",
+    "homeostasis.record",
+];
+
+/// The runtime host of one run.
+pub struct RuntimeHost {
+    config: RuntimeConfig,
+    /// Opened on first use, so a script that keeps no state leaves no database behind.
+    state: Option<State>,
+    /// Open `transaction:` savepoints.
+    depth: u32,
+}
+
+fn runtime_error(e: StateError) -> HostError {
+    HostError::runtime(e.0)
+}
+
+fn arg_str<'v>(args: &'v [Value], i: usize, what: &str) -> Result<&'v str, HostError> {
+    match args.get(i) {
+        Some(Value::Str(s)) => Ok(s),
+        Some(other) => Err(HostError::runtime(format!(
+            "{what} must be a string, not {}",
+            other.type_name()
+        ))),
+        None => Err(HostError::runtime(format!("{what} is missing"))),
+    }
+}
+
+fn arg_int(args: &[Value], i: usize, what: &str) -> Result<i64, HostError> {
+    match args.get(i) {
+        Some(Value::Int(n)) => Ok(*n),
+        Some(other) => Err(HostError::runtime(format!(
+            "{what} must be an int, not {}",
+            other.type_name()
+        ))),
+        None => Err(HostError::runtime(format!("{what} is missing"))),
+    }
+}
+
+/// A list of strings (`tags=[...]`); a single string is one tag.
+fn arg_tags(args: &[Value], i: usize) -> Result<Vec<String>, HostError> {
+    match args.get(i) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Str(s)) => Ok(vec![s.to_string()]),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|t| match t {
+                Value::Str(s) => Ok(s.to_string()),
+                other => Err(HostError::runtime(format!(
+                    "tags must be strings, not {}",
+                    other.type_name()
+                ))),
+            })
+            .collect(),
+        Some(other) => Err(HostError::runtime(format!(
+            "tags must be a list of strings, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn records(rs: Vec<memory::Record>) -> Value {
+    Value::from(rs.iter().map(memory::Record::to_value).collect::<Vec<_>>())
+}
+
+impl RuntimeHost {
+    pub fn new(config: RuntimeConfig) -> RuntimeHost {
+        RuntimeHost {
+            config,
+            state: None,
+            depth: 0,
+        }
+    }
+
+    fn state(&mut self) -> Result<&State, HostError> {
+        if self.state.is_none() {
+            let st = State::open(&self.config.state_dir).map_err(runtime_error)?;
+            self.state = Some(st);
+        }
+        self.state
+            .as_ref()
+            .ok_or_else(|| HostError::runtime("the state database is not open"))
+    }
+
+    fn call_sync(
+        &mut self,
+        name: &str,
+        args: &[Value],
+        cx: &mut HostCx<'_>,
+    ) -> Result<Value, HostError> {
+        match name {
+            "memory.store" => {
+                let tags = arg_tags(args, 1)?;
+                let kind = arg_str(args, 2, "kind")?.to_string();
+                let content = args.first().cloned().unwrap_or_default();
+                let st = self.state()?;
+                memory::store(st, &content, &tags, &kind)
+                    .map(Value::Int)
+                    .map_err(runtime_error)
+            }
+            "store" => {
+                let tags = arg_tags(args, 1)?;
+                let content = args.first().cloned().unwrap_or_default();
+                let st = self.state()?;
+                memory::store(st, &content, &tags, "note")
+                    .map(Value::Int)
+                    .map_err(runtime_error)
+            }
+            "memory.get" => {
+                let id = arg_int(args, 0, "id")?;
+                let st = self.state()?;
+                Ok(memory::get(st, id)
+                    .map_err(runtime_error)?
+                    .map_or(Value::Null, |r| r.to_value()))
+            }
+            "memory.recall" => {
+                let query = arg_str(args, 0, "query")?.to_string();
+                let limit = arg_int(args, 1, "limit")?;
+                let tags = arg_tags(args, 2)?;
+                let st = self.state()?;
+                memory::recall(st, &query, limit, &tags)
+                    .map(records)
+                    .map_err(runtime_error)
+            }
+            "reflect" => {
+                let query = arg_str(args, 0, "query")?.to_string();
+                let st = self.state()?;
+                memory::recall(st, &query, 5, &[])
+                    .map(records)
+                    .map_err(runtime_error)
+            }
+            "memory.forget" => {
+                let id = arg_int(args, 0, "id")?;
+                let st = self.state()?;
+                memory::forget(st, id)
+                    .map(Value::Bool)
+                    .map_err(runtime_error)
+            }
+            "memory.count" => {
+                let tags = arg_tags(args, 0)?;
+                let st = self.state()?;
+                memory::count(st, &tags)
+                    .map(Value::Int)
+                    .map_err(runtime_error)
+            }
+            "memory.status" => {
+                let st = self.state()?;
+                memory::status(st).map_err(runtime_error)
+            }
+            "load_logs" => {
+                let tag = match args.first() {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(arg_str(args, 0, "tag")?.to_string()),
+                };
+                let limit = arg_int(args, 1, "limit")?;
+                let st = self.state()?;
+                memory::logs(st, tag.as_deref(), limit)
+                    .map(records)
+                    .map_err(runtime_error)
+            }
+            "escalate_to" => {
+                let target = args.first().map(Value::display).unwrap_or_default();
+                let message = args.get(1).map(Value::display).unwrap_or_default();
+                let fields: Map = [
+                    ("target", Value::from(target.as_str())),
+                    ("message", Value::from(message.as_str())),
+                ]
+                .into_iter()
+                .collect();
+                cx.event("escalation", fields.clone());
+                let st = self.state()?;
+                memory::store_unique(
+                    st,
+                    &Value::from(fields),
+                    &["escalation".to_string()],
+                    "escalation",
+                )
+                .map(Value::Int)
+                .map_err(runtime_error)
+            }
+            "security.verify_signature" => {
+                let path = arg_str(args, 0, "path")?;
+                Ok(security::verify_signature(
+                    std::path::Path::new(path),
+                    self.config.trust.as_ref(),
+                ))
+            }
+            "security.check_capabilities" => {
+                let wanted = arg_tags(args, 0)?;
+                let caps = &self.config.capabilities;
+                let granted = |c: &str| {
+                    let module = c.split('.').next().unwrap_or(c);
+                    caps.iter().any(|d| d == c || d == module)
+                };
+                Ok(Value::Bool(wanted.iter().all(|c| granted(c))))
+            }
+            "security.check_network_policy" => {
+                let host = arg_str(args, 0, "host")?;
+                Ok(Value::Bool(self.config.network.allows(host)))
+            }
+            "homeostasis.record" => {
+                let metric = arg_str(args, 0, "metric")?.to_string();
+                let value = args.get(1).cloned().unwrap_or_default();
+                self.record_metric(&metric, &value)?;
+                Ok(Value::Null)
+            }
+            other => Err(HostError::runtime(format!(
+                "internal: `{other}` has an id but no implementation"
+            ))),
+        }
+    }
+
+    fn record_metric(&mut self, name: &str, value: &Value) -> Result<(), HostError> {
+        let x = match value {
+            Value::Int(n) => *n as f64,
+            Value::Float(x) => *x,
+            Value::Duration(ms) => *ms,
+            other => {
+                return Err(HostError::runtime(format!(
+                    "metric `{name}` must be a number or a duration, not {}",
+                    other.type_name()
+                )))
+            }
+        };
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let st = self.state()?;
+        st.conn
+            .execute(
+                "INSERT INTO metrics (name, value, at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![name, x, at],
+            )
+            .map_err(|e| HostError::runtime(format!("state database: {e}")))?;
+        Ok(())
+    }
+}
+
+impl Host for RuntimeHost {
+    fn resolve(&mut self, name: &str) -> Option<u32> {
+        FUNCTIONS.iter().position(|f| *f == name).map(|i| i as u32)
+    }
+
+    fn call(&mut self, id: u32, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall {
+        let Some(name) = FUNCTIONS.get(id as usize) else {
+            return HostCall::Ready(Err(HostError::runtime(
+                "internal: unknown host function id",
+            )));
+        };
+        // A database round trip is worth more than one instruction.
+        cx.charge(10);
+        HostCall::Ready(self.call_sync(name, &args, cx))
+    }
+
+    fn begin(&mut self) -> Result<(), HostError> {
+        let depth = self.depth;
+        let st = self.state()?;
+        st.conn
+            .execute_batch(&format!("SAVEPOINT aether_tx_{depth}"))
+            .map_err(|e| HostError::runtime(format!("cannot start the transaction: {e}")))?;
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), HostError> {
+        let Some(depth) = self.depth.checked_sub(1) else {
+            return Ok(());
+        };
+        self.depth = depth;
+        let st = self.state()?;
+        if let Err(e) = st.conn.execute_batch(&format!("RELEASE aether_tx_{depth}")) {
+            let _ = st.conn.execute_batch(&format!(
+                "ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"
+            ));
+            return Err(HostError::new(
+                ErrorClass::Runtime,
+                format!("the transaction could not commit and was rolled back: {e}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        let Some(depth) = self.depth.checked_sub(1) else {
+            return;
+        };
+        self.depth = depth;
+        if let Some(st) = &self.state {
+            let _ = st.conn.execute_batch(&format!(
+                "ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"
+            ));
+        }
+    }
+
+    fn metric(&mut self, name: &str, value: &Value) {
+        // `metrics(map)` already validated the values; a storage failure must not fail
+        // the script's observability call.
+        let _ = self.record_metric(name, value);
+    }
+
+    fn observe(&mut self, event: &Event) {
+        let (tag, text) = match event.kind.as_str() {
+            "log" => (
+                event
+                    .fields
+                    .get("level")
+                    .map(Value::display)
+                    .unwrap_or_else(|| "info".into()),
+                event
+                    .fields
+                    .get("message")
+                    .map(Value::display)
+                    .unwrap_or_default(),
+            ),
+            "narrate" => (
+                "narrate".to_string(),
+                event
+                    .fields
+                    .get("text")
+                    .map(Value::display)
+                    .unwrap_or_default(),
+            ),
+            "trace" => (
+                "trace".to_string(),
+                format!(
+                    "trace level {}",
+                    event
+                        .fields
+                        .get("level")
+                        .map(Value::display)
+                        .unwrap_or_default()
+                ),
+            ),
+            _ => return,
+        };
+        let content: Map = [
+            ("level", Value::from(tag.as_str())),
+            ("message", Value::from(text.as_str())),
+        ]
+        .into_iter()
+        .collect();
+        if let Ok(st) = self.state() {
+            let _ =
+                memory::store_unique(st, &Value::from(content), &["log".to_string(), tag], "log");
+        }
+    }
+}

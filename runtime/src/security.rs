@@ -1,0 +1,121 @@
+//! The `security` module: signature verification of files, capability checks against what
+//! the script declares, and the network allowlist (`AETHERRA_NET_STRICT`,
+//! `AETHERRA_NETWORK_ALLOWLIST`).
+
+use std::path::Path;
+
+use aether_sign::{Keyring, Revocations};
+use aether_vm::{Map, Value};
+
+/// The keys a verification trusts (loaded by the CLI from `.aetherra/keys/trusted/` or
+/// `--keyring`).
+pub struct Trust {
+    pub keyring: Keyring,
+    pub revoked: Revocations,
+}
+
+/// `security.verify_signature(path)`: `{ok, reason, key_id}`; `reason` is `ok` or one of
+/// the reasons of `aether verify` (`missing`, `mismatch`, `unknown-key`, ...), plus
+/// `unreadable` and `no-keyring` (the keyring could not be loaded).
+pub fn verify_signature(path: &Path, trust: Option<&Trust>) -> Value {
+    let result = |ok: bool, reason: &str, key_id: Option<&str>| {
+        let m: Map = [
+            ("ok", Value::Bool(ok)),
+            ("reason", Value::from(reason)),
+            ("key_id", key_id.map_or(Value::Null, Value::from)),
+        ]
+        .into_iter()
+        .collect();
+        Value::from(m)
+    };
+    let Some(trust) = trust else {
+        return result(false, "no-keyring", None);
+    };
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => return result(false, "unreadable", None),
+        },
+        Err(_) => return result(false, "unreadable", None),
+    };
+    let v = aether_sign::verify(&text, &trust.keyring, &trust.revoked);
+    if v.is_ok() {
+        result(true, "ok", v.key_id())
+    } else {
+        result(false, v.reason(), v.key_id())
+    }
+}
+
+/// The network policy: when strict, only hosts on the allowlist.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkPolicy {
+    pub strict: bool,
+    /// Exact host names, `.suffix` rules (the domain and every subdomain), or `*`.
+    pub allow: Vec<String>,
+}
+
+impl NetworkPolicy {
+    /// From `AETHERRA_NET_STRICT` (or `strict_profile`: profiles test and prod) and
+    /// `AETHERRA_NETWORK_ALLOWLIST` (comma-separated).
+    pub fn from_env(strict_profile: bool) -> NetworkPolicy {
+        let flag = std::env::var("AETHERRA_NET_STRICT")
+            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+        let allow = std::env::var("AETHERRA_NETWORK_ALLOWLIST")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        NetworkPolicy {
+            strict: flag || strict_profile,
+            allow,
+        }
+    }
+
+    /// `security.check_network_policy(host)`.
+    pub fn allows(&self, host: &str) -> bool {
+        if !self.strict {
+            return true;
+        }
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        // A URL or host:port names the same host.
+        let host = host
+            .split_once("://")
+            .map_or(host.as_str(), |(_, rest)| rest)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if host.is_empty() {
+            return false;
+        }
+        self.allow.iter().any(|rule| {
+            rule == "*"
+                || *rule == host
+                || rule
+                    .strip_prefix('.')
+                    .is_some_and(|domain| host == domain || host.ends_with(rule.as_str()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_rules() {
+        let p = NetworkPolicy {
+            strict: true,
+            allow: vec![".example.dev".into(), "api.other.io".into()],
+        };
+        assert!(p.allows("example.dev"));
+        assert!(p.allows("a.b.example.dev"));
+        assert!(p.allows("https://x.example.dev:8443/path"));
+        assert!(p.allows("API.other.io"));
+        assert!(!p.allows("other.io"));
+        assert!(!p.allows("badexample.dev"));
+        assert!(!p.allows(""));
+        assert!(NetworkPolicy::default().allows("anything.at.all"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The runtime's state: one SQLite database under the state directory (`.aetherra/` by
+//! default), in WAL mode with a busy timeout, created and migrated by schema version.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "aether.db";
+
+/// Each migration takes the schema from version `i` to `i + 1`, in one transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: memory records with full-text search, tags, and the run log.
+    r#"
+    CREATE TABLE memory (
+        id         INTEGER PRIMARY KEY,
+        content    TEXT NOT NULL,      -- the stored value as JSON
+        text       TEXT NOT NULL,      -- what full-text search sees
+        tags       TEXT NOT NULL,      -- JSON array, in the order given
+        kind       TEXT NOT NULL,
+        created_at TEXT NOT NULL,      -- RFC 3339 UTC
+        hash       TEXT NOT NULL       -- SHA-256 of kind and content, for de-duplication
+    );
+    CREATE UNIQUE INDEX memory_hash ON memory(hash);
+    CREATE INDEX memory_kind ON memory(kind, id);
+    CREATE TABLE memory_tags (
+        memory_id INTEGER NOT NULL REFERENCES memory(id) ON DELETE CASCADE,
+        tag       TEXT NOT NULL,
+        PRIMARY KEY (memory_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX memory_tags_tag ON memory_tags(tag, memory_id);
+    CREATE VIRTUAL TABLE memory_fts USING fts5(text, content='memory', content_rowid='id');
+    CREATE TRIGGER memory_ai AFTER INSERT ON memory BEGIN
+        INSERT INTO memory_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER memory_ad AFTER DELETE ON memory BEGIN
+        INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TABLE metrics (
+        id    INTEGER PRIMARY KEY,
+        name  TEXT NOT NULL,
+        value REAL NOT NULL,
+        at    TEXT NOT NULL
+    );
+    CREATE INDEX metrics_name ON metrics(name, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A failure to open or use the state database.
+#[derive(Debug)]
+pub struct StateError(pub String);
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StateError {
+    fn from(e: rusqlite::Error) -> StateError {
+        StateError(format!("state database: {e}"))
+    }
+}
+
+/// The open state database.
+pub struct State {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+impl State {
+    /// Open (creating when missing) `DIR/aether.db` and bring its schema up to date. A
+    /// database written by a newer build is refused rather than guessed at.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StateError(format!(
+                "cannot create state directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|e| StateError(format!("cannot open `{}`: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut state = State { conn, path };
+        state.migrate()?;
+        Ok(state)
+    }
+
+    /// An in-memory database (tests and `--state-dir` free runs of the test suite).
+    pub fn in_memory() -> Result<State, StateError> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut state = State {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        state.migrate()?;
+        Ok(state)
+    }
+
+    fn migrate(&mut self) -> Result<(), StateError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError(format!(
+                "`{}` has schema version {version}, newer than this build's {SCHEMA_VERSION}: upgrade aether",
+                self.path.display()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of the database file and its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        size(&self.path) + size(&wal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_twice_migrates_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = State::open(dir.path()).expect("open");
+        let v: i64 = a
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(a);
+        State::open(dir.path()).expect("reopen");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = State::open(dir.path()).expect("open");
+        a.conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(a);
+        let err = State::open(dir.path()).err().expect("refused");
+        assert!(err.0.contains("newer than this build"), "{}", err.0);
+    }
+}

@@ -1,0 +1,338 @@
+//! End-to-end tests of the runtime host through `aether run`: the memory module on SQLite
+//! (across runs, transactions, crash safety), the 1.1 names built on it, security checks
+//! and metrics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A scratch directory with a state directory inside it.
+struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    fn write(&self, name: &str, src: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, src).expect("write script");
+        p
+    }
+
+    fn run(&self, src: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        self.write("t.aether", src);
+        let mut cmd = Command::cargo_bin("aether").expect("binary");
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("AETHERRA_PROFILE")
+            .env_remove("AETHERRA_REQUIRE_CAPABILITIES")
+            .env_remove("AETHERRA_NET_STRICT")
+            .env_remove("AETHERRA_NETWORK_ALLOWLIST")
+            .args(["run", "t.aether", "--state-dir"])
+            .arg(self.state())
+            .args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("aether runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, src: &str) -> String {
+        let r = self.run(src, &[], &[]);
+        assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+        r.stdout
+    }
+}
+
+const MEMORY: &str = "goal: \"memory\"\nmetadata:\n    requires: [\"memory\"]\n";
+
+fn script(body: &str) -> String {
+    format!("{MEMORY}{body}")
+}
+
+#[test]
+fn every_memory_function_does_what_stdlib_md_says() {
+    let d = Dir::new();
+    let out = d.ok(&script(
+        r#"let a = memory.store("disk pressure on node-3", tags=["ops", "disk"])
+let b = memory.store({service: "api", p95: 120}, kind="metric")
+let again = memory.store("disk pressure on node-3", tags=["pager"])
+print(a == again, type(a))
+let r = memory.get(a)
+print(r.content, r.tags, r.kind, len(r.hash), type(r.created_at))
+print(memory.get(b).content.p95, memory.get(999) == null)
+let hits = memory.recall("disk node", limit=5)
+print(len(hits), hits[0].id == a)
+print(len(memory.recall("", tags=["ops", "pager"])), len(memory.recall("", tags=["nope"])))
+print(memory.count(), memory.count(tags=["ops"]))
+print(memory.forget(b), memory.forget(b), memory.count())
+let s = memory.status()
+print(s.entries, s.size_bytes > 0, endswith(s.path, "aether.db"))
+"#,
+    ));
+    assert_eq!(
+        out,
+        "true int\n\
+         disk pressure on node-3 [\"ops\", \"disk\", \"pager\"] note 64 str\n\
+         120 true\n\
+         1 true\n\
+         1 0\n\
+         2 1\n\
+         true false 1\n\
+         1 true true\n"
+    );
+}
+
+#[test]
+fn memory_survives_across_runs() {
+    let d = Dir::new();
+    d.ok(&script(
+        "memory.store(\"remember the canary\", tags=[\"deploy\"])\n",
+    ));
+    let out = d.ok(&script(
+        "let hits = memory.recall(\"canary\")\nprint(len(hits), hits[0].content, hits[0].tags)\n",
+    ));
+    assert_eq!(out, "1 remember the canary [\"deploy\"]\n");
+}
+
+#[test]
+fn a_failed_transaction_rolls_back_its_memory_writes() {
+    let d = Dir::new();
+    let r = d.run(
+        &script(
+            r#"memory.store("kept")
+transaction:
+    - memory.store("rolled back 1")
+    - memory.store("rolled back 2")
+    assert false, "abort the transaction"
+"#,
+        ),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert!(r.stderr.contains("abort the transaction"), "{}", r.stderr);
+    let out = d.ok(&script(
+        "print(memory.count(), memory.recall(\"rolled\") == [])\n",
+    ));
+    assert_eq!(out, "1 true\n");
+    // A committed block keeps everything, nested blocks included.
+    let out = d.ok(&script(
+        r#"transaction:
+    - memory.store("a")
+    transaction:
+        - memory.store("b")
+print(memory.count())
+"#,
+    ));
+    assert_eq!(out, "3\n");
+}
+
+#[test]
+fn the_1_1_names_store_reflect_load_logs_and_escalate_to() {
+    let d = Dir::new();
+    let out = d.ok(&script(
+        r#"let id = store("nightly backup finished", tag="backup")
+print(memory.get(id).tags, reflect("backup")[0].id == id)
+log("first line")
+log("a warning", level="warning")
+narrate("the story so far")
+let logs = load_logs()
+print(len(logs), logs[0].content.message, logs[0].tags)
+print(len(load_logs(tag="warning")), load_logs(tag="warning")[0].content.message)
+print(len(load_logs(limit=1)))
+let e = escalate_to("oncall", "disk full")
+print(memory.get(e).content, memory.get(e).tags)
+"#,
+    ));
+    assert_eq!(
+        out,
+        "[\"backup\"] true\n\
+         3 the story so far [\"log\", \"narrate\"]\n\
+         1 a warning\n\
+         1\n\
+         {\"target\": \"oncall\", \"message\": \"disk full\"} [\"escalation\"]\n"
+    );
+}
+
+#[test]
+fn escalation_reaches_the_event_stream() {
+    let d = Dir::new();
+    let events = d.path().join("ev.jsonl");
+    let r = d.run(
+        &script("escalate_to(\"sre\", \"p1\")\n"),
+        &["--events", events.to_str().expect("utf-8")],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&events).expect("events");
+    assert!(
+        text.contains(r#""kind":"escalation","line":4,"target":"sre","message":"p1""#),
+        "{text}"
+    );
+}
+
+#[test]
+fn security_checks() {
+    let d = Dir::new();
+    let src = r#"goal: "security"
+require:
+    capabilities: ["memory.read", "plugins.invoke"]
+print(security.check_capabilities(["memory.read"]), security.check_capabilities(["memory.write"]))
+print(security.check_network_policy("api.example.dev"), security.check_network_policy("evil.io"))
+let v = security.verify_signature("t.aether")
+print(v.ok, v.reason, v.key_id)
+"#;
+    let r = d.run(src, &[], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Without AETHERRA_NET_STRICT every host is allowed.
+    assert_eq!(r.stdout, "true false\ntrue true\nfalse missing null\n");
+    let r = d.run(
+        src,
+        &[],
+        &[
+            ("AETHERRA_NET_STRICT", "1"),
+            ("AETHERRA_NETWORK_ALLOWLIST", ".example.dev, api.other.io"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "true false\ntrue false\nfalse missing null\n");
+}
+
+#[test]
+fn capabilities_are_enforced_in_profile_test() {
+    let d = Dir::new();
+    let r = d.run(
+        "goal: \"undeclared\"\nmemory.count()\n",
+        &["--profile", "test"],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stderr.contains("needs capability `memory.read`"),
+        "{}",
+        r.stderr
+    );
+    let r = d.run(
+        "goal: \"undeclared\"\nmemory.count()\n",
+        &[],
+        &[("AETHERRA_REQUIRE_CAPABILITIES", "1")],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    // Declaring the module grants its capabilities.
+    let r = d.run(
+        &script("print(memory.count())\n"),
+        &["--profile", "test"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn bad_arguments_to_module_functions_are_runtime_errors() {
+    let d = Dir::new();
+    let r = d.run(
+        &script("memory.recall(\"x\", limit=-1)\n"),
+        &["--json-status"],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stdout.contains("recall limit must not be negative"),
+        "{}",
+        r.stdout
+    );
+    let r = d.run(&script("memory.store(\"x\", tags=[1])\n"), &[], &[]);
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stderr.contains("tags must be strings, not int"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn metrics_are_recorded_in_the_state_database() {
+    let d = Dir::new();
+    let out = d.ok(
+        "goal: \"metrics\"\nmetrics({latency_ms: 12.5, queue: 3})\nhomeostasis.record(\"errors\", 2)\nprint(\"ok\")\n",
+    );
+    assert_eq!(out, "ok\n");
+    let db = d.state().join("aether.db");
+    assert!(db.is_file(), "the state database exists");
+}
+
+#[test]
+fn a_script_that_keeps_no_state_leaves_no_database() {
+    let d = Dir::new();
+    assert_eq!(d.ok("goal: \"pure\"\nprint(1 + 1)\n"), "2\n");
+    assert!(!d.state().join("aether.db").exists());
+}
+
+/// SIGKILL in the middle of a stream of transactions, each writing a pair of records:
+/// the database opens clean afterwards, with whole pairs only.
+#[test]
+fn a_killed_run_leaves_whole_transactions_only() {
+    let d = Dir::new();
+    d.write(
+        "writer.aether",
+        &script(
+            r#"let i = 0
+while true:
+    transaction:
+        - memory.store("left " + str(i), tags=["left"])
+        - memory.store("right " + str(i), tags=["right"])
+    i = i + 1
+"#,
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("aether");
+    let mut child = StdCommand::new(bin)
+        .current_dir(d.path())
+        .args(["run", "writer.aether", "--state-dir"])
+        .arg(d.state())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the writer");
+    // Wait until it has committed something, then kill it mid-stream.
+    let db = d.state().join("aether.db");
+    let start = Instant::now();
+    while !(db.exists() && start.elapsed() > Duration::from_millis(400))
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let out = d.ok(&script(
+        "let l = memory.count(tags=[\"left\"])\nlet r = memory.count(tags=[\"right\"])\nprint(l == r, l > 0)\n",
+    ));
+    assert_eq!(out, "true true\n");
+}
