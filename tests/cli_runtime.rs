@@ -336,3 +336,146 @@ while true:
     ));
     assert_eq!(out, "true true\n");
 }
+
+/// Write a plugin into `DIR/plugins/NAME` whose `run` answers with `answer` (a shell
+/// snippet that prints the response line).
+fn plugin(d: &Dir, name: &str, manifest_extra: &str, body: &str) {
+    let dir = d.path().join("plugins").join(name);
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    std::fs::write(
+        dir.join("plugin.json"),
+        format!(
+            r#"{{"name": "{name}", "version": "1.2.0", "command": ["sh", "./p.sh"], "functions": ["run"]{manifest_extra}}}"#
+        ),
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("p.sh"), format!("read line\n{body}\n")).expect("script");
+}
+
+const PLUGINS: &str = "goal: \"plugins\"\nrequire:\n    capabilities: [\"plugins.invoke\"]\n";
+
+#[test]
+fn plugins_are_discovered_invoked_and_listed() {
+    let d = Dir::new();
+    plugin(
+        &d,
+        "adder",
+        "",
+        r#"echo '{"ok": true, "result": {"sum": 42}}'"#,
+    );
+    let out = d.ok(&format!(
+        "{PLUGINS}print(run_plugin(\"adder\", 40, 2).sum)\nprint(plugins.list())\nprint(plugins.status(\"nope\"))\n"
+    ));
+    assert_eq!(
+        out,
+        "42\n[{\"name\": \"adder\", \"version\": \"1.2.0\", \"capabilities\": [], \"circuit\": \"closed\"}]\nnull\n"
+    );
+}
+
+#[test]
+fn plugin_failures_and_timeouts_have_their_codes() {
+    let d = Dir::new();
+    plugin(
+        &d,
+        "broken",
+        "",
+        r#"echo '{"ok": false, "error": "disk on fire"}'"#,
+    );
+    plugin(&d, "slow", "", "exec sleep 5");
+    let r = d.run(
+        &format!("{PLUGINS}on_error:\n    - when: PluginError\n      do: print(\"plugin error:\", error.message)\nrun_plugin(\"broken\")\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert!(r.stdout.starts_with("plugin error:"), "{}", r.stdout);
+    assert!(r.stdout.contains("disk on fire"), "{}", r.stdout);
+    let start = Instant::now();
+    let r = d.run(
+        &format!("{PLUGINS}plugins.invoke(\"slow\", timeout=0.3)\n"),
+        &["--json-status"],
+        &[],
+    );
+    assert_eq!(r.code, 23, "{}", r.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the timeout stopped it"
+    );
+}
+
+#[test]
+fn the_circuit_breaker_opens_within_a_run() {
+    let d = Dir::new();
+    plugin(
+        &d,
+        "flaky",
+        "",
+        r#"echo x >> calls.txt; echo '{"ok": false, "error": "nope"}'"#,
+    );
+    let src = format!(
+        "{PLUGINS}workflow:\n    steps:\n        - run_plugin(\"flaky\") retry=4 backoff=10ms\n"
+    );
+    let r = d.run(&src, &[], &[("AETHERRA_PLUGIN_CB_THRESHOLD", "2")]);
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert!(r.stderr.contains("circuit"), "{}", r.stderr);
+    let calls = std::fs::read_to_string(d.path().join("plugins/flaky/calls.txt")).expect("calls");
+    assert_eq!(
+        calls.lines().count(),
+        2,
+        "the open circuit stopped further calls"
+    );
+}
+
+#[test]
+fn plugin_policies_and_requirements() {
+    let d = Dir::new();
+    plugin(
+        &d,
+        "netty",
+        r#", "capabilities": ["network"], "deterministic": false"#,
+        r#"echo '{"ok": true, "result": 1}'"#,
+    );
+    // A capability the plugin declares must be declared by the script under profile test.
+    let r = d.run(
+        &format!("{PLUGINS}run_plugin(\"netty\")\n"),
+        &["--profile", "test"],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stderr.contains("needs capability `network`"),
+        "{}",
+        r.stderr
+    );
+    // mock_io: no process runs, the result is null.
+    let out = d.ok(&format!(
+        "{PLUGINS}policy:\n    mock_io: true\nprint(run_plugin(\"netty\"))\n"
+    ));
+    assert_eq!(out, "null\n");
+    // deterministic: plugins not declared deterministic are refused.
+    let r = d.run(
+        &format!("{PLUGINS}policy:\n    deterministic: true\nrun_plugin(\"netty\")\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stderr.contains("not declared deterministic"),
+        "{}",
+        r.stderr
+    );
+    // `require: plugins:` versions are checked before anything runs.
+    let r = d.run(
+        "goal: \"req\"\nrequire:\n    plugins: [\"netty>=2.0\"]\nprint(\"ran\")\n",
+        &["--json-status"],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(!r.stdout.contains("ran"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("plugin requirement `netty>=2.0` is not met"),
+        "{}",
+        r.stdout
+    );
+}

@@ -428,6 +428,15 @@ impl<'a> Compiler<'a> {
                         self.program.policy.insert(e.key.as_str(), v);
                     }
                 }
+                (MappingKind::Require, "plugins") => {
+                    if let Some(Value::List(items)) = value {
+                        for it in items.iter() {
+                            if let Value::Str(c) = it {
+                                self.program.plugin_requirements.push(c.to_string());
+                            }
+                        }
+                    }
+                }
                 (MappingKind::Require, "capabilities")
                 | (MappingKind::Meta | MappingKind::Metadata, "requires") => {
                     if let Some(Value::List(items)) = value {

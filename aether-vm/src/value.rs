@@ -105,7 +105,7 @@ pub struct ActionRef {
 /// keys), iteration follows insertion order, and cloning for copy-on-write is one clone.
 #[derive(Clone, Debug, Default)]
 pub struct Map {
-    entries: IndexMap<Rc<str>, Value>,
+    entries: IndexMap<Rc<str>, Value, foldhash::fast::RandomState>,
 }
 
 impl Map {
@@ -548,6 +548,11 @@ impl Value {
     pub fn display(&self) -> String {
         match self {
             Value::Str(s) => s.to_string(),
+            Value::Int(n) => {
+                let mut out = String::with_capacity(20);
+                write_int(&mut out, *n);
+                out
+            }
             _ => self.repr(),
         }
     }
@@ -604,9 +609,7 @@ impl Value {
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Int(n) => write_int(out, *n),
             Value::Float(x) => write_float(out, *x),
             Value::Str(s) => write_quoted(out, s),
             Value::Duration(ms) => write_duration(out, *ms),
@@ -850,6 +853,27 @@ fn write_quoted(out: &mut String, s: &str) {
 /// `1e+21`, `1.5e-7`. Negative zero prints `0.0` (ECMAScript prints `0`).
 ///
 /// Infinite and NaN floats never reach display (operations refuse to produce them);
+/// An int in decimal, without the formatting machinery (`str(n)` is a hot path).
+fn write_int(out: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for b in &buf[i..] {
+        out.push(*b as char);
+    }
+}
+
 /// if one does, it prints as ECMAScript spells it (`Infinity`, `-Infinity`, `NaN`).
 pub fn format_float(x: f64) -> String {
     let mut out = String::new();

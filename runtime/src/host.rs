@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use aether_vm::{ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, Value};
 
 use crate::memory;
+use crate::plugins::{PluginErrorKind, Plugins};
 use crate::security::{self, NetworkPolicy, Trust};
 use crate::state::{State, StateError};
 
@@ -18,6 +19,14 @@ pub struct RuntimeConfig {
     pub network: NetworkPolicy,
     /// Trusted keys for `security.verify_signature`; `None` when they could not be loaded.
     pub trust: Option<Trust>,
+    /// The plugins discovered for this run.
+    pub plugins: Plugins,
+    /// Refuse calls needing capabilities the script does not declare (profiles test, prod).
+    pub enforce_capabilities: bool,
+    /// `policy: mock_io`: plugin invocations return null without running.
+    pub mock_io: bool,
+    /// `policy: deterministic`: only plugins declared deterministic may run.
+    pub deterministic: bool,
 }
 
 /// The functions this host implements, by id (the index).
@@ -36,6 +45,11 @@ const FUNCTIONS: &[&str] = &[
     "security.check_capabilities",
     "security.check_network_policy",
     "homeostasis.record",
+    "plugins.list",
+    "plugins.status",
+    "plugins.invoke",
+    "run_plugin",
+    "available_plugins",
 ];
 
 /// The runtime host of one run.
@@ -240,10 +254,109 @@ impl RuntimeHost {
                 self.record_metric(&metric, &value)?;
                 Ok(Value::Null)
             }
+            "plugins.list" | "available_plugins" => Ok(Value::from(
+                self.config
+                    .plugins
+                    .list()
+                    .iter()
+                    .map(memory::from_json)
+                    .collect::<Vec<_>>(),
+            )),
+            "plugins.status" => {
+                let name = arg_str(args, 0, "name")?;
+                Ok(self
+                    .config
+                    .plugins
+                    .status(name)
+                    .map_or(Value::Null, |j| memory::from_json(&j)))
+            }
             other => Err(HostError::runtime(format!(
                 "internal: `{other}` has an id but no implementation"
             ))),
         }
+    }
+
+    /// `plugins.invoke(name, args..., function="run", timeout=null)` and
+    /// `run_plugin(name, args...)`: the process runs while other fibers go on.
+    fn invoke_plugin(&mut self, which: &str, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall {
+        let ready = |r: Result<Value, HostError>| HostCall::Ready(r);
+        let name = match arg_str(&args, 0, "the plugin name") {
+            Ok(n) => n.to_string(),
+            Err(e) => return ready(Err(e)),
+        };
+        let rest: Vec<serde_json::Value> = match args.get(1) {
+            Some(Value::List(items)) => items
+                .iter()
+                .map(|v| serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let (function, timeout) = if which == "plugins.invoke" {
+            let function = match arg_str(&args, 2, "function") {
+                Ok(f) => f.to_string(),
+                Err(e) => return ready(Err(e)),
+            };
+            let t = args
+                .get(3)
+                .map(|v| serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null))
+                .unwrap_or(serde_json::Value::Null);
+            match crate::plugins::timeout_from_json(&t) {
+                Ok(t) => (function, t),
+                Err(e) => return ready(Err(HostError::runtime(e))),
+            }
+        } else {
+            ("run".to_string(), None)
+        };
+        if let Some(m) = self.config.plugins.manifest(&name) {
+            if self.config.enforce_capabilities {
+                let caps = &self.config.capabilities;
+                let missing = m.capabilities.iter().find(|c| {
+                    let module = c.split('.').next().unwrap_or(c);
+                    !caps.iter().any(|d| d == *c || d == module)
+                });
+                if let Some(c) = missing {
+                    return ready(Err(HostError::new(
+                        ErrorClass::Permission,
+                        format!(
+                            "plugin `{name}` needs capability `{c}`, which the script does not declare (add it to `require: capabilities:`)"
+                        ),
+                    )));
+                }
+            }
+            if self.config.deterministic && !m.deterministic {
+                return ready(Err(HostError::runtime(format!(
+                    "plugin `{name}` is not declared deterministic, and the policy is `deterministic: true`"
+                ))));
+            }
+        }
+        if self.config.mock_io {
+            let fields: Map = [
+                ("plugin", Value::from(name.as_str())),
+                ("function", Value::from(function.as_str())),
+            ]
+            .into_iter()
+            .collect();
+            cx.event("plugin_mocked", fields);
+            return ready(Ok(Value::Null));
+        }
+        let fut = self.config.plugins.invoke(&name, &function, rest, timeout);
+        HostCall::Pending(Box::pin(async move {
+            match fut.await {
+                Ok(j) => Ok(memory::from_json(&j)),
+                Err(e) => {
+                    let class = match e.kind {
+                        PluginErrorKind::Timeout => ErrorClass::Timeout,
+                        PluginErrorKind::NotFound | PluginErrorKind::UnknownFunction => {
+                            ErrorClass::Runtime
+                        }
+                        PluginErrorKind::CircuitOpen | PluginErrorKind::Failed => {
+                            ErrorClass::Plugin
+                        }
+                    };
+                    Err(HostError::new(class, e.message))
+                }
+            }
+        }))
     }
 
     fn record_metric(&mut self, name: &str, value: &Value) -> Result<(), HostError> {
@@ -283,7 +396,10 @@ impl Host for RuntimeHost {
         };
         // A database round trip is worth more than one instruction.
         cx.charge(10);
-        HostCall::Ready(self.call_sync(name, &args, cx))
+        match *name {
+            "plugins.invoke" | "run_plugin" => self.invoke_plugin(name, args, cx),
+            _ => HostCall::Ready(self.call_sync(name, &args, cx)),
+        }
     }
 
     fn begin(&mut self) -> Result<(), HostError> {

@@ -430,7 +430,54 @@ fn execute(
             keyring: t.keyring,
             revoked: t.revoked,
         });
+    let plugin_settings = match aether_runtime::plugins::PluginSettings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome {
+                code: ResultCode::RuntimeError,
+                message: e,
+                line: None,
+            };
+        }
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let script_dir = args.file.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            cwd.clone()
+        } else {
+            p.to_path_buf()
+        }
+    });
+    let dirs = aether_runtime::plugins::search_dirs(
+        script_dir.as_deref(),
+        &cwd,
+        std::env::var("AETHER_PLUGIN_PATH").ok().as_deref(),
+    );
+    let (plugins, warnings) = aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
+    if !quiet {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    // `require: plugins:` must be satisfied before anything runs.
+    for req in &program.plugin_requirements {
+        if let Err(e) = plugins.check_requirement(req) {
+            let message = format!("plugin requirement `{req}` is not met: {e}");
+            eprintln!("error[RUNTIME_ERROR]: {message}");
+            return Outcome {
+                code: ResultCode::RuntimeError,
+                message,
+                line: None,
+            };
+        }
+    }
+    let mock_io = matches!(program.policy.get("mock_io"), Some(Value::Bool(true)));
     let host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
+        plugins,
+        enforce_capabilities: enforce,
+        mock_io,
+        deterministic,
         state_dir: args
             .state_dir
             .clone()
