@@ -479,3 +479,94 @@ fn plugin_policies_and_requirements() {
         r.stdout
     );
 }
+
+const KERNEL: &str = "goal: \"kernel\"\nmetadata:\n    requires: [\"kernel\"]\n";
+
+#[test]
+fn kernel_tasks_run_by_priority_with_keyword_arguments_and_defaults() {
+    let d = Dir::new();
+    let out = d.ok(&format!(
+        r#"{KERNEL}action work(x, scale = 10):
+    print("work", x * scale)
+trigger work(1)
+let id = kernel.submit("work", data={{x: 2}}, priority="high")
+kernel.submit(work, data={{x: 3, scale: 100}}, priority="background")
+print("submitted", type(id))
+"#
+    ));
+    assert_eq!(out, "submitted int\nwork 20\nwork 10\nwork 300\n");
+}
+
+#[test]
+fn failing_unknown_late_and_overflowing_tasks_go_to_the_dead_letter_queue() {
+    let d = Dir::new();
+    let src = format!(
+        r#"{KERNEL}action fails(n):
+    assert false, "task " + str(n) + " fails"
+action slow():
+    sleep 2s
+action ok():
+    print("ok ran")
+kernel.submit("fails", data={{n: 7}})
+kernel.submit("nope")
+kernel.submit("ok", data={{extra: 1}})
+kernel.submit("slow", deadline=150ms)
+kernel.submit("ok", priority="high")
+kernel.submit("ok", priority="high")
+"#
+    );
+    let start = Instant::now();
+    let r = d.run(&src, &[], &[("AETHERRA_KERNEL_QSIZE_HIGH", "1")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the late task was stopped"
+    );
+    assert_eq!(r.stdout, "ok ran\n");
+    // The dead letters persist: a second run reads them.
+    let out = d.ok(&format!(
+        "{KERNEL}print(kernel.status().dlq)\nfor l in kernel.dlq():\n    print(l.task, l.attempts, l.reason)\n"
+    ));
+    assert_eq!(
+        out,
+        "5\n\
+         slow 1 the task ran past its deadline and was stopped\n\
+         fails 3 task 7 fails\n\
+         ok 1 action `ok` has no parameter `extra`\n\
+         nope 1 no action named `nope`\n\
+         ok 0 queue full (high holds 1)\n"
+    );
+}
+
+#[test]
+fn kernel_status_and_the_service_registry() {
+    let d = Dir::new();
+    let out = d.ok(&format!(
+        r#"{KERNEL}kernel.register("indexer")
+kernel.heartbeat("indexer")
+let s = kernel.status()
+print(s.running, s.queues.normal, s.inflight, s.processed)
+let svc = kernel.services()[0]
+print(svc.name, svc.status, svc.stale)
+"#
+    ));
+    assert_eq!(
+        out,
+        "true {\"depth\": 0, \"capacity\": 512} 0 0\nindexer up false\n"
+    );
+    let r = d.run(&format!("{KERNEL}kernel.heartbeat(\"ghost\")\n"), &[], &[]);
+    assert_eq!(r.code, 21);
+    assert!(
+        r.stderr.contains("service `ghost` is not registered"),
+        "{}",
+        r.stderr
+    );
+    // Stale after the configured window.
+    let out = d.run(
+        &format!("{KERNEL}sleep 1.2\nprint(kernel.services()[0].status)\n"),
+        &[],
+        &[("AETHERRA_REGISTRY_STALE_SEC", "1")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "stale\n");
+}

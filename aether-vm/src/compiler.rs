@@ -139,7 +139,10 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
             Item::Action(a) => {
                 let idx = c.function(&a.name.text, a.params().len());
                 let required = a.params().iter().rposition(|p| p.default.is_none());
-                c.program.functions[idx as usize].required = required.map_or(0, |i| i as u16 + 1);
+                let f = &mut c.program.functions[idx as usize];
+                f.required = required.map_or(0, |i| i as u16 + 1);
+                f.params = a.params().iter().map(|p| p.name.text.clone()).collect();
+                f.is_action = true;
                 c.actions.insert(&a.name.text, (idx, a));
             }
             Item::Stmt(s) => {
@@ -414,6 +417,8 @@ impl<'a> Compiler<'a> {
             arity: arity as u16,
             required: arity as u16,
             n_locals: 0,
+            params: Vec::new(),
+            is_action: false,
         });
         (self.program.functions.len() - 1) as u32
     }

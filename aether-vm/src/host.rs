@@ -144,6 +144,24 @@ pub trait Host {
         )))
     }
 
+    /// The next kernel task to start, if one is due; the VM runs at most `workers` at once
+    /// and asks again when one finishes.
+    fn next_task(&mut self) -> Option<Task> {
+        None
+    }
+
+    /// A task the VM started has ended (its action's result, or the failure's message).
+    /// `give_up` says a retry cannot help: the VM stopped it at its deadline, or it names
+    /// no action or does not fit the action's parameters.
+    fn task_finished(&mut self, id: u64, result: Result<Value, String>, give_up: bool) {
+        let _ = (id, result, give_up);
+    }
+
+    /// Whether tasks are still queued (the run waits for them before it ends).
+    fn tasks_pending(&self) -> bool {
+        false
+    }
+
     /// A metric recorded by `metrics(map)`.
     fn metric(&mut self, name: &str, value: &Value) {
         let _ = (name, value);
@@ -154,6 +172,53 @@ pub trait Host {
     fn observe(&mut self, event: &Event) {
         let _ = event;
     }
+}
+
+/// A host borrowed for one run, so the caller can use it again afterwards.
+impl<H: Host + ?Sized> Host for &mut H {
+    fn resolve(&mut self, name: &str) -> Option<u32> {
+        (**self).resolve(name)
+    }
+    fn call(&mut self, id: u32, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall {
+        (**self).call(id, args, cx)
+    }
+    fn begin(&mut self) -> Result<(), HostError> {
+        (**self).begin()
+    }
+    fn commit(&mut self) -> Result<(), HostError> {
+        (**self).commit()
+    }
+    fn rollback(&mut self) {
+        (**self).rollback()
+    }
+    fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
+        (**self).trigger(task, data)
+    }
+    fn next_task(&mut self) -> Option<Task> {
+        (**self).next_task()
+    }
+    fn task_finished(&mut self, id: u64, result: Result<Value, String>, give_up: bool) {
+        (**self).task_finished(id, result, give_up)
+    }
+    fn tasks_pending(&self) -> bool {
+        (**self).tasks_pending()
+    }
+    fn metric(&mut self, name: &str, value: &Value) {
+        (**self).metric(name, value)
+    }
+    fn observe(&mut self, event: &Event) {
+        (**self).observe(event)
+    }
+}
+
+/// A kernel task: call action `action` with `data`'s entries as keyword arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: u64,
+    pub action: String,
+    pub data: Map,
+    /// Stop the task (and dead-letter it) if it is still running at this instant.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A host with no module functions: only the VM's own natives are available.

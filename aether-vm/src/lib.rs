@@ -12,7 +12,7 @@ pub mod vm;
 
 pub use compiler::{compile, CompileError};
 pub use host::{
-    ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost,
+    ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost, Task,
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError};

@@ -126,6 +126,10 @@ pub struct Function {
     /// give at least these).
     pub required: u16,
     pub n_locals: u16,
+    /// Parameter names, for calls by keyword at run time (kernel tasks).
+    pub params: Vec<String>,
+    /// Whether this is a user action (tasks may call actions only).
+    pub is_action: bool,
 }
 
 /// A workflow step's settings (LANGUAGE.md section 5).

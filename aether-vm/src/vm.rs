@@ -92,6 +92,9 @@ impl Default for Budget {
 /// other fibers.
 const SLICE: u64 = 1024;
 
+/// Kernel tasks running at once.
+const KERNEL_WORKERS: usize = 4;
+
 /// Log levels, least first.
 const LEVELS: &[&str] = &["debug", "info", "warning", "error"];
 
@@ -150,6 +153,8 @@ struct Fiber {
     step: Option<StepRun>,
     /// Set on a fiber that runs an attempt of its parent's step.
     step_of: Option<u32>,
+    /// Set on a fiber that runs a kernel task.
+    task_of: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +166,8 @@ enum TimerKind {
     },
     /// Time to start the next attempt of a step.
     Backoff,
+    /// A kernel task ran past its deadline.
+    TaskDeadline,
 }
 
 struct Timer {
@@ -210,6 +217,7 @@ pub struct Vm<'p, W: Write> {
     host_futures: Vec<(u32, crate::host::HostFuture)>,
     runtime: Option<tokio::runtime::Runtime>,
     workflow_ran: Vec<bool>,
+    running_tasks: usize,
     handler_error: Option<VmError>,
     handled_by: Option<String>,
 }
@@ -259,6 +267,7 @@ impl<'p, W: Write> Vm<'p, W> {
             host_futures: Vec::new(),
             runtime: None,
             workflow_ran: vec![false; program.workflows.len()],
+            running_tasks: 0,
             handler_error: None,
             handled_by: None,
         }
@@ -432,10 +441,67 @@ impl<'p, W: Write> Vm<'p, W> {
                 tx: Vec::new(),
                 step: None,
                 step_of: None,
+                task_of: None,
             },
         );
         self.ready.push_back(id);
         id
+    }
+
+    /// Start the kernel tasks the host has due, up to `KERNEL_WORKERS` at once.
+    fn pull_tasks(&mut self) {
+        while self.running_tasks < KERNEL_WORKERS {
+            let Some(task) = self.host.next_task() else {
+                return;
+            };
+            let program = self.program;
+            let found = program
+                .functions
+                .iter()
+                .position(|f| f.is_action && f.name == task.action);
+            let Some(func) = found else {
+                self.host.task_finished(
+                    task.id,
+                    Err(format!("no action named `{}`", task.action)),
+                    true,
+                );
+                continue;
+            };
+            let f = &program.functions[func];
+            let mut args = Vec::with_capacity(f.params.len());
+            let mut problem = task
+                .data
+                .keys()
+                .find(|k| !f.params.iter().any(|p| p.as_str() == &***k))
+                .map(|k| format!("action `{}` has no parameter `{k}`", f.name));
+            for (i, p) in f.params.iter().enumerate() {
+                match task.data.get(p) {
+                    Some(v) => args.push(v.clone()),
+                    None if i as u16 >= f.required => args.push(missing()),
+                    None => {
+                        problem.get_or_insert_with(|| {
+                            format!("action `{}` needs argument `{p}`", f.name)
+                        });
+                    }
+                }
+            }
+            if let Some(p) = problem {
+                self.host.task_finished(task.id, Err(p), true);
+                continue;
+            }
+            let id = self.new_fiber(func as u32, args, None, 0);
+            if let Some(fb) = self.fibers.get_mut(&id) {
+                fb.task_of = Some(task.id);
+            }
+            if let Some(at) = task.deadline {
+                self.timers.push(Timer {
+                    at,
+                    owner: id,
+                    kind: TimerKind::TaskDeadline,
+                });
+            }
+            self.running_tasks += 1;
+        }
     }
 
     /// Run the main body, then the workflows it did not call, to the end; the result is
@@ -463,6 +529,7 @@ impl<'p, W: Write> Vm<'p, W> {
     fn schedule(&mut self, root: u32) -> Result<Value, VmError> {
         loop {
             self.fire_due_timers();
+            self.pull_tasks();
             if let Some(id) = self.ready.pop_front() {
                 self.run_fiber(id);
                 if let Some(Err(e)) = self.results.get(&root) {
@@ -471,6 +538,10 @@ impl<'p, W: Write> Vm<'p, W> {
                 continue;
             }
             if self.fibers.is_empty() {
+                if self.host.tasks_pending() {
+                    // Queued tasks that could not start (all workers were busy) start now.
+                    continue;
+                }
                 break;
             }
             self.wait()?;
@@ -614,6 +685,15 @@ impl<'p, W: Write> Vm<'p, W> {
             self.step_attempt_done(parent, id, res);
             return;
         }
+        if let Some(task) = f.task_of {
+            // A task's failure goes to the kernel (retry, dead letter), not to the run.
+            self.consumed.insert(id);
+            self.timers.retain(|t| t.owner != id);
+            self.running_tasks = self.running_tasks.saturating_sub(1);
+            self.host
+                .task_finished(task, res.map_err(|e| e.message().to_string()), false);
+            return;
+        }
         if let Some(ws) = self.waiters.remove(&id) {
             self.consumed.insert(id);
             for w in ws {
@@ -662,6 +742,17 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 TimerKind::Backoff => self.start_attempt(t.owner),
+                TimerKind::TaskDeadline => {
+                    if let Some(task) = self.fibers.get(&t.owner).and_then(|f| f.task_of) {
+                        self.kill(t.owner);
+                        self.running_tasks = self.running_tasks.saturating_sub(1);
+                        self.host.task_finished(
+                            task,
+                            Err("the task ran past its deadline and was stopped".into()),
+                            true,
+                        );
+                    }
+                }
                 TimerKind::StepTimeout { child } => {
                     self.kill(child);
                     let Some(st) = self.fibers.get(&t.owner).and_then(|f| f.step.as_ref()) else {

@@ -251,3 +251,22 @@ fn keyword_arguments_through_a_variable_are_refused_at_compile_time() {
         "not available yet: keyword arguments in a call through a variable"
     );
 }
+
+#[test]
+fn a_module_function_without_a_host_is_not_available() {
+    let mut r = registry();
+    r.declare(FnDecl::in_module("memory", "count"));
+    let src = "goal: \"g\"\nprint(\"before\")\nmemory.count()\n";
+    let parsed = parse(src);
+    let program = compile(&parsed.ast, &r).expect("compiles");
+    let mut vm = Vm::new(&program, NATIVES, Vec::new(), Budget::default());
+    let err = vm.run().expect_err("no host");
+    assert_eq!(
+        err.message(),
+        "not available yet: `memory.count()` is not provided by this build's runtime host"
+    );
+    assert_eq!(
+        String::from_utf8(vm.into_output()).expect("utf-8"),
+        "before\n"
+    );
+}

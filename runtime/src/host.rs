@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use aether_vm::{ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, Value};
 
+use crate::kernel::{Kernel, KernelSettings};
 use crate::memory;
 use crate::plugins::{PluginErrorKind, Plugins};
 use crate::security::{self, NetworkPolicy, Trust};
@@ -27,6 +28,7 @@ pub struct RuntimeConfig {
     pub mock_io: bool,
     /// `policy: deterministic`: only plugins declared deterministic may run.
     pub deterministic: bool,
+    pub kernel: KernelSettings,
 }
 
 /// The functions this host implements, by id (the index).
@@ -50,11 +52,18 @@ const FUNCTIONS: &[&str] = &[
     "plugins.invoke",
     "run_plugin",
     "available_plugins",
+    "kernel.submit",
+    "kernel.status",
+    "kernel.dlq",
+    "kernel.register",
+    "kernel.heartbeat",
+    "kernel.services",
 ];
 
 /// The runtime host of one run.
 pub struct RuntimeHost {
     config: RuntimeConfig,
+    kernel: Kernel,
     /// Opened on first use, so a script that keeps no state leaves no database behind.
     state: Option<State>,
     /// Open `transaction:` savepoints.
@@ -116,10 +125,20 @@ fn records(rs: Vec<memory::Record>) -> Value {
 impl RuntimeHost {
     pub fn new(config: RuntimeConfig) -> RuntimeHost {
         RuntimeHost {
+            kernel: Kernel::new(config.kernel.clone()),
             config,
             state: None,
             depth: 0,
         }
+    }
+
+    /// The run is over: tasks still queued or running are dead-lettered.
+    pub fn shutdown(&mut self) {
+        if !self.kernel.has_work() {
+            return;
+        }
+        let _ = self.state();
+        self.kernel.shutdown(self.state.as_ref());
     }
 
     fn state(&mut self) -> Result<&State, HostError> {
@@ -269,6 +288,96 @@ impl RuntimeHost {
                     .plugins
                     .status(name)
                     .map_or(Value::Null, |j| memory::from_json(&j)))
+            }
+            "kernel.submit" => {
+                let task = match args.first() {
+                    Some(Value::Str(s)) => s.to_string(),
+                    Some(Value::Action(a)) => a.name.clone(),
+                    Some(other) => {
+                        return Err(HostError::runtime(format!(
+                            "a task is an action or its name, not {}",
+                            other.type_name()
+                        )))
+                    }
+                    None => return Err(HostError::runtime("the task is missing")),
+                };
+                let data = match args.get(1) {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Map(m)) => m.as_ref().clone(),
+                    Some(other) => {
+                        return Err(HostError::runtime(format!(
+                            "task data is a map of argument names to values, not {}",
+                            other.type_name()
+                        )))
+                    }
+                };
+                let priority = arg_str(args, 2, "priority")?.to_string();
+                let deadline =
+                    match args.get(3) {
+                        Some(Value::Duration(ms)) if *ms >= 0.0 => {
+                            std::time::Duration::from_secs_f64(ms / 1000.0)
+                        }
+                        Some(Value::Int(n)) if *n >= 0 => std::time::Duration::from_secs(*n as u64),
+                        Some(Value::Float(x)) if *x >= 0.0 && x.is_finite() => {
+                            std::time::Duration::from_secs_f64(*x)
+                        }
+                        _ => return Err(HostError::runtime(
+                            "deadline is a duration or a number of seconds that is not negative",
+                        )),
+                    };
+                let _ = self.state();
+                self.kernel
+                    .submit(self.state.as_ref(), &task, data, &priority, deadline)
+                    .map(|id| Value::Int(id as i64))
+                    .map_err(HostError::runtime)
+            }
+            "kernel.status" => {
+                let _ = self.state();
+                Ok(self.kernel.status(self.state.as_ref()))
+            }
+            "kernel.dlq" => {
+                let limit = arg_int(args, 0, "limit")?;
+                let _ = self.state();
+                let letters = self
+                    .kernel
+                    .dlq(self.state.as_ref(), limit)
+                    .map_err(runtime_error)?;
+                Ok(Value::from(
+                    letters
+                        .iter()
+                        .map(|d| {
+                            let m: Map = [
+                                ("task", Value::from(d.task.as_str())),
+                                ("reason", Value::from(d.reason.as_str())),
+                                ("attempts", Value::Int(d.attempts as i64)),
+                                ("at", Value::from(d.at.as_str())),
+                            ]
+                            .into_iter()
+                            .collect();
+                            Value::from(m)
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            "kernel.register" | "kernel.heartbeat" => {
+                let service = arg_str(args, 0, "name")?.to_string();
+                self.state()?;
+                let st = self
+                    .state
+                    .as_ref()
+                    .ok_or_else(|| HostError::runtime("no state"))?;
+                self.kernel
+                    .heartbeat(st, &service, name == "kernel.register")
+                    .map_err(runtime_error)?;
+                Ok(Value::Null)
+            }
+            "kernel.services" => {
+                self.state()?;
+                let st = self
+                    .state
+                    .as_ref()
+                    .ok_or_else(|| HostError::runtime("no state"))?;
+                self.kernel.services(st).map_err(runtime_error)
             }
             other => Err(HostError::runtime(format!(
                 "internal: `{other}` has an id but no implementation"
@@ -440,6 +549,42 @@ impl Host for RuntimeHost {
                 "ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"
             ));
         }
+    }
+
+    fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
+        let _ = self.state();
+        self.kernel
+            .submit(
+                self.state.as_ref(),
+                task,
+                data,
+                "normal",
+                std::time::Duration::from_secs(30),
+            )
+            .map(|id| Value::Int(id as i64))
+            .map_err(HostError::runtime)
+    }
+
+    fn next_task(&mut self) -> Option<aether_vm::Task> {
+        if !self.kernel.pending() {
+            return None;
+        }
+        let _ = self.state();
+        self.kernel.next(self.state.as_ref())
+    }
+
+    fn task_finished(&mut self, id: u64, result: Result<Value, String>, give_up: bool) {
+        let _ = self.state();
+        self.kernel
+            .finished(self.state.as_ref(), id, result, give_up);
+        // The host's own measurement for homeostasis: task latency, submit to finish.
+        if let Some(ms) = self.kernel.latencies.pop() {
+            let _ = self.record_metric("task_latency_ms", &Value::Float(ms));
+        }
+    }
+
+    fn tasks_pending(&self) -> bool {
+        self.kernel.pending()
     }
 
     fn metric(&mut self, name: &str, value: &Value) {

@@ -1,7 +1,9 @@
 //! The runtime host: the `memory`, `kernel`, `homeostasis`, `plugins` and `security`
 //! modules the VM calls, their declarations, and the state they keep under `.aetherra/`.
 
+pub mod homeostasis;
 pub mod host;
+pub mod kernel;
 pub mod memory;
 pub mod plugins;
 pub mod security;

@@ -45,6 +45,41 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX metrics_name ON metrics(name, id);
     "#,
+    // 2: the kernel's dead letters and service registry, homeostasis actuations, the audit log.
+    r#"
+    CREATE TABLE dead_letters (
+        id       INTEGER PRIMARY KEY,
+        task     TEXT NOT NULL,
+        data     TEXT NOT NULL,       -- JSON
+        priority TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        at       TEXT NOT NULL
+    );
+    CREATE TABLE services (
+        name           TEXT PRIMARY KEY,
+        registered_at  TEXT NOT NULL,
+        last_heartbeat TEXT NOT NULL   -- RFC 3339 UTC
+    );
+    CREATE TABLE actuations (
+        id        INTEGER PRIMARY KEY,
+        action    TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        params    TEXT NOT NULL,      -- JSON
+        ok        INTEGER NOT NULL,
+        reason    TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        at_epoch  REAL NOT NULL       -- seconds, for cooldown and rate-limit windows
+    );
+    CREATE INDEX actuations_target ON actuations(target, at_epoch);
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        at     TEXT NOT NULL,
+        actor  TEXT NOT NULL,         -- the subsystem: homeostasis, kernel, plugins, ...
+        event  TEXT NOT NULL,
+        detail TEXT NOT NULL          -- JSON
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -68,7 +103,7 @@ impl From<rusqlite::Error> for StateError {
 
 /// The open state database.
 pub struct State {
-    pub(crate) conn: Connection,
+    pub conn: Connection,
     path: PathBuf,
 }
 

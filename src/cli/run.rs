@@ -473,7 +473,20 @@ fn execute(
         }
     }
     let mock_io = matches!(program.policy.get("mock_io"), Some(Value::Bool(true)));
-    let host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
+    let kernel = match aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome {
+                code: ResultCode::RuntimeError,
+                message: e,
+                line: None,
+            };
+        }
+    };
+    let mut host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
+        kernel,
         plugins,
         enforce_capabilities: enforce,
         mock_io,
@@ -496,7 +509,7 @@ fn execute(
     let out = std::io::LineWriter::new(stdout.lock());
     let mut vm = Vm::new(&program, &natives, out, budget)
         .with_stderr(std::io::stderr())
-        .with_host(host)
+        .with_host(&mut host)
         .enforce_capabilities(enforce)
         .deterministic(deterministic)
         .quiet(quiet)
@@ -516,6 +529,8 @@ fn execute(
     let mut out = vm.into_output();
     let _ = out.flush();
     drop(out);
+    // Tasks the run could not finish go to the dead-letter queue, never silently away.
+    host.shutdown();
 
     let outcome = match result {
         Ok(_) => Outcome {

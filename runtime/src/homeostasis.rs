@@ -1,0 +1,1 @@
+//! The `homeostasis` module: SLOs, health, actuations (being written).
