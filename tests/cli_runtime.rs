@@ -570,3 +570,62 @@ print(svc.name, svc.status, svc.stale)
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "stale\n");
 }
+
+fn status(d: &Dir, extra: &[&str]) -> Run {
+    let out = Command::cargo_bin("aether")
+        .expect("binary")
+        .current_dir(d.path())
+        .env_remove("AETHER_PLUGIN_PATH")
+        .args(["status", "--state-dir"])
+        .arg(d.state())
+        .args(extra)
+        .output()
+        .expect("aether runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn status_reports_each_subsystem_and_never_fails() {
+    let d = Dir::new();
+    // Nothing has run: the subsystems that read the database say so.
+    let r = status(&d, &["--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["memory"]["available"], false);
+    assert!(v["memory"]["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("no state database"));
+    assert_eq!(v["plugins"]["available"], true);
+    // After a run that stores, registers and dead-letters.
+    plugin(&d, "adder", "", r#"echo '{"ok": true, "result": 1}'"#);
+    d.ok(&format!(
+        "{KERNEL}    requires: [\"memory\"]\nmemory.store(\"a\")\nmemory.store(\"b\")\nkernel.register(\"svc\")\nkernel.submit(\"missing_action\")\nmetrics({{x: 1}})\n"
+    ).replace("    requires: [\"kernel\"]\n    requires: [\"memory\"]\n", "    requires: [\"kernel\", \"memory\"]\n"));
+    let v: serde_json::Value = serde_json::from_str(&status(&d, &["--json"]).stdout).expect("JSON");
+    assert_eq!(v["memory"]["entries"], 2);
+    assert_eq!(v["kernel"]["dlq"], 1);
+    assert_eq!(v["kernel"]["services"][0]["name"], "svc");
+    // `x`, and the host's own task_latency_ms for the (dead-lettered) task.
+    assert_eq!(v["homeostasis"]["metrics_collected"], 2);
+    assert_eq!(v["plugins"]["installed"][0]["name"], "adder");
+    let text = status(&d, &[]).stdout;
+    assert!(text.contains("memory:      2 records"), "{text}");
+    assert!(
+        text.contains("kernel:      1 dead letters, 1 services (0 stale)"),
+        "{text}"
+    );
+    assert!(text.contains("plugins:     adder 1.2.0"), "{text}");
+    let prom = status(&d, &["--prometheus"]).stdout;
+    assert!(
+        prom.contains("# TYPE aetherra_memory_entries gauge\naetherra_memory_entries 2\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("aetherra_kernel_dlq 1\n"), "{prom}");
+    assert!(prom.contains("aetherra_plugins_installed 1\n"), "{prom}");
+}

@@ -187,9 +187,14 @@ impl RuntimeHost {
                 let limit = arg_int(args, 1, "limit")?;
                 let tags = arg_tags(args, 2)?;
                 let st = self.state()?;
-                memory::recall(st, &query, limit, &tags)
+                let start = std::time::Instant::now();
+                let res = memory::recall(st, &query, limit, &tags)
                     .map(records)
-                    .map_err(runtime_error)
+                    .map_err(runtime_error);
+                // The host's own measurement for homeostasis: memory round trip.
+                let ms = start.elapsed().as_secs_f64() * 1000.0;
+                let _ = self.record_metric("memory_roundtrip_ms", &Value::Float(ms));
+                res
             }
             "reflect" => {
                 let query = arg_str(args, 0, "query")?.to_string();

@@ -99,10 +99,16 @@ fn atomically<T>(
     state: &State,
     f: impl FnOnce() -> Result<T, StateError>,
 ) -> Result<T, StateError> {
-    state.conn.execute_batch("SAVEPOINT aether_write")?;
+    state
+        .conn
+        .prepare_cached("SAVEPOINT aether_write")?
+        .execute([])?;
     match f() {
         Ok(v) => {
-            state.conn.execute_batch("RELEASE aether_write")?;
+            state
+                .conn
+                .prepare_cached("RELEASE aether_write")?
+                .execute([])?;
             Ok(v)
         }
         Err(e) => {
@@ -195,10 +201,10 @@ fn store_with(
                     }
                 }
                 let tags_json = serde_json::to_string(&unique).unwrap_or_else(|_| "[]".into());
-                sp.execute(
+                sp.prepare_cached(
                 "INSERT INTO memory (content, text, tags, kind, created_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![json, text, tags_json, kind, now(), hash],
-            )?;
+            )?
+            .execute(params![json, text, tags_json, kind, now(), hash])?;
                 sp.last_insert_rowid()
             }
         };

@@ -7,6 +7,7 @@ mod render;
 mod report;
 mod run;
 mod signing;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Check a script, then run it (workflows, budgets, events, on_error).
     Run(run::RunArgs),
+    /// Show the runtime's state: kernel, memory, homeostasis and plugins.
+    Status(status::StatusArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -67,6 +70,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
+        Command::Status(args) => status::run(args),
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
