@@ -1529,3 +1529,69 @@ fn run_strict_honours_revocations() {
     assert_eq!(res.code, 22, "{}", res.stderr);
     assert!(res.stderr.contains("revoked"), "{}", res.stderr);
 }
+
+// ---------------------------------------------------------------------------
+// plugin manifests: detached signatures, required in strict mode
+// ---------------------------------------------------------------------------
+
+const PLUGIN_SCRIPT: &str = "goal: \"plugin\"\nrequire:\n    capabilities: [\"plugins.invoke\"]\nprint(run_plugin(\"one\"))\n";
+
+fn write_plugin(dir: &Path) {
+    write(
+        dir,
+        "plugins/one/plugin.json",
+        r#"{"name": "one", "version": "1.0.0", "command": ["sh", "./p.sh"]}"#,
+    );
+    write(
+        dir,
+        "plugins/one/p.sh",
+        "read line\necho '{\"ok\": true, \"result\": 1}'\n",
+    );
+}
+
+#[test]
+fn signing_a_manifest_writes_a_detached_signature() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write_plugin(dir.path());
+    sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
+    let sig = read_text(&dir.path().join("plugins/one/plugin.json.sig"));
+    assert_eq!(header_key_id(&sig), key.id);
+    // The manifest itself is untouched (JSON has no comments).
+    assert!(read_text(&dir.path().join("plugins/one/plugin.json")).starts_with('{'));
+}
+
+#[test]
+fn strict_runs_load_only_plugins_with_a_valid_manifest_signature() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write_plugin(dir.path());
+    write(dir.path(), "x.aether", PLUGIN_SCRIPT);
+    sign_ok(dir.path(), &["x.aether"], &key);
+    // Unsigned manifest: the plugin is not loaded, with a warning saying why.
+    let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert!(
+        res.stderr
+            .contains("plugin `one` is not loaded: its manifest is not signed"),
+        "{}",
+        res.stderr
+    );
+    // Signed: it runs.
+    sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
+    let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(res.stdout, "1\n");
+    // A manifest changed after signing is refused again.
+    write(
+        dir.path(),
+        "plugins/one/plugin.json",
+        r#"{"name": "one", "version": "1.0.1", "command": ["sh", "./p.sh"]}"#,
+    );
+    let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert!(res.stderr.contains("manifest signature"), "{}", res.stderr);
+    // Outside strict mode signatures are not needed.
+    let res = run_in(dir.path(), &["run", "x.aether"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+}

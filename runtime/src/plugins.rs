@@ -558,6 +558,23 @@ impl Plugins {
         )
     }
 
+    /// Keep only the plugins whose manifest `check` accepts (strict signature mode keeps
+    /// signed manifests only); returns a warning per plugin dropped.
+    pub fn retain(&self, check: impl Fn(&Manifest) -> Result<(), String>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        self.state
+            .borrow_mut()
+            .plugins
+            .retain(|name, entry| match check(&entry.manifest) {
+                Ok(()) => true,
+                Err(e) => {
+                    warnings.push(format!("plugin `{name}` is not loaded: {e}"));
+                    false
+                }
+            });
+        warnings
+    }
+
     /// The names of the discovered plugins, sorted.
     pub fn names(&self) -> Vec<String> {
         self.state.borrow().plugins.keys().cloned().collect()

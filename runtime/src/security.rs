@@ -46,6 +46,38 @@ pub fn verify_signature(path: &Path, trust: Option<&Trust>) -> Value {
     }
 }
 
+/// The detached signature file of a plugin manifest: `plugin.json.sig`.
+pub const MANIFEST_SIGNATURE: &str = "plugin.json.sig";
+
+/// Verify a plugin manifest against its detached signature: the `.sig` file holds the
+/// `# @signature ed25519 <key-id> <base64>` line that `aether sign plugin.json` writes,
+/// over the manifest's text (CRLF normalised), exactly as a script's header covers its
+/// body.
+pub fn verify_manifest(dir: &Path, trust: &Trust) -> Result<(), String> {
+    let manifest = std::fs::read_to_string(dir.join("plugin.json"))
+        .map_err(|e| format!("cannot read plugin.json: {e}"))?;
+    let sig = match std::fs::read_to_string(dir.join(MANIFEST_SIGNATURE)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "its manifest is not signed (no {MANIFEST_SIGNATURE}); strict signature mode loads signed plugins only"
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {MANIFEST_SIGNATURE}: {e}")),
+    };
+    let header = sig.lines().next().unwrap_or("").trim_end();
+    let v = aether_sign::verify(
+        &format!("{header}\n{manifest}"),
+        &trust.keyring,
+        &trust.revoked,
+    );
+    if v.is_ok() {
+        Ok(())
+    } else {
+        Err(format!("manifest signature: {}", v.message()))
+    }
+}
+
 /// The network policy: when strict, only hosts on the allowlist.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkPolicy {

@@ -285,6 +285,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         ..Options::default()
     };
     let mut report = check_file(&args.file, &registry, &opts);
+    let strict_trust = opts.signatures.map(|t| aether_runtime::security::Trust {
+        keyring: t.keyring,
+        revoked: t.revoked,
+    });
     let quiet = env_flag("AETHERRA_QUIET");
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
@@ -300,7 +304,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
 
     // 2. Compile and run; a panic anywhere in here is an internal error, not a crash.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        execute(&args, profile, quiet, &text, &index, &display, &registry)
+        let source = Source {
+            text: &text,
+            index: &index,
+            display: &display,
+        };
+        execute(&args, strict_trust, profile, quiet, source, &registry)
     }))
     .unwrap_or_else(|payload| {
         let msg = payload
@@ -344,15 +353,26 @@ fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
     code
 }
 
+/// The checked script being run.
+struct Source<'a> {
+    text: &'a str,
+    index: &'a LineIndex,
+    display: &'a str,
+}
+
 fn execute(
     args: &RunArgs,
+    strict_trust: Option<aether_runtime::security::Trust>,
     profile: Profile,
     quiet: bool,
-    text: &str,
-    index: &LineIndex,
-    display: &str,
+    source: Source<'_>,
     registry: &aether_check::decl::Registry,
 ) -> Outcome {
+    let Source {
+        text,
+        index,
+        display,
+    } = source;
     let parsed = aether_syntax::parse(text);
     let program = match aether_vm::compile(&parsed.ast, registry) {
         Ok(p) => p,
@@ -454,7 +474,13 @@ fn execute(
         &cwd,
         std::env::var("AETHER_PLUGIN_PATH").ok().as_deref(),
     );
-    let (plugins, warnings) = aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
+    let (plugins, mut warnings) =
+        aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
+    if let Some(trust) = strict_trust {
+        // Strict signature mode: only plugins whose manifest is signed by a trusted key.
+        warnings
+            .extend(plugins.retain(|m| aether_runtime::security::verify_manifest(&m.dir, &trust)));
+    }
     if !quiet {
         for w in &warnings {
             eprintln!("warning: {w}");

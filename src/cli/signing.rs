@@ -272,6 +272,14 @@ pub(crate) fn sign(args: SignArgs) -> i32 {
             .and_then(|b| String::from_utf8(b).map_err(|_| "not valid UTF-8".to_string()))
             .and_then(|text| {
                 let signed = aether_sign::sign(&text, &key);
+                if path.extension().is_some_and(|e| e == "json") {
+                    // A plugin manifest cannot hold a comment: its signature goes beside it.
+                    let header = signed.lines().next().unwrap_or_default();
+                    let mut sig = path.as_os_str().to_owned();
+                    sig.push(".sig");
+                    return fs::write(PathBuf::from(sig), format!("{header}\n"))
+                        .map_err(|e| e.to_string());
+                }
                 if signed == text {
                     return Ok(());
                 }
