@@ -611,8 +611,9 @@ fn status_reports_each_subsystem_and_never_fails() {
     assert_eq!(v["memory"]["entries"], 2);
     assert_eq!(v["kernel"]["dlq"], 1);
     assert_eq!(v["kernel"]["services"][0]["name"], "svc");
-    // `x`, and the host's own task_latency_ms for the (dead-lettered) task.
-    assert_eq!(v["homeostasis"]["metrics_collected"], 2);
+    // `x`, and the host's own measurements: the (dead-lettered) task's latency, and at
+    // the end of the run the deepest queue and the dead-letter count.
+    assert_eq!(v["homeostasis"]["metrics_collected"], 4);
     assert_eq!(v["plugins"]["installed"][0]["name"], "adder");
     let text = status(&d, &[]).stdout;
     assert!(text.contains("memory:      2 records"), "{text}");
@@ -628,4 +629,62 @@ fn status_reports_each_subsystem_and_never_fails() {
     );
     assert!(prom.contains("aetherra_kernel_dlq 1\n"), "{prom}");
     assert!(prom.contains("aetherra_plugins_installed 1\n"), "{prom}");
+}
+
+const HOMEOSTASIS: &str = "goal: \"homeostasis\"\nmetadata:\n    requires: [\"homeostasis\"]\n";
+
+#[test]
+fn homeostasis_slos_health_and_rate_limited_actuations() {
+    let d = Dir::new();
+    let out = d.ok(&format!(
+        r#"{HOMEOSTASIS}print(homeostasis.health())
+homeostasis.record("task_latency_ms", 80)
+print(homeostasis.get_slo("task_latency_ms_p95"))
+print(homeostasis.check_slo("task_latency_ms_p95"), homeostasis.check_slo("task_latency_ms_p95", 400))
+print(homeostasis.actuate("restart", "kernel"))
+print(homeostasis.actuate("restart", "kernel").ok)
+print(self_heal("memory").ok, homeostasis.status().runlevel)
+"#
+    ));
+    assert_eq!(
+        out,
+        "1.0\n\
+         {\"target\": 100.0, \"maximum\": 250.0, \"breach_action\": \"auto_rollback\"}\n\
+         true false\n\
+         {\"ok\": true, \"reason\": \"allowed\"}\n\
+         false\n\
+         true ONLINE\n"
+    );
+    // The cooldown holds across runs: it is kept in the state database.
+    let out = d.ok(&format!(
+        "{HOMEOSTASIS}print(homeostasis.actuate(\"restart\", \"kernel\").reason)\n"
+    ));
+    assert!(out.starts_with("cooldown: "), "{out}");
+    // Unknown SLO names are run-time errors that list the known ones.
+    let r = d.run(
+        &format!("{HOMEOSTASIS}homeostasis.check_slo(\"made_up\")\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21);
+    assert!(r.stderr.contains("made_up"), "{}", r.stderr);
+}
+
+#[test]
+fn setpoints_json_overrides_the_defaults() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.state()).expect("state dir");
+    std::fs::write(
+        d.state().join("setpoints.json"),
+        r#"{"slos": {"task_latency_ms_p95": {"target": 20, "maximum": 40}}}"#,
+    )
+    .expect("setpoints");
+    let out = d.ok(&format!(
+        "{HOMEOSTASIS}print(homeostasis.get_slo(\"task_latency_ms_p95\").target, homeostasis.check_slo(\"task_latency_ms_p95\", 45))\n"
+    ));
+    assert_eq!(out, "20.0 false\n");
+    std::fs::write(d.state().join("setpoints.json"), "{not json").expect("bad");
+    let r = d.run(&format!("{HOMEOSTASIS}homeostasis.health()\n"), &[], &[]);
+    assert_eq!(r.code, 21);
+    assert!(r.stderr.contains("setpoints.json"), "{}", r.stderr);
 }

@@ -77,9 +77,9 @@ fn section_4_fixtures_print_what_their_comments_say() {
     }
 }
 
-/// Reference workflows that need a runtime module function (homeostasis SLOs) the
-/// runtime host does not provide yet: they must fail with that message, not run wrongly.
-const NEED_RUNTIME_HOST: &[&str] = &["health_check"];
+/// Reference workflows that need a runtime module function the runtime host does not
+/// provide yet: they must fail with that message, not run wrongly. (None today.)
+const NEED_RUNTIME_HOST: &[&str] = &[];
 
 #[test]
 fn reference_workflows_run_green_with_exact_output() {
@@ -115,7 +115,7 @@ fn reference_workflows_run_green_with_exact_output() {
         assert_eq!(again.stdout, r.stdout, "{name} output is deterministic");
         ran += 1;
     }
-    assert!(ran >= 7, "seven reference workflows run today");
+    assert_eq!(ran, names.len(), "every reference workflow runs");
 }
 
 #[test]

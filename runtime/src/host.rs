@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use aether_vm::{ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, Value};
 
+use crate::homeostasis::{Homeostasis, Setpoints};
 use crate::kernel::{Kernel, KernelSettings};
 use crate::memory;
 use crate::plugins::{PluginErrorKind, Plugins};
@@ -58,12 +59,20 @@ const FUNCTIONS: &[&str] = &[
     "kernel.register",
     "kernel.heartbeat",
     "kernel.services",
+    "homeostasis.health",
+    "homeostasis.get_slo",
+    "homeostasis.check_slo",
+    "homeostasis.actuate",
+    "homeostasis.status",
+    "self_heal",
 ];
 
 /// The runtime host of one run.
 pub struct RuntimeHost {
     config: RuntimeConfig,
     kernel: Kernel,
+    /// Built on first use from the setpoints (defaults, or `STATE_DIR/setpoints.json`).
+    homeostasis: Option<Homeostasis>,
     /// Opened on first use, so a script that keeps no state leaves no database behind.
     state: Option<State>,
     /// Open `transaction:` savepoints.
@@ -126,6 +135,7 @@ impl RuntimeHost {
     pub fn new(config: RuntimeConfig) -> RuntimeHost {
         RuntimeHost {
             kernel: Kernel::new(config.kernel.clone()),
+            homeostasis: None,
             config,
             state: None,
             depth: 0,
@@ -134,11 +144,47 @@ impl RuntimeHost {
 
     /// The run is over: tasks still queued or running are dead-lettered.
     pub fn shutdown(&mut self) {
-        if !self.kernel.has_work() {
-            return;
+        if self.kernel.has_work() {
+            let _ = self.state();
+            self.kernel.shutdown(self.state.as_ref());
         }
-        let _ = self.state();
-        self.kernel.shutdown(self.state.as_ref());
+        // The host's measurements for homeostasis, when this run used the kernel or plugins.
+        if self.kernel.used() {
+            let depth = self.kernel.max_depth() as f64;
+            let _ = self.record_metric("queue_depth", &Value::Float(depth));
+            let _ = self.state();
+            let dlq = self.kernel.dlq_total(self.state.as_ref()) as f64;
+            let _ = self.record_metric("dlq_count", &Value::Float(dlq));
+        }
+        for name in self.config.plugins.names() {
+            let rate = self
+                .config
+                .plugins
+                .status(&name)
+                .and_then(|s| s.get("success_rate").and_then(serde_json::Value::as_f64));
+            let invoked = self
+                .config
+                .plugins
+                .status(&name)
+                .and_then(|s| s.get("invocations").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0);
+            if let (Some(rate), true) = (rate, invoked > 0) {
+                let _ = self.record_metric("plugin_success_rate", &Value::Float(rate));
+            }
+        }
+    }
+
+    /// The homeostasis controller and the open state database, together.
+    fn homeo(&mut self) -> Result<(&mut Homeostasis, &State), HostError> {
+        self.state()?;
+        if self.homeostasis.is_none() {
+            let setpoints = Setpoints::load(&self.config.state_dir).map_err(HostError::runtime)?;
+            self.homeostasis = Some(Homeostasis::new(setpoints));
+        }
+        match (self.homeostasis.as_mut(), self.state.as_ref()) {
+            (Some(h), Some(st)) => Ok((h, st)),
+            _ => Err(HostError::runtime("homeostasis is not available")),
+        }
     }
 
     fn state(&mut self) -> Result<&State, HostError> {
@@ -383,6 +429,72 @@ impl RuntimeHost {
                     .as_ref()
                     .ok_or_else(|| HostError::runtime("no state"))?;
                 self.kernel.services(st).map_err(runtime_error)
+            }
+            "homeostasis.health" => {
+                let (h, st) = self.homeo()?;
+                h.health(st).map(Value::Float).map_err(HostError::runtime)
+            }
+            "homeostasis.get_slo" => {
+                let slo = arg_str(args, 0, "name")?.to_string();
+                let (h, _) = self.homeo()?;
+                Ok(h.get_slo(&slo)
+                    .map_or(Value::Null, |j| memory::from_json(&j)))
+            }
+            "homeostasis.check_slo" => {
+                let slo = arg_str(args, 0, "name")?.to_string();
+                let value = match args.get(1) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Int(n)) => Some(*n as f64),
+                    Some(Value::Float(x)) => Some(*x),
+                    Some(Value::Duration(ms)) => Some(*ms),
+                    Some(other) => {
+                        return Err(HostError::runtime(format!(
+                            "an SLO value is a number, not {}",
+                            other.type_name()
+                        )))
+                    }
+                };
+                let (h, st) = self.homeo()?;
+                h.check_slo(st, &slo, value)
+                    .map(Value::Bool)
+                    .map_err(HostError::runtime)
+            }
+            "homeostasis.actuate" | "self_heal" => {
+                let (action, target, params) = if name == "self_heal" {
+                    let component = args.first().map(Value::display).unwrap_or_default();
+                    ("restart".to_string(), component, serde_json::json!({}))
+                } else {
+                    let action = arg_str(args, 0, "action")?.to_string();
+                    let target = arg_str(args, 1, "target")?.to_string();
+                    let params = args
+                        .get(2)
+                        .map(|v| {
+                            serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null)
+                        })
+                        .unwrap_or_else(|| serde_json::json!({}));
+                    (action, target, params)
+                };
+                let (h, st) = self.homeo()?;
+                let answer = h
+                    .actuate(st, &action, &target, &params)
+                    .map_err(HostError::runtime)?;
+                let answer = memory::from_json(&answer);
+                let fields: Map = [
+                    ("action", Value::from(action.as_str())),
+                    ("target", Value::from(target.as_str())),
+                    ("ok", answer.get_field("ok").unwrap_or(Value::Null)),
+                    ("reason", answer.get_field("reason").unwrap_or(Value::Null)),
+                ]
+                .into_iter()
+                .collect();
+                cx.event("actuation", fields);
+                Ok(answer)
+            }
+            "homeostasis.status" => {
+                let (h, st) = self.homeo()?;
+                h.status(st)
+                    .map(|j| memory::from_json(&j))
+                    .map_err(HostError::runtime)
             }
             other => Err(HostError::runtime(format!(
                 "internal: `{other}` has an id but no implementation"

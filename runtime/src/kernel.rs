@@ -117,6 +117,10 @@ pub struct Kernel {
     dead: Vec<DeadLetter>,
     /// Latency of each finished task, ms (submit to finish), for homeostasis.
     pub(crate) latencies: Vec<f64>,
+    /// The deepest any queue got in this run.
+    max_depth: usize,
+    /// Whether anything was submitted in this run.
+    used: bool,
 }
 
 fn now_text() -> String {
@@ -134,6 +138,8 @@ impl Kernel {
             failed: 0,
             dead: Vec::new(),
             latencies: Vec::new(),
+            max_depth: 0,
+            used: false,
         }
     }
 
@@ -154,6 +160,7 @@ impl Kernel {
             })?;
         let id = self.next_id;
         self.next_id += 1;
+        self.used = true;
         let now = Instant::now();
         let q = Queued {
             id,
@@ -169,6 +176,7 @@ impl Kernel {
             self.dead_letter(state, &q, &format!("queue full ({priority} holds {cap})"));
         } else {
             self.queues[p].push_back(q);
+            self.max_depth = self.max_depth.max(self.queues[p].len());
         }
         Ok(id)
     }
@@ -223,6 +231,21 @@ impl Kernel {
                 self.dead_letter(state, &q, &e);
             }
         }
+    }
+
+    /// Whether anything was submitted in this run.
+    pub fn used(&self) -> bool {
+        self.used
+    }
+
+    /// The deepest any queue got in this run.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    /// Dead letters in all (persisted ones included).
+    pub fn dlq_total(&self, state: Option<&State>) -> i64 {
+        self.dlq_count(state)
     }
 
     /// Whether tasks are queued or running.
