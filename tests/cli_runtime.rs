@@ -615,7 +615,16 @@ fn status_reports_each_subsystem_and_never_fails() {
     // the end of the run the deepest queue and the dead-letter count.
     assert_eq!(v["homeostasis"]["metrics_collected"], 4);
     assert_eq!(v["plugins"]["installed"][0]["name"], "adder");
+    assert_eq!(v["runs"]["total"], 1);
+    assert_eq!(v["runs"]["last"]["code_name"], "SUCCESS");
+    // Health is the mean SLO score over SLOs with data: task latency and queue depth are
+    // on target (1.0); one dead letter against a maximum of 10 scores 0.9.
+    assert_eq!(v["overall"]["health_percent"], 96.7);
     let text = status(&d, &[]).stdout;
+    assert!(
+        text.contains("runs:        1 recorded, 0 failed, last t.aether (SUCCESS)"),
+        "{text}"
+    );
     assert!(text.contains("memory:      2 records"), "{text}");
     assert!(
         text.contains("kernel:      1 dead letters, 1 services (0 stale)"),
@@ -629,6 +638,10 @@ fn status_reports_each_subsystem_and_never_fails() {
     );
     assert!(prom.contains("aetherra_kernel_dlq 1\n"), "{prom}");
     assert!(prom.contains("aetherra_plugins_installed 1\n"), "{prom}");
+    assert!(
+        prom.contains("# TYPE aetherra_system_health gauge\naetherra_system_health 0.96"),
+        "{prom}"
+    );
 }
 
 const HOMEOSTASIS: &str = "goal: \"homeostasis\"\nmetadata:\n    requires: [\"homeostasis\"]\n";

@@ -142,6 +142,26 @@ impl RuntimeHost {
         }
     }
 
+    /// Record how a run ended, when the run kept state (a run that opened no database
+    /// leaves none behind).
+    pub fn record_run(
+        &mut self,
+        file: &str,
+        started_at: &str,
+        code: i32,
+        code_name: &str,
+        message: &str,
+    ) {
+        let Some(st) = &self.state else {
+            return;
+        };
+        let ended = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let _ = st.conn.execute(
+            "INSERT INTO runs (file, started_at, ended_at, code, code_name, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![file, started_at, ended, code, code_name, message],
+        );
+    }
+
     /// The run is over: tasks still queued or running are dead-lettered.
     pub fn shutdown(&mut self) {
         if self.kernel.has_work() {

@@ -80,6 +80,18 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL          -- JSON
     );
     "#,
+    // 3: a record of each run that kept state.
+    r#"
+    CREATE TABLE runs (
+        id         INTEGER PRIMARY KEY,
+        file       TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at   TEXT NOT NULL,
+        code       INTEGER NOT NULL,
+        code_name  TEXT NOT NULL,
+        message    TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -549,6 +549,7 @@ fn execute(
         .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
         .collect();
     vm.set_args(run_args);
+    let started_at = output::timestamp();
     let result = vm.run();
     let handled_by = vm.handled_by().map(str::to_string);
     let handler_error = vm.handler_error().cloned();
@@ -583,6 +584,13 @@ fn execute(
             }
         }
     };
+    host.record_run(
+        display,
+        &started_at,
+        outcome.code.number(),
+        outcome.code.name(),
+        &outcome.message,
+    );
     if let Some(ev) = events.as_mut() {
         let mut m = JsonMap::new();
         let ok = outcome.code == ResultCode::Success;

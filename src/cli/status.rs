@@ -84,11 +84,31 @@ fn collect(state_dir: &std::path::Path) -> Value {
         (_, Err(e)) => unavailable(e),
     };
     let homeostasis = match &state {
+        Ok(st) => match aether_runtime::homeostasis::Setpoints::load(state_dir) {
+            Ok(setpoints) => {
+                let h = aether_runtime::homeostasis::Homeostasis::new(setpoints);
+                json!({
+                    "available": true,
+                    "health": h.health(st).ok(),
+                    "status": h.status(st).ok(),
+                    "metrics_collected": count(st, "SELECT COUNT(*) FROM metrics"),
+                    "actions_executed": count(st, "SELECT COUNT(*) FROM actuations WHERE ok = 1"),
+                    "actions_refused": count(st, "SELECT COUNT(*) FROM actuations WHERE ok = 0"),
+                })
+            }
+            Err(e) => unavailable(e),
+        },
+        Err(e) => unavailable(e.clone()),
+    };
+    let runs = match &state {
         Ok(st) => json!({
-            "available": true,
-            "metrics_collected": count(st, "SELECT COUNT(*) FROM metrics"),
-            "actions_executed": count(st, "SELECT COUNT(*) FROM actuations WHERE ok = 1"),
-            "actions_refused": count(st, "SELECT COUNT(*) FROM actuations WHERE ok = 0"),
+            "total": count(st, "SELECT COUNT(*) FROM runs"),
+            "failed": count(st, "SELECT COUNT(*) FROM runs WHERE code != 0"),
+            "last": st.conn.query_row(
+                "SELECT file, ended_at, code_name FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok(json!({"file": r.get::<_, String>(0)?, "ended_at": r.get::<_, String>(1)?, "code_name": r.get::<_, String>(2)?})),
+            ).ok(),
         }),
         Err(e) => unavailable(e.clone()),
     };
@@ -105,10 +125,16 @@ fn collect(state_dir: &std::path::Path) -> Value {
         }
         Err(e) => unavailable(e),
     };
+    let health = homeostasis["health"].as_f64();
     json!({
         "ok": true,
         "ts": super::output::timestamp(),
         "state_dir": state_dir.display().to_string(),
+        "overall": {
+            "health_percent": health.map(|h| (h * 1000.0).round() / 10.0),
+            "overall_running": false,
+        },
+        "runs": runs,
         "kernel": kernel,
         "memory": memory,
         "homeostasis": homeostasis,
@@ -126,6 +152,18 @@ fn prometheus(s: &Value) -> String {
             ));
         }
     };
+    metric(
+        "aetherra_system_health",
+        "gauge",
+        "System health score (0.0-1.0)",
+        &s["homeostasis"]["health"],
+    );
+    metric(
+        "aetherra_runs_total",
+        "counter",
+        "Runs that kept state",
+        &s["runs"]["total"],
+    );
     metric(
         "aetherra_memory_entries",
         "gauge",
@@ -214,6 +252,22 @@ fn text(s: &Value) -> String {
     } else {
         format!("homeostasis: {}\n", reason(h))
     });
+    let r = &s["runs"];
+    if r["total"].is_number() {
+        let last = r["last"]["file"]
+            .as_str()
+            .map(|f| {
+                format!(
+                    ", last {f} ({})",
+                    r["last"]["code_name"].as_str().unwrap_or("?")
+                )
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "runs:        {} recorded, {} failed{last}\n",
+            r["total"], r["failed"]
+        ));
+    }
     let p = &s["plugins"];
     out.push_str(&if avail(p) {
         let names: Vec<String> = p["installed"]
