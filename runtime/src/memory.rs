@@ -256,9 +256,16 @@ pub fn recall(
     let filter = tag_filter(tags);
     let rows = match fts_query(query) {
         Some(q) => {
+            // Rank inside FTS5 and join only the winners: FTS5 computes bm25 for every
+            // match, but sorting and limiting there avoids a row lookup per match.
+            let filter = tags
+                .iter()
+                .map(|_| " AND EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_id = memory_fts.rowid AND t.tag = ?)")
+                .collect::<String>();
             let sql = format!(
-                "SELECT {COLUMNS} FROM memory_fts f JOIN memory m ON m.id = f.rowid \
-                 WHERE memory_fts MATCH ?{filter} ORDER BY bm25(memory_fts), m.id DESC LIMIT ?"
+                "SELECT {COLUMNS} FROM (SELECT rowid AS id, rank FROM memory_fts \
+                 WHERE memory_fts MATCH ?{filter} ORDER BY rank LIMIT ?) f \
+                 JOIN memory m ON m.id = f.id ORDER BY f.rank, m.id DESC"
             );
             let mut stmt = state.conn.prepare_cached(&sql)?;
             let mut values: Vec<rusqlite::types::Value> = vec![q.into()];
