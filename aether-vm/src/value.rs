@@ -579,13 +579,21 @@ impl Value {
             Value::Duration(ms) => write_quoted(out, &format_duration(*ms)),
             Value::Pending(_) => out.push_str("null"),
             Value::Action(a) => write_quoted(out, &format!("<action {}>", a.name)),
+            Value::List(_) | Value::Map(_) => self.write_collection(out, Value::write_json),
+            other => other.write_repr(out),
+        }
+    }
+
+    /// A list as `[a, b]` or a map as `{"k": v}`, each element written by `item`.
+    fn write_collection(&self, out: &mut String, item: fn(&Value, &mut String)) {
+        match self {
             Value::List(items) => {
                 out.push('[');
                 for (i, it) in items.iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    it.write_json(out);
+                    item(it, out);
                 }
                 out.push(']');
             }
@@ -597,11 +605,11 @@ impl Value {
                     }
                     write_quoted(out, k);
                     out.push_str(": ");
-                    v.write_json(out);
+                    item(v, out);
                 }
                 out.push('}');
             }
-            other => other.write_repr(out),
+            _ => {}
         }
     }
 
@@ -619,28 +627,7 @@ impl Value {
                 out.push_str(&a.name);
                 out.push('>');
             }
-            Value::List(items) => {
-                out.push('[');
-                for (i, it) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    it.write_repr(out);
-                }
-                out.push(']');
-            }
-            Value::Map(map) => {
-                out.push('{');
-                for (i, (k, v)) in map.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    write_quoted(out, k);
-                    out.push_str(": ");
-                    v.write_repr(out);
-                }
-                out.push('}');
-            }
+            Value::List(_) | Value::Map(_) => self.write_collection(out, Value::write_repr),
         }
     }
 
@@ -1838,5 +1825,21 @@ mod size {
     #[test]
     fn a_value_is_two_words() {
         assert_eq!(std::mem::size_of::<super::Value>(), 16);
+    }
+}
+
+#[cfg(test)]
+mod json {
+    use super::*;
+
+    #[test]
+    fn json_text_quotes_durations_and_action_references() {
+        let a = Value::Action(Rc::new(ActionRef {
+            func: 1,
+            name: "job".into(),
+        }));
+        let v = Value::from(vec![Value::Duration(90_000.0), a, Value::Pending(3)]);
+        assert_eq!(v.to_json(), r#"["1m30s", "<action job>", null]"#);
+        assert_eq!(v.repr(), "[1m30s, <action job>, <pending>]");
     }
 }

@@ -615,6 +615,11 @@ impl<'p, W: Write> Vm<'p, W> {
         self.host_futures.retain(|(owner, _)| *owner != id);
         self.ready.retain(|r| *r != id);
         self.consumed.insert(id);
+        self.kill_children(id);
+    }
+
+    /// Stop the fibers `id` started and left running.
+    fn kill_children(&mut self, id: u32) {
         let children: Vec<u32> = self
             .fibers
             .iter()
@@ -670,15 +675,7 @@ impl<'p, W: Write> Vm<'p, W> {
         if res.is_err() {
             self.roll_back(&f);
             // Work it started and left running dies with it.
-            let children: Vec<u32> = self
-                .fibers
-                .iter()
-                .filter(|(_, c)| c.parent == Some(id))
-                .map(|(cid, _)| *cid)
-                .collect();
-            for c in children {
-                self.kill(c);
-            }
+            self.kill_children(id);
         }
         if let Some(parent) = f.step_of {
             self.consumed.insert(id);

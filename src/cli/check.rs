@@ -48,16 +48,8 @@ pub(crate) struct CheckArgs {
     /// Suppression file: one fingerprint per line [default: .aetherra/workflow_suppressions.txt if present].
     #[arg(long, value_name = "FILE")]
     suppressions: Option<PathBuf>,
-    /// Refuse files whose signature is missing or bad (SIGNATURE_ERROR, 22) [also
-    /// AETHERRA_SCRIPT_VERIFY_STRICT=1, AETHERRA_SIGNING_STRICT=1, AETHERRA_PROFILE=prod].
-    #[arg(long)]
-    strict_signatures: bool,
-    /// Trusted public keys for strict signatures [default: .aetherra/keys/trusted].
-    #[arg(long, value_name = "DIR")]
-    keyring: Option<PathBuf>,
-    /// Revoked key ids for strict signatures [default: .aetherra/keys/revoked.txt if present].
-    #[arg(long, value_name = "FILE")]
-    revoked: Option<PathBuf>,
+    #[command(flatten)]
+    sig: super::signing::StrictSignatureArgs,
     /// Number of files checked at once [default: number of CPUs].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -100,8 +92,8 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
             }
         },
     };
-    let signatures = if args.strict_signatures || super::signing::strict_from_env() {
-        match super::signing::load_trust(args.keyring.as_deref(), args.revoked.as_deref()) {
+    let signatures = if args.sig.strict_signatures || super::signing::strict_from_env() {
+        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -55,16 +55,8 @@ pub(crate) struct RunArgs {
     /// Write the run's event stream to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
-    /// Refuse a script whose signature is missing or bad (SIGNATURE_ERROR, 22) [also
-    /// AETHERRA_SCRIPT_VERIFY_STRICT=1, AETHERRA_SIGNING_STRICT=1, profile prod].
-    #[arg(long)]
-    strict_signatures: bool,
-    /// Trusted public keys for strict signatures [default: .aetherra/keys/trusted].
-    #[arg(long, value_name = "DIR")]
-    keyring: Option<PathBuf>,
-    /// Revoked key ids for strict signatures [default: .aetherra/keys/revoked.txt if present].
-    #[arg(long, value_name = "FILE")]
-    revoked: Option<PathBuf>,
+    #[command(flatten)]
+    sig: super::signing::StrictSignatureArgs,
 }
 
 fn parse_arg(s: &str) -> Result<(String, String), String> {
@@ -256,8 +248,11 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(e) => return usage_error(&e, args.emit_error_code),
     };
     let prod_strict = profile == Profile::Prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW");
-    let signatures = if args.strict_signatures || prod_strict || super::signing::strict_from_env() {
-        match super::signing::load_trust(args.keyring.as_deref(), args.revoked.as_deref()) {
+    let signatures = if args.sig.strict_signatures
+        || prod_strict
+        || super::signing::strict_from_env()
+    {
+        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
             Ok(t) => Some(t),
             Err(e) => return usage_error(&e, args.emit_error_code),
         }
@@ -444,12 +439,13 @@ fn execute(
     }
 
     // The runtime host: module functions, transactions on the state database, the run log.
-    let trust = super::signing::read_trust(args.keyring.as_deref(), args.revoked.as_deref())
-        .ok()
-        .map(|t| aether_runtime::security::Trust {
-            keyring: t.keyring,
-            revoked: t.revoked,
-        });
+    let trust =
+        super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref())
+            .ok()
+            .map(|t| aether_runtime::security::Trust {
+                keyring: t.keyring,
+                revoked: t.revoked,
+            });
     let plugin_settings = match aether_runtime::plugins::PluginSettings::from_env() {
         Ok(s) => s,
         Err(e) => {

@@ -24,6 +24,21 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
 
+/// The strict-signature options `check` and `run` share.
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct StrictSignatureArgs {
+    /// Refuse files whose signature is missing or bad (SIGNATURE_ERROR, 22) [also
+    /// AETHERRA_SCRIPT_VERIFY_STRICT=1, AETHERRA_SIGNING_STRICT=1, AETHERRA_PROFILE=prod].
+    #[arg(long)]
+    pub(crate) strict_signatures: bool,
+    /// Trusted public keys for strict signatures [default: .aetherra/keys/trusted].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keyring: Option<PathBuf>,
+    /// Revoked key ids for strict signatures [default: .aetherra/keys/revoked.txt if present].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) revoked: Option<PathBuf>,
+}
+
 /// Strict signature mode from the environment (LANGUAGE.md section 9).
 pub(crate) fn strict_from_env() -> bool {
     let prod =
