@@ -119,11 +119,7 @@ fn default_value(d: &DefaultValue) -> Value {
 pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program, CompileError> {
     let mut c = Compiler {
         registry,
-        shares_globals: script.items.iter().any(|i| match i {
-            Item::Stmt(s) => spawns(std::slice::from_ref(s)),
-            Item::Action(a) => spawns(&a.body.stmts),
-            _ => false,
-        }),
+        shares_globals: script_spawns(script),
         synthetic: Vec::new(),
         workflows: HashMap::new(),
         program: Program::default(),
@@ -316,7 +312,16 @@ fn duration_ms(e: &Expr) -> Option<f64> {
     }
 }
 
-/// Whether statements start fibers that run beside the one running them.
+/// Whether an expression submits a kernel task (`kernel.submit(...)`), which runs beside
+/// the fiber that submitted it.
+fn submits(e: &Expr) -> bool {
+    has_call(e, &|callee| {
+        callee.dotted_path().as_deref() == Some(&["kernel", "submit"][..])
+    })
+}
+
+/// Whether statements start fibers that run beside the one running them: `parallel:`,
+/// `trigger`, or a `kernel.submit(...)` call anywhere in them.
 fn spawns(stmts: &[Stmt]) -> bool {
     stmts.iter().any(|s| match &s.kind {
         StmtKind::Parallel(_) | StmtKind::Trigger(_) => true,
@@ -324,11 +329,40 @@ fn spawns(stmts: &[Stmt]) -> bool {
             branches,
             else_block,
         } => {
-            branches.iter().any(|(_, b)| spawns(&b.stmts))
+            branches.iter().any(|(c, b)| submits(c) || spawns(&b.stmts))
                 || else_block.as_ref().is_some_and(|b| spawns(&b.stmts))
         }
-        StmtKind::For { body, .. } | StmtKind::While { body, .. } => spawns(&body.stmts),
+        StmtKind::For { iter: e, body, .. } | StmtKind::While { cond: e, body } => {
+            submits(e) || spawns(&body.stmts)
+        }
         StmtKind::Transaction(b) => spawns(&b.stmts),
+        StmtKind::Let { value: e, .. }
+        | StmtKind::Declare { value: e, .. }
+        | StmtKind::Expr(e)
+        | StmtKind::Item(e)
+        | StmtKind::Memory { call: e }
+        | StmtKind::Sleep(e)
+        | StmtKind::Return(Some(e)) => submits(e),
+        StmtKind::Assign { target, value } => submits(target) || submits(value),
+        StmtKind::Emit {
+            payload: Some(e), ..
+        } => submits(e),
+        StmtKind::Assert { cond, message } => {
+            submits(cond) || message.as_ref().is_some_and(submits)
+        }
+        StmtKind::Await(targets) => targets.iter().any(submits),
+        _ => false,
+    })
+}
+
+/// Whether the script may run fibers beside the main body's (so updates of top-level
+/// variables must never move a value out of its slot).
+fn script_spawns(script: &Script) -> bool {
+    script.items.iter().any(|i| match i {
+        Item::Stmt(s) => spawns(std::slice::from_ref(s)),
+        Item::Action(a) => spawns(&a.body.stmts),
+        Item::Workflow(w) => w.steps().iter().any(|step| submits(&step.value)),
+        Item::OnError(o) => o.rules.iter().any(|r| submits(&r.handler)),
         _ => false,
     })
 }
