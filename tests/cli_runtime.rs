@@ -701,3 +701,27 @@ fn setpoints_json_overrides_the_defaults() {
     assert_eq!(r.code, 21);
     assert!(r.stderr.contains("setpoints.json"), "{}", r.stderr);
 }
+
+#[test]
+fn the_controller_requests_the_breach_action_at_the_end_of_a_run() {
+    let d = Dir::new();
+    let src = format!(
+        "{HOMEOSTASIS}for ms in [900, 1000, 1100]:\n    homeostasis.record(\"task_latency_ms\", ms)\nprint(homeostasis.check_slo(\"task_latency_ms_p95\"))\n"
+    );
+    assert_eq!(d.ok(&src), "false\n");
+    let v: serde_json::Value = serde_json::from_str(&status(&d, &["--json"]).stdout).expect("JSON");
+    // p95 far past the 250 ms limit: the PID output exceeds the threshold, so the SLO's
+    // breach action (auto_rollback on the kernel) is requested and allowed; health drops to
+    // 0 with it, so the health SLO's action (notify_chat_agents) is requested too.
+    assert_eq!(v["homeostasis"]["actions_executed"], 2);
+    let text = v["homeostasis"]["status"].to_string();
+    assert!(
+        text.contains("auto_rollback") || text.contains("notify_chat_agents"),
+        "{text}"
+    );
+    // The next run's requests meet the cooldowns: refused, and recorded as such.
+    assert_eq!(d.ok(&src), "false\n");
+    let v: serde_json::Value = serde_json::from_str(&status(&d, &["--json"]).stdout).expect("JSON");
+    assert_eq!(v["homeostasis"]["actions_executed"], 2);
+    assert_eq!(v["homeostasis"]["actions_refused"], 2);
+}

@@ -77,6 +77,8 @@ pub struct RuntimeHost {
     state: Option<State>,
     /// Open `transaction:` savepoints.
     depth: u32,
+    /// Whether this run recorded any metric (the controller then runs at the end).
+    recorded_metrics: bool,
 }
 
 fn runtime_error(e: StateError) -> HostError {
@@ -139,6 +141,7 @@ impl RuntimeHost {
             config,
             state: None,
             depth: 0,
+            recorded_metrics: false,
         }
     }
 
@@ -176,6 +179,7 @@ impl RuntimeHost {
             let dlq = self.kernel.dlq_total(self.state.as_ref()) as f64;
             let _ = self.record_metric("dlq_count", &Value::Float(dlq));
         }
+        self.correct();
         for name in self.config.plugins.names() {
             let rate = self
                 .config
@@ -190,6 +194,33 @@ impl RuntimeHost {
                 .unwrap_or(0);
             if let (Some(rate), true) = (rate, invoked > 0) {
                 let _ = self.record_metric("plugin_success_rate", &Value::Float(rate));
+            }
+        }
+    }
+
+    /// The end-of-run control step: when this run recorded metrics, the PID controller runs
+    /// once over the SLOs, and each breach action it proposes is requested through
+    /// `actuate` (so cooldowns and rate limits apply, and the audit log records it).
+    fn correct(&mut self) {
+        if !self.recorded_metrics {
+            return;
+        }
+        let Ok((h, st)) = self.homeo() else {
+            return;
+        };
+        let Ok(corrections) = h.evaluate(st) else {
+            return;
+        };
+        for c in corrections {
+            if let Some(action) = &c.action {
+                let params = serde_json::json!({
+                    "slo": c.slo,
+                    "value": c.value,
+                    "target": c.target,
+                    "output": c.output,
+                    "by": "controller",
+                });
+                let _ = h.actuate(st, action, &c.component, &params);
             }
         }
     }
@@ -618,6 +649,7 @@ impl RuntimeHost {
             }
         };
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.recorded_metrics = true;
         let st = self.state()?;
         st.conn
             .execute(
