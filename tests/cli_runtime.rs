@@ -725,3 +725,64 @@ fn the_controller_requests_the_breach_action_at_the_end_of_a_run() {
     assert_eq!(v["homeostasis"]["actions_executed"], 2);
     assert_eq!(v["homeostasis"]["actions_refused"], 2);
 }
+
+// Regressions found by review.
+
+#[test]
+fn huge_durations_are_clamped_not_a_crash() {
+    let d = Dir::new();
+    let r = d.run("goal: \"x\"\nsleep 1e300\n", &["--timeout", "0.2"], &[]);
+    assert_eq!(r.code, 23, "{}", r.stderr);
+    let r = d.run("goal: \"x\"\nprint(1)\n", &["--timeout", "1e300"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = d.ok(&format!(
+        "{KERNEL}action w(n):\n    print(\"w\", n)\nkernel.submit(\"w\", data={{n: 1}}, deadline=1e300)\n"
+    ));
+    assert_eq!(out, "w 1\n");
+    let r = d.run(
+        "goal: \"x\"\naction f():\n    return 1\nworkflow:\n    steps:\n        - f timeout=1000000000000000d retry=3 backoff=1000000000000000d\n",
+        &[],
+        &[("AETHERRA_REGISTRY_HEARTBEAT_SEC", "1e19")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn a_failed_run_with_running_tasks_runs_its_handler_and_ends() {
+    let d = Dir::new();
+    let start = Instant::now();
+    let r = d.run(
+        &format!(
+            "{KERNEL}on_error:\n    - when: Any\n      do: report()\naction report():\n    print(\"handler ran\")\naction slow(n):\n    sleep 1s\n    return n\nfor i in range(5):\n    trigger slow(n=i)\nsleep 100ms\nassert false, \"main fails\"\n"
+        ),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert_eq!(r.stdout, "handler ran\n");
+    assert!(start.elapsed() < Duration::from_secs(5), "no hang");
+    // The tasks the failed run left are dead letters, not lost.
+    let out = d.ok(&format!("{KERNEL}print(kernel.status().dlq)\n"));
+    assert_eq!(out, "5\n");
+}
+
+#[test]
+fn a_failed_update_of_a_top_level_variable_keeps_its_value_for_handlers() {
+    let d = Dir::new();
+    let r = d.run(
+        "goal: \"x\"\non_error:\n    - when: Any\n      do: report()\naction report():\n    print(\"s is\", s, m)\nlet s = \"abc\"\nlet m = {a: 1}\nlet n = 5\nm[\"b\"] = 2\ns = s + n\n",
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert_eq!(r.stdout, "s is abc {\"a\": 1, \"b\": 2}\n");
+}
+
+#[test]
+fn recall_keeps_the_newest_among_equal_matches_under_a_limit() {
+    let d = Dir::new();
+    let out = d.ok(&script(
+        "memory.store(\"alpha beta\")\nmemory.store(\"alpha gamma\")\nmemory.store(\"alpha delta\")\nprint(memory.recall(\"alpha\", limit=1)[0].content)\nprint(len(memory.recall(\"\\u{0} alpha\")))\n",
+    ));
+    assert_eq!(out, "alpha delta\n3\n");
+}

@@ -355,14 +355,15 @@ fn spawns(stmts: &[Stmt]) -> bool {
     })
 }
 
-/// Whether the script may run fibers beside the main body's (so updates of top-level
-/// variables must never move a value out of its slot).
+/// Whether top-level variables may be read by other code while an update of one is in
+/// flight (so such updates must never move a value out of its slot): fibers beside the main
+/// body's, or an `on_error` handler reading them after an update failed half-way.
 fn script_spawns(script: &Script) -> bool {
     script.items.iter().any(|i| match i {
+        Item::OnError(_) => true,
         Item::Stmt(s) => spawns(std::slice::from_ref(s)),
         Item::Action(a) => spawns(&a.body.stmts),
         Item::Workflow(w) => w.steps().iter().any(|step| submits(&step.value)),
-        Item::OnError(o) => o.rules.iter().any(|r| submits(&r.handler)),
         _ => false,
     })
 }

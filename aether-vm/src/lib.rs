@@ -16,4 +16,4 @@ pub use host::{
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError};
-pub use vm::{Budget, NativeFn, Vm, VmError, VmErrorKind};
+pub use vm::{instant_after, wait_of_ms, Budget, NativeFn, Vm, VmError, VmErrorKind, MAX_WAIT};

@@ -92,6 +92,25 @@ impl Default for Budget {
 /// other fibers.
 const SLICE: u64 = 1024;
 
+/// The longest wait the VM schedules (about 100 years): a longer `sleep`, timeout or
+/// backoff waits this long instead of overflowing the clock.
+pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A wait of `ms` milliseconds, clamped to `[0, MAX_WAIT]` (NaN is 0).
+pub fn wait_of_ms(ms: f64) -> Duration {
+    if ms.is_nan() || ms <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(ms / 1000.0).map_or(MAX_WAIT, |d| d.min(MAX_WAIT))
+}
+
+/// The instant `d` from `from`, or the farthest the clock can represent.
+pub fn instant_after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d.min(MAX_WAIT))
+        .or_else(|| from.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(from)
+}
+
 /// Kernel tasks running at once.
 const KERNEL_WORKERS: usize = 4;
 
@@ -218,6 +237,7 @@ pub struct Vm<'p, W: Write> {
     runtime: Option<tokio::runtime::Runtime>,
     workflow_ran: Vec<bool>,
     running_tasks: usize,
+    tasks_enabled: bool,
     handler_error: Option<VmError>,
     handled_by: Option<String>,
 }
@@ -268,6 +288,7 @@ impl<'p, W: Write> Vm<'p, W> {
             runtime: None,
             workflow_ran: vec![false; program.workflows.len()],
             running_tasks: 0,
+            tasks_enabled: true,
             handler_error: None,
             handled_by: None,
         }
@@ -448,9 +469,10 @@ impl<'p, W: Write> Vm<'p, W> {
         id
     }
 
-    /// Start the kernel tasks the host has due, up to `KERNEL_WORKERS` at once.
+    /// Start the kernel tasks the host has due, up to `KERNEL_WORKERS` at once (none once
+    /// the run has failed: what is left is dead-lettered when it ends).
     fn pull_tasks(&mut self) {
-        while self.running_tasks < KERNEL_WORKERS {
+        while self.tasks_enabled && self.running_tasks < KERNEL_WORKERS {
             let Some(task) = self.host.next_task() else {
                 return;
             };
@@ -514,11 +536,12 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         self.started = Instant::now();
         self.started_wall = SystemTime::now();
-        self.deadline = self.budget.timeout.map(|t| self.started + t);
+        self.deadline = self.budget.timeout.map(|t| instant_after(self.started, t));
         self.next_check = SLICE;
         let main = self.new_fiber(0, Vec::new(), None, 0);
         let res = self.schedule(main);
         if let Err(e) = &res {
+            self.tasks_enabled = false;
             self.cancel_all();
             self.run_handler(e);
         }
@@ -538,8 +561,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 continue;
             }
             if self.fibers.is_empty() {
-                if self.host.tasks_pending() {
+                if self.tasks_enabled && self.host.tasks_pending() {
                     // Queued tasks that could not start (all workers were busy) start now.
+                    if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(self.timed_out());
+                    }
                     continue;
                 }
                 break;
@@ -583,7 +609,10 @@ impl<'p, W: Write> Vm<'p, W> {
         // The handler gets budgets of its own: the run's may be what ran out.
         self.steps = 0;
         self.next_check = SLICE;
-        self.deadline = self.budget.timeout.map(|t| Instant::now() + t);
+        self.deadline = self
+            .budget
+            .timeout
+            .map(|t| instant_after(Instant::now(), t));
         self.results.clear();
         self.consumed.clear();
         let id = self.new_fiber(h.func, vec![Value::from(error)], None, 0);
@@ -610,6 +639,10 @@ impl<'p, W: Write> Vm<'p, W> {
         let Some(f) = self.fibers.remove(&id) else {
             return;
         };
+        if f.task_of.is_some() {
+            // The kernel dead-letters the task when the run ends (`task_finished` never came).
+            self.running_tasks = self.running_tasks.saturating_sub(1);
+        }
         self.roll_back(&f);
         self.timers.retain(|t| t.owner != id);
         self.host_futures.retain(|(owner, _)| *owner != id);
@@ -881,7 +914,7 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         if let Some(ms) = step.timeout_ms {
             self.timers.push(Timer {
-                at: Instant::now() + Duration::from_secs_f64(ms / 1000.0),
+                at: instant_after(Instant::now(), wait_of_ms(ms)),
                 owner: p,
                 kind: TimerKind::StepTimeout { child },
             });
@@ -934,7 +967,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 ]);
                 self.publish("step", fields, Some(step.span));
                 self.timers.push(Timer {
-                    at: Instant::now() + Duration::from_secs_f64(wait_ms / 1000.0),
+                    at: instant_after(Instant::now(), wait_of_ms(wait_ms)),
                     owner: p,
                     kind: TimerKind::Backoff,
                 });
@@ -1696,7 +1729,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     save_ip!();
                     self.timers.push(Timer {
-                        at: Instant::now() + Duration::from_secs_f64(ms / 1000.0),
+                        at: instant_after(Instant::now(), wait_of_ms(ms)),
                         owner: id,
                         kind: TimerKind::Sleep,
                     });

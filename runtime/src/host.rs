@@ -416,12 +416,10 @@ impl RuntimeHost {
                 let priority = arg_str(args, 2, "priority")?.to_string();
                 let deadline =
                     match args.get(3) {
-                        Some(Value::Duration(ms)) if *ms >= 0.0 => {
-                            std::time::Duration::from_secs_f64(ms / 1000.0)
-                        }
-                        Some(Value::Int(n)) if *n >= 0 => std::time::Duration::from_secs(*n as u64),
+                        Some(Value::Duration(ms)) if *ms >= 0.0 => aether_vm::wait_of_ms(*ms),
+                        Some(Value::Int(n)) if *n >= 0 => aether_vm::wait_of_ms(*n as f64 * 1000.0),
                         Some(Value::Float(x)) if *x >= 0.0 && x.is_finite() => {
-                            std::time::Duration::from_secs_f64(*x)
+                            aether_vm::wait_of_ms(x * 1000.0)
                         }
                         _ => return Err(HostError::runtime(
                             "deadline is a duration or a number of seconds that is not negative",

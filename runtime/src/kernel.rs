@@ -73,11 +73,11 @@ impl KernelSettings {
             s.persist_dlq = !matches!(v.trim(), "0" | "false" | "no" | "off");
         }
         if let Some(h) = num("AETHERRA_REGISTRY_HEARTBEAT_SEC")? {
-            s.heartbeat = Duration::from_secs_f64(h);
-            s.stale = s.heartbeat * 3;
+            s.heartbeat = aether_vm::wait_of_ms(h * 1000.0);
+            s.stale = s.heartbeat.saturating_mul(3).min(aether_vm::MAX_WAIT);
         }
         if let Some(st) = num("AETHERRA_REGISTRY_STALE_SEC")? {
-            s.stale = Duration::from_secs_f64(st);
+            s.stale = aether_vm::wait_of_ms(st * 1000.0);
         }
         Ok(s)
     }
@@ -167,7 +167,7 @@ impl Kernel {
             action: action.to_string(),
             data,
             priority: p,
-            deadline: now + deadline,
+            deadline: aether_vm::instant_after(now, deadline),
             attempts: 0,
             submitted: now,
         };

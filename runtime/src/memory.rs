@@ -234,6 +234,8 @@ pub fn get(state: &State, id: i64) -> Result<Option<Record>, StateError> {
 pub fn fts_query(query: &str) -> Option<String> {
     let words: Vec<String> = query
         .split_whitespace()
+        .map(|w| w.replace('\0', ""))
+        .filter(|w| !w.is_empty())
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
@@ -264,7 +266,7 @@ pub fn recall(
                 .collect::<String>();
             let sql = format!(
                 "SELECT {COLUMNS} FROM (SELECT rowid AS id, rank FROM memory_fts \
-                 WHERE memory_fts MATCH ?{filter} ORDER BY rank LIMIT ?) f \
+                 WHERE memory_fts MATCH ?{filter} ORDER BY rank, rowid DESC LIMIT ?) f \
                  JOIN memory m ON m.id = f.id ORDER BY f.rank, m.id DESC"
             );
             let mut stmt = state.conn.prepare_cached(&sql)?;

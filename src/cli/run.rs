@@ -71,7 +71,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .or_else(|| s.parse::<f64>().ok().map(|secs| secs * 1000.0))
         .filter(|ms| ms.is_finite() && *ms > 0.0)
         .ok_or_else(|| format!("`{s}` is not a positive duration such as 30s, 1m30s or 250ms"))?;
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+    Ok(aether_vm::wait_of_ms(ms))
 }
 
 fn env_flag(name: &str) -> bool {
@@ -394,9 +394,11 @@ fn execute(
     };
     let policy = &program.policy;
     let policy_timeout = match policy.get("timeout") {
-        Some(Value::Duration(ms)) if *ms > 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
-        Some(Value::Int(n)) if *n > 0 => Some(Duration::from_secs(*n as u64)),
-        Some(Value::Float(x)) if *x > 0.0 && x.is_finite() => Some(Duration::from_secs_f64(*x)),
+        Some(Value::Duration(ms)) if *ms > 0.0 => Some(aether_vm::wait_of_ms(*ms)),
+        Some(Value::Int(n)) if *n > 0 => Some(aether_vm::wait_of_ms(*n as f64 * 1000.0)),
+        Some(Value::Float(x)) if *x > 0.0 && x.is_finite() => {
+            Some(aether_vm::wait_of_ms(x * 1000.0))
+        }
         Some(Value::Str(s)) => parse_timeout(s).ok(),
         _ => None,
     };
