@@ -786,3 +786,73 @@ fn recall_keeps_the_newest_among_equal_matches_under_a_limit() {
     ));
     assert_eq!(out, "alpha delta\n3\n");
 }
+
+#[test]
+fn concurrent_runs_share_a_state_directory() {
+    let d = Dir::new();
+    d.write(
+        "writer.aether",
+        &script("for i in range(100):\n    memory.store(\"w \" + str(i) + \" \" + str(args.who))\nprint(\"ok\")\n"),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("aether");
+    // Four runs at once on a directory that does not exist yet: they create and migrate it
+    // once, then take turns writing.
+    let children: Vec<_> = (0..4)
+        .map(|who| {
+            StdCommand::new(&bin)
+                .current_dir(d.path())
+                .args(["run", "writer.aether", "--arg"])
+                .arg(format!("who={who}"))
+                .arg("--state-dir")
+                .arg(d.state())
+                .output_async()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("finished");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(d.ok(&script("print(memory.count())\n")), "400\n");
+}
+
+/// `Command::spawn` with piped output, as a small extension for the test above.
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for StdCommand {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    }
+}
+
+#[test]
+fn a_transaction_rollback_keeps_dead_letters() {
+    let d = Dir::new();
+    let r = d.run(
+        &format!(
+            "{KERNEL}    requires: [\"memory\"]\naction boom(n):\n    assert false, \"task boom\"\ntransaction:\n    memory.store(\"inside\")\n    kernel.submit(\"boom\", data={{n: 1}}, deadline=0s)\n    kernel.submit(\"nope\")\n    assert false, \"main fails\"\n"
+        )
+        .replace("    requires: [\"kernel\"]\n    requires: [\"memory\"]\n", "    requires: [\"kernel\", \"memory\"]\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    let out = d.ok(&format!(
+        "{KERNEL}    requires: [\"memory\"]\nprint(memory.count(), len(kernel.dlq()))\n"
+    )
+    .replace(
+        "    requires: [\"kernel\"]\n    requires: [\"memory\"]\n",
+        "    requires: [\"kernel\", \"memory\"]\n",
+    ));
+    // The store rolled back with the block; the dead letters (a missed deadline, the task
+    // left queued when the run failed) were written outside it.
+    assert_eq!(out, "0 2\n");
+}

@@ -225,6 +225,14 @@ impl RuntimeHost {
         }
     }
 
+    /// When the outermost transaction has ended, write what was kept out of it (dead
+    /// letters must never be rolled back with a script's transaction).
+    fn after_transaction(&mut self) {
+        if self.depth == 0 {
+            self.kernel.flush_dead_letters(self.state.as_ref());
+        }
+    }
+
     /// The homeostasis controller and the open state database, together.
     fn homeo(&mut self) -> Result<(&mut Homeostasis, &State), HostError> {
         self.state()?;
@@ -681,8 +689,15 @@ impl Host for RuntimeHost {
     fn begin(&mut self) -> Result<(), HostError> {
         let depth = self.depth;
         let st = self.state()?;
+        // The outermost block takes the write lock at once (BEGIN IMMEDIATE, waiting under
+        // the busy timeout for another run to finish its write); inner blocks are savepoints.
+        let sql = if depth == 0 {
+            "BEGIN IMMEDIATE".to_string()
+        } else {
+            format!("SAVEPOINT aether_tx_{depth}")
+        };
         st.conn
-            .execute_batch(&format!("SAVEPOINT aether_tx_{depth}"))
+            .execute_batch(&sql)
             .map_err(|e| HostError::runtime(format!("cannot start the transaction: {e}")))?;
         self.depth += 1;
         Ok(())
@@ -694,15 +709,22 @@ impl Host for RuntimeHost {
         };
         self.depth = depth;
         let st = self.state()?;
-        if let Err(e) = st.conn.execute_batch(&format!("RELEASE aether_tx_{depth}")) {
-            let _ = st.conn.execute_batch(&format!(
-                "ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"
-            ));
+        let (commit, undo) = if depth == 0 {
+            ("COMMIT".to_string(), "ROLLBACK".to_string())
+        } else {
+            (
+                format!("RELEASE aether_tx_{depth}"),
+                format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"),
+            )
+        };
+        if let Err(e) = st.conn.execute_batch(&commit) {
+            let _ = st.conn.execute_batch(&undo);
             return Err(HostError::new(
                 ErrorClass::Runtime,
                 format!("the transaction could not commit and was rolled back: {e}"),
             ));
         }
+        self.after_transaction();
         Ok(())
     }
 
@@ -712,10 +734,14 @@ impl Host for RuntimeHost {
         };
         self.depth = depth;
         if let Some(st) = &self.state {
-            let _ = st.conn.execute_batch(&format!(
-                "ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"
-            ));
+            let undo = if depth == 0 {
+                "ROLLBACK".to_string()
+            } else {
+                format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}")
+            };
+            let _ = st.conn.execute_batch(&undo);
         }
+        self.after_transaction();
     }
 
     fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {

@@ -105,6 +105,14 @@ pub struct DeadLetter {
     pub at: String,
 }
 
+/// A dead letter not yet in the database.
+#[derive(Clone, Debug)]
+struct Unwritten {
+    letter: DeadLetter,
+    data: String,
+    priority: String,
+}
+
 /// The kernel of one run.
 pub struct Kernel {
     settings: KernelSettings,
@@ -119,6 +127,8 @@ pub struct Kernel {
     pub(crate) latencies: Vec<f64>,
     /// The deepest any queue got in this run.
     max_depth: usize,
+    /// Dead letters waiting for the script's open transaction to end.
+    unwritten: Vec<Unwritten>,
     /// Whether anything was submitted in this run.
     used: bool,
 }
@@ -139,6 +149,7 @@ impl Kernel {
             dead: Vec::new(),
             latencies: Vec::new(),
             max_depth: 0,
+            unwritten: Vec::new(),
             used: false,
         }
     }
@@ -274,13 +285,17 @@ impl Kernel {
     fn dead_letter(&mut self, state: Option<&State>, q: &Queued, reason: &str) {
         let at = now_text();
         if self.settings.persist_dlq {
-            if let Some(st) = state {
-                let data = Value::from(q.data.clone()).to_json();
-                let _ = st.conn.execute(
-                    "INSERT INTO dead_letters (task, data, priority, reason, attempts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![q.action, data, PRIORITIES[q.priority], reason, q.attempts, at],
-                );
-            }
+            self.unwritten.push(Unwritten {
+                letter: DeadLetter {
+                    task: q.action.clone(),
+                    reason: reason.to_string(),
+                    attempts: q.attempts,
+                    at: at.clone(),
+                },
+                data: Value::from(q.data.clone()).to_json(),
+                priority: PRIORITIES[q.priority].to_string(),
+            });
+            self.flush_dead_letters(state);
         }
         self.dead.push(DeadLetter {
             task: q.action.clone(),
@@ -288,6 +303,24 @@ impl Kernel {
             attempts: q.attempts,
             at,
         });
+    }
+
+    /// Persist the dead letters not written yet. While a script's `transaction:` is open
+    /// they wait: writing them inside it would roll them back with it.
+    pub fn flush_dead_letters(&mut self, state: Option<&State>) {
+        let Some(st) = state else {
+            return;
+        };
+        if !st.conn.is_autocommit() {
+            return;
+        }
+        for u in std::mem::take(&mut self.unwritten) {
+            let d = &u.letter;
+            let _ = st.conn.execute(
+                "INSERT INTO dead_letters (task, data, priority, reason, attempts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![d.task, u.data, u.priority, d.reason, d.attempts, d.at],
+            );
+        }
     }
 
     /// `kernel.status()`.
@@ -321,10 +354,12 @@ impl Kernel {
 
     fn dlq_count(&self, state: Option<&State>) -> i64 {
         match state {
-            Some(st) if self.settings.persist_dlq => st
-                .conn
-                .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
-                .unwrap_or(self.dead.len() as i64),
+            Some(st) if self.settings.persist_dlq => {
+                st.conn
+                    .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+                    .unwrap_or(self.dead.len() as i64)
+                    + self.unwritten.len() as i64
+            }
             _ => self.dead.len() as i64,
         }
     }
@@ -345,7 +380,16 @@ impl Kernel {
                         at: r.get(3)?,
                     })
                 })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                // Those waiting for a transaction to end are the newest.
+                let mut out: Vec<DeadLetter> = self
+                    .unwritten
+                    .iter()
+                    .rev()
+                    .map(|u| u.letter.clone())
+                    .collect();
+                out.extend(rows.collect::<Result<Vec<_>, _>>()?);
+                out.truncate(limit as usize);
+                Ok(out)
             }
             _ => Ok(self
                 .dead

@@ -93,28 +93,34 @@ fn tag_filter(tags: &[String]) -> String {
         .collect()
 }
 
-/// Run `f` inside a savepoint: its writes commit together or not at all, whether or not
-/// a `transaction:` block (an outer savepoint) is open.
+/// Run `f` as one unit of writes: its own transaction outside a `transaction:` block (taking
+/// the write lock at once with BEGIN IMMEDIATE, which waits under the busy timeout while
+/// another run writes; a read that later upgrades to a write could not wait), or a
+/// savepoint inside one.
 fn atomically<T>(
     state: &State,
     f: impl FnOnce() -> Result<T, StateError>,
 ) -> Result<T, StateError> {
-    state
-        .conn
-        .prepare_cached("SAVEPOINT aether_write")?
-        .execute([])?;
+    let (begin, commit, undo) = if state.conn.is_autocommit() {
+        ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+    } else {
+        (
+            "SAVEPOINT aether_write",
+            "RELEASE aether_write",
+            "ROLLBACK TO aether_write; RELEASE aether_write",
+        )
+    };
+    state.conn.execute_batch(begin)?;
     match f() {
-        Ok(v) => {
-            state
-                .conn
-                .prepare_cached("RELEASE aether_write")?
-                .execute([])?;
-            Ok(v)
-        }
+        Ok(v) => match state.conn.execute_batch(commit) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = state.conn.execute_batch(undo);
+                Err(e.into())
+            }
+        },
         Err(e) => {
-            let _ = state
-                .conn
-                .execute_batch("ROLLBACK TO aether_write; RELEASE aether_write");
+            let _ = state.conn.execute_batch(undo);
             Err(e)
         }
     }

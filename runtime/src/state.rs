@@ -133,7 +133,19 @@ impl State {
         let conn = Connection::open(&path)
             .map_err(|e| StateError(format!("cannot open `{}`: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Another run may be creating the same database right now: switching to WAL needs
+        // a moment alone with the file, so retry for a while instead of failing.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut state = State { conn, path };
@@ -153,23 +165,29 @@ impl State {
         Ok(state)
     }
 
+    /// Apply the migrations this database lacks, one transaction each. The version is read
+    /// inside the (immediate, so writer-exclusive) transaction: two runs opening a new state
+    /// directory at once migrate it once.
     fn migrate(&mut self) -> Result<(), StateError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StateError(format!(
-                "`{}` has schema version {version}, newer than this build's {SCHEMA_VERSION}: upgrade aether",
-                self.path.display()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(StateError(format!(
+                    "`{}` has schema version {version}, newer than this build's {SCHEMA_VERSION}: upgrade aether",
+                    self.path.display()
+                )));
+            }
+            let Some(sql) = MIGRATIONS.get(version as usize) else {
+                tx.commit()?;
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// The database file.
