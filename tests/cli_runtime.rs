@@ -856,3 +856,71 @@ fn a_transaction_rollback_keeps_dead_letters() {
     // left queued when the run failed) were written outside it.
     assert_eq!(out, "0 2\n");
 }
+
+#[test]
+fn transactions_of_concurrent_fibers_do_not_undo_each_other() {
+    let d = Dir::new();
+    let r = d.run(
+        &script(
+            r#"action a():
+    transaction:
+        memory.store("from-a")
+        sleep 100ms
+        assert false, "a fails"
+    return 1
+action b():
+    sleep 10ms
+    transaction:
+        memory.store("from-b")
+        sleep 150ms
+    return 2
+parallel:
+    y: a()
+    x: b()
+await x
+await y
+"#,
+        ),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    let out = d.ok(&script(
+        "for r in memory.recall(\"\"):\n    if r.kind == \"note\":\n        print(r.content)\n",
+    ));
+    assert_eq!(out, "from-b\n");
+}
+
+#[test]
+fn work_started_inside_a_transaction_commits_or_rolls_back_with_it() {
+    let d = Dir::new();
+    let events = d.path().join("ev.jsonl");
+    let r = d.run(
+        &script(
+            r#"action f():
+    emit "from-child" 1
+    memory.store("child-write")
+    return 1
+transaction:
+    emit "from-main" 0
+    parallel:
+        x: f()
+    await x
+    assert false, "rollback please"
+"#,
+        ),
+        &["--events", events.to_str().expect("utf-8")],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    let text = std::fs::read_to_string(&events).expect("events");
+    assert!(
+        !text.contains("from-child") && !text.contains("from-main"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""outcome":"rollback","events_dropped":2"#),
+        "{text}"
+    );
+    assert_eq!(d.ok(&script("print(memory.count())\n")), "0\n");
+}

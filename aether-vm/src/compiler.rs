@@ -691,13 +691,14 @@ impl<'a> Compiler<'a> {
         slot
     }
 
-    fn native(&mut self, name: &str, capability: Option<String>) -> u32 {
+    fn native(&mut self, name: &str, capability: Option<String>, effectful: bool) -> u32 {
         if let Some(i) = self.natives.get(name) {
             return *i;
         }
         let i = self.program.natives.len() as u32;
         self.program.natives.push(name.to_string());
         self.program.native_caps.push(capability);
+        self.program.native_effectful.push(effectful);
         self.natives.insert(name.to_string(), i);
         i
     }
@@ -1419,7 +1420,11 @@ impl<'a> Compiler<'a> {
             })
             .collect();
         self.bind(&params, args, span)?;
-        let native = self.native(qualified, decl.capability.map(|c| c.as_str().to_string()));
+        let native = self.native(
+            qualified,
+            decl.capability.map(|c| c.as_str().to_string()),
+            decl.effectful,
+        );
         self.emit(
             Instr::CallNative {
                 native,

@@ -183,6 +183,8 @@ pub struct Program {
     pub natives: Vec<String>,
     /// The capability each native needs, by native index.
     pub native_caps: Vec<Option<String>>,
+    /// Whether each native has side effects (writes wait for another fiber's transaction).
+    pub native_effectful: Vec<bool>,
     pub steps: Vec<Step>,
     pub workflows: Vec<WorkflowInfo>,
     pub handlers: Vec<Handler>,

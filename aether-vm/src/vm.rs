@@ -174,6 +174,12 @@ struct Fiber {
     step_of: Option<u32>,
     /// Set on a fiber that runs a kernel task.
     task_of: Option<u64>,
+    /// The fiber whose transaction this one was started inside (its writes and events
+    /// belong to that transaction).
+    in_tx: Option<u32>,
+    /// Per open `tx` level: whether it joined another fiber's transaction (no savepoint of
+    /// its own) rather than opening one.
+    joined: Vec<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +244,11 @@ pub struct Vm<'p, W: Write> {
     workflow_ran: Vec<bool>,
     running_tasks: usize,
     tasks_enabled: bool,
+    /// The fiber whose transaction is open: while it is, other fibers wait before they
+    /// open one or call a host function that writes (one database connection, one
+    /// transaction at a time).
+    tx_owner: Option<u32>,
+    tx_waiters: Vec<u32>,
     handler_error: Option<VmError>,
     handled_by: Option<String>,
 }
@@ -289,6 +300,8 @@ impl<'p, W: Write> Vm<'p, W> {
             workflow_ran: vec![false; program.workflows.len()],
             running_tasks: 0,
             tasks_enabled: true,
+            tx_owner: None,
+            tx_waiters: Vec::new(),
             handler_error: None,
             handled_by: None,
         }
@@ -463,6 +476,8 @@ impl<'p, W: Write> Vm<'p, W> {
                 step: None,
                 step_of: None,
                 task_of: None,
+                in_tx: None,
+                joined: Vec::new(),
             },
         );
         self.ready.push_back(id);
@@ -643,7 +658,8 @@ impl<'p, W: Write> Vm<'p, W> {
             // The kernel dead-letters the task when the run ends (`task_finished` never came).
             self.running_tasks = self.running_tasks.saturating_sub(1);
         }
-        self.roll_back(&f);
+        self.roll_back(id, &f);
+        self.tx_waiters.retain(|w| *w != id);
         self.timers.retain(|t| t.owner != id);
         self.host_futures.retain(|(owner, _)| *owner != id);
         self.ready.retain(|r| *r != id);
@@ -683,15 +699,46 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Undo the open transactions of a fiber that failed or was stopped, dropping the
     /// events they held, and record that.
-    fn roll_back(&mut self, f: &Fiber) {
+    /// The transaction context a fiber started by `parent` (with context `parent_in_tx`)
+    /// runs in.
+    fn tx_context(&self, parent: u32, parent_in_tx: Option<u32>) -> Option<u32> {
+        match self.tx_owner {
+            Some(o) if o == parent || parent_in_tx == Some(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Whether fiber `id` (with context `in_tx`) must wait for another fiber's open
+    /// transaction before it writes.
+    fn must_wait_for_tx(&self, id: u32, in_tx: Option<u32>) -> bool {
+        self.tx_owner.is_some_and(|o| o != id && in_tx != Some(o))
+    }
+
+    /// The transaction of `owner` has ended: fibers waiting to write go on.
+    fn release_tx(&mut self, owner: u32) {
+        if self.tx_owner == Some(owner) {
+            self.tx_owner = None;
+            let waiting: Vec<u32> = self.tx_waiters.drain(..).collect();
+            for w in waiting {
+                if self.fibers.contains_key(&w) {
+                    self.ready.push_back(w);
+                }
+            }
+        }
+    }
+
+    fn roll_back(&mut self, id: u32, f: &Fiber) {
         if f.tx.is_empty() {
             return;
         }
         let mut dropped = 0;
-        for held in f.tx.iter().rev() {
+        for (held, joined) in f.tx.iter().zip(&f.joined).rev() {
             dropped += held.len();
-            self.host.rollback();
+            if !joined {
+                self.host.rollback();
+            }
         }
+        self.release_tx(id);
         let span = f
             .frames
             .last()
@@ -706,7 +753,7 @@ impl<'p, W: Write> Vm<'p, W> {
     /// Record a fiber's end and hand its result to whoever waits for it.
     fn finish(&mut self, id: u32, f: Fiber, res: Result<Value, VmError>) {
         if res.is_err() {
-            self.roll_back(&f);
+            self.roll_back(id, &f);
             // Work it started and left running dies with it.
             self.kill_children(id);
         }
@@ -905,9 +952,12 @@ impl<'p, W: Write> Vm<'p, W> {
         let step = &program.steps[st.step as usize];
         let args = st.args.clone();
         let attempt = st.attempt;
+        let parent_in_tx = self.fibers.get(&p).and_then(|f| f.in_tx);
+        let context = self.tx_context(p, parent_in_tx);
         let child = self.new_fiber(step.func, args, Some(p), depth);
         if let Some(c) = self.fibers.get_mut(&child) {
             c.step_of = Some(p);
+            c.in_tx = context;
         }
         if let Some(st) = self.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
             st.child = Some(child);
@@ -1010,14 +1060,28 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Send a record to the event stream, or hold it while `f` has a transaction open.
     fn record(&mut self, f: &mut Fiber, kind: &str, fields: Map, span: Option<Span>) {
-        match f.tx.last_mut() {
-            Some(held) => held.push(HeldEvent {
-                kind: kind.to_string(),
-                fields,
-                span,
-            }),
-            None => self.publish(kind, fields, span),
+        let event = HeldEvent {
+            kind: kind.to_string(),
+            fields,
+            span,
+        };
+        if let Some(held) = f.tx.last_mut() {
+            held.push(event);
+            return;
         }
+        // A fiber started inside another fiber's transaction: its events wait for that
+        // transaction's commit too.
+        if let Some(o) = f.in_tx.filter(|o| self.tx_owner == Some(*o)) {
+            if let Some(held) = self
+                .fibers
+                .get_mut(&o)
+                .and_then(|owner| owner.tx.last_mut())
+            {
+                held.push(event);
+                return;
+            }
+        }
+        self.publish(&event.kind, event.fields, event.span);
     }
 
     fn write_err(&mut self, line: &str) {
@@ -1558,6 +1622,19 @@ impl<'p, W: Write> Vm<'p, W> {
                         }
                         Native::Host(hid) => {
                             let hid = *hid;
+                            let writes = program
+                                .native_effectful
+                                .get(native as usize)
+                                .copied()
+                                .unwrap_or(true);
+                            if writes && self.must_wait_for_tx(id, f.in_tx) {
+                                // Another fiber's transaction is open on the one database
+                                // connection: this write waits until it ends.
+                                ip -= 1;
+                                save_ip!();
+                                self.tx_waiters.push(id);
+                                return Exit::Blocked;
+                            }
                             let args = f.stack.split_off(n);
                             save_ip!();
                             let mut events = Vec::new();
@@ -1677,6 +1754,10 @@ impl<'p, W: Write> Vm<'p, W> {
                         );
                     }
                     let child = self.new_fiber(func, args, Some(id), depth);
+                    let context = self.tx_context(id, f.in_tx);
+                    if let Some(c) = self.fibers.get_mut(&child) {
+                        c.in_tx = context;
+                    }
                     f.stack.push(Value::Pending(child));
                 }
                 Instr::Await => {
@@ -1744,13 +1825,45 @@ impl<'p, W: Write> Vm<'p, W> {
                     self.record(f, "emit", fields, span);
                 }
                 Instr::TxBegin => {
-                    if let Err(he) = self.host.begin() {
-                        fail!(he.class, he.message);
+                    if self.must_wait_for_tx(id, f.in_tx) {
+                        // Another fiber's transaction is open: wait, then begin again.
+                        ip -= 1;
+                        save_ip!();
+                        self.tx_waiters.push(id);
+                        return Exit::Blocked;
+                    }
+                    let joins = self.tx_owner.is_some_and(|o| o != id);
+                    if !joins {
+                        if let Err(he) = self.host.begin() {
+                            fail!(he.class, he.message);
+                        }
+                        self.tx_owner = Some(id);
                     }
                     f.tx.push(Vec::new());
+                    f.joined.push(joins);
                 }
                 Instr::TxCommit => {
-                    if let Err(he) = self.host.commit() {
+                    let joined = f.joined.pop().unwrap_or(false);
+                    if joined {
+                        // A block that joined another fiber's transaction: its events go to
+                        // the enclosing level, or to the owner's, and commit with it.
+                        let held = f.tx.pop().unwrap_or_default();
+                        match f.tx.last_mut() {
+                            Some(outer) => outer.extend(held),
+                            None => {
+                                for e in held {
+                                    self.record(f, &e.kind, e.fields, e.span);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let outermost = f.tx.len() == 1;
+                    let result = self.host.commit();
+                    if outermost {
+                        self.release_tx(id);
+                    }
+                    if let Err(he) = result {
                         // The host undid the writes; the held events go with them.
                         let dropped = f.tx.pop().map_or(0, |h| h.len());
                         let fields = map_of(vec![

@@ -79,6 +79,9 @@ pub struct RuntimeHost {
     depth: u32,
     /// Whether this run recorded any metric (the controller then runs at the end).
     recorded_metrics: bool,
+    /// Metrics and run-log lines that arrived while a transaction was open.
+    deferred_metrics: Vec<(String, f64, String)>,
+    deferred_logs: Vec<(Value, Vec<String>)>,
 }
 
 fn runtime_error(e: StateError) -> HostError {
@@ -142,6 +145,8 @@ impl RuntimeHost {
             state: None,
             depth: 0,
             recorded_metrics: false,
+            deferred_metrics: Vec::new(),
+            deferred_logs: Vec::new(),
         }
     }
 
@@ -228,8 +233,21 @@ impl RuntimeHost {
     /// When the outermost transaction has ended, write what was kept out of it (dead
     /// letters must never be rolled back with a script's transaction).
     fn after_transaction(&mut self) {
-        if self.depth == 0 {
-            self.kernel.flush_dead_letters(self.state.as_ref());
+        if self.depth != 0 {
+            return;
+        }
+        self.kernel.flush_dead_letters(self.state.as_ref());
+        let Some(st) = &self.state else {
+            return;
+        };
+        for (name, x, at) in std::mem::take(&mut self.deferred_metrics) {
+            let _ = st.conn.execute(
+                "INSERT INTO metrics (name, value, at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![name, x, at],
+            );
+        }
+        for (content, tags) in std::mem::take(&mut self.deferred_logs) {
+            let _ = memory::store_unique(st, &content, &tags, "log");
         }
     }
 
@@ -656,6 +674,11 @@ impl RuntimeHost {
         };
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         self.recorded_metrics = true;
+        if self.depth > 0 {
+            // Measurements are kept whatever becomes of the open transaction.
+            self.deferred_metrics.push((name.to_string(), x, at));
+            return Ok(());
+        }
         let st = self.state()?;
         st.conn
             .execute(
@@ -827,9 +850,15 @@ impl Host for RuntimeHost {
         ]
         .into_iter()
         .collect();
+        let tags = vec!["log".to_string(), tag];
+        if self.depth > 0 {
+            // Written after the open transaction ends: a rollback must not take the run
+            // log with it.
+            self.deferred_logs.push((Value::from(content), tags));
+            return;
+        }
         if let Ok(st) = self.state() {
-            let _ =
-                memory::store_unique(st, &Value::from(content), &["log".to_string(), tag], "log");
+            let _ = memory::store_unique(st, &Value::from(content), &tags, "log");
         }
     }
 }
