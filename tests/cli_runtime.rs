@@ -924,3 +924,21 @@ transaction:
     );
     assert_eq!(d.ok(&script("print(memory.count())\n")), "0\n");
 }
+
+#[test]
+fn awaiting_earlier_writers_inside_a_transaction_is_a_clear_error() {
+    let d = Dir::new();
+    let r = d.run(
+        &script(
+            "action w():\n    sleep 10ms\n    memory.store(\"x\")\n    return 1\nparallel:\n    a: w()\ntransaction:\n    memory.store(\"y\")\n    await a\n",
+        ),
+        &["--timeout", "5s"],
+        &[],
+    );
+    assert_eq!(r.code, 21, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("every running fiber waits for another"),
+        "{}",
+        r.stderr
+    );
+}
