@@ -856,13 +856,19 @@ impl<'p, W: Write> Vm<'p, W> {
             (a, b) => a.or(b),
         };
         if self.host_futures.is_empty() {
-            let Some(until) = until else {
-                let e = VmError::new(
+            // Nothing outside the fibers can wake one: waiting for the deadline would only
+            // turn a deadlock into a timeout.
+            let (true, Some(until)) = (next_timer.is_some(), until) else {
+                let at = self
+                    .fibers
+                    .get(&0)
+                    .map(|f| f.frames.as_slice())
+                    .unwrap_or(&[]);
+                return Err(self.error_in(
+                    at,
                     ErrorClass::Runtime,
                     "every running fiber waits for another: nothing can make progress",
-                    None,
-                );
-                return Err(e);
+                ));
             };
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         } else {
