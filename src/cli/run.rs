@@ -450,14 +450,7 @@ fn execute(
             });
     let plugin_settings = match aether_runtime::plugins::PluginSettings::from_env() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome {
-                code: ResultCode::RuntimeError,
-                message: e,
-                line: None,
-            };
-        }
+        Err(e) => return setup_failed(&mut events, e),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let script_dir = args.file.parent().map(|p| {
@@ -488,26 +481,14 @@ fn execute(
     for req in &program.plugin_requirements {
         if let Err(e) = plugins.check_requirement(req) {
             let message = format!("plugin requirement `{req}` is not met: {e}");
-            eprintln!("error[RUNTIME_ERROR]: {message}");
-            return Outcome {
-                code: ResultCode::RuntimeError,
-                message,
-                line: None,
-            };
+            return setup_failed(&mut events, message);
         }
     }
     let mock_io = matches!(program.policy.get("mock_io"), Some(Value::Bool(true)));
     let kernel = match aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
     {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome {
-                code: ResultCode::RuntimeError,
-                message: e,
-                line: None,
-            };
-        }
+        Err(e) => return setup_failed(&mut events, e),
     };
     let mut host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
         kernel,
@@ -589,6 +570,12 @@ fn execute(
         outcome.code.name(),
         &outcome.message,
     );
+    end_events(&mut events, &outcome);
+    outcome
+}
+
+/// The last record of the event stream: how the run ended.
+fn end_events(events: &mut Option<JsonLines<'_>>, outcome: &Outcome) {
     if let Some(ev) = events.as_mut() {
         let mut m = JsonMap::new();
         let ok = outcome.code == ResultCode::Success;
@@ -601,5 +588,17 @@ fn execute(
         m.insert("message".into(), json!(outcome.message));
         ev.write("run", None, m);
     }
+}
+
+/// The runtime could not be set up (a bad setting, an unmet plugin requirement): a
+/// RUNTIME_ERROR before the script's first instruction, closing the event stream too.
+fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String) -> Outcome {
+    eprintln!("error[RUNTIME_ERROR]: {message}");
+    let outcome = Outcome {
+        code: ResultCode::RuntimeError,
+        message,
+        line: None,
+    };
+    end_events(events, &outcome);
     outcome
 }
