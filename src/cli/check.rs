@@ -11,10 +11,9 @@ use aether_check::fingerprint::Suppressions;
 use super::discover::discover;
 use super::output;
 use super::render::render_file;
-use super::report::{check_file, FileReport, Options};
-
-/// Where suppressions are read from when `--suppressions` is not given (if the file exists).
-pub(crate) const DEFAULT_SUPPRESSIONS: &str = ".aetherra/workflow_suppressions.txt";
+use super::report::{
+    check_file, load_suppressions, stale_suppressions, warn_stale, FileReport, Options,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -72,25 +71,13 @@ fn color_enabled() -> bool {
 }
 
 pub(crate) fn run(args: CheckArgs) -> i32 {
-    let suppressions = match &args.suppressions {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Suppressions::parse(&text),
-            Err(e) => {
-                eprintln!(
-                    "error: cannot read suppression file `{}`: {e}",
-                    path.display()
-                );
-                return usage_error(args.emit_error_code);
-            }
-        },
-        None => match std::fs::read_to_string(DEFAULT_SUPPRESSIONS) {
-            Ok(text) => Suppressions::parse(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Suppressions::default(),
-            Err(e) => {
-                eprintln!("error: cannot read suppression file `{DEFAULT_SUPPRESSIONS}`: {e}");
-                return usage_error(args.emit_error_code);
-            }
-        },
+    let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
+        Ok(Some((path, s))) => (Some(path), s),
+        Ok(None) => (None, Suppressions::default()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return usage_error(args.emit_error_code);
+        }
     };
     let signatures = if args.sig.strict_signatures || super::signing::strict_from_env() {
         match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
@@ -117,7 +104,9 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         .jobs
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let reports = check_all(&files, jobs, |p| check_file(p, &registry, &opts));
+    let reports = check_all(&files, jobs, CHECK_STACK_BYTES, |p| {
+        check_file(p, &registry, &opts)
+    });
 
     let ts = output::timestamp();
     let stdout = std::io::stdout();
@@ -148,6 +137,13 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         }
     }
     let _ = out.flush();
+    if let Some(file) = &suppression_file {
+        let used = reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .filter_map(|f| f.suppressed_by.as_deref());
+        warn_stale(file, &stale_suppressions(&opts.suppressions, used));
+    }
     let code = reports
         .iter()
         .find(|r| !r.status.ok)
@@ -158,18 +154,20 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     code
 }
 
-/// Check every file on `jobs` threads; results come back in input order.
-fn check_all<F>(files: &[PathBuf], jobs: usize, check: F) -> Vec<FileReport>
+/// Check every file on `jobs` threads with `stack` bytes of stack; results come back in
+/// input order.
+pub(crate) fn check_all<F, R>(files: &[PathBuf], jobs: usize, stack: usize, check: F) -> Vec<R>
 where
-    F: Fn(&std::path::Path) -> FileReport + Sync,
+    F: Fn(&std::path::Path) -> R + Sync,
+    R: Send,
 {
     let jobs = jobs.clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<FileReport>> = (0..files.len()).map(|_| None).collect();
-    let chunks: Vec<Vec<(usize, FileReport)>> = std::thread::scope(|s| {
+    let mut slots: Vec<Option<R>> = (0..files.len()).map(|_| None).collect();
+    let chunks: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..jobs)
             .map(|_| {
-                let worker = std::thread::Builder::new().stack_size(CHECK_STACK_BYTES);
+                let worker = std::thread::Builder::new().stack_size(stack);
                 worker
                     .spawn_scoped(s, || {
                         let mut done = Vec::new();

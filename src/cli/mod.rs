@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch; the only place (with the runtime) that touches files and streams.
 
+mod baseline;
 mod check;
+mod classify;
 mod discover;
 mod output;
 mod render;
@@ -8,6 +10,7 @@ mod report;
 mod run;
 mod signing;
 mod status;
+mod trends;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +36,12 @@ enum Command {
     Run(run::RunArgs),
     /// Show the runtime's state: kernel, memory, homeostasis and plugins.
     Status(status::StatusArgs),
+    /// Triage a tree of workflows: check (and run) each, bucket failures by code, keep history.
+    Classify(classify::ClassifyArgs),
+    /// Snapshot the check result of every workflow (counts by code) for `aether gate`.
+    Baseline(baseline::BaselineArgs),
+    /// Show the classification history (trends.json) and draw it as an SVG chart.
+    Trends(trends::TrendsArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -71,6 +80,9 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),
+        Command::Classify(args) => classify::run(args),
+        Command::Baseline(args) => baseline::run(args),
+        Command::Trends(args) => trends::run(args),
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),

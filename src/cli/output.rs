@@ -50,6 +50,7 @@ fn finding_json(f: &Finding) -> Value {
         "message": d.message(),
         "help": d.help(),
         "fingerprint": f.fingerprint,
+        "stable_fingerprint": f.stable_fingerprint,
         "suppressed": f.suppressed,
         "fix": fix,
     })
@@ -195,10 +196,13 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
                 .level(level)
                 .message(sarif::Message::builder().text(text).build())
                 .locations(vec![location])
-                .partial_fingerprints(std::collections::BTreeMap::from([(
-                    "aetherFingerprint/v1".to_string(),
-                    f.fingerprint.clone(),
-                )]))
+                .partial_fingerprints(std::collections::BTreeMap::from([
+                    ("aetherFingerprint/v1".to_string(), f.fingerprint.clone()),
+                    (
+                        "aetherStableFingerprint/v1".to_string(),
+                        f.stable_fingerprint.clone(),
+                    ),
+                ]))
                 .build();
             result.suppressions = suppressions;
             results.push(result);

@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use aether_check::decl::Registry;
-use aether_check::fingerprint::{fingerprint, Suppressions};
+use aether_check::fingerprint::{fingerprint, normalize_snippet, stable_fingerprint, Suppressions};
 use aether_check::{analyze, Phase};
 use aether_syntax::{rules, Diagnostic, LineIndex, ResultCode, Severity, Span};
 
@@ -16,7 +16,11 @@ pub(crate) struct Finding {
     pub(crate) start: Option<(u32, u32)>,
     pub(crate) end: Option<(u32, u32)>,
     pub(crate) fingerprint: String,
+    /// The line-independent fingerprint (rule, project path, snippet, occurrence).
+    pub(crate) stable_fingerprint: String,
     pub(crate) suppressed: bool,
+    /// The suppression entry that matched (the line-based fingerprint wins when both do).
+    pub(crate) suppressed_by: Option<String>,
     /// Counts toward the file's failure: an error (or a warning under `--strict`), not suppressed.
     pub(crate) fails: bool,
 }
@@ -52,6 +56,8 @@ impl Status {
 #[derive(Debug)]
 pub(crate) struct FileReport {
     pub(crate) display: String,
+    /// The path relative to the project root, `/`-separated (see [`project_path`]).
+    pub(crate) project_path: String,
     /// The text as read (lossily decoded when it is not UTF-8), for rendering snippets.
     pub(crate) source: Option<String>,
     pub(crate) findings: Vec<Finding>,
@@ -102,12 +108,84 @@ fn signature_diagnostic(text: &str, failure: &aether_sign::Verification) -> Diag
         .with_help(help)
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// The suppression file in use: the explicit one (which must be readable), else the
+/// default one when it exists; `None` with no suppressions.
+pub(crate) fn load_suppressions(
+    explicit: Option<&Path>,
+) -> Result<Option<(std::path::PathBuf, Suppressions)>, String> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_SUPPRESSIONS));
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some((path.to_path_buf(), Suppressions::parse(&text)))),
+        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot read suppression file `{}`: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Where suppressions are read from when `--suppressions` is not given (if the file exists).
+pub(crate) const DEFAULT_SUPPRESSIONS: &str = ".aetherra/workflow_suppressions.txt";
+
+/// Suppression entries no finding of `reports` used (with their line in the file).
+pub(crate) fn stale_suppressions<'r>(
+    suppressions: &Suppressions,
+    used: impl IntoIterator<Item = &'r str>,
+) -> Vec<(String, u32)> {
+    let used: std::collections::HashSet<String> = used.into_iter().map(str::to_string).collect();
+    suppressions.stale(&used)
+}
+
+/// Warnings on stderr for stale suppression entries, like ruff's unused-noqa.
+pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)]) {
+    for (fp, line) in stale {
+        eprintln!(
+            "warning: suppression `{fp}` ({}:{line}) matched no finding in the files checked; remove it if it is fixed",
+            file.display()
+        );
+    }
+}
+
+/// A path as stable fingerprints see it: relative to the project root (the working
+/// directory, which holds `.aetherra/`), `/`-separated, without `.` components, so
+/// `./flows/a.aether`, `flows/a.aether` and `/abs/cwd/flows/a.aether` agree. A path
+/// outside the working directory stays absolute.
+pub(crate) fn project_path(path: &Path) -> String {
+    use std::path::Component;
+    let absolute;
+    let mut rel = path;
+    if path.is_absolute() {
+        if let Ok(cwd) = std::env::current_dir() {
+            absolute = path.strip_prefix(&cwd).map(Path::to_path_buf).ok();
+            if let Some(inside) = &absolute {
+                rel = inside;
+            }
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::CurDir => {}
+            Component::RootDir => parts.push(String::new()),
+            Component::Prefix(p) => parts.push(p.as_os_str().to_string_lossy().into_owned()),
+            Component::ParentDir => parts.push("..".into()),
+            Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if joined.is_empty() {
+        "/".into()
+    } else {
+        joined
+    }
 }
 
 /// Read and check one file.
@@ -141,7 +219,7 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
                     let outcome = aether_sign::verify(&text, &trust.keyring, &trust.revoked);
                     if !outcome.is_ok() {
                         let d = signature_diagnostic(&text, &outcome);
-                        return build_report(display, Some(text), vec![d], opts);
+                        return build_report(path, display, Some(text), vec![d], opts);
                     }
                 }
                 let diags = catch_unwind(AssertUnwindSafe(|| analyze(&text, registry)))
@@ -156,16 +234,21 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
             }
         },
     };
-    build_report(display, source, diags, opts)
+    build_report(path, display, source, diags, opts)
 }
 
-fn build_report(
+/// Place and fingerprint diagnostics, apply suppressions, decide the file's verdict.
+pub(crate) fn build_report(
+    path: &Path,
     display: String,
     source: Option<String>,
     diags: Vec<Diagnostic>,
     opts: &Options,
 ) -> FileReport {
     let index = source.as_deref().map(LineIndex::new);
+    let project = project_path(path);
+    let mut seen: std::collections::HashMap<(&'static str, String), usize> =
+        std::collections::HashMap::new();
     let findings: Vec<Finding> = diags
         .into_iter()
         .map(|diag| {
@@ -180,14 +263,33 @@ fn build_report(
                 _ => (None, None),
             };
             let fp = fingerprint(diag.code().name(), start.map(|s| s.0), diag.message());
-            let suppressed = opts.suppressions.contains(&fp);
+            let snippet = match (&source, has_span) {
+                (Some(text), true) => {
+                    let span = diag.span();
+                    text.get(span.start as usize..span.end.max(span.start) as usize)
+                        .map(normalize_snippet)
+                        .unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            let rule = diag.rule().id;
+            let occurrence = seen.entry((rule, snippet.clone())).or_insert(0);
+            let stable = stable_fingerprint(rule, &project, &snippet, *occurrence);
+            *occurrence += 1;
+            let suppressed_by = [&fp, &stable]
+                .into_iter()
+                .find(|f| opts.suppressions.contains(f))
+                .cloned();
+            let suppressed = suppressed_by.is_some();
             let failing = diag.severity() == Severity::Error || opts.strict;
             Finding {
                 diag,
                 start,
                 end,
                 fingerprint: fp,
+                stable_fingerprint: stable,
                 suppressed,
+                suppressed_by,
                 fails: failing && !suppressed,
             }
         })
@@ -230,6 +332,7 @@ fn build_report(
     };
     FileReport {
         display,
+        project_path: project,
         source,
         findings,
         status,

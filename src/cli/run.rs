@@ -66,7 +66,7 @@ fn parse_arg(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     let ms = aether_syntax::token::parse_duration(s)
         .or_else(|| s.parse::<f64>().ok().map(|secs| secs * 1000.0))
         .filter(|ms| ms.is_finite() && *ms > 0.0)
@@ -146,10 +146,12 @@ impl EventSink for &mut JsonLines<'_> {
 }
 
 /// How a run ended.
-struct Outcome {
-    code: ResultCode,
-    message: String,
-    line: Option<u32>,
+pub(crate) struct Outcome {
+    pub(crate) code: ResultCode,
+    pub(crate) message: String,
+    pub(crate) line: Option<u32>,
+    /// Where the error happened, when it has a place in the script.
+    pub(crate) span: Option<Span>,
 }
 
 fn code_of(n: i32) -> ResultCode {
@@ -304,7 +306,25 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             index: &index,
             display: &display,
         };
-        execute(&args, strict_trust, profile, quiet, source, &registry)
+        let exec = Execution {
+            file: &args.file,
+            args: &args.args,
+            timeout: args.timeout,
+            profile,
+            state_dir: args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".aetherra")),
+            events: args.events.as_deref(),
+            keyring: args.sig.keyring.as_deref(),
+            revoked: args.sig.revoked.as_deref(),
+            strict_trust,
+            quiet,
+            diagnostics: true,
+        };
+        let stdout = std::io::stdout();
+        let out = std::io::LineWriter::new(stdout.lock());
+        execute(&exec, source, &registry, out, std::io::stderr())
     }))
     .unwrap_or_else(|payload| {
         let msg = payload
@@ -317,6 +337,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             code: ResultCode::InternalError,
             message: format!("internal error: {msg}"),
             line: None,
+            span: None,
         }
     });
     report.status = Status {
@@ -349,46 +370,72 @@ fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
 }
 
 /// The checked script being run.
-struct Source<'a> {
-    text: &'a str,
-    index: &'a LineIndex,
-    display: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) index: &'a LineIndex,
+    pub(crate) display: &'a str,
 }
 
-fn execute(
-    args: &RunArgs,
-    strict_trust: Option<aether_runtime::security::Trust>,
-    profile: Profile,
-    quiet: bool,
+/// How to run a checked script: what `aether run` takes from its options, and what
+/// `aether classify` sets for each file it runs in-process.
+pub(crate) struct Execution<'a> {
+    pub(crate) file: &'a std::path::Path,
+    pub(crate) args: &'a [(String, String)],
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) profile: Profile,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) events: Option<&'a std::path::Path>,
+    pub(crate) keyring: Option<&'a std::path::Path>,
+    pub(crate) revoked: Option<&'a std::path::Path>,
+    /// Strict signature mode: plugins must have signed manifests.
+    pub(crate) strict_trust: Option<aether_runtime::security::Trust>,
+    /// `AETHERRA_QUIET`: no warnings, no `log` output.
+    pub(crate) quiet: bool,
+    /// Render errors and warnings on stderr (`aether run`); `classify` only wants the outcome.
+    pub(crate) diagnostics: bool,
+}
+
+/// Compile and run a checked script against the runtime host; the program's output goes
+/// to `out`, its `log`/`trace` lines to `err`.
+pub(crate) fn execute<W: Write>(
+    exec: &Execution<'_>,
     source: Source<'_>,
     registry: &aether_check::decl::Registry,
+    out: W,
+    err: impl Write,
 ) -> Outcome {
     let Source {
         text,
         index,
         display,
     } = source;
+    let show = exec.diagnostics;
+    let quiet = exec.quiet;
+    let profile = exec.profile;
     let parsed = aether_syntax::parse(text);
     let program = match aether_vm::compile(&parsed.ast, registry) {
         Ok(p) => p,
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
-            eprint!(
-                "{}",
-                render(
-                    display,
-                    text,
-                    index,
-                    "UNSUPPORTED_FEATURE",
-                    &e.message,
-                    Some(e.span),
-                    &[]
-                )
-            );
+            if show {
+                eprint!(
+                    "{}",
+                    render(
+                        display,
+                        text,
+                        index,
+                        "UNSUPPORTED_FEATURE",
+                        &e.message,
+                        Some(e.span),
+                        &[]
+                    )
+                );
+            }
             return Outcome {
                 code: ResultCode::UnsupportedFeature,
                 message: e.message,
                 line: Some(line),
+                span: Some(e.span),
             };
         }
     };
@@ -402,7 +449,7 @@ fn execute(
         Some(Value::Str(s)) => parse_timeout(s).ok(),
         _ => None,
     };
-    let timeout = match (args.timeout, policy_timeout) {
+    let timeout = match (exec.timeout, policy_timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -413,7 +460,7 @@ fn execute(
     let deterministic = matches!(policy.get("deterministic"), Some(Value::Bool(true)));
     let enforce = profile != Profile::Dev || env_flag("AETHERRA_REQUIRE_CAPABILITIES");
 
-    let mut events = match &args.events {
+    let mut events = match exec.events {
         Some(path) => match File::create(path) {
             Ok(f) => Some(JsonLines {
                 out: BufWriter::new(f),
@@ -423,11 +470,14 @@ fn execute(
             }),
             Err(e) => {
                 let message = format!("cannot write events to `{}`: {e}", path.display());
-                eprintln!("error[IO_ERROR]: {message}");
+                if show {
+                    eprintln!("error[IO_ERROR]: {message}");
+                }
                 return Outcome {
                     code: ResultCode::IoError,
                     message,
                     line: None,
+                    span: None,
                 };
             }
         },
@@ -441,19 +491,18 @@ fn execute(
     }
 
     // The runtime host: module functions, transactions on the state database, the run log.
-    let trust =
-        super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref())
-            .ok()
-            .map(|t| aether_runtime::security::Trust {
-                keyring: t.keyring,
-                revoked: t.revoked,
-            });
+    let trust = super::signing::read_trust(exec.keyring, exec.revoked)
+        .ok()
+        .map(|t| aether_runtime::security::Trust {
+            keyring: t.keyring,
+            revoked: t.revoked,
+        });
     let plugin_settings = match aether_runtime::plugins::PluginSettings::from_env() {
         Ok(s) => s,
-        Err(e) => return setup_failed(&mut events, e),
+        Err(e) => return setup_failed(&mut events, e, show),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let script_dir = args.file.parent().map(|p| {
+    let script_dir = exec.file.parent().map(|p| {
         if p.as_os_str().is_empty() {
             cwd.clone()
         } else {
@@ -467,12 +516,12 @@ fn execute(
     );
     let (plugins, mut warnings) =
         aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
-    if let Some(trust) = strict_trust {
+    if let Some(trust) = &exec.strict_trust {
         // Strict signature mode: only plugins whose manifest is signed by a trusted key.
         warnings
-            .extend(plugins.retain(|m| aether_runtime::security::verify_manifest(&m.dir, &trust)));
+            .extend(plugins.retain(|m| aether_runtime::security::verify_manifest(&m.dir, trust)));
     }
-    if !quiet {
+    if show && !quiet {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
@@ -481,14 +530,14 @@ fn execute(
     for req in &program.plugin_requirements {
         if let Err(e) = plugins.check_requirement(req) {
             let message = format!("plugin requirement `{req}` is not met: {e}");
-            return setup_failed(&mut events, message);
+            return setup_failed(&mut events, message, show);
         }
     }
     let mock_io = matches!(program.policy.get("mock_io"), Some(Value::Bool(true)));
     let kernel = match aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
     {
         Ok(k) => k,
-        Err(e) => return setup_failed(&mut events, e),
+        Err(e) => return setup_failed(&mut events, e, show),
     };
     let mut host = aether_runtime::RuntimeHost::new(aether_runtime::RuntimeConfig {
         kernel,
@@ -496,10 +545,7 @@ fn execute(
         enforce_capabilities: enforce,
         mock_io,
         deterministic,
-        state_dir: args
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".aetherra")),
+        state_dir: exec.state_dir.clone(),
         capabilities: program.capabilities.clone(),
         network: aether_runtime::security::NetworkPolicy::from_env(profile != Profile::Dev),
         trust,
@@ -510,10 +556,8 @@ fn execute(
         timeout,
         ..Budget::default()
     };
-    let stdout = std::io::stdout();
-    let out = std::io::LineWriter::new(stdout.lock());
     let mut vm = Vm::new(&program, &natives, out, budget)
-        .with_stderr(std::io::stderr())
+        .with_stderr(err)
         .with_host(&mut host)
         .enforce_capabilities(enforce)
         .deterministic(deterministic)
@@ -522,7 +566,7 @@ fn execute(
     if let Some(ev) = events.as_mut() {
         vm = vm.with_events(ev);
     }
-    let run_args: Map = args
+    let run_args: Map = exec
         .args
         .iter()
         .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
@@ -543,6 +587,7 @@ fn execute(
             code: ResultCode::Success,
             message: String::new(),
             line: None,
+            span: None,
         },
         Err(e) => {
             let mut text_out = render_error(display, text, index, &e);
@@ -555,11 +600,14 @@ fn execute(
                 text_out.push_str("error: the on_error handler failed too:\n");
                 text_out.push_str(&render_error(display, text, index, he));
             }
-            eprint!("{text_out}");
+            if show {
+                eprint!("{text_out}");
+            }
             Outcome {
                 code: code_of(e.kind().code()),
                 message: e.message().to_string(),
                 line: e.span().map(|s| index.line_col(text, s.start).line),
+                span: e.span(),
             }
         }
     };
@@ -592,12 +640,15 @@ fn end_events(events: &mut Option<JsonLines<'_>>, outcome: &Outcome) {
 
 /// The runtime could not be set up (a bad setting, an unmet plugin requirement): a
 /// RUNTIME_ERROR before the script's first instruction, closing the event stream too.
-fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String) -> Outcome {
-    eprintln!("error[RUNTIME_ERROR]: {message}");
+fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String, show: bool) -> Outcome {
+    if show {
+        eprintln!("error[RUNTIME_ERROR]: {message}");
+    }
     let outcome = Outcome {
         code: ResultCode::RuntimeError,
         message,
         line: None,
+        span: None,
     };
     end_events(events, &outcome);
     outcome

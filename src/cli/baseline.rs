@@ -1,0 +1,119 @@
+//! `aether baseline`: the check result of every workflow as counts by code, for
+//! `aether gate` to compare against a reference (the seed's parse baseline).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use aether_syntax::ResultCode;
+
+use super::check::check_all;
+use super::classify::{rate, shown};
+use super::discover::discover;
+use super::report::{check_file, load_suppressions, Options};
+
+#[derive(Args, Debug)]
+pub(crate) struct BaselineArgs {
+    /// Directory searched for *.aether files (or a single file).
+    #[arg(value_name = "ROOT", default_value = ".")]
+    root: PathBuf,
+    /// Where the baseline is written (`-` for stdout).
+    #[arg(long, value_name = "FILE", default_value = "parse_baseline.json")]
+    output: PathBuf,
+    /// Suppression file [default: .aetherra/workflow_suppressions.txt if present]; a
+    /// suppressed failure counts as SUCCESS, as in `aether check`.
+    #[arg(long, value_name = "FILE")]
+    suppressions: Option<PathBuf>,
+    /// Number of files checked at once [default: number of CPUs].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
+/// Stack size of checking threads (see `aether check`).
+const STACK_BYTES: usize = 64 << 20;
+
+pub(crate) fn run(args: BaselineArgs) -> i32 {
+    let suppressions = match load_suppressions(args.suppressions.as_deref()) {
+        Ok(s) => s.map(|(_, s)| s).unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if !args.root.exists() {
+        eprintln!("error: `{}` does not exist", args.root.display());
+        return 2;
+    }
+    let mut files = discover(std::slice::from_ref(&args.root));
+    files.sort_by_key(|p| shown(&p.display().to_string()));
+    let registry = super::registry();
+    let opts = Options {
+        suppressions,
+        ..Options::default()
+    };
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let reports = check_all(&files, jobs, STACK_BYTES, |p| {
+        check_file(p, &registry, &opts)
+    });
+    // Counts keyed by code name, in code order (SUCCESS first).
+    let mut counts: BTreeMap<i32, (ResultCode, u64)> = BTreeMap::new();
+    for r in &reports {
+        counts
+            .entry(r.status.code.number())
+            .or_insert((r.status.code, 0))
+            .1 += 1;
+    }
+    let mut by_code = Map::new();
+    for (code, n) in counts.values() {
+        by_code.insert(code.name().to_string(), json!(n));
+    }
+    let failed = reports.iter().filter(|r| !r.status.ok).count();
+    let suppressed = reports
+        .iter()
+        .filter(|r| r.status.suppressed.is_some())
+        .count();
+    let files_json: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "path": shown(&r.display),
+                "ok": r.status.ok,
+                "code": r.status.code.number(),
+                "code_name": r.status.code.name(),
+                "line": r.status.line,
+                "message": r.status.message,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "timestamp": super::output::timestamp(),
+        "total": reports.len(),
+        "by_code": by_code,
+        "failure_rate": rate(failed, reports.len()),
+        "suppressed": suppressed,
+        "files": files_json,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise") + "\n";
+    if let Err(e) = super::trends::write_output(&args.output, text.as_bytes()) {
+        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        return ResultCode::IoError.number();
+    }
+    eprintln!(
+        "baseline of {} file{}: {} failed ({:.2}%){}",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        failed,
+        rate(failed, reports.len()) * 100.0,
+        if args.output == std::path::Path::new("-") {
+            String::new()
+        } else {
+            format!(", written to {}", args.output.display())
+        }
+    );
+    0
+}

@@ -1,0 +1,516 @@
+//! `aether classify`: triage a tree of workflows. Every file is checked and, unless
+//! `--check-only`, the ones that check clean are run in-process in a throwaway state
+//! directory (profile `test`, a time budget), so runtime failures are found without
+//! touching the real state. Results are bucketed by code (the category), fingerprinted,
+//! matched against the suppression file, written as JSON and markdown, and kept in a
+//! history with a rolling `trends.json`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use aether_check::fingerprint::{fingerprint, normalize_snippet, stable_fingerprint};
+use aether_check::Phase;
+use aether_syntax::{LineIndex, ResultCode};
+
+use super::check::check_all;
+use super::discover::discover;
+use super::report::{
+    check_file, load_suppressions, stale_suppressions, warn_stale, FileReport, Options,
+};
+use super::run::{execute, Execution, Profile, Source};
+
+#[derive(Args, Debug)]
+pub(crate) struct ClassifyArgs {
+    /// Directory searched for *.aether files (or a single file).
+    #[arg(value_name = "ROOT", default_value = ".")]
+    root: PathBuf,
+    /// Number of files handled at once [default: number of CPUs].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// The JSON report (`-` or a non-regular file such as /dev/stdout is written in place).
+    #[arg(long, value_name = "FILE", default_value = "workflow_failures.json")]
+    output: PathBuf,
+    /// The markdown report with the `| Category | Count | Examples |` table.
+    #[arg(long, value_name = "FILE", default_value = "workflow_failures.md")]
+    markdown: PathBuf,
+    /// Where each run's snapshot and the rolling trends.json are kept.
+    #[arg(long, value_name = "DIR", default_value = ".aetherra/workflow_history")]
+    history_dir: PathBuf,
+    /// Do not write a history snapshot or update trends.json.
+    #[arg(long, conflicts_with = "chart")]
+    no_history: bool,
+    /// Suppression file [default: .aetherra/workflow_suppressions.txt if present].
+    #[arg(long, value_name = "FILE")]
+    suppressions: Option<PathBuf>,
+    /// Only the first N files (in path order).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Time budget of each run (`8s`, `500ms`, `1m`, or seconds).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = super::run::parse_timeout)]
+    timeout: Duration,
+    /// Check only: do not run the files that check clean.
+    #[arg(long)]
+    check_only: bool,
+    /// Also draw the trend history as an SVG line chart into FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    #[command(flatten)]
+    sig: super::signing::StrictSignatureArgs,
+}
+
+/// The triage result of one file.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) path: String,
+    pub(crate) ok: bool,
+    pub(crate) category: String,
+    pub(crate) error: Option<String>,
+    pub(crate) signature_verified: bool,
+    pub(crate) risk_score: u32,
+    pub(crate) code: ResultCode,
+    pub(crate) phase: Phase,
+    pub(crate) line: Option<u32>,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) stable_fingerprint: Option<String>,
+    pub(crate) suppressed: bool,
+    /// The suppression entry that matched, for stale-entry detection.
+    suppressed_by: Option<String>,
+}
+
+impl Record {
+    /// Counts as a failure: not ok and not suppressed.
+    pub(crate) fn failed(&self) -> bool {
+        !self.ok
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "path": self.path,
+            "ok": self.ok,
+            "category": self.category,
+            "error": self.error,
+            "signature_verified": self.signature_verified,
+            "risk_score": self.risk_score,
+            "code": self.code.number(),
+            "code_name": self.code.name(),
+            "phase": self.phase.as_str(),
+            "line": self.line,
+            "fingerprint": self.fingerprint,
+            "stable_fingerprint": self.stable_fingerprint,
+            "suppressed": self.suppressed,
+        })
+    }
+}
+
+/// A path as reports show it: without a leading `./`, `/`-separated.
+pub(crate) fn shown(display: &str) -> String {
+    display
+        .strip_prefix("./")
+        .unwrap_or(display)
+        .replace('\\', "/")
+}
+
+/// The record of a file from its check report alone (a failure, or a clean file when
+/// nothing runs it).
+fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) -> Record {
+    let s = &r.status;
+    // The finding behind the verdict: the first failing one, else the first suppressed error.
+    let finding = if !s.ok {
+        r.findings.iter().find(|f| f.fails)
+    } else if s.suppressed.is_some() {
+        r.findings.iter().find(|f| f.suppressed_by.is_some())
+    } else {
+        None
+    };
+    let (code, category) = match s.suppressed {
+        Some(code) => (code, format!("Suppressed-{}", code.name())),
+        None => (s.code, s.code.name().to_string()),
+    };
+    Record {
+        path: shown(&r.display),
+        ok: s.ok,
+        category,
+        error: finding.map(|f| f.diag.message().to_string()),
+        signature_verified,
+        risk_score,
+        code,
+        phase: s.phase,
+        line: s.line,
+        fingerprint: finding.map(|f| f.fingerprint.clone()),
+        stable_fingerprint: finding.map(|f| f.stable_fingerprint.clone()),
+        suppressed: s.suppressed.is_some(),
+        suppressed_by: finding.and_then(|f| f.suppressed_by.clone()),
+    }
+}
+
+/// What classification needs for every file.
+struct Classifier<'a> {
+    registry: aether_check::decl::Registry,
+    opts: Options,
+    trust: Option<super::signing::Trust>,
+    timeout: Duration,
+    check_only: bool,
+    keyring: Option<&'a Path>,
+    revoked: Option<&'a Path>,
+}
+
+impl Classifier<'_> {
+    fn classify(&self, path: &Path) -> Record {
+        let report = check_file(path, &self.registry, &self.opts);
+        let text = report.source.as_deref().unwrap_or("");
+        let signature_verified = match (&self.trust, &report.source) {
+            (Some(t), Some(text)) => aether_sign::verify(text, &t.keyring, &t.revoked).is_ok(),
+            _ => false,
+        };
+        let risk_score = report.source.as_deref().map_or(0, |text| {
+            catch_unwind(AssertUnwindSafe(|| {
+                aether_check::risk::assess(text, &aether_syntax::parse(text).ast).score()
+            }))
+            .unwrap_or(0)
+        });
+        let mut record = record_of_check(&report, signature_verified, risk_score);
+        if self.check_only || !report.status.ok || report.status.suppressed.is_some() {
+            return record;
+        }
+        // Run it: in-process, fresh state, profile test, the time budget; output discarded.
+        let outcome = match tempfile::Builder::new()
+            .prefix("aether-classify-")
+            .tempdir()
+        {
+            Err(e) => super::run::Outcome {
+                code: ResultCode::IoError,
+                message: format!("cannot create a throwaway state directory: {e}"),
+                line: None,
+                span: None,
+            },
+            Ok(state) => {
+                let index = LineIndex::new(text);
+                let exec = Execution {
+                    file: path,
+                    args: &[],
+                    timeout: Some(self.timeout),
+                    profile: Profile::Test,
+                    state_dir: state.path().to_path_buf(),
+                    events: None,
+                    keyring: self.keyring,
+                    revoked: self.revoked,
+                    strict_trust: None,
+                    quiet: true,
+                    diagnostics: false,
+                };
+                let source = Source {
+                    text,
+                    index: &index,
+                    display: &report.display,
+                };
+                catch_unwind(AssertUnwindSafe(|| {
+                    execute(
+                        &exec,
+                        source,
+                        &self.registry,
+                        std::io::sink(),
+                        std::io::sink(),
+                    )
+                }))
+                .unwrap_or_else(|payload| super::run::Outcome {
+                    code: ResultCode::InternalError,
+                    message: format!(
+                        "internal error: {}",
+                        super::report::panic_message(payload.as_ref())
+                    ),
+                    line: None,
+                    span: None,
+                })
+            }
+        };
+        if outcome.code == ResultCode::Success {
+            record.phase = Phase::Execute;
+            return record;
+        }
+        let fp = fingerprint(outcome.code.name(), outcome.line, &outcome.message);
+        let snippet = outcome
+            .span
+            .and_then(|s| text.get(s.start as usize..s.end.max(s.start) as usize))
+            .map(normalize_snippet)
+            .unwrap_or_default();
+        let stable = stable_fingerprint(outcome.code.name(), &report.project_path, &snippet, 0);
+        let suppressed_by = [&fp, &stable]
+            .into_iter()
+            .find(|f| self.opts.suppressions.contains(f))
+            .cloned();
+        let suppressed = suppressed_by.is_some();
+        Record {
+            ok: suppressed,
+            category: if suppressed {
+                format!("Suppressed-{}", outcome.code.name())
+            } else {
+                outcome.code.name().to_string()
+            },
+            error: Some(outcome.message),
+            code: outcome.code,
+            phase: Phase::Execute,
+            line: outcome.line,
+            fingerprint: Some(fp),
+            stable_fingerprint: Some(stable),
+            suppressed,
+            suppressed_by,
+            ..record
+        }
+    }
+}
+
+/// Stack size of classifying threads: checking recurses over the tree, and runs host a VM.
+const STACK_BYTES: usize = 64 << 20;
+
+/// Classify `files` on `jobs` threads (each with a deep stack); results in input order.
+fn classify_all(files: &[PathBuf], jobs: usize, c: &Classifier<'_>) -> Vec<Record> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(files.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} classifying [{bar:40}] {pos}/{len} {elapsed_precise} (eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let records = check_all(files, jobs, STACK_BYTES, |p| {
+        let r = c.classify(p);
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
+    records
+}
+
+/// Round to 4 decimals, as the seed's reports do.
+pub(crate) fn rate(failed: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (failed as f64 / total as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// The summary block: counts, categories (most frequent first, up to 5 example paths
+/// each), stale suppression entries.
+fn summary(
+    records: &[Record],
+    ts: &str,
+    stale: &[(String, u32)],
+    suppression_file: Option<&Path>,
+) -> Value {
+    let total = records.len();
+    let failed = records.iter().filter(|r| r.failed()).count();
+    let suppressed = records.iter().filter(|r| r.suppressed).count();
+    let mut cats: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in records {
+        cats.entry(&r.category).or_default().push(&r.path);
+    }
+    let mut ordered: Vec<(&str, Vec<&str>)> = cats.into_iter().collect();
+    ordered.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    let mut categories = Map::new();
+    for (name, paths) in ordered {
+        categories.insert(
+            name.to_string(),
+            json!({"count": paths.len(), "examples": paths.iter().take(5).collect::<Vec<_>>()}),
+        );
+    }
+    let stale: Vec<Value> = stale
+        .iter()
+        .map(|(fp, line)| json!({"fingerprint": fp, "line": line}))
+        .collect();
+    json!({
+        "total": total,
+        "failed": failed,
+        "failure_rate": rate(failed, total),
+        "suppressed_failures": suppressed,
+        "categories": categories,
+        "suppression_file": suppression_file.map(|p| p.display().to_string()),
+        "stale_suppressions": stale,
+        "timestamp": ts,
+    })
+}
+
+/// The markdown report.
+fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
+    let s = &doc["summary"];
+    let mut out = String::from("# Workflow failure classification\n\n");
+    out.push_str(&format!(
+        "Generated {} ({}).\n\n",
+        s["timestamp"].as_str().unwrap_or(""),
+        if check_only {
+            "check only".to_string()
+        } else {
+            format!("checked, then run with a {} budget", fmt_duration(timeout))
+        }
+    ));
+    let total = s["total"].as_u64().unwrap_or(0);
+    let failed = s["failed"].as_u64().unwrap_or(0);
+    out.push_str(&format!(
+        "**{total} workflows: {failed} failed ({:.2}%), {} suppressed.**\n\n",
+        s["failure_rate"].as_f64().unwrap_or(0.0) * 100.0,
+        s["suppressed_failures"].as_u64().unwrap_or(0)
+    ));
+    out.push_str("| Category | Count | Examples |\n|---|---|---|\n");
+    if let Some(cats) = s["categories"].as_object() {
+        for (name, c) in cats {
+            let examples: Vec<String> = c["examples"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(|p| format!("`{}`", p.replace('|', "\\|").replace('`', "'")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| {name} | {} | {} |\n",
+                c["count"].as_u64().unwrap_or(0),
+                examples.join(", ")
+            ));
+        }
+    }
+    if let Some(stale) = s["stale_suppressions"].as_array().filter(|a| !a.is_empty()) {
+        out.push_str("\n## Stale suppressions\n\nThese entries of the suppression file matched no finding; remove them if the problem is fixed.\n\n| Fingerprint | Line |\n|---|---|\n");
+        for e in stale {
+            out.push_str(&format!(
+                "| `{}` | {} |\n",
+                e["fingerprint"].as_str().unwrap_or(""),
+                e["line"]
+            ));
+        }
+    }
+    out
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+pub(crate) fn run(args: ClassifyArgs) -> i32 {
+    let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
+        Ok(Some((path, s))) => (Some(path), s),
+        Ok(None) => (None, Default::default()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if !args.root.exists() {
+        eprintln!("error: `{}` does not exist", args.root.display());
+        return 2;
+    }
+    let strict = args.sig.strict_signatures || super::signing::strict_from_env();
+    let trust =
+        super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref());
+    let (trust, signatures) = match (trust, strict) {
+        (Ok(t), true) => {
+            let strict_copy = super::signing::read_trust(
+                args.sig.keyring.as_deref(),
+                args.sig.revoked.as_deref(),
+            )
+            .ok();
+            (Some(t), strict_copy)
+        }
+        (Ok(t), false) => (Some(t), None),
+        (Err(e), true) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        // Without strict mode an unreadable keyring only means nothing is verified.
+        (Err(_), false) => (None, None),
+    };
+    let mut files = discover(std::slice::from_ref(&args.root));
+    files.sort_by_key(|p| shown(&p.display().to_string()));
+    if let Some(n) = args.limit {
+        files.truncate(n);
+    }
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let classifier = Classifier {
+        registry: super::registry(),
+        opts: Options {
+            strict: false,
+            suppressions,
+            signatures,
+        },
+        trust,
+        timeout: args.timeout,
+        check_only: args.check_only,
+        keyring: args.sig.keyring.as_deref(),
+        revoked: args.sig.revoked.as_deref(),
+    };
+    let records = classify_all(&files, jobs, &classifier);
+
+    let stale = match &suppression_file {
+        Some(file) => {
+            let stale = stale_suppressions(
+                &classifier.opts.suppressions,
+                records.iter().filter_map(|r| r.suppressed_by.as_deref()),
+            );
+            warn_stale(file, &stale);
+            stale
+        }
+        None => Vec::new(),
+    };
+    let now = chrono::Utc::now();
+    let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let doc = json!({
+        "summary": summary(&records, &ts, &stale, suppression_file.as_deref()),
+        "workflows": records.iter().map(Record::to_json).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise") + "\n";
+    if let Err(e) = super::trends::write_output(&args.output, text.as_bytes()) {
+        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        return ResultCode::IoError.number();
+    }
+    let md = markdown(&doc, args.check_only, args.timeout);
+    if let Err(e) = super::trends::write_output(&args.markdown, md.as_bytes()) {
+        eprintln!("error: cannot write `{}`: {e}", args.markdown.display());
+        return ResultCode::IoError.number();
+    }
+    if !args.no_history {
+        let failed = records.iter().filter(|r| r.failed()).count();
+        if let Err(e) = super::trends::record(&args.history_dir, &text, now, failed, records.len())
+        {
+            eprintln!("error: {e}");
+            return ResultCode::IoError.number();
+        }
+        if let Some(chart) = &args.chart {
+            if let Err(e) = super::trends::draw(&args.history_dir, chart) {
+                eprintln!("error: {e}");
+                return ResultCode::IoError.number();
+            }
+        }
+    }
+    let s = &doc["summary"];
+    eprintln!(
+        "classified {} workflow{}: {} failed ({:.2}%), {} suppressed",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" },
+        s["failed"],
+        s["failure_rate"].as_f64().unwrap_or(0.0) * 100.0,
+        s["suppressed_failures"],
+    );
+    if let Some(cats) = s["categories"].as_object() {
+        for (name, c) in cats.iter().filter(|(n, _)| *n != "SUCCESS").take(5) {
+            eprintln!("  {name}: {}", c["count"]);
+        }
+    }
+    0
+}
