@@ -30,6 +30,9 @@ pub struct RuntimeConfig {
     /// `policy: deterministic`: only plugins declared deterministic may run.
     pub deterministic: bool,
     pub kernel: KernelSettings,
+    /// The run's state is discarded afterwards (`aether classify`): the database lives in
+    /// memory, fresh for this run, and nothing is written under `state_dir`.
+    pub throwaway: bool,
 }
 
 /// The functions this host implements, by id (the index).
@@ -266,7 +269,12 @@ impl RuntimeHost {
 
     fn state(&mut self) -> Result<&State, HostError> {
         if self.state.is_none() {
-            let st = State::open(&self.config.state_dir).map_err(runtime_error)?;
+            let st = if self.config.throwaway {
+                State::in_memory()
+            } else {
+                State::open(&self.config.state_dir)
+            }
+            .map_err(runtime_error)?;
             self.state = Some(st);
         }
         self.state

@@ -79,8 +79,12 @@ pub(crate) struct Record {
     pub(crate) fingerprint: Option<String>,
     pub(crate) stable_fingerprint: Option<String>,
     pub(crate) suppressed: bool,
-    /// The suppression entry that matched, for stale-entry detection.
-    suppressed_by: Option<String>,
+    /// Every suppression entry a finding of this file used (not only the verdict's), for
+    /// stale-entry detection. Fix: this used to hold only the entry behind the verdict, so
+    /// an entry suppressing a second error, a warning, or an error next to an unsuppressed
+    /// one was reported stale by `classify` while `check` (which looks at every finding)
+    /// saw it used.
+    used_suppressions: Vec<String>,
 }
 
 impl Record {
@@ -145,7 +149,11 @@ fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) ->
         fingerprint: finding.map(|f| f.fingerprint.clone()),
         stable_fingerprint: finding.map(|f| f.stable_fingerprint.clone()),
         suppressed: s.suppressed.is_some(),
-        suppressed_by: finding.and_then(|f| f.suppressed_by.clone()),
+        used_suppressions: r
+            .findings
+            .iter()
+            .filter_map(|f| f.suppressed_by.clone())
+            .collect(),
     }
 }
 
@@ -156,6 +164,9 @@ struct Classifier<'a> {
     trust: Option<super::signing::Trust>,
     timeout: Duration,
     check_only: bool,
+    /// The throwaway state directory every run sees (empty: each run's database is a
+    /// fresh in-memory one, so runs never share state).
+    state_dir: PathBuf,
     keyring: Option<&'a Path>,
     revoked: Option<&'a Path>,
 }
@@ -179,63 +190,59 @@ impl Classifier<'_> {
             return record;
         }
         // Run it: in-process, fresh state, profile test, the time budget; output discarded.
-        let outcome = match tempfile::Builder::new()
-            .prefix("aether-classify-")
-            .tempdir()
-        {
-            Err(e) => super::run::Outcome {
-                code: ResultCode::IoError,
-                message: format!("cannot create a throwaway state directory: {e}"),
-                line: None,
-                span: None,
-            },
-            Ok(state) => {
-                let index = LineIndex::new(text);
-                let exec = Execution {
-                    file: path,
-                    args: &[],
-                    timeout: Some(self.timeout),
-                    profile: Profile::Test,
-                    state_dir: state.path().to_path_buf(),
-                    events: None,
-                    keyring: self.keyring,
-                    revoked: self.revoked,
-                    strict_trust: None,
-                    quiet: true,
-                    diagnostics: false,
-                };
-                let source = Source {
-                    text,
-                    index: &index,
-                    display: &report.display,
-                };
-                catch_unwind(AssertUnwindSafe(|| {
-                    execute(
-                        &exec,
-                        source,
-                        &self.registry,
-                        std::io::sink(),
-                        std::io::sink(),
-                    )
-                }))
-                .unwrap_or_else(|payload| super::run::Outcome {
-                    code: ResultCode::InternalError,
-                    message: format!(
-                        "internal error: {}",
-                        super::report::panic_message(payload.as_ref())
-                    ),
-                    line: None,
-                    span: None,
-                })
-            }
+        let index = LineIndex::new(text);
+        let exec = Execution {
+            file: path,
+            args: &[],
+            timeout: Some(self.timeout),
+            profile: Profile::Test,
+            state_dir: self.state_dir.clone(),
+            events: None,
+            keyring: self.keyring,
+            revoked: self.revoked,
+            strict_trust: None,
+            quiet: true,
+            diagnostics: false,
+            throwaway: true,
         };
+        let source = Source {
+            text,
+            index: &index,
+            display: &report.display,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            execute(
+                &exec,
+                source,
+                &self.registry,
+                std::io::sink(),
+                std::io::sink(),
+            )
+        }))
+        .unwrap_or_else(|payload| super::run::Outcome {
+            code: ResultCode::InternalError,
+            message: format!(
+                "internal error: {}",
+                super::report::panic_message(payload.as_ref())
+            ),
+            line: None,
+            span: None,
+        });
         if outcome.code == ResultCode::Success {
             record.phase = Phase::Execute;
             return record;
         }
-        let fp = fingerprint(outcome.code.name(), outcome.line, &outcome.message);
-        let snippet = outcome
-            .span
+        // Fix: where a wall-clock budget runs out depends on the machine's speed and load (the
+        // same `while true:` loop stopped on its condition in one run and in its body in the
+        // next), so a timeout's line and both fingerprints flapped between identical runs and
+        // a suppression of it matched only sometimes. A timeout belongs to the file: no position.
+        let (line, span) = if outcome.code == ResultCode::TimeoutError {
+            (None, None)
+        } else {
+            (outcome.line, outcome.span)
+        };
+        let fp = fingerprint(outcome.code.name(), line, &outcome.message);
+        let snippet = span
             .and_then(|s| text.get(s.start as usize..s.end.max(s.start) as usize))
             .map(normalize_snippet)
             .unwrap_or_default();
@@ -245,6 +252,8 @@ impl Classifier<'_> {
             .find(|f| self.opts.suppressions.contains(f))
             .cloned();
         let suppressed = suppressed_by.is_some();
+        let mut used_suppressions = std::mem::take(&mut record.used_suppressions);
+        used_suppressions.extend(suppressed_by);
         Record {
             ok: suppressed,
             category: if suppressed {
@@ -255,11 +264,11 @@ impl Classifier<'_> {
             error: Some(outcome.message),
             code: outcome.code,
             phase: Phase::Execute,
-            line: outcome.line,
+            line,
             fingerprint: Some(fp),
             stable_fingerprint: Some(stable),
             suppressed,
-            suppressed_by,
+            used_suppressions,
             ..record
         }
     }
@@ -442,6 +451,16 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         .jobs
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let throwaway = match tempfile::Builder::new()
+        .prefix("aether-classify-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot create a throwaway state directory: {e}");
+            return ResultCode::IoError.number();
+        }
+    };
     let classifier = Classifier {
         registry: super::registry(),
         opts: Options {
@@ -452,6 +471,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         trust,
         timeout: args.timeout,
         check_only: args.check_only,
+        state_dir: throwaway.path().to_path_buf(),
         keyring: args.sig.keyring.as_deref(),
         revoked: args.sig.revoked.as_deref(),
     };
@@ -461,7 +481,9 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         Some(file) => {
             let stale = stale_suppressions(
                 &classifier.opts.suppressions,
-                records.iter().filter_map(|r| r.suppressed_by.as_deref()),
+                records
+                    .iter()
+                    .flat_map(|r| r.used_suppressions.iter().map(String::as_str)),
             );
             warn_stale(file, &stale);
             stale

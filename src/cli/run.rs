@@ -321,6 +321,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             strict_trust,
             quiet,
             diagnostics: true,
+            throwaway: false,
         };
         let stdout = std::io::stdout();
         let out = std::io::LineWriter::new(stdout.lock());
@@ -393,6 +394,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) quiet: bool,
     /// Render errors and warnings on stderr (`aether run`); `classify` only wants the outcome.
     pub(crate) diagnostics: bool,
+    /// Keep no state: a fresh in-memory database (`classify`).
+    pub(crate) throwaway: bool,
 }
 
 /// Compile and run a checked script against the runtime host; the program's output goes
@@ -549,6 +552,7 @@ pub(crate) fn execute<W: Write>(
         capabilities: program.capabilities.clone(),
         network: aether_runtime::security::NetworkPolicy::from_env(profile != Profile::Dev),
         trust,
+        throwaway: exec.throwaway,
     });
     let natives = aether_stdlib::natives();
     let budget = Budget {
