@@ -142,7 +142,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
             .iter()
             .flat_map(|r| &r.findings)
             .filter_map(|f| f.suppressed_by.as_deref());
-        warn_stale(file, &stale_suppressions(&opts.suppressions, used));
+        warn_stale(file, &stale_suppressions(&opts.suppressions, used), false);
     }
     let code = reports
         .iter()

@@ -485,7 +485,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
                     .iter()
                     .flat_map(|r| r.used_suppressions.iter().map(String::as_str)),
             );
-            warn_stale(file, &stale);
+            warn_stale(file, &stale, !args.check_only);
             stale
         }
         None => Vec::new(),
@@ -530,7 +530,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         s["suppressed_failures"],
     );
     if let Some(cats) = s["categories"].as_object() {
-        for (name, c) in cats.iter().filter(|(n, _)| *n != "SUCCESS").take(5) {
+        for (name, c) in cats.iter().filter(|(n, _)| *n != "SUCCESS") {
             eprintln!("  {name}: {}", c["count"]);
         }
     }

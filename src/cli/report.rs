@@ -145,11 +145,18 @@ pub(crate) fn stale_suppressions<'r>(
 }
 
 /// Warnings on stderr for stale suppression entries, like ruff's unused-noqa.
-pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)]) {
+/// Without runs (`check`, `classify --check-only`), an entry for a run-time failure can
+/// never match: a note says so, so nobody deletes a suppression that is still needed.
+pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)], ran: bool) {
     for (fp, line) in stale {
         eprintln!(
             "warning: suppression `{fp}` ({}:{line}) matched no finding in the files checked; remove it if it is fixed",
             file.display()
+        );
+    }
+    if !stale.is_empty() && !ran {
+        eprintln!(
+            "note: nothing was run, so entries for run-time failures (RUNTIME_ERROR, TIMEOUT_ERROR) cannot match here; `aether classify` without --check-only matches them"
         );
     }
 }

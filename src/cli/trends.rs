@@ -54,14 +54,23 @@ impl Entry {
 /// (a temporary file in the same directory, then a rename), so a reader never sees half
 /// a report. Symbolic links are followed, and an existing file keeps its permissions.
 pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if path == Path::new("-") {
+    // Fix: `/dev/stdout` (and `/dev/fd/N`, `/proc/self/fd/N`) redirected to a regular file
+    // used to pass the `!is_file()` test below as a regular file and be *replaced*: with
+    // `--output /dev/stdout >> ci.log` the log's earlier content was lost. Such paths name an
+    // open stream: `/dev/stdout` is written through our stdout, the others in place,
+    // appending (the shell truncated the file already if it was opened with `>`).
+    if path == Path::new("-") || path == Path::new("/dev/stdout") {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
         return out.flush();
     }
+    let names_a_stream = path.starts_with("/dev") || path.starts_with("/proc");
     let target = match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => {
-            let mut f = fs::OpenOptions::new().write(true).open(path)?;
+        Ok(meta) if !meta.is_file() || names_a_stream => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .append(meta.is_file())
+                .open(path)?;
             f.write_all(bytes)?;
             return f.flush();
         }
