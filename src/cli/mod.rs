@@ -2,6 +2,7 @@
 
 mod check;
 mod discover;
+mod gate;
 mod output;
 mod render;
 mod report;
@@ -39,6 +40,8 @@ enum Command {
     Sign(signing::SignArgs),
     /// Verify signatures and score risk, with an optional markdown report.
     Verify(signing::VerifyArgs),
+    /// Compare two parse baselines; exit 1 when PARSE_ERROR or VALIDATION_ERROR regressed.
+    Gate(gate::GateArgs),
 }
 
 /// Every native function this build knows: the stdlib's globals and the runtime's modules.
@@ -74,5 +77,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
+        Command::Gate(args) => gate::run(args),
     }
 }
