@@ -3,6 +3,7 @@
 mod check;
 mod discover;
 mod gate;
+mod migrate;
 mod output;
 mod render;
 mod report;
@@ -42,6 +43,8 @@ enum Command {
     Verify(signing::VerifyArgs),
     /// Compare two parse baselines; exit 1 when PARSE_ERROR or VALIDATION_ERROR regressed.
     Gate(gate::GateArgs),
+    /// Rewrite legacy forms (`intent:`, unquoted goal text) and tidy whitespace.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Every native function this build knows: the stdlib's globals and the runtime's modules.
@@ -78,5 +81,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
         Command::Gate(args) => gate::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
