@@ -519,6 +519,22 @@ fn force_rewrites_and_removes_the_stale_header() {
     let (key, _) = keygen(dir.path());
     let path = write(dir.path(), "s.aether", LEGACY);
     sign(dir.path(), "s.aether", &key);
+    let signed = read(&path);
+    let dry = run_in(dir.path(), &["migrate", "s.aether", "--dry-run", "--force"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("\n-# @signature ed25519 "),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stderr.starts_with(
+            "warning: s.aether: the rewrite would invalidate its signature, so the header would be removed; sign it again with `aether sign`\n"
+        ),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(read(&path), signed);
     let res = run_in(dir.path(), &["migrate", "s.aether", "--apply", "--force"]);
     assert_eq!(res.code, 0, "{}", res.stderr);
     assert_eq!(

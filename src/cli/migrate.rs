@@ -253,7 +253,7 @@ fn parses_as_well(before: &str, after: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "the rewrite would not parse as well as the original ({}); left unchanged: this is a bug in aether, please report it with the file",
+            "the rewrite would not parse as well as the original ({}); the file was left unchanged",
             worse.join(", ")
         ))
     }
@@ -387,7 +387,7 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
     let migrated = match catch_unwind(AssertUnwindSafe(|| migrate_text(&src))) {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => {
-            result.outcome = Outcome::Skipped(e);
+            result.outcome = Outcome::Internal(e);
             return result;
         }
         Err(panic) => {
@@ -609,8 +609,13 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
             _ => {}
         }
         if r.signature == Signature::Removed {
+            let what = if mode == Mode::Apply {
+                "the rewrite invalidated its signature, so the header was removed"
+            } else {
+                "the rewrite would invalidate its signature, so the header would be removed"
+            };
             eprintln!(
-                "warning: {}: the rewrite invalidated its signature, so the header was removed; sign it again with `aether sign`",
+                "warning: {}: {what}; sign it again with `aether sign`",
                 r.shown
             );
         }
@@ -702,6 +707,16 @@ mod tests {
         let (twice, c) = migrated(&once);
         assert_eq!(once, twice);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_rewrite_with_more_parse_errors_is_refused() {
+        assert!(parses_as_well("goal: \"x\"\n", "goal: \"x\"\nprint(\n").is_err());
+        assert!(
+            parses_as_well("goal: x\n", "goal: x\n").is_err(),
+            "unquoted goal left"
+        );
+        assert!(parses_as_well("goal: x\nlet = 1\n", "goal: \"x\"\nlet = 1\n").is_ok());
     }
 
     #[test]
