@@ -4,6 +4,8 @@ mod baseline;
 mod check;
 mod classify;
 mod discover;
+mod gate;
+mod migrate;
 mod output;
 mod render;
 mod report;
@@ -42,6 +44,10 @@ enum Command {
     Baseline(baseline::BaselineArgs),
     /// Show the classification history (trends.json) and draw it as an SVG chart.
     Trends(trends::TrendsArgs),
+    /// Compare two parse baselines; exit 1 when PARSE_ERROR or VALIDATION_ERROR regressed.
+    Gate(gate::GateArgs),
+    /// Rewrite legacy forms (`intent:`, unquoted goal text) and tidy whitespace.
+    Migrate(migrate::MigrateArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -86,5 +92,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }

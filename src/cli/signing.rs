@@ -224,7 +224,7 @@ pub(crate) struct SignArgs {
     key: Option<PathBuf>,
 }
 
-fn load_secret(key: Option<&Path>) -> Result<aether_sign::SecretKey, String> {
+pub(crate) fn load_secret(key: Option<&Path>) -> Result<aether_sign::SecretKey, String> {
     let text = match key {
         Some(p) => {
             warn_if_loose(p);

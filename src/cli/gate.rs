@@ -1,0 +1,254 @@
+//! `aether gate`: compare two parse baselines and fail when PARSE_ERROR or VALIDATION_ERROR grew.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use super::output::timestamp;
+
+/// The codes the gate watches, in the order they appear in its output.
+const TARGET_CODES: [&str; 2] = ["PARSE_ERROR", "VALIDATION_ERROR"];
+
+#[derive(Args, Debug)]
+pub(crate) struct GateArgs {
+    /// The baseline just produced (JSON with a `by_code` object).
+    #[arg(long = "new", value_name = "FILE")]
+    new_baseline: PathBuf,
+    /// The reference baseline to compare against, e.g. main's.
+    #[arg(long = "ref", value_name = "FILE")]
+    ref_baseline: PathBuf,
+    /// A code regresses only if its count grew by more than N.
+    #[arg(long, value_name = "N", default_value = "5", allow_hyphen_values = true,
+          value_parser = parse_abs_threshold)]
+    abs_threshold: u64,
+    /// ... and also by more than this fraction of the old count (0.10 = 10%; growth from 0 is 1.0).
+    #[arg(long, value_name = "FRACTION", default_value = "0.10", allow_hyphen_values = true,
+          value_parser = parse_rel_threshold)]
+    rel_threshold: f64,
+    /// Exit 2 when the reference file does not exist (default: warn and pass).
+    #[arg(long)]
+    fail_on_missing_ref: bool,
+}
+
+fn parse_abs_threshold(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| "must be a whole number of files, 0 or more".to_string())
+}
+
+fn parse_rel_threshold(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("must be a finite fraction, 0 or more (0.10 = 10%)".to_string()),
+    }
+}
+
+/// The watched codes' counts in one baseline, in [`TARGET_CODES`] order.
+type Counts = [u64; TARGET_CODES.len()];
+
+/// Read the watched counts of a baseline: `by_code` values are `n` or `{"count": n}`; a code
+/// that is absent counts 0.
+fn counts(text: &str) -> Result<Counts, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let by_code = doc
+        .as_object()
+        .ok_or("not a JSON object")?
+        .get("by_code")
+        .ok_or("no `by_code` object")?
+        .as_object()
+        .ok_or("`by_code` is not an object")?;
+    let mut out = [0; TARGET_CODES.len()];
+    for (slot, code) in out.iter_mut().zip(TARGET_CODES) {
+        let Some(v) = by_code.get(code) else { continue };
+        let n = match v {
+            Value::Object(m) => m.get("count").and_then(Value::as_u64),
+            other => other.as_u64(),
+        };
+        *slot = n.ok_or_else(|| {
+            format!("`by_code.{code}` must be a count (0 or more) or {{\"count\": n}}, not {v}")
+        })?;
+    }
+    Ok(out)
+}
+
+/// Why a baseline could not be used.
+enum LoadError {
+    Missing,
+    Bad(String),
+}
+
+fn load(path: &Path) -> Result<Counts, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing,
+        _ => LoadError::Bad(format!("cannot read `{}`: {e}", path.display())),
+    })?;
+    counts(&text).map_err(|e| LoadError::Bad(format!("`{}`: {e}", path.display())))
+}
+
+/// One watched code that grew past both thresholds.
+struct Regression {
+    code: &'static str,
+    old: u64,
+    new: u64,
+    delta: u64,
+    relative_increase: f64,
+}
+
+/// The codes that grew by more than `abs` files and more than `rel` of the old count (growth
+/// from 0 counts as 1.0). A growth equal to a threshold is not a regression.
+fn regressions(new: &Counts, old: &Counts, abs: u64, rel: f64) -> Vec<Regression> {
+    let mut out = Vec::new();
+    for ((code, &n), &o) in TARGET_CODES.iter().zip(new).zip(old) {
+        let delta = n.saturating_sub(o);
+        let relative_increase = if o == 0 {
+            if n > 0 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            delta as f64 / o as f64
+        };
+        if delta > abs && relative_increase > rel {
+            out.push(Regression {
+                code,
+                old: o,
+                new: n,
+                delta,
+                relative_increase,
+            });
+        }
+    }
+    out
+}
+
+fn counts_json(c: &Counts) -> Value {
+    let mut m = Map::new();
+    for (code, n) in TARGET_CODES.iter().zip(c) {
+        m.insert((*code).into(), json!(n));
+    }
+    Value::Object(m)
+}
+
+/// The seed's result object; `ref_counts` is null when the reference was missing.
+fn result_json(args: &GateArgs, new: &Counts, old: Option<&Counts>, found: &[Regression]) -> Value {
+    let regressions: Vec<Value> = found
+        .iter()
+        .map(|r| {
+            json!({
+                "code": r.code,
+                "old": r.old,
+                "new": r.new,
+                "delta": r.delta,
+                "relative_increase": r.relative_increase,
+            })
+        })
+        .collect();
+    json!({
+        "ok": found.is_empty(),
+        "timestamp": timestamp(),
+        "new_counts": counts_json(new),
+        "ref_counts": old.map_or(Value::Null, counts_json),
+        "abs_threshold": args.abs_threshold,
+        "rel_threshold": args.rel_threshold,
+        "regressions": regressions,
+    })
+}
+
+pub(crate) fn run(args: GateArgs) -> i32 {
+    let new = match load(&args.new_baseline) {
+        Ok(c) => c,
+        Err(LoadError::Missing) => {
+            eprintln!(
+                "error: new baseline `{}` does not exist",
+                args.new_baseline.display()
+            );
+            return 2;
+        }
+        Err(LoadError::Bad(e)) => {
+            eprintln!("error: new baseline {e}");
+            return 2;
+        }
+    };
+    let old = match load(&args.ref_baseline) {
+        Ok(c) => Some(c),
+        Err(LoadError::Missing) if !args.fail_on_missing_ref => {
+            eprintln!(
+                "warning: reference baseline `{}` does not exist: nothing to compare, passing (use --fail-on-missing-ref to fail)",
+                args.ref_baseline.display()
+            );
+            None
+        }
+        Err(LoadError::Missing) => {
+            eprintln!(
+                "error: reference baseline `{}` does not exist",
+                args.ref_baseline.display()
+            );
+            return 2;
+        }
+        Err(LoadError::Bad(e)) => {
+            eprintln!("error: reference baseline {e}");
+            return 2;
+        }
+    };
+    let found = old.as_ref().map_or_else(Vec::new, |old| {
+        regressions(&new, old, args.abs_threshold, args.rel_threshold)
+    });
+    let doc = result_json(&args, &new, old.as_ref(), &found);
+    let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise");
+    // A closed stdout (`| head`) must not hide the verdict: the exit status still carries it.
+    let _ = writeln!(std::io::stdout(), "{text}");
+    for r in &found {
+        eprintln!(
+            "regression: {} grew from {} to {} (+{}, +{:.1}%)",
+            r.code,
+            r.old,
+            r.new,
+            r.delta,
+            r.relative_increase * 100.0
+        );
+    }
+    i32::from(!found.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_ints_objects_and_absent_codes() {
+        let c = counts(r#"{"by_code": {"SUCCESS": 3, "PARSE_ERROR": {"count": 7}}}"#);
+        assert_eq!(c.ok(), Some([7, 0]));
+    }
+
+    #[test]
+    fn counts_reject_negative_and_fractional_values() {
+        for bad in [
+            r#"{"by_code": {"PARSE_ERROR": -1}}"#,
+            r#"{"by_code": {"PARSE_ERROR": 1.5}}"#,
+            r#"{"by_code": {"VALIDATION_ERROR": {"n": 1}}}"#,
+            r#"{"by_code": []}"#,
+            r#"[]"#,
+        ] {
+            assert!(counts(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn growth_from_zero_is_relative_one() {
+        let found = regressions(&[6, 0], &[0, 0], 5, 0.5);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].relative_increase, 1.0);
+    }
+
+    #[test]
+    fn equal_to_a_threshold_is_not_a_regression() {
+        // delta 5 == abs 5
+        assert!(regressions(&[15, 0], &[10, 0], 5, 0.1).is_empty());
+        // relative 0.5 == rel 0.5
+        assert!(regressions(&[30, 0], &[20, 0], 5, 0.5).is_empty());
+        assert_eq!(regressions(&[31, 0], &[20, 0], 5, 0.5).len(), 1);
+    }
+}
