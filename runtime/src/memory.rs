@@ -316,10 +316,11 @@ fn read_snapshot<T>(
     if !state.conn.is_autocommit() {
         return f();
     }
-    state.conn.execute_batch("BEGIN")?;
+    // Cached statements: recall is hot, and these would otherwise be parsed each time.
+    state.conn.prepare_cached("BEGIN")?.execute([])?;
     match f() {
         Ok(v) => {
-            state.conn.execute_batch("COMMIT")?;
+            state.conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
@@ -489,9 +490,11 @@ fn ranked_split(
     limit: i64,
     tags: &[String],
 ) -> Result<Split, StateError> {
-    // A word with no ASCII letter or digit may hold no token at all (an empty phrase):
-    // leave those queries to the full plan.
+    // One distinct word is rare or common, never both. A word with no ASCII letter or
+    // digit may hold no token at all (an empty phrase): leave those queries to the full
+    // plan.
     if limit == 0
+        || words.iter().all(|w| *w == words[0])
         || words.len() > SPLIT_MAX_WORDS
         || words
             .iter()
@@ -500,11 +503,10 @@ fn ranked_split(
         return Ok(Split::NotApplicable);
     }
     let limit = limit as usize;
-    let (lo, hi): (Option<i64>, Option<i64>) = state.conn.query_row(
-        "SELECT (SELECT min(id) FROM memory), (SELECT max(id) FROM memory)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (lo, hi): (Option<i64>, Option<i64>) = state
+        .conn
+        .prepare_cached("SELECT (SELECT min(id) FROM memory), (SELECT max(id) FROM memory)")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(Split::NotApplicable);
     };
@@ -882,6 +884,8 @@ mod tests {
         assert_eq!(check(&st, "alpha gamma", 5, &none), Plan::Full);
         assert_eq!(check(&st, "r1 r2", 5, &none), Plan::Full);
         assert_eq!(check(&st, "mid r1", 5, &none), Plan::Full);
+        assert_eq!(check(&st, "alpha", 5, &none), Plan::Full);
+        assert_eq!(check(&st, "r1 r1", 5, &none), Plan::Full);
         // A word that may hold no token, or only non-ASCII ones: the full plan.
         assert_eq!(check(&st, "日本 alpha r1", 5, &none), Plan::Full);
         assert_eq!(check(&st, "-- alpha r1", 5, &none), Plan::Full);
