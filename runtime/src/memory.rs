@@ -337,6 +337,8 @@ enum Plan {
     Full,
     /// The rare words' matches, rescored where they also hold a common word.
     Split,
+    /// The same, with the records holding two common words as candidates too.
+    SplitPaired,
     /// The split could not prove its answer, so the full query gave it.
     SplitThenFull,
 }
@@ -348,6 +350,11 @@ const COMMON_MIN: i64 = 500;
 const COMMON_DIVISOR: f64 = 100.0;
 /// Queries of more words take the full plan (each word costs a count).
 const SPLIT_MAX_WORDS: usize = 32;
+/// Records holding two common words are looked for when the query has at most this many
+/// distinct common words (one FTS5 AND per pair)...
+const PAIRED_MAX_WORDS: usize = 4;
+/// ... and scored when there are at most this many of them.
+const PAIRED_MAX_RECORDS: usize = 2000;
 /// Relative slack for floating-point rounding in the bound: with at most SPLIT_MAX_WORDS
 /// terms a bm25 sum is exact to within 1e-14 relative.
 const ROUNDING: f64 = 1e-9;
@@ -370,6 +377,7 @@ fn ranked(
     let words = query_words(query);
     match ranked_split(state, &words, limit, tags)? {
         Split::Answer(ids) => Ok((ids, Plan::Split)),
+        Split::AnswerPaired(ids) => Ok((ids, Plan::SplitPaired)),
         Split::NotApplicable => Ok((ranked_full(state, &words, limit, tags)?, Plan::Full)),
         Split::Unproven => Ok((
             ranked_full(state, &words, limit, tags)?,
@@ -429,6 +437,19 @@ fn scored_among(state: &State, expr: &str, ids: &[i64]) -> Result<Vec<(i64, f64)
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The ids of every match of `expr` carrying every tag (FTS5 computes no rank).
+fn matching(state: &State, expr: &str, tags: &[String]) -> Result<Vec<i64>, StateError> {
+    let sql = format!(
+        "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?{}",
+        fts_tag_filter(tags)
+    );
+    let mut stmt = state.conn.prepare_cached(&sql)?;
+    let mut values: Vec<rusqlite::types::Value> = vec![expr.to_string().into()];
+    values.extend(tags.iter().map(|t| t.clone().into()));
+    let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 /// How many records hold `word` (as FTS5 counts a phrase's matches for bm25), counting
 /// no further than `cap` when given.
 fn doc_count(state: &State, word: &str, cap: Option<i64>) -> Result<i64, StateError> {
@@ -451,6 +472,8 @@ fn doc_count(state: &State, word: &str, cap: Option<i64>) -> Result<i64, StateEr
 enum Split {
     /// The best `limit` ids, proven equal to the full plan's.
     Answer(Vec<i64>),
+    /// The same, proven with the records holding two common words as candidates.
+    AnswerPaired(Vec<i64>),
     /// The query has no rare or no common word (or is otherwise unsuited).
     NotApplicable,
     /// The candidates could not be proven to be the best.
@@ -479,11 +502,15 @@ enum Split {
 ///   phrases of idf·(k1+1) (each term's supremum), with N over-estimated by the id range
 ///   (a larger N only raises idf) and n under-estimated (first by the threshold, then
 ///   exactly when that is not enough).
+/// - When that bound is too loose and the query has two to four distinct common words,
+///   the records holding two of them (found without scoring, then scored by the full
+///   query restricted to their ids) join the candidates; every other record holds at
+///   most one distinct common word, and UB becomes the largest of those words' Σ.
 ///
 /// With at least `limit` candidates and the `limit`-th scoring strictly better than -UB,
 /// no other record can enter the top `limit`, and the candidates sorted by (score, id
-/// descending) are exactly the full plan's answer. Otherwise the caller runs the full
-/// plan.
+/// descending) are exactly the full plan's answer (ties included, as every candidate's
+/// score is the full query's own value). Otherwise the caller runs the full plan.
 fn ranked_split(
     state: &State,
     words: &[String],
@@ -538,6 +565,7 @@ fn ranked_split(
             .filter(move |(_, c)| **c == kind)
             .map(|(w, _)| w.as_str())
     };
+    let full_expr = any_of(words.iter().map(String::as_str));
     let rare_expr = any_of(of_kind(false));
     let common_expr = any_of(of_kind(true));
     let first = |kind: bool| common.iter().position(|c| *c == kind).unwrap_or(0);
@@ -546,16 +574,13 @@ fn ranked_split(
     let rares_first = last(false) < first(true);
 
     let mut cands = scored(state, &rare_expr, tags)?;
-    if cands.len() < limit {
-        return Ok(Split::Unproven);
-    }
     let mut rescored = if commons_first {
         scored(state, &format!("({common_expr}) AND ({rare_expr})"), tags)?
     } else if rares_first {
         scored(state, &format!("({rare_expr}) AND ({common_expr})"), tags)?
     } else {
         let ids = cands.iter().map(|(id, _)| *id).collect::<Vec<_>>();
-        scored_among(state, &any_of(words.iter().map(String::as_str)), &ids)?
+        scored_among(state, &full_expr, &ids)?
     };
     rescored.sort_unstable_by_key(|&(id, _)| id);
     for (id, score) in &mut cands {
@@ -563,36 +588,81 @@ fn ranked_split(
             *score = rescored[i].1;
         }
     }
-    cands.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+    let by_rank = |a: &(i64, f64), b: &(i64, f64)| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0));
+    cands.sort_by(by_rank);
 
-    // The limit-th candidate against the bound, both rounded pessimistically.
-    let kth = cands[limit - 1].1 * (1.0 - ROUNDING);
-    let bound = |n_of: &dyn Fn(&str) -> i64| -> f64 {
-        of_kind(true)
-            .map(|w| {
-                let n = n_of(w) as f64;
-                let idf = ((n_max - n + 0.5) / (n + 0.5)).ln().max(1e-6);
-                idf * (BM25_K1 + 1.0)
-            })
-            .sum::<f64>()
-            * (1.0 + ROUNDING)
+    // Whether the limit-th candidate (rounded towards zero) beats every score down to
+    // -bound (rounded away from zero).
+    let beats = |cands: &[(i64, f64)], bound: f64| {
+        cands
+            .get(limit - 1)
+            .is_some_and(|c| c.1 * (1.0 - ROUNDING) < -bound * (1.0 + ROUNDING))
     };
+    // The most a common word's phrases (one per time the word appears in the query) add.
+    let most = |w: &str, n: i64| {
+        let n = n as f64;
+        let idf = ((n_max - n + 0.5) / (n + 0.5)).ln().max(1e-6);
+        idf * (BM25_K1 + 1.0) * of_kind(true).filter(|c| *c == w).count() as f64
+    };
+    let mut distinct: Vec<&str> = Vec::new();
+    for w in of_kind(true) {
+        if !distinct.contains(&w) {
+            distinct.push(w);
+        }
+    }
     // First with each common word's count at its lower bound (just past the threshold),
     // which often suffices; then with the exact counts.
-    let proven = kth < -bound(&|w| count_of(&counts, w)) || {
-        let mut exact: Vec<(&str, i64)> = Vec::new();
-        for w in of_kind(true) {
-            if !exact.iter().any(|(c, _)| *c == w) {
-                exact.push((w, doc_count(state, w, None)?));
-            }
-        }
-        kth < -bound(&|w| count_of(&exact, w))
-    };
-    if !proven {
+    let loose: f64 = distinct.iter().map(|w| most(w, threshold + 1)).sum();
+    if beats(&cands, loose) {
+        return Ok(Split::Answer(best(cands, limit)));
+    }
+    // Past half the records a word's idf is at its floor (1e-6) anyway: no need to count
+    // further.
+    let half = (n_max / 2.0) as i64 + 1;
+    let mut exact: Vec<(&str, i64)> = Vec::new();
+    for w in &distinct {
+        exact.push((w, doc_count(state, w, Some(half))?));
+    }
+    if beats(&cands, exact.iter().map(|(w, n)| most(w, *n)).sum()) {
+        return Ok(Split::Answer(best(cands, limit)));
+    }
+    // Several common words: a record holding two of them may be what outscores the
+    // candidates. Those records (few, unless the words go together) join the candidates,
+    // scored by the full query; every other record holds one common word and no rare
+    // one, and scores no better than that word's most.
+    if distinct.len() < 2 || distinct.len() > PAIRED_MAX_WORDS {
         return Ok(Split::Unproven);
     }
+    let mut pairs = Vec::new();
+    for (i, a) in distinct.iter().enumerate() {
+        for b in &distinct[i + 1..] {
+            pairs.push(format!("({} AND {})", phrase(a), phrase(b)));
+        }
+    }
+    let mut known: Vec<i64> = cands.iter().map(|(id, _)| *id).collect();
+    known.sort_unstable();
+    let paired: Vec<i64> = matching(state, &pairs.join(" OR "), tags)?
+        .into_iter()
+        .filter(|id| known.binary_search(id).is_err())
+        .collect();
+    if paired.len() > PAIRED_MAX_RECORDS {
+        return Ok(Split::Unproven);
+    }
+    if !paired.is_empty() {
+        cands.extend(scored_among(state, &full_expr, &paired)?);
+        cands.sort_by(by_rank);
+    }
+    let single = exact.iter().map(|(w, n)| most(w, *n)).fold(0.0, f64::max);
+    if beats(&cands, single) {
+        return Ok(Split::AnswerPaired(best(cands, limit)));
+    }
+    Ok(Split::Unproven)
+}
+
+/// The ids of the first `limit` of candidates sorted best first.
+fn best(mut cands: Vec<(i64, f64)>, limit: usize) -> Vec<i64> {
     cands.truncate(limit);
-    Ok(Split::Answer(cands.into_iter().map(|(id, _)| id).collect()))
+    cands.into_iter().map(|(id, _)| id).collect()
 }
 
 /// Delete a record; whether it existed.
@@ -940,6 +1010,69 @@ mod tests {
     }
 
     #[test]
+    fn records_holding_two_common_words_join_the_candidates() {
+        // 3,050 records: `red` and `blue` in 650 each (common, up to 2.87 a record on
+        // their own), never together except in 50 records `red red blue blue` (3.02);
+        // `zz` in 30 (about 4.2, more than one common word but less than both).
+        let st = State::in_memory().expect("db");
+        st.conn.execute_batch("BEGIN").expect("begin");
+        for i in 0..3000 {
+            let w = match i % 5 {
+                0 => "red ",
+                1 => "blue ",
+                2 if i % 100 == 2 => "zz ",
+                _ => "",
+            };
+            store(&st, &s(&format!("{w}f{i} g{}", i % 7)), &[], "note").expect("store");
+        }
+        for i in 0..50u32 {
+            // The same tokens, a different text each time: letter case varies.
+            let mut letter = 0;
+            let text: String = "red red blue blue"
+                .chars()
+                .map(|c| {
+                    if c == ' ' {
+                        return c;
+                    }
+                    letter += 1;
+                    if i >> (letter - 1) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            store(&st, &s(&text), &[], "note").expect("store");
+        }
+        st.conn.execute_batch("COMMIT").expect("commit");
+        assert_eq!(doc_count(&st, "red", None).expect("count"), 650);
+        let none: Vec<String> = Vec::new();
+        for q in ["zz red blue", "red zz blue", "blue red zz"] {
+            assert_eq!(check(&st, q, 5, &none), Plan::SplitPaired, "{q}");
+            // 80 candidates in all: too few.
+            assert_eq!(check(&st, q, 100, &none), Plan::SplitThenFull, "{q}");
+        }
+        // `red` twice: its phrases together may be worth more than `zz`.
+        assert_eq!(check(&st, "zz red blue red", 5, &none), Plan::SplitThenFull);
+        assert_eq!(check(&st, "zz red blue", 40, &none), Plan::SplitPaired);
+        let ids = ranked(&st, "zz red blue", 40, &none).expect("ranked").0;
+        assert_eq!(ids.iter().filter(|&&id| id > 3000).count(), 10);
+        // And any mixture of these words (`g0`..`g6`: 430 records each, rare).
+        let pool = ["zz", "red", "blue", "RED", "g1", "g4", "f7", "f3000"];
+        let mut rng = Lcg(9);
+        let mut paired = 0;
+        for _ in 0..300 {
+            let n = 2 + rng.below(4);
+            let words: Vec<&str> = (0..n).map(|_| pool[rng.below(pool.len())]).collect();
+            let limit = [1, 5, 40][rng.below(3)];
+            if check(&st, &words.join(" "), limit, &none) == Plan::SplitPaired {
+                paired += 1;
+            }
+        }
+        assert!(paired >= 10, "{paired}");
+    }
+
+    #[test]
     fn ties_keep_the_newest_first_across_the_limit() {
         let st = corpus();
         // Same length, same query terms: exact ties, broken by id, newest first.
@@ -987,7 +1120,7 @@ mod tests {
             let n = 1 + rng.below(5);
             let words: Vec<String> = (0..n)
                 .map(|_| {
-                    if rng.chance(55) {
+                    if rng.chance(45) {
                         format!("r{}", rng.below(300))
                     } else {
                         pool[rng.below(pool.len())].to_string()
