@@ -318,16 +318,14 @@ fn read_snapshot<T>(
     }
     // Cached statements: recall is hot, and these would otherwise be parsed each time.
     state.conn.prepare_cached("BEGIN")?.execute([])?;
-    match f() {
-        Ok(v) => {
-            state.conn.prepare_cached("COMMIT")?.execute([])?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = state.conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
+    let result = f().and_then(|v| {
+        state.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(v)
+    });
+    if result.is_err() && !state.conn.is_autocommit() {
+        let _ = state.conn.execute_batch("ROLLBACK");
     }
+    result
 }
 
 /// How `ranked` reached its answer (the tests check that every way is exercised).
