@@ -1595,3 +1595,37 @@ fn strict_runs_load_only_plugins_with_a_valid_manifest_signature() {
     let res = run_in(dir.path(), &["run", "x.aether"]);
     assert_eq!(res.code, 0, "{}", res.stderr);
 }
+
+#[test]
+fn strict_classify_runs_only_plugins_with_a_signed_manifest_too() {
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write_plugin(dir.path());
+    write(dir.path(), "x.aether", PLUGIN_SCRIPT);
+    sign_ok(dir.path(), &["x.aether"], &key);
+    let classify = |dir: &Path| {
+        let res = run_in(
+            dir,
+            &[
+                "classify",
+                ".",
+                "--strict-signatures",
+                "--no-history",
+                "--output",
+                "-",
+                "--markdown",
+                "/dev/null",
+            ],
+        );
+        assert_eq!(res.code, 0, "{}", res.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&res.stdout).expect("JSON report");
+        doc["workflows"][0].clone()
+    };
+    // Unsigned manifest: the plugin is not loaded, exactly as `aether run` refuses it.
+    let r = classify(dir.path());
+    assert_eq!(r["path"], "x.aether");
+    assert_eq!(r["code_name"], "RUNTIME_ERROR", "{r}");
+    assert_eq!(r["signature_verified"], true);
+    sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
+    assert_eq!(classify(dir.path())["code_name"], "SUCCESS");
+}

@@ -1656,3 +1656,181 @@ fn baseline_of_the_fixture_tree() {
         "no `written to` for stdout"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Regressions found by review
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_bad_runtime_setting_is_a_usage_error_not_a_failure_of_every_file() {
+    let dir = tiny_tree();
+    let res = aether(dir.path())
+        .args(["classify", "--output", "-", "--markdown", "/dev/null"])
+        .env("AETHERRA_KERNEL_QSIZE_HIGH", "abc")
+        .output()
+        .expect("aether starts");
+    assert_eq!(res.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("AETHERRA_KERNEL_QSIZE_HIGH"), "{stderr}");
+    assert!(res.stdout.is_empty());
+    // Nothing was recorded in the history either.
+    assert!(!dir.path().join(HISTORY).exists());
+    // Check only runs nothing, so the runtime's settings do not matter.
+    let res = aether(dir.path())
+        .args([
+            "classify",
+            "--check-only",
+            "--output",
+            "-",
+            "--markdown",
+            "/dev/null",
+        ])
+        .env("AETHERRA_KERNEL_QSIZE_HIGH", "abc")
+        .output()
+        .expect("aether starts");
+    assert_eq!(res.status.code(), Some(0));
+}
+
+#[test]
+fn a_suppressed_record_describes_the_suppressed_error_not_a_suppressed_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Line 1: a warning (legacy `intent:`); line 2: an error. Both suppressed.
+    write(dir.path(), "f/a.aether", b"intent: \"x\"\nfoo(1)\n");
+    let findings = check_findings(dir.path(), "f/a.aether", &[]);
+    let fps: Vec<String> = findings.iter().map(|f| f.2.clone()).collect();
+    assert_eq!(fps.len(), 2, "{findings:?}");
+    write(
+        dir.path(),
+        DEFAULT_SUPPRESSIONS,
+        format!("{}\n{}\n", fps[0], fps[1]).as_bytes(),
+    );
+    let (doc, _) = classify_json(dir.path(), &["f"]);
+    let r = record(&doc, "f/a.aether");
+    assert_eq!(r["category"], "Suppressed-VALIDATION_ERROR");
+    assert_eq!(r["error"], FOO_MSG);
+    assert_eq!(r["line"], 2);
+    assert_eq!(
+        r["fingerprint"],
+        legacy_fp("VALIDATION_ERROR", Some(2), FOO_MSG).as_str()
+    );
+}
+
+#[test]
+fn malformed_trend_entries_are_kept_aside_not_dropped() {
+    let dir = tiny_tree();
+    let history = dir.path().join(HISTORY);
+    let original =
+        r#"[{"file": "a.json", "timestamp": "2026-01-01T00:00:00Z", "failed": 3.5, "total": 4}]"#;
+    write(&history, "trends.json", original.as_bytes());
+    let res = ok_in(
+        dir.path(),
+        &[
+            "classify",
+            "--check-only",
+            "--output",
+            "/dev/null",
+            "--markdown",
+            "/dev/null",
+        ],
+    );
+    assert!(res.stderr.contains("entry 1 is not"), "{}", res.stderr);
+    let aside: Vec<PathBuf> = fs::read_dir(&history)
+        .expect("history")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("trends.json.unreadable-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(read(&aside[0]), original);
+    assert_eq!(trends(dir.path()).len(), 1);
+}
+
+#[test]
+fn a_lock_left_by_a_killed_run_is_taken_over() {
+    let dir = tiny_tree();
+    let lock = write(&dir.path().join(HISTORY), "trends.json.lock", b"");
+    // Age it past the stale limit (10 s) the way a killed run would leave it.
+    let status = std::process::Command::new("touch")
+        .args(["-d", "-1 minute"])
+        .arg(&lock)
+        .status()
+        .expect("touch runs");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    ok_in(
+        dir.path(),
+        &[
+            "classify",
+            "--check-only",
+            "--output",
+            "/dev/null",
+            "--markdown",
+            "/dev/null",
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(trends(dir.path()).len(), 1);
+    assert!(!lock.exists());
+}
+
+#[test]
+fn stable_fingerprints_ignore_how_the_path_is_spelled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "flows/x.aether", b"goal: \"x\"\nfoo(1)\n");
+    fs::create_dir_all(dir.path().join("other")).expect("mkdir");
+    let expected = stable_fp("A101", "flows/x.aether", "foo", 0);
+    let absolute = dir.path().join("flows/x.aether");
+    for spelled in [
+        "flows/x.aether",
+        "./flows//x.aether",
+        "other/../flows/x.aether",
+        absolute.to_str().expect("UTF-8 path"),
+    ] {
+        let findings = check_findings(dir.path(), spelled, &[]);
+        assert_eq!(findings[0].1, 2, "{spelled}");
+        let res = run_in(dir.path(), &["check", "--format", "json", spelled]);
+        let doc = parse_json(&res.stdout);
+        assert_eq!(
+            doc[0]["diagnostics"][0]["stable_fingerprint"],
+            expected.as_str(),
+            "{spelled}"
+        );
+    }
+}
+
+#[test]
+fn a_root_with_doubled_separators_shows_relative_paths() {
+    let dir = tiny_tree();
+    let (doc, _) = classify_json(dir.path(), &[".//", "--check-only"]);
+    for p in paths(&doc) {
+        assert!(!p.starts_with('/') && !p.starts_with('.'), "{p}");
+    }
+}
+
+#[test]
+fn a_newline_in_a_file_name_does_not_break_the_markdown_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "t/a\nb.aether", b"goal: \"x\"\nfoo(1)\n");
+    ok_in(
+        dir.path(),
+        &[
+            "classify",
+            "t",
+            "--check-only",
+            "--no-history",
+            "--output",
+            "/dev/null",
+            "--markdown",
+            "r.md",
+        ],
+    );
+    let md = read(&dir.path().join("r.md"));
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| VALIDATION_ERROR"))
+        .expect("a row for the failure");
+    assert!(row.ends_with("`t/a b.aether` |"), "{md}");
+}

@@ -29,6 +29,8 @@ pub(crate) struct BaselineArgs {
     /// Number of files checked at once [default: number of CPUs].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    #[command(flatten)]
+    sig: super::signing::StrictSignatureArgs,
 }
 
 /// Stack size of checking threads (see `aether check`).
@@ -47,10 +49,23 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
         return 2;
     }
     let mut files = discover(std::slice::from_ref(&args.root));
-    files.sort_by_key(|p| shown(&p.display().to_string()));
+    files.sort_by_cached_key(|p| shown(&p.display().to_string()));
     let registry = super::registry();
+    // Strict signature mode counts as in `check`: a refused file is a SIGNATURE_ERROR.
+    let signatures = if args.sig.strict_signatures || super::signing::strict_from_env() {
+        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
     let opts = Options {
         suppressions,
+        signatures,
         ..Options::default()
     };
     let jobs = args

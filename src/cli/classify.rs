@@ -112,30 +112,27 @@ impl Record {
     }
 }
 
-/// A path as reports show it: without a leading `./`, `/`-separated.
+/// A path as reports show it: `/`-separated, without `.` components or doubled
+/// separators (`.//flows/a.aether` shows as `flows/a.aether`).
 pub(crate) fn shown(display: &str) -> String {
-    display
-        .strip_prefix("./")
-        .unwrap_or(display)
-        .replace('\\', "/")
+    let path = Path::new(display);
+    if path.is_absolute() {
+        return display.replace('\\', "/");
+    }
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The record of a file from its check report alone (a failure, or a clean file when
 /// nothing runs it).
 fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) -> Record {
     let s = &r.status;
-    // The finding behind the verdict: the first failing one, else the first suppressed error.
-    let finding = if !s.ok {
-        r.findings.iter().find(|f| f.fails)
-    } else if s.suppressed.is_some() {
-        r.findings.iter().find(|f| f.suppressed_by.is_some())
-    } else {
-        None
-    };
-    let (code, category) = match s.suppressed {
-        Some(code) => (code, format!("Suppressed-{}", code.name())),
-        None => (s.code, s.code.name().to_string()),
-    };
+    let finding = s.finding.and_then(|i| r.findings.get(i));
+    let code = s.suppressed.unwrap_or(s.code);
+    let category = s.category();
     Record {
         path: shown(&r.display),
         ok: s.ok,
@@ -162,6 +159,8 @@ struct Classifier<'a> {
     registry: aether_check::decl::Registry,
     opts: Options,
     trust: Option<super::signing::Trust>,
+    /// Strict signature mode: plugins must have signed manifests.
+    plugin_trust: Option<aether_runtime::security::Trust>,
     timeout: Duration,
     check_only: bool,
     /// The throwaway state directory every run sees (empty: each run's database is a
@@ -200,7 +199,7 @@ impl Classifier<'_> {
             events: None,
             keyring: self.keyring,
             revoked: self.revoked,
-            strict_trust: None,
+            strict_trust: self.plugin_trust.as_ref(),
             quiet: true,
             diagnostics: false,
             throwaway: true,
@@ -358,7 +357,10 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         if check_only {
             "check only".to_string()
         } else {
-            format!("checked, then run with a {} budget", fmt_duration(timeout))
+            format!(
+                "checked, then run with a time budget of {}",
+                fmt_duration(timeout)
+            )
         }
     ));
     let total = s["total"].as_u64().unwrap_or(0);
@@ -376,7 +378,7 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
                 .map(|a| {
                     a.iter()
                         .filter_map(Value::as_str)
-                        .map(|p| format!("`{}`", p.replace('|', "\\|").replace('`', "'")))
+                        .map(|p| format!("`{}`", md_code(p)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -398,6 +400,14 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         }
     }
     out
+}
+
+/// Text for a markdown table cell inside backticks: no pipe, backtick or line break can
+/// end the cell or the code span.
+fn md_code(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace('`', "'")
+        .replace(['\n', '\r'], " ")
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -423,27 +433,50 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         return 2;
     }
     let strict = args.sig.strict_signatures || super::signing::strict_from_env();
-    let trust =
-        super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref());
-    let (trust, signatures) = match (trust, strict) {
-        (Ok(t), true) => {
-            let strict_copy = super::signing::read_trust(
-                args.sig.keyring.as_deref(),
-                args.sig.revoked.as_deref(),
-            )
-            .ok();
-            (Some(t), strict_copy)
+    let trust = if strict {
+        // As in `check`: strict mode needs a keyring, and says when it is empty.
+        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
         }
-        (Ok(t), false) => (Some(t), None),
-        (Err(e), true) => {
+    } else {
+        // Without strict mode an unreadable keyring only means nothing is verified.
+        super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()).ok()
+    };
+    let signatures = trust
+        .as_ref()
+        .filter(|_| strict)
+        .map(|t| super::signing::Trust {
+            keyring: t.keyring.clone(),
+            revoked: t.revoked.clone(),
+            keyring_dir: t.keyring_dir.clone(),
+            revoked_file: t.revoked_file.clone(),
+        });
+    // Strict mode also loads only plugins whose manifests are signed, as `aether run` does.
+    let plugin_trust = signatures
+        .as_ref()
+        .map(|t| aether_runtime::security::Trust {
+            keyring: t.keyring.clone(),
+            revoked: t.revoked.clone(),
+        });
+    // The runtime's settings come from the environment: a bad one is a usage error once,
+    // not a RUNTIME_ERROR recorded against every file (and in the history).
+    if !args.check_only {
+        if let Err(e) = aether_runtime::plugins::PluginSettings::from_env() {
             eprintln!("error: {e}");
             return 2;
         }
-        // Without strict mode an unreadable keyring only means nothing is verified.
-        (Err(_), false) => (None, None),
-    };
+        if let Err(e) = aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
+        {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
     let mut files = discover(std::slice::from_ref(&args.root));
-    files.sort_by_key(|p| shown(&p.display().to_string()));
+    files.sort_by_cached_key(|p| shown(&p.display().to_string()));
     if let Some(n) = args.limit {
         files.truncate(n);
     }
@@ -469,6 +502,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
             signatures,
         },
         trust,
+        plugin_trust,
         timeout: args.timeout,
         check_only: args.check_only,
         state_dir: throwaway.path().to_path_buf(),

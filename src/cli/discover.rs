@@ -15,7 +15,8 @@ pub(crate) const SKIP_DIRS: &[&str] = &[
 ];
 
 /// Expand paths: a file is taken as given (whatever its extension), a directory yields its
-/// `*.aether` files recursively in sorted order, a missing path is kept so it reports IO_ERROR.
+/// `*.aether` files recursively in sorted order, a missing path or an unreadable directory is
+/// kept so it reports IO_ERROR.
 pub(crate) fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = found(paths);
     // A file named twice (directly and through a directory) is checked once, where first found.
@@ -38,7 +39,18 @@ fn found(paths: &[PathBuf]) -> Vec<PathBuf> {
                                 .to_str()
                                 .is_some_and(|n| SKIP_DIRS.contains(&n)))
                 });
-            for entry in walker.flatten() {
+            for entry in walker {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    // A directory that cannot be read is kept as a path, so whoever reads
+                    // it reports the I/O error: files must never vanish from a count.
+                    Err(e) => {
+                        if let Some(path) = e.path() {
+                            out.push(path.to_path_buf());
+                        }
+                        continue;
+                    }
+                };
                 // A symlink to a file counts (directories behind links are not followed,
                 // so a link cycle cannot trap the walk).
                 let is_file = entry.file_type().is_file()

@@ -41,6 +41,9 @@ pub(crate) struct Status {
     pub(crate) line: Option<u32>,
     /// When every failure was suppressed: the code the file would otherwise fail with.
     pub(crate) suppressed: Option<ResultCode>,
+    /// Index in `findings` of the finding behind the verdict (the first failing one, or the
+    /// first suppressed error), so reports describe one finding consistently.
+    pub(crate) finding: Option<usize>,
 }
 
 impl Status {
@@ -162,37 +165,54 @@ pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)], ran: bool) {
 }
 
 /// A path as stable fingerprints see it: relative to the project root (the working
-/// directory, which holds `.aetherra/`), `/`-separated, without `.` components, so
-/// `./flows/a.aether`, `flows/a.aether` and `/abs/cwd/flows/a.aether` agree. A path
-/// outside the working directory stays absolute.
+/// directory, which holds `.aetherra/`), `/`-separated, so `./flows/a.aether`,
+/// `flows//a.aether`, `sub/../flows/a.aether`, `/abs/cwd/flows/a.aether` and the same path
+/// through a symlinked working directory all agree. The file's directory is resolved
+/// (symbolic links, `..`); the file name is kept as written, so a linked workflow keeps its
+/// own name. A path outside the working directory is absolute.
 pub(crate) fn project_path(path: &Path) -> String {
-    use std::path::Component;
-    let absolute;
-    let mut rel = path;
-    if path.is_absolute() {
-        if let Ok(cwd) = std::env::current_dir() {
-            absolute = path.strip_prefix(&cwd).map(Path::to_path_buf).ok();
-            if let Some(inside) = &absolute {
-                rel = inside;
-            }
-        }
-    }
-    let mut parts: Vec<String> = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::CurDir => {}
-            Component::RootDir => parts.push(String::new()),
-            Component::Prefix(p) => parts.push(p.as_os_str().to_string_lossy().into_owned()),
-            Component::ParentDir => parts.push("..".into()),
-            Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
-        }
-    }
-    let joined = parts.join("/");
-    if joined.is_empty() {
-        "/".into()
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let resolved_cwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| lexical(&cwd));
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
     } else {
-        joined
+        cwd.join(path)
+    };
+    let resolved = match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| lexical(&absolute)),
+        _ => lexical(&absolute),
+    };
+    let shown = resolved.strip_prefix(&resolved_cwd).unwrap_or(&resolved);
+    let parts: Vec<String> = shown
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::RootDir => Some(String::new()),
+            std::path::Component::Prefix(p) => Some(p.as_os_str().to_string_lossy().into_owned()),
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            std::path::Component::CurDir | std::path::Component::ParentDir => None,
+        })
+        .collect();
+    match parts.join("/") {
+        joined if joined.is_empty() => "/".into(),
+        joined => joined,
     }
+}
+
+/// `path` with `.` and `..` folded away without touching the file system.
+fn lexical(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Read and check one file.
@@ -302,7 +322,12 @@ pub(crate) fn build_report(
         })
         .collect();
     let phase_of = |f: &Finding| Phase::of_code(f.diag.code());
-    let status = if let Some(first) = findings.iter().find(|f| f.fails) {
+    let failing = findings.iter().position(|f| f.fails);
+    let suppressed = findings
+        .iter()
+        .position(|f| f.suppressed && (f.diag.severity() == Severity::Error || opts.strict));
+    let status = if let Some(i) = failing {
+        let first = &findings[i];
         Status {
             ok: false,
             code: first.diag.code(),
@@ -310,11 +335,10 @@ pub(crate) fn build_report(
             message: first.diag.message().to_string(),
             line: first.line(),
             suppressed: None,
+            finding: Some(i),
         }
-    } else if let Some(first) = findings
-        .iter()
-        .find(|f| f.suppressed && (f.diag.severity() == Severity::Error || opts.strict))
-    {
+    } else if let Some(i) = suppressed {
+        let first = &findings[i];
         Status {
             ok: true,
             code: ResultCode::Success,
@@ -326,6 +350,7 @@ pub(crate) fn build_report(
             ),
             line: first.line(),
             suppressed: Some(first.diag.code()),
+            finding: Some(i),
         }
     } else {
         Status {
@@ -335,6 +360,7 @@ pub(crate) fn build_report(
             message: String::new(),
             line: None,
             suppressed: None,
+            finding: None,
         }
     };
     FileReport {

@@ -318,7 +318,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             events: args.events.as_deref(),
             keyring: args.sig.keyring.as_deref(),
             revoked: args.sig.revoked.as_deref(),
-            strict_trust,
+            strict_trust: strict_trust.as_ref(),
             quiet,
             diagnostics: true,
             throwaway: false,
@@ -348,6 +348,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         message: outcome.message,
         line: outcome.line,
         suppressed: None,
+        finding: None,
     };
     finish(&args, &report, Some(()))
 }
@@ -389,7 +390,7 @@ pub(crate) struct Execution<'a> {
     pub(crate) keyring: Option<&'a std::path::Path>,
     pub(crate) revoked: Option<&'a std::path::Path>,
     /// Strict signature mode: plugins must have signed manifests.
-    pub(crate) strict_trust: Option<aether_runtime::security::Trust>,
+    pub(crate) strict_trust: Option<&'a aether_runtime::security::Trust>,
     /// `AETHERRA_QUIET`: no warnings, no `log` output.
     pub(crate) quiet: bool,
     /// Render errors and warnings on stderr (`aether run`); `classify` only wants the outcome.
@@ -519,7 +520,7 @@ pub(crate) fn execute<W: Write>(
     );
     let (plugins, mut warnings) =
         aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
-    if let Some(trust) = &exec.strict_trust {
+    if let Some(trust) = exec.strict_trust {
         // Strict signature mode: only plugins whose manifest is signed by a trusted key.
         warnings
             .extend(plugins.retain(|m| aether_runtime::security::verify_manifest(&m.dir, trust)));

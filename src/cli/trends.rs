@@ -49,24 +49,32 @@ impl Entry {
     }
 }
 
-/// Write a report: `-` is stdout; a path that exists and is not a regular file (a device
-/// such as /dev/stdout, a FIFO) is written in place; anything else is replaced atomically
-/// (a temporary file in the same directory, then a rename), so a reader never sees half
-/// a report. Symbolic links are followed, and an existing file keeps its permissions.
+/// Whether `path` names an already open stream rather than a file: `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`. Such a path can resolve to a regular file
+/// (stdout redirected with `>>`), which must be appended to, never replaced.
+fn names_a_stream(path: &Path) -> bool {
+    path == Path::new("/dev/stdout")
+        || path == Path::new("/dev/stderr")
+        || path.starts_with("/dev/fd")
+        || path.starts_with("/proc/self/fd")
+}
+
+/// Write a report: `-` and `/dev/stdout` go through stdout (a reader that closed the pipe
+/// early is not an error); other stream paths (see [`names_a_stream`]) and existing paths
+/// that are not regular files (a FIFO, a device) are written in place; anything else is
+/// replaced atomically (a temporary file in the same directory, then a rename), so a reader
+/// never sees half a report. Symbolic links are followed (a dangling one is written through
+/// to its target), and an existing file keeps its permissions.
 pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    // Fix: `/dev/stdout` (and `/dev/fd/N`, `/proc/self/fd/N`) redirected to a regular file
-    // used to pass the `!is_file()` test below as a regular file and be *replaced*: with
-    // `--output /dev/stdout >> ci.log` the log's earlier content was lost. Such paths name an
-    // open stream: `/dev/stdout` is written through our stdout, the others in place,
-    // appending (the shell truncated the file already if it was opened with `>`).
     if path == Path::new("-") || path == Path::new("/dev/stdout") {
         let mut out = std::io::stdout().lock();
-        out.write_all(bytes)?;
-        return out.flush();
+        return match out.write_all(bytes).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        };
     }
-    let names_a_stream = path.starts_with("/dev") || path.starts_with("/proc");
     let target = match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() || names_a_stream => {
+        Ok(meta) if !meta.is_file() || names_a_stream(path) => {
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .append(meta.is_file())
@@ -79,7 +87,16 @@ pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             let target = fs::canonicalize(path)?;
             (target, Some(meta.permissions()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (path.to_path_buf(), None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling link: create its target, keep the link.
+            match fs::read_link(path) {
+                Ok(to) => {
+                    let base = path.parent().unwrap_or(Path::new("."));
+                    (base.join(to), None)
+                }
+                Err(_) => (path.to_path_buf(), None),
+            }
+        }
         Err(e) => return Err(e),
     };
     let (target, permissions) = target;
@@ -113,9 +130,14 @@ fn set_default_permissions(_file: &fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A lock on the history directory while `trends.json` is read and rewritten, so two
-/// classify runs sharing a history never lose an entry. A lock older than a minute is
-/// left over from a killed run and is taken over.
+/// A holder keeps the lock for milliseconds (one snapshot and one small rewrite), so a lock
+/// file older than this was left by a killed run and is taken over...
+const LOCK_STALE: Duration = Duration::from_secs(10);
+/// ...and a waiter gives up only well after that.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// A lock on the history directory while a snapshot is added and `trends.json` is read and
+/// rewritten, so two classify runs sharing a history never lose an entry.
 struct HistoryLock(PathBuf);
 
 impl HistoryLock {
@@ -134,12 +156,12 @@ impl HistoryLock {
                         .and_then(|m| m.modified())
                         .ok()
                         .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(60));
+                        .is_some_and(|age| age > LOCK_STALE);
                     if stale {
                         let _ = fs::remove_file(&path);
                         continue;
                     }
-                    if started.elapsed() > Duration::from_secs(30) {
+                    if started.elapsed() > LOCK_WAIT {
                         return Err(format!(
                             "`{}` is held by another classify run (remove it if none is running)",
                             path.display()
@@ -172,7 +194,19 @@ pub(crate) fn read_trends(dir: &Path) -> Result<Vec<Entry>, String> {
     let items = v
         .as_array()
         .ok_or_else(|| format!("`{}` is not a JSON array", path.display()))?;
-    Ok(items.iter().filter_map(Entry::from_json).collect())
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Entry::from_json(v).ok_or_else(|| {
+                format!(
+                    "`{}`: entry {} is not {{file, timestamp, failed, total}} with whole counts",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// Keep a run: write its snapshot as `<stamp>_classification.json` (stamp
@@ -187,6 +221,7 @@ pub(crate) fn record(
 ) -> Result<String, String> {
     fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create history directory `{}`: {e}", dir.display()))?;
+    let _lock = HistoryLock::take(dir)?;
     let stamp = now.format("%Y%m%dT%H%M%S%.6fZ").to_string();
     let mut n = 0;
     let name = loop {
@@ -201,16 +236,17 @@ pub(crate) fn record(
             .open(dir.join(&name))
         {
             Ok(mut f) => {
-                f.write_all(snapshot.as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| format!("cannot write `{}`: {e}", dir.join(&name).display()))?;
+                if let Err(e) = f.write_all(snapshot.as_bytes()).and_then(|()| f.sync_all()) {
+                    // No half snapshot left behind.
+                    let _ = fs::remove_file(dir.join(&name));
+                    return Err(format!("cannot write `{}`: {e}", dir.join(&name).display()));
+                }
                 break name;
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
             Err(e) => return Err(format!("cannot write `{}`: {e}", dir.join(&name).display())),
         }
     };
-    let _lock = HistoryLock::take(dir)?;
     let trends_path = dir.join("trends.json");
     let mut entries = match read_trends(dir) {
         Ok(e) => e,
@@ -317,7 +353,7 @@ pub(crate) fn svg(entries: &[Entry]) -> String {
         .max()
         .unwrap_or(0);
     let step = tick_step(top_value);
-    let y_max = (top_value.div_ceil(step).max(1) * step) as f64;
+    let y_max = top_value.div_ceil(step).max(1).saturating_mul(step) as f64;
     let n = entries.len();
     let x = |i: usize| {
         if n == 1 {
@@ -355,7 +391,10 @@ pub(crate) fn svg(entries: &[Entry]) -> String {
             LEFT - 8.0,
             yy + 4.0
         ));
-        v += step;
+        match v.checked_add(step) {
+            Some(next) => v = next,
+            None => break,
+        }
     }
     // Axes.
     s.push_str(&format!(
@@ -480,7 +519,7 @@ pub(crate) fn run(args: TrendsArgs) -> i32 {
         };
         let change = match prev {
             None => "-".to_string(),
-            Some(p) => format!("{:+}", e.failed as i64 - p as i64),
+            Some(p) => format!("{:+}", i128::from(e.failed) - i128::from(p)),
         };
         let _ = writeln!(
             out,
@@ -503,6 +542,22 @@ mod tests {
             failed,
             total,
         }
+    }
+
+    #[test]
+    fn only_open_streams_are_written_in_place() {
+        assert!(names_a_stream(Path::new("/dev/stdout")));
+        assert!(names_a_stream(Path::new("/dev/fd/3")));
+        assert!(names_a_stream(Path::new("/proc/self/fd/1")));
+        // A regular file on a tmpfs under /dev is a file like any other: replaced.
+        assert!(!names_a_stream(Path::new("/dev/shm/report.json")));
+        assert!(!names_a_stream(Path::new("/proc-reports/x.json")));
+    }
+
+    #[test]
+    fn huge_counts_do_not_overflow() {
+        let svg = svg(&[entry(0, u64::MAX, u64::MAX), entry(1, 0, u64::MAX)]);
+        assert!(svg.contains("</svg>"));
     }
 
     #[test]
