@@ -403,6 +403,72 @@ fn plugin_failures_and_timeouts_have_their_codes() {
     );
 }
 
+/// A plugin runs in its own process group (so its whole group can be killed on a timeout);
+/// an interrupt sent to `aether` alone must still stop it and what it started.
+#[test]
+fn interrupting_aether_stops_a_running_plugin_and_its_children() {
+    let d = Dir::new();
+    plugin(
+        &d,
+        "busy",
+        "",
+        "sleep 30 &
+echo $! > grandchild.pid
+wait",
+    );
+    d.write(
+        "t.aether",
+        &format!("{PLUGINS}plugins.invoke(\"busy\", timeout=60)\n"),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("aether");
+    let mut child = StdCommand::new(bin)
+        .current_dir(d.path())
+        .args(["run", "t.aether", "--state-dir"])
+        .arg(d.state())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn aether");
+    let pid_file = d.path().join("plugins/busy/grandchild.pid");
+    let start = Instant::now();
+    let grandchild = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the plugin started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("aether ends");
+    assert!(!exit.success());
+    // The grandchild goes away (a zombie waiting for init counts as gone).
+    let gone = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    };
+    let start = Instant::now();
+    while !gone(grandchild) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the plugin's `sleep 30` outlived the interrupt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn the_circuit_breaker_opens_within_a_run() {
     let d = Dir::new();

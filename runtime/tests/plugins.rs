@@ -2,8 +2,10 @@
 //! circuit breaker, version requirements and the shipped `sysinfo` example plugin.
 #![cfg(unix)]
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aether_runtime::plugins::{
@@ -438,6 +440,209 @@ fn manifest_timeout_then_settings_timeout_apply() {
             started.elapsed()
         );
     }
+}
+
+/// Whether process `pid` is still running: a zombie (dead, waiting for its new parent to reap
+/// it) counts as gone. Uses `/proc` where there is one, else `kill(pid, 0)`.
+fn running(pid: i32) -> bool {
+    if Path::new("/proc/self/stat").exists() {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // "pid (comm) S ...": the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("");
+        return !matches!(state, "Z" | "X" | "x");
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Waits up to `limit` for process `pid` to be gone; whether it went.
+fn gone_within(pid: i32, limit: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if !running(pid) {
+            return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pid a plugin wrote to `file` (waiting briefly for it to appear).
+fn read_pid(file: &Path) -> i32 {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                return pid;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the plugin did not write {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills a leftover test process so that a failing test does not leave it behind.
+fn cleanup(pid: i32) {
+    if running(pid) {
+        // SAFETY: plain kill(2) of a process this test started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A plugin (run as `sh run.sh`, so the shell is the direct child) that starts a grandchild
+/// `sleep 30`, writes its pid to `grandchild.pid` and waits for it.
+const STARTS_A_GRANDCHILD: &str = r#"sleep 30 &
+echo $! > grandchild.pid.tmp
+mv grandchild.pid.tmp grandchild.pid
+wait"#;
+
+fn grandchild_plugin(root: &Path, name: &str) -> PathBuf {
+    let mut m = manifest(name, "1.0.0");
+    m["command"] = json!(["sh", "run.sh"]);
+    write_plugin(root, name, &m, STARTS_A_GRANDCHILD)
+}
+
+#[test]
+fn timeout_kills_the_plugins_whole_process_group() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = grandchild_plugin(root.path(), "spawner");
+    let plugins = discover_one(root.path(), PluginSettings::default());
+    let err = block_on(plugins.invoke("spawner", "run", vec![], Some(Duration::from_secs(1))))
+        .expect_err("times out");
+    assert_eq!(err.kind, PluginErrorKind::Timeout, "{}", err.message);
+    let pid = read_pid(&dir.join("grandchild.pid"));
+    let gone = gone_within(pid, Duration::from_secs(2));
+    cleanup(pid);
+    assert!(gone, "the plugin's child {pid} outlived the timeout");
+}
+
+#[test]
+fn dropping_an_invocation_kills_its_process_group() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = grandchild_plugin(root.path(), "abandoned");
+    let plugins = discover_one(root.path(), PluginSettings::default());
+    // The caller gives up first (as the VM does when its run deadline passes): the invocation
+    // future is dropped while its own 20 s timeout is far away.
+    let pidfile = dir.join("grandchild.pid");
+    let outcome = block_on(async {
+        let invocation = plugins.invoke("abandoned", "run", vec![], Some(Duration::from_secs(20)));
+        let wait_for_pid = async {
+            while !pidfile.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let deadline = async {
+            tokio::time::timeout(Duration::from_secs(5), wait_for_pid)
+                .await
+                .expect("the plugin writes its child's pid");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut invocation = invocation;
+        let mut deadline = std::pin::pin!(deadline);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = invocation.as_mut().poll(cx) {
+                return Poll::Ready(Some(outcome));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    });
+    assert!(outcome.is_none(), "the plugin finished: {outcome:?}");
+    let pid = read_pid(&pidfile);
+    let gone = gone_within(pid, Duration::from_secs(2));
+    cleanup(pid);
+    assert!(
+        gone,
+        "the child {pid} of a dropped invocation is still running"
+    );
+}
+
+#[test]
+fn a_normally_finishing_plugin_still_answers_and_reports_its_status() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut m = manifest("plain", "1.0.0");
+    m["command"] = json!(["sh", "run.sh"]);
+    write_plugin(root.path(), "plain", &m, ECHO_REQUEST);
+    // Closes its output, then keeps working for a while and exits 3: the invocation waits for
+    // it to exit on its own (it is not killed when its output ends) and reports the status.
+    write_plugin(
+        root.path(),
+        "lingers",
+        &manifest("lingers", "1.0.0"),
+        r#"cat >/dev/null
+echo '{"ok": true, "result": 1}'
+exec >&- 2>&-
+sleep 0.3
+exit 3"#,
+    );
+    let plugins = discover_one(root.path(), PluginSettings::default());
+    for i in 0..3 {
+        let result = block_on(plugins.invoke("plain", "echo", vec![json!(i)], None))
+            .expect("invoke succeeds");
+        assert_eq!(
+            result,
+            json!({"function": "echo", "args": [i], "plugin": "plain"})
+        );
+    }
+    let started = Instant::now();
+    let err = block_on(plugins.invoke("lingers", "run", vec![], Some(Duration::from_secs(20))))
+        .expect_err("exit status 3");
+    assert_eq!(err.kind, PluginErrorKind::Failed, "{}", err.message);
+    assert!(err.message.contains("status 3"), "{}", err.message);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "took {:?}",
+        started.elapsed()
+    );
+    let status = plugins.status("plain").expect("status");
+    assert_eq!(status["successes"], 3);
+    assert_eq!(status["failures"], 0);
+}
+
+#[test]
+fn background_processes_left_by_a_finished_plugin_are_killed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // One background child detached from the pipes, one still holding stdout: neither delays
+    // the answer once the plugin has exited, and neither outlives the invocation.
+    let dir = write_plugin(
+        root.path(),
+        "leaves",
+        &manifest("leaves", "1.0.0"),
+        r#"sleep 30 >/dev/null 2>&1 </dev/null &
+echo $! > detached.pid
+sleep 30 &
+echo $! > attached.pid
+echo '{"ok": true, "result": "done"}'"#,
+    );
+    let plugins = discover_one(root.path(), PluginSettings::default());
+    let started = Instant::now();
+    let result = block_on(plugins.invoke("leaves", "run", vec![], Some(Duration::from_secs(20))));
+    let elapsed = started.elapsed();
+    let pids = [
+        read_pid(&dir.join("detached.pid")),
+        read_pid(&dir.join("attached.pid")),
+    ];
+    let gone: Vec<bool> = pids
+        .iter()
+        .map(|&pid| gone_within(pid, Duration::from_secs(2)))
+        .collect();
+    pids.iter().for_each(|&pid| cleanup(pid));
+    assert_eq!(result.expect("invoke succeeds"), json!("done"));
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert_eq!(gone, [true, true], "background processes {pids:?} survived");
 }
 
 /// A plugin that appends a line to `count` each time it runs and succeeds only while the file
