@@ -277,6 +277,74 @@ fn thresholds_are_configurable_and_echoed() {
 }
 
 #[test]
+fn whole_number_floats_are_accepted_as_threshold_and_counts() {
+    // Regression: `--abs-threshold 3.0` and `"PARSE_ERROR": 3.0` were rejected, though both
+    // are whole numbers (what a script doing arithmetic, or a JSON writer, may print).
+    let res = gate(
+        json!({"PARSE_ERROR": 14.0, "VALIDATION_ERROR": {"count": 2.0}}),
+        json!({"PARSE_ERROR": 10, "VALIDATION_ERROR": {"count": 2}}),
+        &["--abs-threshold", "3.0"],
+    );
+    assert_eq!(res.code, 1, "{}", res.stderr);
+    let v = res.json();
+    assert_eq!(v["abs_threshold"], json!(3), "echoed as an integer");
+    assert_eq!(
+        v["new_counts"],
+        json!({"PARSE_ERROR": 14, "VALIDATION_ERROR": 2})
+    );
+    assert_eq!(codes(&v), ["PARSE_ERROR"]);
+    let res = gate(
+        json!({"PARSE_ERROR": 13}),
+        json!({"PARSE_ERROR": 10}),
+        &["--abs-threshold", "3.0"],
+    );
+    assert_eq!(res.code, 0, "growth 3 is not more than 3.0: {}", res.stderr);
+    // A fractional count is still invalid.
+    let res = gate(json!({"PARSE_ERROR": 3.5}), json!({}), &[]);
+    assert_eq!(res.code, 2, "{}", res.stderr);
+    assert!(
+        res.stderr
+            .starts_with("error: new baseline `new.json`: `by_code.PARSE_ERROR` must be a count"),
+        "{}",
+        res.stderr
+    );
+}
+
+#[test]
+fn baselines_may_start_with_a_byte_order_mark() {
+    // PowerShell's `Set-Content -Encoding utf8` writes a UTF-8 BOM; Windows PowerShell's `>`
+    // writes UTF-16 with a BOM.
+    let dir = tempdir();
+    let new = baseline(json!({"PARSE_ERROR": 20}));
+    fs::write(dir.path().join("new.json"), format!("\u{FEFF}{new}")).expect("write");
+    let reference = baseline(json!({"PARSE_ERROR": 10}));
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(reference.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    fs::write(dir.path().join("ref.json"), utf16).expect("write");
+    let res = run_in(
+        dir.path(),
+        &["gate", "--new", "new.json", "--ref", "ref.json"],
+    );
+    assert_eq!(res.code, 1, "{}", res.stderr);
+    let v = res.json();
+    assert_eq!(v["new_counts"]["PARSE_ERROR"], json!(20));
+    assert_eq!(v["ref_counts"]["PARSE_ERROR"], json!(10));
+    // Bytes that are not text are still an input error.
+    fs::write(dir.path().join("ref.json"), b"\xEF\xBB\xBF{\xff}").expect("write");
+    let res = run_in(
+        dir.path(),
+        &["gate", "--new", "new.json", "--ref", "ref.json"],
+    );
+    assert_eq!(res.code, 2, "{}", res.stderr);
+    assert_eq!(
+        res.stderr,
+        "error: reference baseline `ref.json`: not valid UTF-8 (byte 4)\n"
+    );
+}
+
+#[test]
 fn a_decrease_is_never_a_regression() {
     let res = gate(
         json!({"PARSE_ERROR": 0, "VALIDATION_ERROR": 0}),
@@ -291,6 +359,11 @@ fn bad_thresholds_are_usage_errors() {
     for (flag, value) in [
         ("--abs-threshold", "-1"),
         ("--abs-threshold", "2.5"),
+        ("--abs-threshold", "3.5"),
+        ("--abs-threshold", "-3.0"),
+        ("--abs-threshold", "NaN"),
+        ("--abs-threshold", "inf"),
+        ("--abs-threshold", "1e30"),
         ("--abs-threshold", "many"),
         ("--rel-threshold", "-0.1"),
         ("--rel-threshold", "NaN"),

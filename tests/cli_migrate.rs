@@ -23,6 +23,8 @@ const LEGACY_MIGRATED: &str =
     "goal: \"Keep the \\\"fleet\\\" \\\\ healthy\"\nlet n = 2\n\n\nprint(n)\n";
 /// A script that needs nothing.
 const CLEAN: &str = "goal: \"clean\"\nprint(\"hello\")\n";
+/// What a run over more than one file says on stderr when it writes the default report.
+const DEFAULT_REPORT_LINE: &str = "report written to migration_report.md (a run over more than one file writes one; --no-report to skip it)\n";
 
 struct Run {
     code: i32,
@@ -100,6 +102,49 @@ fn keygen(dir: &Path) -> (String, String) {
 fn sign(dir: &Path, file: &str, key: &str) {
     let res = run_in(dir, &["sign", file, "--key", key]);
     assert_eq!(res.code, 0, "sign: {}", res.stderr);
+}
+
+/// Run `program args...` in `dir` with `diff` on stdin; `None` when the program is not
+/// installed.
+fn apply_patch(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    diff: &str,
+) -> Option<std::process::Output> {
+    use std::io::Write;
+    let mut child = match std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("{program} is not installed: skipped");
+            return None;
+        }
+        Err(e) => panic!("{program}: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(diff.as_bytes())
+        .expect("write the diff");
+    Some(child.wait_with_output().expect("wait"))
+}
+
+/// The same files, by name and content, in two fresh directories.
+fn two_trees(files: &[(&str, &[u8])]) -> (tempfile::TempDir, tempfile::TempDir) {
+    let (a, b) = (tempdir(), tempdir());
+    for (name, bytes) in files {
+        write(a.path(), name, bytes);
+        write(b.path(), name, bytes);
+    }
+    (a, b)
 }
 
 /// `aether verify FILE --keyring keys`: the line it prints.
@@ -185,6 +230,71 @@ fn an_unterminated_string_keeps_its_trailing_spaces() {
     assert_eq!(
         applied("goal: \"x\"  \nlet s = \"open   \nprint(1) \n"),
         "goal: \"x\"\nlet s = \"open   \nprint(1)\n"
+    );
+}
+
+#[test]
+fn unicode_spaces_in_goal_text_stay_inside_the_quotes() {
+    // Regression: the text before a trailing comment was trimmed of Unicode whitespace, so
+    // the fix left a U+00A0 outside the quotes: "internal error ... (A007 x1)", exit 27.
+    let dir = tempdir();
+    let src = "goal: hello \u{A0} # c\nprint(1)\n";
+    let path = write(dir.path(), "n.aether", src);
+    let res = run_in(dir.path(), &["migrate", "n.aether", "--dry-run"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(
+        res.stdout,
+        "--- a/n.aether\n+++ b/n.aether\n@@ -1,2 +1,2 @@\n-goal: hello \u{A0} # c\n+goal: \"hello \u{A0}\" # c\n print(1)\n"
+    );
+    assert_eq!(read(&path), src);
+    // The same at the start of the text; both then check clean.
+    assert_eq!(
+        applied("goal: \u{A0}hello\nprint(1)\n"),
+        "goal: \"\u{A0}hello\"\nprint(1)\n"
+    );
+    let res = run_in(dir.path(), &["migrate", "n.aether", "--apply"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(read(&path), "goal: \"hello \u{A0}\" # c\nprint(1)\n");
+    let check = run_in(dir.path(), &["check", "n.aether"]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+}
+
+#[test]
+fn goal_text_running_past_a_carriage_return_is_not_quoted() {
+    // CR-only line endings: quoting "the rest of the line" up to the next LF would pull the
+    // code that follows into the goal string.
+    let dir = tempdir();
+    let src = "goal: Keep it\rprint(1)\r";
+    let path = write(dir.path(), "c.aether", src);
+    for mode in ["--dry-run", "--apply"] {
+        let res = run_in(dir.path(), &["migrate", "c.aether", mode]);
+        assert_eq!(res.code, 0, "{mode}: {}", res.stderr);
+        assert_eq!(res.stdout, "", "{mode}");
+        assert!(
+            res.stderr.starts_with(
+                "skipped c.aether: line 1: goal text not quoted: it contains U+000D, which some editors show as a line break; quote it by hand\n"
+            ),
+            "{mode}: {}",
+            res.stderr
+        );
+        assert_eq!(read(&path), src, "{mode}");
+    }
+    let res = run_in(dir.path(), &["migrate", "c.aether", "--check"]);
+    assert_eq!(
+        res.code, 1,
+        "the file still needs migrating: {}",
+        res.stderr
+    );
+    // The other rewrites of such a file still happen, with a warning about the goal.
+    let path = write(dir.path(), "d.aether", "goal: Keep it\rprint(1)  \n");
+    let res = run_in(dir.path(), &["migrate", "d.aether", "--apply"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(read(&path), "goal: Keep it\rprint(1)\n");
+    assert!(
+        res.stderr
+            .starts_with("warning: d.aether: line 1: goal text not quoted: it contains U+000D"),
+        "{}",
+        res.stderr
     );
 }
 
@@ -281,7 +391,10 @@ fn dry_run_prints_diffs_and_changes_nothing() {
         .iter()
         .map(|n| read(&dir.path().join(format!("flows/{n}.aether"))))
         .collect();
-    let res = run_in(dir.path(), &["migrate", "flows", "--dry-run"]);
+    let res = run_in(
+        dir.path(),
+        &["migrate", "flows", "--dry-run", "--no-report"],
+    );
     assert_eq!(res.code, 0, "{}", res.stderr);
     assert_eq!(
         res.stderr,
@@ -291,7 +404,10 @@ fn dry_run_prints_diffs_and_changes_nothing() {
         .iter()
         .map(|n| read(&dir.path().join(format!("flows/{n}.aether"))))
         .collect();
-    assert_eq!(before, after, "a dry run writes nothing");
+    assert_eq!(
+        before, after,
+        "a dry run writes nothing (and --no-report no report)"
+    );
     assert_eq!(
         tree(dir.path()),
         ["flows/a.aether", "flows/b.aether", "flows/c.aether"]
@@ -316,6 +432,89 @@ fn dry_run_diffs_keep_crlf_line_endings() {
 }
 
 #[test]
+fn diffs_of_files_with_bare_carriage_returns_apply_with_git_and_patch() {
+    // Regression: the diff split lines at a CR not followed by LF, as neither `git apply`
+    // nor `patch` does, and they rejected it.
+    let files: [(&str, &[u8]); 2] = [
+        ("a.aether", b"goal: \"x\"\n# note\rmore  \nprint(1)\n"),
+        // CR-only line endings and no LF at all: one line to git, patch and the lexer.
+        ("b.aether", b"intent: \"x\"\rprint(1)\r"),
+    ];
+    let (dir, copy) = two_trees(&files);
+    let res = run_in(dir.path(), &["migrate", ".", "--dry-run", "--no-report"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(
+        res.stdout,
+        "--- a/a.aether\n+++ b/a.aether\n@@ -1,3 +1,3 @@\n goal: \"x\"\n-# note\rmore  \n+# note\rmore\n print(1)\n\
+         --- a/b.aether\n+++ b/b.aether\n@@ -1 +1 @@\n-intent: \"x\"\rprint(1)\r\n\\ No newline at end of file\n+goal: \"x\"\rprint(1)\r\n\\ No newline at end of file\n"
+    );
+    let applied = run_in(dir.path(), &["migrate", ".", "--apply", "--no-report"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    if let Some(out) = apply_patch(copy.path(), "git", &["apply", "-"], &res.stdout) {
+        assert!(
+            out.status.success(),
+            "git apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (name, _) in files {
+            assert_eq!(
+                read(&copy.path().join(name)),
+                read(&dir.path().join(name)),
+                "{name}: git apply gives what --apply writes"
+            );
+        }
+    }
+}
+
+#[test]
+fn diffs_of_paths_with_spaces_apply_with_git_and_patch() {
+    // Regression: `patch` read `--- a/dir with space/a b.aether` up to the first space.
+    let files: [(&str, &[u8]); 2] = [
+        ("dir with space/a b.aether", LEGACY.as_bytes()),
+        ("q\"uote.aether", LEGACY.as_bytes()),
+    ];
+    let (dir, copy) = two_trees(&files);
+    let res = run_in(dir.path(), &["migrate", ".", "--dry-run", "--no-report"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert!(
+        res.stdout.starts_with(
+            "--- a/dir with space/a b.aether\t\n+++ b/dir with space/a b.aether\t\n@@ "
+        ),
+        "{}",
+        res.stdout
+    );
+    assert!(
+        res.stdout
+            .contains("\n--- \"a/q\\\"uote.aether\"\n+++ \"b/q\\\"uote.aether\"\n@@ "),
+        "{}",
+        res.stdout
+    );
+    for (program, args) in [
+        ("git", &["apply", "--check", "-"][..]),
+        ("patch", &["-p1", "--dry-run"][..]),
+    ] {
+        if let Some(out) = apply_patch(copy.path(), program, args, &res.stdout) {
+            assert!(
+                out.status.success(),
+                "{program}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    if let Some(out) = apply_patch(copy.path(), "patch", &["-p1"], &res.stdout) {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for (name, _) in files {
+            assert_eq!(read(&copy.path().join(name)), LEGACY_MIGRATED, "{name}");
+        }
+    }
+}
+
+#[test]
 fn check_exits_1_when_anything_needs_migrating() {
     let dir = tempdir();
     let path = write(dir.path(), "x.aether", LEGACY);
@@ -325,7 +524,7 @@ fn check_exits_1_when_anything_needs_migrating() {
     assert!(res.stdout.starts_with("--- a/x.aether\n"), "{}", res.stdout);
     assert_eq!(
         res.stderr,
-        "scanned 2 files: 1 would change, 1 unchanged, 0 skipped, 0 failed (check: nothing written)\n"
+        format!("{DEFAULT_REPORT_LINE}scanned 2 files: 1 would change, 1 unchanged, 0 skipped, 0 failed (check: nothing written)\n")
     );
     assert_eq!(read(&path), LEGACY);
     let res = run_in(dir.path(), &["migrate", "y.aether", "--check"]);
@@ -370,7 +569,9 @@ fn directories_are_searched_recursively_for_aether_files() {
     );
     assert_eq!(
         res.stderr,
-        "scanned 3 files: 2 changed, 1 unchanged, 0 skipped, 0 failed\n"
+        format!(
+            "{DEFAULT_REPORT_LINE}scanned 3 files: 2 changed, 1 unchanged, 0 skipped, 0 failed\n"
+        )
     );
     for untouched in [
         "flows/notes.txt",
@@ -388,6 +589,104 @@ fn a_file_named_directly_is_migrated_whatever_its_extension() {
     let res = run_in(dir.path(), &["migrate", "legacy.txt", "--apply"]);
     assert_eq!(res.code, 0, "{}", res.stderr);
     assert_eq!(read(&path), LEGACY_MIGRATED);
+}
+
+// ----- read-only files -------------------------------------------------------------------------
+
+#[test]
+fn read_only_files_are_skipped_unless_forced() {
+    // The mode bits decide, not access(): tests may run as root, who can write anything.
+    let dir = tempdir();
+    let path = write(dir.path(), "ro.aether", LEGACY);
+    let clean = write(dir.path(), "clean.aether", CLEAN);
+    for p in [&path, &clean] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o444)).expect("chmod");
+    }
+    let skipped = "skipped ro.aether: read-only: not rewritten; make it writable or pass --force\n";
+    let res = run_in(
+        dir.path(),
+        &[
+            "migrate",
+            "ro.aether",
+            "clean.aether",
+            "--apply",
+            "--no-report",
+        ],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(res.stdout, "");
+    assert_eq!(
+        res.stderr,
+        format!("{skipped}scanned 2 files: 0 changed, 1 unchanged, 1 skipped, 0 failed\n")
+    );
+    assert_eq!(read(&path), LEGACY);
+    // A dry run says the same (no diff for what --apply would not write); --check fails.
+    let res = run_in(dir.path(), &["migrate", "ro.aether", "--dry-run"]);
+    assert_eq!((res.code, res.stdout.as_str()), (0, ""), "{}", res.stderr);
+    assert!(res.stderr.starts_with(skipped), "{}", res.stderr);
+    let res = run_in(dir.path(), &["migrate", "ro.aether", "--check"]);
+    assert_eq!(res.code, 1, "{}", res.stderr);
+    // --force rewrites it, and it stays read-only.
+    let res = run_in(dir.path(), &["migrate", "ro.aether", "--apply", "--force"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(read(&path), LEGACY_MIGRATED);
+    assert_eq!(
+        fs::metadata(&path).expect("stat").permissions().mode() & 0o777,
+        0o444
+    );
+}
+
+// ----- write errors ----------------------------------------------------------------------------
+
+/// A directory whose absolute path is `len` bytes long, under `base`.
+#[cfg(target_os = "linux")]
+fn deep_dir(base: &Path, len: usize) -> PathBuf {
+    let mut path = fs::canonicalize(base).expect("canonicalize");
+    loop {
+        let left = len - path.as_os_str().len();
+        if left == 0 {
+            break;
+        }
+        // "/" and a name, at most 200 bytes, never leaving a remainder of 1 (a bare "/").
+        let name = (left - 1).min(200);
+        let name = if left - 1 - name == 1 { name - 1 } else { name };
+        path.push("d".repeat(name));
+    }
+    fs::create_dir_all(&path).expect("create the deep directory");
+    path
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn write_errors_name_the_file_not_the_temporary_file() {
+    // Regression: `error: x.aether: cannot write: ... at path ".../.aether-migrate-XXXX"`.
+    // A failure even root gets: the target's path fits Linux's 4096-byte limit, but the
+    // temporary file's longer name beside it does not (ENAMETOOLONG).
+    let dir = tempdir();
+    let deep = deep_dir(dir.path(), 4080);
+    let path = write(&deep, "x.aether", LEGACY);
+    let res = run_in(&deep, &["migrate", "x.aether", "--apply"]);
+    assert_eq!(res.code, 26, "{}", res.stderr);
+    assert_eq!(
+        res.stderr.lines().next(),
+        Some("error: x.aether: cannot write: File name too long (os error 36)")
+    );
+    // Through a symlink, the error names the file the link points to.
+    std::os::unix::fs::symlink(&path, dir.path().join("link.aether")).expect("symlink");
+    let res = run_in(dir.path(), &["migrate", "link.aether", "--apply"]);
+    assert_eq!(res.code, 26, "{}", res.stderr);
+    assert_eq!(
+        res.stderr.lines().next(),
+        Some(
+            format!(
+                "error: link.aether: cannot write `{}` (the symlink's target): File name too long (os error 36)",
+                path.display()
+            )
+            .as_str()
+        )
+    );
+    assert!(!res.stderr.contains(".aether-migrate-"), "{}", res.stderr);
+    assert_eq!(read(&path), LEGACY, "left unchanged");
 }
 
 // ----- signed files ----------------------------------------------------------------------------
@@ -626,6 +925,96 @@ fn report_lists_every_file_with_its_changes() {
 }
 
 #[test]
+fn a_run_over_several_files_writes_migration_report_md_by_default() {
+    let dir = tempdir();
+    write(dir.path(), "flows/a.aether", LEGACY);
+    write(dir.path(), "flows/b.aether", CLEAN);
+    let res = run_in(dir.path(), &["migrate", "flows", "--dry-run"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert!(
+        res.stderr.starts_with(DEFAULT_REPORT_LINE),
+        "{}",
+        res.stderr
+    );
+    let report = read(&dir.path().join("migration_report.md"));
+    assert!(
+        report.contains("| `flows/a.aether` | would change | 1 | 1 | 3 | 2 | - |\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| `flows/b.aether` | unchanged | 0 | 0 | 0 | 0 | - |\n"),
+        "{report}"
+    );
+    fs::remove_file(dir.path().join("migration_report.md")).expect("rm");
+    // --no-report: none; --report FILE: that file instead.
+    let res = run_in(
+        dir.path(),
+        &["migrate", "flows", "--dry-run", "--no-report"],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert!(!res.stderr.contains("report"), "{}", res.stderr);
+    let res = run_in(
+        dir.path(),
+        &["migrate", "flows", "--apply", "--report", "r.md"],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert!(!res.stderr.contains("report"), "{}", res.stderr);
+    assert!(read(&dir.path().join("r.md")).contains("| `flows/a.aether` | changed |"));
+    assert_eq!(
+        tree(dir.path()),
+        ["flows/a.aether", "flows/b.aether", "r.md"]
+    );
+    // One file: a report only when asked for.
+    let res = run_in(dir.path(), &["migrate", "flows/a.aether", "--check"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(
+        tree(dir.path()),
+        ["flows/a.aether", "flows/b.aether", "r.md"]
+    );
+    // --report and --no-report contradict each other.
+    let res = run_in(
+        dir.path(),
+        &[
+            "migrate",
+            "flows",
+            "--check",
+            "--report",
+            "r.md",
+            "--no-report",
+        ],
+    );
+    assert_eq!(res.code, 2, "{}", res.stderr);
+    assert!(res.stderr.contains("cannot be used with"), "{}", res.stderr);
+}
+
+#[test]
+fn the_report_is_replaced_atomically_and_readable_by_all() {
+    let dir = tempdir();
+    write(dir.path(), "a.aether", LEGACY);
+    write(dir.path(), "b.aether", CLEAN);
+    let res = run_in(dir.path(), &["migrate", ".", "--dry-run"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    let report = dir.path().join("migration_report.md");
+    assert_eq!(
+        fs::metadata(&report).expect("stat").permissions().mode() & 0o777,
+        0o644,
+        "a new report is 0644, whatever the temporary file started as"
+    );
+    // A rename, not a rewrite in place: another link to the old report keeps the old text.
+    fs::hard_link(&report, dir.path().join("old.md")).expect("hard link");
+    let old = read(&report);
+    let res = run_in(dir.path(), &["migrate", ".", "--apply"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(read(&dir.path().join("old.md")), old);
+    assert!(read(&report).contains("- Mode: apply"), "{}", read(&report));
+    assert_eq!(
+        tree(dir.path()),
+        ["a.aether", "b.aether", "migration_report.md", "old.md"],
+        "no temporary file is left behind"
+    );
+}
+
+#[test]
 fn report_is_written_for_a_single_file_and_in_a_dry_run() {
     let dir = tempdir();
     let path = write(dir.path(), "x.aether", LEGACY);
@@ -657,16 +1046,17 @@ fn an_unwritable_report_is_an_io_error_after_the_migration() {
             "x.aether",
             "--apply",
             "--report",
-            "no/such/dir/r.md",
+            "x.aether/r.md",
         ],
     );
     assert_eq!(res.code, 26, "{}", res.stderr);
     assert!(
         res.stderr
-            .starts_with("error: cannot write report `no/such/dir/r.md`: "),
+            .starts_with("error: cannot write report `x.aether/r.md`: "),
         "{}",
         res.stderr
     );
+    assert!(!res.stderr.contains(".aether-report-"), "{}", res.stderr);
     assert_eq!(read(&path), LEGACY_MIGRATED);
 }
 
@@ -696,7 +1086,7 @@ fn unreadable_files_are_reported_at_the_end_and_the_rest_migrated() {
         "the readable file is migrated"
     );
     let lines: Vec<&str> = res.stderr.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", res.stderr);
+    assert_eq!(lines.len(), 5, "{}", res.stderr);
     assert_eq!(lines[0], "error: bytes.aether: not valid UTF-8 (byte 10)");
     assert!(
         lines[1].starts_with("error: missing.aether: cannot read: No such file or directory"),
@@ -708,8 +1098,9 @@ fn unreadable_files_are_reported_at_the_end_and_the_rest_migrated() {
         "{}",
         lines[2]
     );
+    assert_eq!(lines[3], DEFAULT_REPORT_LINE.trim_end());
     assert_eq!(
-        lines[3],
+        lines[4],
         "scanned 4 files: 1 changed, 0 unchanged, 0 skipped, 3 failed"
     );
     // A dry run reports them the same way.

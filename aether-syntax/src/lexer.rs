@@ -341,12 +341,17 @@ impl<'src> Layout<'src> {
         {
             return None;
         }
+        // The text starts after spaces and tabs only: another space character (U+00A0, ...)
+        // is part of the text and goes inside the quotes of the fix.
+        let trimmed = rest.trim_start_matches([' ', '\t']);
         let text_start = colon.end as usize + (rest.len() - trimmed.len());
         // The text ends before a trailing comment (` //` or ` #`) or at the line end.
         let mut text = trimmed.trim_end_matches(['\r', ' ', '\t']);
         for marker in [" //", " #", "\t//", "\t#"] {
             if let Some(i) = text.find(marker) {
-                text = text[..i].trim_end();
+                // Only spaces and tabs: other whitespace (U+00A0, ...) is part of the text,
+                // and trimming it would leave it outside the quotes of the fix.
+                text = text[..i].trim_end_matches([' ', '\t']);
             }
         }
         let span = Span::new(text_start, text_start + text.len());
@@ -818,6 +823,33 @@ mod tests {
         assert_eq!(codes("goal: Keep it healthy\n"), vec!["unquoted-goal"]);
         assert_eq!(codes("x = f(1\nlet y = 2\n"), vec!["unclosed-bracket"]);
         assert_eq!(codes("x = 1)\n"), vec!["unmatched-bracket"]);
+    }
+
+    #[test]
+    fn unquoted_goal_fix_keeps_unicode_spaces_inside_the_quotes() {
+        // Regression: the text before a trailing comment was trimmed of all Unicode
+        // whitespace, so the fix left a U+00A0 outside the string (an invalid character).
+        let src = "goal: hello \u{A0} # c\nprint(1)\n";
+        let lexed = lex(src);
+        let fix = lexed
+            .diagnostics
+            .iter()
+            .find_map(|d| d.fix())
+            .expect("unquoted-goal carries a fix");
+        assert_eq!(fix.replacement, "\"hello \u{A0}\"");
+        let mut fixed = src.to_string();
+        fixed.replace_range(fix.span.range(), &fix.replacement);
+        assert_eq!(fixed, "goal: \"hello \u{A0}\" # c\nprint(1)\n");
+        assert_eq!(parse_codes(&fixed), Vec::<&str>::new());
+        // The same at the start of the text.
+        let src = "goal: \u{A0}hello\n";
+        let fix = lex(src)
+            .diagnostics
+            .iter()
+            .find_map(|d| d.fix().cloned())
+            .expect("unquoted-goal carries a fix");
+        assert_eq!(&src[fix.span.range()], "\u{A0}hello");
+        assert_eq!(fix.replacement, "\"\u{A0}hello\"");
     }
 
     #[test]

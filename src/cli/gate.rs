@@ -32,10 +32,21 @@ pub(crate) struct GateArgs {
     fail_on_missing_ref: bool,
 }
 
+/// A whole number of files, 0 or more: `3` or `3.0` (a float with no fractional part, as a
+/// script computing the threshold may print it), never `3.5`, `-1`, NaN or infinity.
 fn parse_abs_threshold(s: &str) -> Result<u64, String> {
-    s.trim()
-        .parse::<u64>()
-        .map_err(|_| "must be a whole number of files, 0 or more".to_string())
+    let s = s.trim();
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().and_then(whole_count))
+        .ok_or_else(|| "must be a whole number of files, 0 or more".to_string())
+}
+
+/// `v` as a count when it is a whole number, 0 or more, that fits a `u64`.
+fn whole_count(v: f64) -> Option<u64> {
+    // 2^64 is the first float that does not fit; every float below it that is whole does.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    (v.is_finite() && v.fract() == 0.0 && !v.is_sign_negative() && v < LIMIT).then_some(v as u64)
 }
 
 fn parse_rel_threshold(s: &str) -> Result<f64, String> {
@@ -62,9 +73,10 @@ fn counts(text: &str) -> Result<Counts, String> {
     let mut out = [0; TARGET_CODES.len()];
     for (slot, code) in out.iter_mut().zip(TARGET_CODES) {
         let Some(v) = by_code.get(code) else { continue };
+        let count = |v: &Value| v.as_u64().or_else(|| v.as_f64().and_then(whole_count));
         let n = match v {
-            Value::Object(m) => m.get("count").and_then(Value::as_u64),
-            other => other.as_u64(),
+            Value::Object(m) => m.get("count").and_then(count),
+            other => count(other),
         };
         *slot = n.ok_or_else(|| {
             format!("`by_code.{code}` must be a count (0 or more) or {{\"count\": n}}, not {v}")
@@ -80,11 +92,35 @@ enum LoadError {
 }
 
 fn load(path: &Path) -> Result<Counts, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing,
         _ => LoadError::Bad(format!("cannot read `{}`: {e}", path.display())),
     })?;
-    counts(&text).map_err(|e| LoadError::Bad(format!("`{}`: {e}", path.display())))
+    let bad = |e: String| LoadError::Bad(format!("`{}`: {e}", path.display()));
+    counts(&decode(&bytes).map_err(bad)?).map_err(bad)
+}
+
+/// A baseline's text: UTF-8, with or without a byte order mark (PowerShell writes one), or
+/// UTF-16 with one (Windows PowerShell's `>` and `Out-File` write that).
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    let utf16 = |bytes: &[u8], from: fn([u8; 2]) -> u16| {
+        if bytes.len() % 2 != 0 {
+            return Err("not valid UTF-16 (an odd number of bytes)".to_string());
+        }
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| "not valid UTF-16".to_string())
+    };
+    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        return utf16(rest, u16::from_le_bytes);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        return utf16(rest, u16::from_be_bytes);
+    }
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bom = bytes.len() - text.len();
+    std::str::from_utf8(text)
+        .map(str::to_string)
+        .map_err(|e| format!("not valid UTF-8 (byte {})", bom + e.valid_up_to()))
 }
 
 /// One watched code that grew past both thresholds.
@@ -234,6 +270,36 @@ mod tests {
         ] {
             assert!(counts(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn whole_floats_are_counts() {
+        let c = counts(r#"{"by_code": {"PARSE_ERROR": 3.0, "VALIDATION_ERROR": {"count": 1e1}}}"#);
+        assert_eq!(c.ok(), Some([3, 10]));
+        for bad in ["3.5", "-1", "-0.0", "1e20", "NaN", "inf", "-inf", "x", ""] {
+            assert!(parse_abs_threshold(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_abs_threshold("3.0"), Ok(3));
+        assert_eq!(parse_abs_threshold(" 7 "), Ok(7));
+        assert_eq!(parse_abs_threshold("0.0"), Ok(0));
+    }
+
+    #[test]
+    fn baselines_may_start_with_a_byte_order_mark() {
+        let json = r#"{"by_code": {"PARSE_ERROR": 2}}"#;
+        let utf8 = [b"\xEF\xBB\xBF".as_slice(), json.as_bytes()].concat();
+        assert_eq!(decode(&utf8).as_deref(), Ok(json));
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(json.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(decode(&le).as_deref(), Ok(json));
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain(json.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(decode(&be).as_deref(), Ok(json));
+        assert!(decode(b"\xFF\xFE{").is_err());
     }
 
     #[test]

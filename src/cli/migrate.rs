@@ -4,11 +4,12 @@
 //! where the lexer produced the `Intent` keyword token (a top-level `intent:`), goal text is
 //! quoted with the fix the lexer's `unquoted-goal` diagnostic carries, and trailing whitespace
 //! is kept where it belongs to an unterminated string. The result is parsed again and kept
-//! only if it has no more errors of any kind than the original and no unquoted goal left.
+//! only if it has no more errors of any kind than the original and no unquoted goal left
+//! (other than goal text this module refused to quote, see [`line_break_in`]).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -27,7 +28,7 @@ pub(crate) struct MigrateArgs {
     /// Files or directories (searched recursively for *.aether).
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<PathBuf>,
-    /// Print a unified diff of every file that would change; write nothing.
+    /// Print a unified diff of every file that would change; rewrite nothing.
     #[arg(long)]
     dry_run: bool,
     /// Rewrite the files in place.
@@ -36,16 +37,24 @@ pub(crate) struct MigrateArgs {
     /// Like --dry-run, but exit 1 when any file needs migrating (for CI).
     #[arg(long)]
     check: bool,
-    /// Also write a markdown report of the changes to FILE.
+    /// Write a markdown report of the changes to FILE [default with more than one file:
+    /// migration_report.md]
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write no report, not even the default one for a run over more than one file.
+    #[arg(long, conflicts_with = "report")]
+    no_report: bool,
     /// Re-sign signed files that change, with this secret key file.
     #[arg(long, value_name = "KEY", conflicts_with = "force")]
     resign: Option<PathBuf>,
-    /// Rewrite signed files that change and remove their (no longer valid) signature header.
+    /// Rewrite signed files that change and remove their (no longer valid) signature header;
+    /// also rewrite read-only files.
     #[arg(long)]
     force: bool,
 }
+
+/// The report a run over more than one file writes when no `--report` is given.
+const DEFAULT_REPORT: &str = "migration_report.md";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -110,6 +119,8 @@ const KINDS: [(&str, &str); 4] = [
 struct Migrated {
     text: String,
     changes: Changes,
+    /// Unquoted goal texts left as they were, each with the reason (for a person to fix).
+    held: Vec<String>,
 }
 
 /// Migrate one source text. Line 1 is left alone when it is a signature header; line endings,
@@ -118,16 +129,40 @@ struct Migrated {
 fn migrate_text(src: &str) -> Result<Migrated, String> {
     let body_start = aether_sign::split_header(src).body_start();
     let mut changes = Changes::default();
-    let text = rewrite_goals(src, body_start, &mut changes);
+    let mut held = Vec::new();
+    let text = rewrite_goals(src, body_start, &mut changes, &mut held);
     let text = tidy_lines(&text, body_start > 0, &mut changes);
     if !changes.is_empty() {
-        parses_as_well(src, &text)?;
+        parses_as_well(src, &text, held.len())?;
     }
-    Ok(Migrated { text, changes })
+    Ok(Migrated {
+        text,
+        changes,
+        held,
+    })
+}
+
+/// The first character in `text` that some editor or tool shows as a line break (a lone
+/// CR, as in old Mac files, above all): the lexer reads such a line as one line, a person
+/// reads two, so quoting its goal text would pull what looks like code into the string.
+fn line_break_in(text: &str) -> Option<char> {
+    text.chars().find(|c| {
+        matches!(
+            c,
+            '\r' | '\u{0B}' | '\u{0C}' | '\u{1C}'..='\u{1E}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    })
 }
 
 /// `intent:` → `goal:` and unquoted goal text → a string literal, where the lexer says so.
-fn rewrite_goals(src: &str, body_start: usize, changes: &mut Changes) -> String {
+/// Goal text that contains a line break ([`line_break_in`]) is left alone, with a note in
+/// `held`.
+fn rewrite_goals(
+    src: &str,
+    body_start: usize,
+    changes: &mut Changes,
+    held: &mut Vec<String>,
+) -> String {
     let lexed = lex(src);
     let mut edits: Vec<(Span, String)> = Vec::new();
     for (start, tok, end) in &lexed.tokens {
@@ -141,10 +176,20 @@ fn rewrite_goals(src: &str, body_start: usize, changes: &mut Changes) -> String 
             continue;
         }
         if let Some(fix) = d.fix() {
-            if fix.span.start as usize >= body_start {
-                edits.push((fix.span, fix.replacement.clone()));
-                changes.quoted_goal += 1;
+            let start = fix.span.start as usize;
+            if start < body_start {
+                continue;
             }
+            if let Some(c) = src.get(fix.span.range()).and_then(line_break_in) {
+                let line = 1 + src[..start].matches('\n').count();
+                held.push(format!(
+                    "line {line}: goal text not quoted: it contains U+{:04X}, which some editors show as a line break; quote it by hand",
+                    c as u32
+                ));
+                continue;
+            }
+            edits.push((fix.span, fix.replacement.clone()));
+            changes.quoted_goal += 1;
         }
     }
     edits.sort_by_key(|(span, _)| span.start);
@@ -229,9 +274,9 @@ fn split_eol(line: &str) -> (&str, &str) {
     }
 }
 
-/// Parse both texts: the migrated one must have no unquoted goal and, rule by rule, no more
-/// errors than the original.
-fn parses_as_well(before: &str, after: &str) -> Result<(), String> {
+/// Parse both texts: the migrated one must have no unquoted goal but the `held` ones left on
+/// purpose and, rule by rule, no more errors than the original.
+fn parses_as_well(before: &str, after: &str, held: usize) -> Result<(), String> {
     let errors = |text: &str| {
         let mut by_rule: BTreeMap<&'static str, usize> = BTreeMap::new();
         for d in aether_syntax::parse(text).diagnostics {
@@ -245,7 +290,8 @@ fn parses_as_well(before: &str, after: &str) -> Result<(), String> {
     let worse: Vec<String> = new
         .iter()
         .filter(|(id, n)| {
-            **id == rules::UNQUOTED_GOAL.id || **n > old.get(*id).copied().unwrap_or(0)
+            (**id == rules::UNQUOTED_GOAL.id && **n > held)
+                || **n > old.get(*id).copied().unwrap_or(0)
         })
         .map(|(id, n)| format!("{id} x{n}"))
         .collect();
@@ -290,6 +336,8 @@ struct FileResult {
     shown: String,
     outcome: Outcome,
     changes: Changes,
+    /// Goal texts left unquoted on purpose (printed as warnings), when other changes were made.
+    held: Vec<String>,
     signature: Signature,
 }
 
@@ -300,31 +348,131 @@ fn shown_path(path: &Path) -> String {
 }
 
 /// A unified diff with `--- a/PATH` and `+++ b/PATH` headers (an absolute path loses its
-/// leading `/`, as in git).
+/// leading `/`, as in git) that `git apply` and `patch -p1` accept.
+///
+/// Lines end at `\n` only, as for `git apply` and `patch`: a CR not followed by LF is text
+/// (`similar`'s own line diff would end a line there and emit a patch they reject), and a
+/// last line without `\n` gets the `\ No newline at end of file` marker, even if it ends
+/// with a CR.
 fn unified_diff(shown: &str, old: &str, new: &str) -> String {
     let name = shown.trim_start_matches('/');
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &old_lines, &new_lines);
+    let mut out = String::new();
+    for group in similar::group_diff_ops(ops, 3) {
+        if out.is_empty() {
+            out.push_str(&format!(
+                "--- {}\n+++ {}\n",
+                diff_header_path("a", name),
+                diff_header_path("b", name)
+            ));
+        }
+        out.push_str(&format!(
+            "{}\n",
+            similar::udiff::UnifiedHunkHeader::new(&group)
+        ));
+        for op in &group {
+            for change in op.iter_changes(&old_lines, &new_lines) {
+                out.push(match change.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                });
+                let line = change.value();
+                out.push_str(line);
+                if !line.ends_with('\n') {
+                    out.push_str("\n\\ No newline at end of file\n");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `PREFIX/NAME` for a `---`/`+++` header line, as git writes it: followed by a tab when the
+/// name has a space (so `patch` reads the whole name, not up to the space), and quoted C-style
+/// when it has a control character, `"` or `\` (both `git apply` and `patch` unquote it).
+fn diff_header_path(prefix: &str, name: &str) -> String {
+    let path = format!("{prefix}/{name}");
+    if !path
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return if path.contains(' ') {
+            format!("{path}\t")
+        } else {
+            path
+        };
+    }
+    let mut quoted = String::from('"');
+    for c in path.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\t' => quoted.push_str("\\t"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            c if c.is_control() => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    quoted.push_str(&format!("\\{b:03o}"));
+                }
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Replace the file `path` names (through symlinks) with `text`, keeping its permissions: a
 /// temporary file in the same directory, renamed over the target, so a reader never sees a
-/// half-written script.
-fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
-    let target = fs::canonicalize(path)?;
-    let perms = fs::metadata(&target)?.permissions();
+/// half-written script. The error is a message for `error: PATH: {message}` that names the
+/// file written when `path` is a symlink, and never the temporary file.
+fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+    let target = fs::canonicalize(path).map_err(|e| format!("cannot write: {e}"))?;
+    let failed = |e: io::Error| {
+        let e = io_message(&e);
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            format!(
+                "cannot write `{}` (the symlink's target): {e}",
+                target.display()
+            )
+        } else {
+            format!("cannot write: {e}")
+        }
+    };
+    let perms = fs::metadata(&target).map_err(failed)?.permissions();
     let dir = target.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".aether-migrate-")
-        .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    fs::set_permissions(tmp.path(), perms)?;
-    tmp.persist(&target).map_err(|e| e.error)?;
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    // Through the `File`: `NamedTempFile`'s own writes add the temporary path to errors.
+    tmp.as_file_mut()
+        .write_all(text.as_bytes())
+        .map_err(failed)?;
+    tmp.as_file().sync_all().map_err(failed)?;
+    tmp.as_file().set_permissions(perms).map_err(failed)?;
+    tmp.persist(&target).map_err(|e| failed(e.error))?;
     Ok(())
+}
+
+/// An IO error's message without the ` at path "..."` that `tempfile` appends: the path of
+/// a temporary file means nothing to the user, and it is gone by the time they read it.
+fn io_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A file whose permission bits let nobody write it (`chmod a-w`, mode 0444). The bits are
+/// checked, not `access()`: root may write anything, but a read-only file says "leave me".
+fn is_read_only(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.permissions().readonly())
 }
 
 /// The text without its signature header line(s), keeping a byte order mark.
@@ -362,6 +510,7 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
         shown: shown.clone(),
         outcome: Outcome::Unchanged,
         changes: Changes::default(),
+        held: Vec::new(),
         signature: Signature::None,
     };
     let src = match fs::read(path) {
@@ -402,8 +551,13 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
     };
     result.changes = migrated.changes;
     if migrated.changes.is_empty() {
+        if !migrated.held.is_empty() {
+            // Nothing else to do, but the file still needs a person's fix.
+            result.outcome = Outcome::Skipped(migrated.held.join("; "));
+        }
         return result;
     }
+    result.held = migrated.held;
     let mut text = migrated.text;
     if signed {
         if let Some(key) = cx.resign {
@@ -420,11 +574,19 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
             return result;
         }
     }
+    if is_read_only(path) && !cx.force {
+        result.outcome = Outcome::Skipped(if cx.resign.is_some() {
+            "read-only: not rewritten; make it writable".into()
+        } else {
+            "read-only: not rewritten; make it writable or pass --force".into()
+        });
+        return result;
+    }
     match cx.mode {
         Mode::DryRun | Mode::Check => say(&unified_diff(&shown, &src, &text)),
         Mode::Apply => {
             if let Err(e) = write_in_place(path, &text) {
-                result.outcome = Outcome::Failed(format!("cannot write: {e}"));
+                result.outcome = Outcome::Failed(e);
                 return result;
             }
         }
@@ -519,7 +681,7 @@ fn markdown(results: &[FileResult], mode: Mode) -> String {
     md.push_str("| File | Result | `intent:` → `goal:` | Goal quoted | Trailing whitespace | Blank lines removed | Signature |\n");
     md.push_str("|---|---|---|---|---|---|---|\n");
     for r in results {
-        let result = match &r.outcome {
+        let mut result = match &r.outcome {
             Outcome::Unchanged => "unchanged".to_string(),
             Outcome::Changed if mode == Mode::Apply => "changed".to_string(),
             Outcome::Changed => "would change".to_string(),
@@ -527,6 +689,9 @@ fn markdown(results: &[FileResult], mode: Mode) -> String {
             Outcome::Failed(why) => format!("failed: {}", cell(why)),
             Outcome::Internal(why) => format!("internal error: {}", cell(why)),
         };
+        for note in &r.held {
+            result.push_str(&format!("; {}", cell(note)));
+        }
         let signature = match &r.signature {
             Signature::None => "-".to_string(),
             Signature::Kept => "kept".to_string(),
@@ -608,6 +773,9 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
             ),
             _ => {}
         }
+        for note in &r.held {
+            eprintln!("warning: {}: {note}", r.shown);
+        }
         if r.signature == Signature::Removed {
             let what = if mode == Mode::Apply {
                 "the rewrite invalidated its signature, so the header was removed"
@@ -623,14 +791,34 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
     }
     let t = totals(&results);
     let mut report_failed = false;
-    if let Some(out) = &args.report {
-        if let Err(e) = fs::write(out, markdown(&results, mode)) {
-            eprintln!("error: cannot write report `{}`: {e}", out.display());
-            report_failed = true;
+    // A run over several files leaves a report behind unless told otherwise.
+    let default_report = args.report.is_none() && !args.no_report && results.len() > 1;
+    let report = match &args.report {
+        Some(path) if !args.no_report => Some(path.as_path()),
+        _ if default_report => Some(Path::new(DEFAULT_REPORT)),
+        _ => None,
+    };
+    if let Some(out) = report {
+        match super::trends::write_output(out, markdown(&results, mode).as_bytes()) {
+            Ok(()) if default_report => eprintln!(
+                "report written to {} (a run over more than one file writes one; --no-report to skip it)",
+                out.display()
+            ),
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write report `{}`: {}",
+                    out.display(),
+                    io_message(&e)
+                );
+                report_failed = true;
+            }
         }
     }
     eprintln!("{}", summary(&t, mode));
-    let needs_migrating = results.iter().any(|r| !r.changes.is_empty());
+    let needs_migrating = results
+        .iter()
+        .any(|r| !r.changes.is_empty() || matches!(r.outcome, Outcome::Skipped(_)));
     if results
         .iter()
         .any(|r| matches!(r.outcome, Outcome::Internal(_)))
@@ -711,12 +899,72 @@ mod tests {
 
     #[test]
     fn a_rewrite_with_more_parse_errors_is_refused() {
-        assert!(parses_as_well("goal: \"x\"\n", "goal: \"x\"\nprint(\n").is_err());
+        assert!(parses_as_well("goal: \"x\"\n", "goal: \"x\"\nprint(\n", 0).is_err());
         assert!(
-            parses_as_well("goal: x\n", "goal: x\n").is_err(),
+            parses_as_well("goal: x\n", "goal: x\n", 0).is_err(),
             "unquoted goal left"
         );
-        assert!(parses_as_well("goal: x\nlet = 1\n", "goal: \"x\"\nlet = 1\n").is_ok());
+        assert!(
+            parses_as_well("goal: x\n", "goal: x\n", 1).is_ok(),
+            "held on purpose"
+        );
+        assert!(parses_as_well("goal: x\nlet = 1\n", "goal: \"x\"\nlet = 1\n", 0).is_ok());
+    }
+
+    #[test]
+    fn goal_text_with_a_line_break_is_left_unquoted() {
+        // CR-only line endings: the lexer reads one line, a person two.
+        let m = migrate_text("goal: Keep it\rprint(1)\r").expect("migrates");
+        assert_eq!(m.text, "goal: Keep it\rprint(1)\r");
+        assert!(m.changes.is_empty());
+        assert_eq!(m.held.len(), 1);
+        assert!(
+            m.held[0].starts_with("line 1: goal text not quoted"),
+            "{:?}",
+            m.held
+        );
+        // The other rewrites still happen.
+        let m = migrate_text("goal: a\u{2028}b\nprint(1)  \n").expect("migrates");
+        assert_eq!(m.text, "goal: a\u{2028}b\nprint(1)\n");
+        assert_eq!(m.changes.trailing_whitespace, 1);
+        assert_eq!(m.changes.quoted_goal, 0);
+        assert!(m.held[0].contains("U+2028"), "{:?}", m.held);
+    }
+
+    #[test]
+    fn diff_lines_end_at_lf_only() {
+        let diff = unified_diff("x.aether", "a\rb\nc  \n", "a\rb\nc\n");
+        assert_eq!(
+            diff,
+            "--- a/x.aether\n+++ b/x.aether\n@@ -1,2 +1,2 @@\n a\rb\n-c  \n+c\n"
+        );
+        let diff = unified_diff("x.aether", "a \r", "a\r");
+        assert_eq!(
+            diff,
+            "--- a/x.aether\n+++ b/x.aether\n@@ -1 +1 @@\n-a \r\n\\ No newline at end of file\n+a\r\n\\ No newline at end of file\n"
+        );
+    }
+
+    #[test]
+    fn diff_header_paths_follow_git() {
+        assert_eq!(diff_header_path("a", "d/x.aether"), "a/d/x.aether");
+        assert_eq!(
+            diff_header_path("a", "d d/x y.aether"),
+            "a/d d/x y.aether\t"
+        );
+        assert_eq!(
+            diff_header_path("b", "q\"\\\t\u{1}.aether"),
+            "\"b/q\\\"\\\\\\t\\001.aether\""
+        );
+    }
+
+    #[test]
+    fn io_messages_lose_the_temporary_path() {
+        let e = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "Permission denied (os error 13) at path \"/d/.aether-migrate-AbC\"",
+        );
+        assert_eq!(io_message(&e), "Permission denied (os error 13)");
     }
 
     #[test]
