@@ -164,27 +164,36 @@ where
     let jobs = jobs.clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<R>> = (0..files.len()).map(|_| None).collect();
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(p) = files.get(i) else { break };
+            done.push((i, check(p)));
+        }
+        done
+    };
     let chunks: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..jobs)
-            .map(|_| {
-                let worker = std::thread::Builder::new().stack_size(stack);
-                worker
-                    .spawn_scoped(s, || {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(p) = files.get(i) else { break };
-                            done.push((i, check(p)));
-                        }
-                        done
-                    })
-                    .expect("spawning a checking thread")
-            })
-            .collect();
-        handles
+        // Start as many workers as the system allows, up to `jobs`: a system short of threads
+        // or memory (`ulimit`) gets fewer workers, and with none the calling thread does it all.
+        let mut handles = Vec::new();
+        for _ in 0..jobs {
+            match std::thread::Builder::new()
+                .stack_size(stack)
+                .spawn_scoped(s, work)
+            {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
+            }
+        }
+        let mut chunks: Vec<Vec<(usize, R)>> = handles
             .into_iter()
             .map(|h| h.join().expect("checking catches its own panics"))
-            .collect()
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(work());
+        }
+        chunks
     });
     for (i, r) in chunks.into_iter().flatten() {
         slots[i] = Some(r);

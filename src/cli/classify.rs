@@ -231,10 +231,9 @@ impl Classifier<'_> {
             record.phase = Phase::Execute;
             return record;
         }
-        // Fix: where a wall-clock budget runs out depends on the machine's speed and load (the
-        // same `while true:` loop stopped on its condition in one run and in its body in the
-        // next), so a timeout's line and both fingerprints flapped between identical runs and
-        // a suppression of it matched only sometimes. A timeout belongs to the file: no position.
+        // Where a wall-clock budget runs out depends on the machine's speed and load (the same
+        // `while true:` loop stops on its condition in one run and in its body in the next),
+        // so a timeout has no position: its line and fingerprints stay the same between runs.
         let (line, span) = if outcome.code == ResultCode::TimeoutError {
             (None, None)
         } else {
