@@ -1405,8 +1405,17 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::BinConst { k, op } => {
                     ip += 1;
-                    let a = pop!();
                     let b = &constants[k as usize];
+                    // Ints in place on the top of the stack: no pop and push.
+                    if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last(), b) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            if let Some(top) = f.stack.last_mut() {
+                                *top = v;
+                            }
+                            continue;
+                        }
+                    }
+                    let a = pop!();
                     match binary(op, a, b) {
                         Ok(v) => f.stack.push(v),
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
