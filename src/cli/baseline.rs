@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use aether_syntax::ResultCode;
 
 use super::check::check_all;
-use super::classify::{rate, shown};
-use super::discover::discover;
+use super::classify::rate;
+use super::discover::{discover_tree, shown};
 use super::report::{check_file, load_suppressions, Options};
 
 #[derive(Args, Debug)]
@@ -44,34 +44,28 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
             return 2;
         }
     };
-    if !args.root.exists() {
-        eprintln!("error: `{}` does not exist", args.root.display());
-        return 2;
-    }
-    let mut files = discover(std::slice::from_ref(&args.root));
-    files.sort_by_cached_key(|p| shown(&p.display().to_string()));
+    let files = match discover_tree(&args.root) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let registry = super::registry();
     // Strict signature mode counts as in `check`: a refused file is a SIGNATURE_ERROR.
-    let signatures = if args.sig.strict_signatures || super::signing::strict_from_env() {
-        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
+    let signatures = match args.sig.strict_trust() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
         }
-    } else {
-        None
     };
     let opts = Options {
         suppressions,
         signatures,
         ..Options::default()
     };
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = super::check::worker_count(args.jobs);
     let reports = check_all(&files, jobs, STACK_BYTES, |p| {
         check_file(p, &registry, &opts)
     });

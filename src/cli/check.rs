@@ -79,16 +79,12 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
             return usage_error(args.emit_error_code);
         }
     };
-    let signatures = if args.sig.strict_signatures || super::signing::strict_from_env() {
-        match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return usage_error(args.emit_error_code);
-            }
+    let signatures = match args.sig.strict_trust() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return usage_error(args.emit_error_code);
         }
-    } else {
-        None
     };
     let opts = Options {
         strict: args.strict,
@@ -100,10 +96,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         eprintln!("warning: no .aether files found under the given paths");
     }
     let registry = super::registry();
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = worker_count(args.jobs);
     let reports = check_all(&files, jobs, CHECK_STACK_BYTES, |p| {
         check_file(p, &registry, &opts)
     });
@@ -152,6 +145,12 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         eprintln!("AETHER_ERROR_CODE:{code}");
     }
     code
+}
+
+/// `--jobs`, or the number of CPUs.
+pub(crate) fn worker_count(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Check every file on `jobs` threads with `stack` bytes of stack; results come back in

@@ -19,7 +19,7 @@ use aether_check::Phase;
 use aether_syntax::{LineIndex, ResultCode};
 
 use super::check::check_all;
-use super::discover::discover;
+use super::discover::{discover_tree, shown};
 use super::report::{
     check_file, load_suppressions, stale_suppressions, warn_stale, FileReport, Options,
 };
@@ -110,20 +110,6 @@ impl Record {
             "suppressed": self.suppressed,
         })
     }
-}
-
-/// A path as reports show it: `/`-separated, without `.` components or doubled
-/// separators (`.//flows/a.aether` shows as `flows/a.aether`).
-pub(crate) fn shown(display: &str) -> String {
-    let path = Path::new(display);
-    if path.is_absolute() {
-        return display.replace('\\', "/");
-    }
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The record of a file from its check report alone (a failure, or a clean file when
@@ -427,10 +413,6 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
             return 2;
         }
     };
-    if !args.root.exists() {
-        eprintln!("error: `{}` does not exist", args.root.display());
-        return 2;
-    }
     let strict = args.sig.strict_signatures || super::signing::strict_from_env();
     let trust = if strict {
         // As in `check`: strict mode needs a keyring, and says when it is empty.
@@ -474,15 +456,17 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
             return 2;
         }
     }
-    let mut files = discover(std::slice::from_ref(&args.root));
-    files.sort_by_cached_key(|p| shown(&p.display().to_string()));
+    let mut files = match discover_tree(&args.root) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     if let Some(n) = args.limit {
         files.truncate(n);
     }
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = super::check::worker_count(args.jobs);
     let throwaway = match tempfile::Builder::new()
         .prefix("aether-classify-")
         .tempdir()

@@ -66,6 +66,31 @@ fn found(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// The `*.aether` files under `root` (or `root` itself when it is a file), in the order of
+/// their shown paths; an error when `root` does not exist.
+pub(crate) fn discover_tree(root: &Path) -> Result<Vec<PathBuf>, String> {
+    if !root.exists() {
+        return Err(format!("`{}` does not exist", root.display()));
+    }
+    let mut files = discover(&[root.to_path_buf()]);
+    files.sort_by_cached_key(|p| shown(&p.display().to_string()));
+    Ok(files)
+}
+
+/// A path as reports show it: `/`-separated, without `.` components or doubled
+/// separators (`.//flows/a.aether` shows as `flows/a.aether`).
+pub(crate) fn shown(display: &str) -> String {
+    let path = Path::new(display);
+    if path.is_absolute() {
+        return display.replace('\\', "/");
+    }
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn is_aether(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "aether")
 }

@@ -48,6 +48,18 @@ pub(crate) fn strict_from_env() -> bool {
         || (prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW"))
 }
 
+impl StrictSignatureArgs {
+    /// The trust of strict signature mode when it is on (`--strict-signatures` or the
+    /// environment switches), else `None`; an unusable keyring is an error.
+    pub(crate) fn strict_trust(&self) -> Result<Option<Trust>, String> {
+        if self.strict_signatures || strict_from_env() {
+            load_trust(self.keyring.as_deref(), self.revoked.as_deref()).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// The keys and revocations a verification trusts.
 pub(crate) struct Trust {
     pub(crate) keyring: Keyring,
