@@ -306,6 +306,24 @@ fn shapes(events: &[Map<String, Value>]) -> Vec<Value> {
 // Statements
 
 #[test]
+fn the_smallest_int_is_a_literal_and_negating_it_overflows() {
+    let out = run_ok(
+        r#"goal: "i64 min"
+let m = -9223372036854775808
+print(m, m + 1)
+"#,
+    );
+    assert_eq!(out, "-9223372036854775808 -9223372036854775807\n");
+    run_fails(
+        "goal: \"i64 min\"\nlet m = -9223372036854775808\nprint(-m)\n",
+        &[],
+        21,
+        3,
+        "integer overflow in -(-9223372036854775808)",
+    );
+}
+
+#[test]
 fn let_declares_a_variable() {
     let out = run_ok(
         r#"goal: "let"

@@ -476,6 +476,18 @@ impl<'src> Layout<'src> {
                 cur = Some(line);
             }
             let line = cur.as_mut().expect("line started above");
+            // `-9223372036854775808`: the magnitude alone overflows an i64, but negated it
+            // is the smallest int. After a unary minus, the two make one literal.
+            if raw == RawToken::Number(NumLit::IntOverflow)
+                && is_min_int_magnitude(&self.src[span.range()])
+                && ends_in_unary_minus(&line.toks)
+            {
+                let (start, _, _) = line.toks.pop().expect("a minus was checked for");
+                line.end = span.end as usize;
+                line.toks
+                    .push((start, Tok::Int(i64::MIN), span.end as usize));
+                continue;
+            }
             let mut tok = self.convert(raw, span);
             if line.toks.is_empty() {
                 match tok {
@@ -525,6 +537,38 @@ impl<'src> Layout<'src> {
             lines.push(line);
         }
         lines
+    }
+}
+
+/// Whether a number's text (underscores allowed) is 9223372036854775808, the magnitude of
+/// `i64::MIN`.
+fn is_min_int_magnitude(text: &str) -> bool {
+    text.chars()
+        .filter(|&c| c != '_')
+        .eq("9223372036854775808".chars())
+}
+
+/// Whether the line so far ends in a `-` that negates what follows (not one that
+/// subtracts it from an operand before it).
+fn ends_in_unary_minus(toks: &[Spanned<'_>]) -> bool {
+    match toks {
+        [.., before, (_, Tok::Minus, _)] => !matches!(
+            before.1,
+            Tok::Ident(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::Duration(_)
+                | Tok::Str(_)
+                | Tok::UnquotedText
+                | Tok::True
+                | Tok::False
+                | Tok::Null
+                | Tok::RParen
+                | Tok::RBracket
+                | Tok::RBrace
+        ),
+        [(_, Tok::Minus, _)] => true,
+        _ => false,
     }
 }
 
@@ -800,6 +844,37 @@ mod tests {
     #[test]
     fn crlf_is_a_newline() {
         assert_eq!(toks("a\r\nb\r\n"), toks("a\nb\n"));
+    }
+
+    #[test]
+    fn the_smallest_int_can_be_written_after_a_unary_minus() {
+        for src in [
+            "x = -9223372036854775808\n",
+            "print(-9_223_372_036_854_775_808)\n",
+            "x = 1 - -9223372036854775808\n",
+            "x = [-9223372036854775808]\n",
+        ] {
+            assert!(codes(src).is_empty(), "{src}: {:?}", codes(src));
+            assert!(toks(src).contains(&Tok::Int(i64::MIN)), "{src}");
+            assert!(!toks(src).iter().any(|t| *t == Tok::Int(0)), "{src}");
+        }
+        // The literal's span covers the minus too.
+        let lexed = lex("x = -9223372036854775808\n");
+        let (start, _, end) = lexed
+            .tokens
+            .iter()
+            .find(|(_, t, _)| *t == Tok::Int(i64::MIN))
+            .expect("the literal")
+            .clone();
+        assert_eq!((start, end), (4, 24));
+        // A binary minus subtracts the magnitude, which does not fit.
+        for src in [
+            "x = y -9223372036854775808\n",
+            "x = 9223372036854775808\n",
+            "x = (2) - 9223372036854775808\n",
+        ] {
+            assert_eq!(codes(src), ["integer-overflow"], "{src}");
+        }
     }
 
     #[test]
