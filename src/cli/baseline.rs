@@ -38,7 +38,7 @@ const STACK_BYTES: usize = 64 << 20;
 
 pub(crate) fn run(args: BaselineArgs) -> i32 {
     let suppressions = match load_suppressions(args.suppressions.as_deref()) {
-        Ok(s) => s.map(|(_, s)| s).unwrap_or_default(),
+        Ok((_, s)) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;

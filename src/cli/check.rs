@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, ValueEnum};
 
-use aether_check::fingerprint::Suppressions;
-
 use super::discover::discover;
 use super::output;
 use super::render::render_file;
@@ -72,8 +70,7 @@ fn color_enabled() -> bool {
 
 pub(crate) fn run(args: CheckArgs) -> i32 {
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
-        Ok(Some((path, s))) => (Some(path), s),
-        Ok(None) => (None, Suppressions::default()),
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return usage_error(args.emit_error_code);

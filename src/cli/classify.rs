@@ -344,7 +344,7 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         } else {
             format!(
                 "checked, then run with a time budget of {}",
-                fmt_duration(timeout)
+                aether_vm::format_duration(timeout.as_secs_f64() * 1000.0)
             )
         }
     ));
@@ -395,19 +395,9 @@ fn md_code(text: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 pub(crate) fn run(args: ClassifyArgs) -> i32 {
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
-        Ok(Some((path, s))) => (Some(path), s),
-        Ok(None) => (None, Default::default()),
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;

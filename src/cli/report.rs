@@ -119,15 +119,17 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
-/// The suppression file in use: the explicit one (which must be readable), else the
-/// default one when it exists; `None` with no suppressions.
+/// The suppression file in use and its entries: the explicit one (which must be readable),
+/// else the default one when it exists; no file and no entries otherwise.
 pub(crate) fn load_suppressions(
     explicit: Option<&Path>,
-) -> Result<Option<(std::path::PathBuf, Suppressions)>, String> {
+) -> Result<(Option<std::path::PathBuf>, Suppressions), String> {
     let path = explicit.unwrap_or(Path::new(DEFAULT_SUPPRESSIONS));
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some((path.to_path_buf(), Suppressions::parse(&text)))),
-        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(text) => Ok((Some(path.to_path_buf()), Suppressions::parse(&text))),
+        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((None, Suppressions::default()))
+        }
         Err(e) => Err(format!(
             "cannot read suppression file `{}`: {e}",
             path.display()
