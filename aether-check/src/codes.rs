@@ -1,7 +1,8 @@
 //! The rule registry: every rule id, its kebab-case name, result code, default severity and summary.
 //!
 //! Ids are never reused. Syntax rules (A0xx) live in `aether_syntax::rules`; validation
-//! errors are A1xx, warnings A2xx, and signature verification A3xx. `docs/codes/<id>.md`
+//! errors are A1xx, warnings A2xx, signature verification A3xx, and legacy dialects and
+//! constructs A4xx. `docs/codes/<id>.md`
 //! documents each one.
 
 use aether_syntax::Rule;
@@ -313,6 +314,139 @@ rule!(
     "an expression statement whose value is thrown away"
 );
 
+// Legacy dialects and constructs (A4xx): reported by `crate::dialect` instead of the
+// parser's errors when a file is recognised as written in another dialect.
+rule!(
+    LEGACY_DIALECT,
+    "A401",
+    "legacy-dialect",
+    ParseError,
+    Error,
+    "a file written in a legacy dialect (brace plugin module, NeuroCode, YAML plugin manifest)"
+);
+rule!(
+    BRACE_PLUGIN_MODULE,
+    "A402",
+    "brace-plugin-module",
+    ParseError,
+    Error,
+    "a brace-style `plugin NAME { ... }` module, which has no Aether equivalent"
+);
+rule!(
+    BRACE_FUNCTION,
+    "A403",
+    "brace-function",
+    ParseError,
+    Error,
+    "a brace-style `fn NAME(...) { ... }` function of a plugin module"
+);
+rule!(
+    YAML_PLUGIN_MANIFEST,
+    "A404",
+    "yaml-plugin-manifest",
+    ParseError,
+    Error,
+    "a YAML-like `plugin \"NAME\":` manifest with `steps:`, which is not a script"
+);
+rule!(
+    NEUROCODE_THINK,
+    "A410",
+    "neurocode-think",
+    ParseError,
+    Error,
+    "a NeuroCode `think \"...\"` statement"
+);
+rule!(
+    NEUROCODE_REMEMBER_AS,
+    "A411",
+    "neurocode-remember-as",
+    ParseError,
+    Error,
+    "a NeuroCode `remember(x) as \"tag\"` statement"
+);
+rule!(
+    NEUROCODE_RECALL,
+    "A412",
+    "neurocode-recall",
+    ParseError,
+    Error,
+    "a NeuroCode `recall ...` statement"
+);
+rule!(
+    NEUROCODE_LEARN,
+    "A413",
+    "neurocode-learn",
+    ParseError,
+    Error,
+    "a NeuroCode `learn ...` statement, which has no Aether equivalent"
+);
+rule!(
+    NEUROCODE_SUGGEST,
+    "A414",
+    "neurocode-suggest",
+    ParseError,
+    Error,
+    "a NeuroCode `suggest ...` statement, which has no Aether equivalent"
+);
+rule!(
+    NEUROCODE_WHEN,
+    "A415",
+    "neurocode-when",
+    ParseError,
+    Error,
+    "a NeuroCode `when COND:` block"
+);
+rule!(
+    NEUROCODE_DEFINE,
+    "A416",
+    "neurocode-define",
+    ParseError,
+    Error,
+    "a NeuroCode `define NAME(args) ... end` function"
+);
+rule!(
+    GOAL_WITH_PRIORITY,
+    "A417",
+    "goal-with-priority",
+    ParseError,
+    Error,
+    "a NeuroCode `goal: TEXT priority: LEVEL` line"
+);
+rule!(
+    NEUROCODE_AGENT_SWITCH,
+    "A418",
+    "neurocode-agent-switch",
+    ParseError,
+    Error,
+    "a NeuroCode `agent: on` switch, which has no Aether equivalent"
+);
+rule!(
+    UNQUOTED_TEXT_VALUE,
+    "A420",
+    "unquoted-text-value",
+    ParseError,
+    Error,
+    "a mapping value or key that is plain text written without quotes"
+);
+
+/// Rules of legacy dialects and constructs (`crate::dialect`), in id order.
+pub static LEGACY_RULES: &[&Rule] = &[
+    &LEGACY_DIALECT,
+    &BRACE_PLUGIN_MODULE,
+    &BRACE_FUNCTION,
+    &YAML_PLUGIN_MANIFEST,
+    &NEUROCODE_THINK,
+    &NEUROCODE_REMEMBER_AS,
+    &NEUROCODE_RECALL,
+    &NEUROCODE_LEARN,
+    &NEUROCODE_SUGGEST,
+    &NEUROCODE_WHEN,
+    &NEUROCODE_DEFINE,
+    &GOAL_WITH_PRIORITY,
+    &NEUROCODE_AGENT_SWITCH,
+    &UNQUOTED_TEXT_VALUE,
+];
+
 /// Rules of the checker, in id order.
 pub static CHECK_RULES: &[&Rule] = &[
     &UNKNOWN_FUNCTION,
@@ -360,6 +494,7 @@ pub fn all() -> impl Iterator<Item = &'static Rule> {
     aether_syntax::rules::ALL
         .iter()
         .chain(CHECK_RULES.iter())
+        .chain(LEGACY_RULES.iter())
         .copied()
 }
 

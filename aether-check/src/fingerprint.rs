@@ -31,6 +31,11 @@ pub fn normalize_snippet(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// First 16 hex characters of SHA-256 over a file's bytes: equal for identical copies.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex16(&Sha256::digest(bytes))
+}
+
 fn hex16(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

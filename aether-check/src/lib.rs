@@ -3,6 +3,7 @@
 mod checker;
 pub mod codes;
 pub mod decl;
+pub mod dialect;
 pub mod fingerprint;
 pub mod risk;
 
@@ -53,11 +54,17 @@ pub fn check(script: &aether_syntax::ast::Script, registry: &Registry) -> Vec<Di
     diags
 }
 
-/// Parse and, when parsing found no errors, validate (parse errors suppress validation).
+/// Parse and, when parsing found no errors, validate (parse errors suppress validation). A
+/// file in a legacy dialect gets the dialect's diagnostics instead of the parser's errors.
 pub fn analyze(src: &str, registry: &Registry) -> Vec<Diagnostic> {
     let parsed = parse(src);
     if parsed.has_errors() {
-        return parsed.diagnostics;
+        if let Some(rec) = dialect::recognize(src, &parsed.diagnostics) {
+            let mut diags = dialect::diagnostics(&rec);
+            sort_diagnostics(&mut diags);
+            return diags;
+        }
+        return dialect::quote_text_values(src, parsed.diagnostics);
     }
     let mut diags = parsed.diagnostics;
     diags.extend(check(&parsed.ast, registry));

@@ -18,6 +18,8 @@ use aether_check::fingerprint::{fingerprint, normalize_snippet, stable_fingerpri
 use aether_check::Phase;
 use aether_syntax::{LineIndex, ResultCode};
 
+mod legacy;
+
 use super::check::check_all;
 use super::discover::{discover_tree, shown};
 use super::report::{
@@ -85,6 +87,12 @@ pub(crate) struct Record {
     /// one was reported stale by `classify` while `check` (which looks at every finding)
     /// saw it used.
     used_suppressions: Vec<String>,
+    /// The first 16 hex characters of SHA-256 over the file's bytes (None: unreadable).
+    content_hash: Option<String>,
+    /// The first file (in path order) with the same content, when this one is a copy.
+    duplicate_of: Option<String>,
+    /// The legacy dialect and constructs `check` reports in the file.
+    legacy: legacy::FileLegacy,
 }
 
 impl Record {
@@ -94,7 +102,7 @@ impl Record {
     }
 
     fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "path": self.path,
             "ok": self.ok,
             "category": self.category,
@@ -108,7 +116,17 @@ impl Record {
             "fingerprint": self.fingerprint,
             "stable_fingerprint": self.stable_fingerprint,
             "suppressed": self.suppressed,
-        })
+        });
+        // Only when there is something to say, so reports of Aether trees keep their shape.
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(d) = self.legacy.dialect {
+                obj.insert("dialect".into(), json!(d));
+            }
+            if let Some(first) = &self.duplicate_of {
+                obj.insert("duplicate_of".into(), json!(first));
+            }
+        }
+        v
     }
 }
 
@@ -137,6 +155,17 @@ fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) ->
             .iter()
             .filter_map(|f| f.suppressed_by.clone())
             .collect(),
+        content_hash: r
+            .source
+            .as_deref()
+            .map(|t| aether_check::fingerprint::content_hash(t.as_bytes())),
+        duplicate_of: None,
+        legacy: r
+            .source
+            .as_deref()
+            .filter(|_| !s.ok)
+            .map(|t| catch_unwind(AssertUnwindSafe(|| legacy::of_source(t))).unwrap_or_default())
+            .unwrap_or_default(),
     }
 }
 
@@ -355,6 +384,7 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         s["failure_rate"].as_f64().unwrap_or(0.0) * 100.0,
         s["suppressed_failures"].as_u64().unwrap_or(0)
     ));
+    out.push_str(&legacy::markdown(s, md_code));
     out.push_str("| Category | Count | Examples |\n|---|---|---|\n");
     if let Some(cats) = s["categories"].as_object() {
         for (name, c) in cats {
@@ -482,7 +512,12 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         keyring: args.sig.keyring.as_deref(),
         revoked: args.sig.revoked.as_deref(),
     };
-    let records = classify_all(&files, jobs, &classifier);
+    let mut records = classify_all(&files, jobs, &classifier);
+    let entries = legacy_entries(&records);
+    let dups = legacy::duplicate_of(&entries);
+    for (r, d) in records.iter_mut().zip(dups) {
+        r.duplicate_of = d;
+    }
 
     let stale = match &suppression_file {
         Some(file) => {
@@ -499,8 +534,12 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     };
     let now = chrono::Utc::now();
     let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut summary = summary(&records, &ts, &stale, suppression_file.as_deref());
+    if let Some(obj) = summary.as_object_mut() {
+        legacy::extend_summary(obj, &legacy_entries(&records));
+    }
     let doc = json!({
-        "summary": summary(&records, &ts, &stale, suppression_file.as_deref()),
+        "summary": summary,
         "workflows": records.iter().map(Record::to_json).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise") + "\n";
@@ -541,5 +580,22 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
             eprintln!("  {name}: {}", c["count"]);
         }
     }
+    for line in legacy::stderr_lines(s) {
+        eprintln!("{line}");
+    }
     0
+}
+
+/// What [`legacy`] needs of each record.
+fn legacy_entries(records: &[Record]) -> Vec<legacy::Entry<'_>> {
+    records
+        .iter()
+        .map(|r| legacy::Entry {
+            path: &r.path,
+            category: &r.category,
+            failed: r.failed(),
+            hash: r.content_hash.as_deref(),
+            legacy: &r.legacy,
+        })
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! `aether migrate`: rewrite legacy forms (`intent:`, unquoted goal text) and tidy whitespace, as a diff or in place.
+//! `aether migrate`: rewrite legacy forms (`intent:`, unquoted goal text, legacy-dialect constructs with a faithful mapping) and tidy whitespace, as a diff or in place.
 //!
 //! What to rewrite comes from the lexer, never from text patterns: `intent` is replaced only
 //! where the lexer produced the `Intent` keyword token (a top-level `intent:`), goal text is
@@ -18,6 +18,8 @@ use clap::{ArgGroup, Args};
 use aether_syntax::lexer::lex;
 use aether_syntax::token::Tok;
 use aether_syntax::{rules, Span};
+
+mod legacy;
 
 use super::discover::discover;
 use super::output::timestamp;
@@ -74,6 +76,8 @@ struct Changes {
     trailing_whitespace: usize,
     /// Blank lines removed from runs of more than [`MAX_BLANK_RUN`].
     blank_lines: usize,
+    /// Legacy-dialect constructs rewritten ([`legacy`]).
+    legacy: usize,
 }
 
 /// The longest run of blank lines left in place.
@@ -96,13 +100,16 @@ impl Changes {
 
     /// The non-zero counts by kind name, e.g. `intent 1, trailing-whitespace 3`.
     fn describe(&self) -> String {
-        KINDS
+        let mut parts: Vec<String> = KINDS
             .iter()
             .zip(self.counts())
             .filter(|(_, n)| *n > 0)
             .map(|((kind, _), n)| format!("{kind} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        if self.legacy > 0 {
+            parts.insert(0, format!("legacy {}", self.legacy));
+        }
+        parts.join(", ")
     }
 }
 
@@ -121,6 +128,8 @@ struct Migrated {
     changes: Changes,
     /// Unquoted goal texts left as they were, each with the reason (for a person to fix).
     held: Vec<String>,
+    /// The legacy constructs found, converted or left alone.
+    legacy: Vec<legacy::SiteResult>,
 }
 
 /// Migrate one source text. Line 1 is left alone when it is a signature header; line endings,
@@ -130,7 +139,9 @@ fn migrate_text(src: &str) -> Result<Migrated, String> {
     let body_start = aether_sign::split_header(src).body_start();
     let mut changes = Changes::default();
     let mut held = Vec::new();
-    let text = rewrite_goals(src, body_start, &mut changes, &mut held);
+    let (text, legacy) = legacy::rewrite(src, body_start);
+    changes.legacy = legacy.iter().filter(|s| s.left.is_none()).count();
+    let text = rewrite_goals(&text, body_start, &mut changes, &mut held);
     let text = tidy_lines(&text, body_start > 0, &mut changes);
     if !changes.is_empty() {
         parses_as_well(src, &text, held.len())?;
@@ -139,6 +150,7 @@ fn migrate_text(src: &str) -> Result<Migrated, String> {
         text,
         changes,
         held,
+        legacy,
     })
 }
 
@@ -339,6 +351,8 @@ struct FileResult {
     /// Goal texts left unquoted on purpose (printed as warnings), when other changes were made.
     held: Vec<String>,
     signature: Signature,
+    /// Legacy constructs found, converted or left alone.
+    legacy: Vec<legacy::SiteResult>,
 }
 
 /// `path` as shown to people: without a leading `./`.
@@ -512,6 +526,7 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
         changes: Changes::default(),
         held: Vec::new(),
         signature: Signature::None,
+        legacy: Vec::new(),
     };
     let src = match fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
@@ -550,6 +565,7 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
         }
     };
     result.changes = migrated.changes;
+    result.legacy = migrated.legacy;
     if migrated.changes.is_empty() {
         if !migrated.held.is_empty() {
             // Nothing else to do, but the file still needs a person's fix.
@@ -712,7 +728,37 @@ fn markdown(results: &[FileResult], mode: Mode) -> String {
             cell(&r.shown)
         ));
     }
+    legacy_section(results, mode, &mut md);
     md
+}
+
+/// The report's legacy constructs: every site found, converted or left alone with its rule.
+fn legacy_section(results: &[FileResult], mode: Mode, md: &mut String) {
+    if results.iter().all(|r| r.legacy.is_empty()) {
+        return;
+    }
+    md.push_str("\n## Legacy constructs\n\n");
+    md.push_str("Every site of a legacy-dialect construct ([docs/migrate.md](docs/migrate.md#legacy-dialects)). A construct with no faithful Aether mapping is never rewritten: it stays, listed here with its rule id, for a person to rewrite.\n\n");
+    md.push_str("| File | Line | Rule | Construct | Result |\n|---|---|---|---|---|\n");
+    for r in results {
+        for s in &r.legacy {
+            let result = match s.left {
+                None if mode == Mode::Apply && matches!(r.outcome, Outcome::Changed) => {
+                    "converted".to_string()
+                }
+                None => "converts".to_string(),
+                Some(why) => format!("left as it is: {}", cell(why)),
+            };
+            md.push_str(&format!(
+                "| `{}` | {} | {} {} | {} | {result} |\n",
+                cell(&r.shown),
+                s.line,
+                s.rule,
+                s.name,
+                cell(s.title)
+            ));
+        }
+    }
 }
 
 /// Stack size of the migrating thread: parsing recurses over the tree (as in `check`).
@@ -775,6 +821,16 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
         }
         for note in &r.held {
             eprintln!("warning: {}: {note}", r.shown);
+        }
+        for s in r.legacy.iter().filter(|s| s.left.is_some()) {
+            eprintln!(
+                "note: {}:{}: {} {} left as it is: {}",
+                r.shown,
+                s.line,
+                s.rule,
+                s.name,
+                s.left.unwrap_or_default()
+            );
         }
         if r.signature == Signature::Removed {
             let what = if mode == Mode::Apply {
