@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aether_syntax::{Diagnostic, Rule, Span};
+use aether_syntax::{Diagnostic, ResultCode, Rule, Span};
 
 use crate::codes;
 
@@ -539,7 +539,7 @@ fn text_value(code: &str) -> Option<String> {
     let value = code[colon + 1..].trim();
     let key_ok = is_ident(key) && !NOT_KEYS.contains(&key);
     let key_text = !key_ok
-        && !key.is_empty()
+        && key.contains(['-', '.'])
         && !key.starts_with(['"', '-'])
         && key
             .chars()
@@ -646,11 +646,11 @@ fn define(
     })
 }
 
-/// The 0-based lines of error diagnostics.
+/// The 0-based lines of parse errors (not of reserved features such as `agent:` blocks).
 pub fn error_lines(src: &str, diags: &[Diagnostic]) -> BTreeSet<usize> {
     diags
         .iter()
-        .filter(|d| d.is_error() && !d.labels().is_empty())
+        .filter(|d| d.is_error() && d.code() == ResultCode::ParseError && !d.labels().is_empty())
         .map(|d| {
             let at = (d.span().start as usize).min(src.len());
             src.as_bytes()[..at].iter().filter(|b| **b == b'\n').count()
@@ -764,7 +764,9 @@ pub fn quote_text_values(src: &str, mut diags: Vec<Diagnostic>) -> Vec<Diagnosti
         let at = (d.span().start as usize).min(src.len());
         src.as_bytes()[..at].iter().filter(|b| **b == b'\n').count()
     };
-    diags.retain(|d| !(d.is_error() && !d.labels().is_empty() && lines.contains(&line_of(d))));
+    diags.retain(|d| {
+        !(d.is_error() && d.code() == ResultCode::ParseError && lines.contains(&line_of(d)))
+    });
     for s in sites {
         if s.construct == Construct::GoalPriority {
             diags.push(goal_priority_diagnostic(&s));
@@ -894,5 +896,10 @@ mod tests {
             Some("\"max-tokens\": 100".into())
         );
         assert_eq!(text_value("x: f(1)"), None);
+        assert_eq!(text_value("agent:"), None);
+        assert_eq!(
+            text_value("name: My Assistant"),
+            Some("name: \"My Assistant\"".into())
+        );
     }
 }

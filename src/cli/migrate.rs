@@ -746,7 +746,7 @@ fn legacy_section(results: &[FileResult], mode: Mode, md: &mut String) {
                 None if mode == Mode::Apply && matches!(r.outcome, Outcome::Changed) => {
                     "converted".to_string()
                 }
-                None => "converts".to_string(),
+                None => "would convert".to_string(),
                 Some(why) => format!("left as it is: {}", cell(why)),
             };
             md.push_str(&format!(
