@@ -300,7 +300,7 @@ fn last_as(text: &str) -> Option<usize> {
             Some(q) if b == q => quote = None,
             Some(_) => {}
             None if b == b'"' || b == b'\'' => quote = Some(b),
-            None if text[i..].starts_with(" as ") => found = Some(i),
+            None if bytes[i..].starts_with(b" as ") => found = Some(i),
             None => {}
         }
         i += 1;
@@ -897,6 +897,9 @@ mod tests {
         );
         assert_eq!(text_value("x: f(1)"), None);
         assert_eq!(text_value("agent:"), None);
+        // Multi-byte text never splits a character.
+        assert!(remember("(\"é\\\"x\") as \"t\"").is_ok());
+        assert_eq!(last_as("é\\é as b"), Some(5));
         assert_eq!(
             text_value("name: My Assistant"),
             Some("name: \"My Assistant\"".into())
