@@ -367,3 +367,84 @@ fn migrate_converts_what_is_faithful_and_the_numbers_move() {
     assert_eq!(doc["summary"]["failed"], 4);
     assert_eq!(doc["summary"]["duplicates"]["distinct_failed"], 3);
 }
+
+/// `check --format json` of one source text: (rule, message, help) of each diagnostic.
+fn diagnostics_of(src: &str) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("x.aether"), src).expect("write");
+    let res = run_in(dir.path(), &["check", "x.aether", "--format", "json"]);
+    let doc: Value = serde_json::from_str(&res.stdout).expect("JSON report");
+    doc[0]["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (s("rule"), s("message"), s("help"))
+        })
+        .collect()
+}
+
+#[test]
+fn diagnostics_a_new_user_needs() {
+    let one = |src: &str| {
+        let d = diagnostics_of(src);
+        assert_eq!(d.len(), 1, "{src}: {d:?}");
+        d.into_iter().next().expect("one")
+    };
+    let d = one("goal: \"x\"\nlet x = 1\nif x > 1:\n    print(1)\neles:\n    print(2)\n");
+    assert_eq!(d.0, "A001");
+    assert_eq!(d.2, "did you mean `else:`? `eles` is not a keyword");
+    let d = one("goal: \"x\"\nlet x = 1\nif x = 1:\n    print(1)\n");
+    assert_eq!(d.2, "to compare, write `==`; a single `=` assigns");
+    let d = one("goal: \"x\"\naction build():\n    return 1\nworkflow w:\n    steps:\n        - build retires=2\n");
+    assert_eq!(d.0, "A124");
+    assert!(d.2.starts_with("did you mean `retry`?"), "{d:?}");
+    let d = one("goal: \"x\"\nlet xs = [1]\nprint(lenght(xs))\n");
+    assert_eq!(
+        (d.0.as_str(), d.2.as_str()),
+        ("A101", "did you mean `len`?")
+    );
+    let d = one("goal: \"x\"\nprint(\"retries: \" + 3)\n");
+    assert_eq!(d.0, "A132");
+    let d = one("goal: \"x\"\nsleep \"5s\"\n");
+    assert_eq!(
+        (d.0.as_str(), d.2.as_str()),
+        ("A133", "write the duration without quotes: `sleep 5s`")
+    );
+    let d = one("goal: \"x\"\nwhile true:\n    print(1)\n");
+    assert_eq!(d.0, "A207");
+    assert!(
+        diagnostics_of("goal: \"x\"\npolicy:\n    timeout: 1m\nwhile true:\n    print(1)\n")
+            .is_empty()
+    );
+    // `$x` at a line start: the invalid character only, no false "unexpected indentation".
+    let d = diagnostics_of("goal: \"x\"\n$today = \"mon\"\n@x = 1\n");
+    let rules: Vec<&str> = d.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(rules, ["A007", "A007"], "{d:?}");
+    // `gpt-4o` and `100_MB` are text to quote, not durations with a nonsense suggestion.
+    let d = diagnostics_of(
+        "goal: \"x\"\nmeta:\n    model: gpt-4o\n    retention: 90_days\n    cache: 100_MB\n",
+    );
+    let got: Vec<(&str, &str)> = d.iter().map(|d| (d.0.as_str(), d.2.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "A420",
+                "write `model: \"gpt-4o\"`; `aether migrate` quotes it for you"
+            ),
+            (
+                "A420",
+                "write `retention: \"90_days\"`; `aether migrate` quotes it for you"
+            ),
+            (
+                "A420",
+                "write `cache: \"100_MB\"`; `aether migrate` quotes it for you"
+            ),
+        ]
+    );
+    // A mistyped duration stays a duration error.
+    let d = one("goal: \"x\"\npolicy:\n    timeout: 5min\n");
+    assert_eq!(d.0, "A005");
+}

@@ -258,6 +258,22 @@ rule!(
     "`break` or `continue` that would leave a `transaction:` block half done"
 );
 rule!(
+    STRING_PLUS_NON_STRING,
+    "A132",
+    "string-plus-non-string",
+    ValidationError,
+    Error,
+    "`+` of a string and a literal that is not a string, which fails at run time"
+);
+rule!(
+    SLEEP_OF_STRING,
+    "A133",
+    "sleep-of-string",
+    ValidationError,
+    Error,
+    "`sleep` of a string, which fails at run time"
+);
+rule!(
     INVALID_SIGNATURE,
     "A301",
     "invalid-signature",
@@ -446,6 +462,14 @@ pub static LEGACY_RULES: &[&Rule] = &[
     &NEUROCODE_AGENT_SWITCH,
     &UNQUOTED_TEXT_VALUE,
 ];
+rule!(
+    ENDLESS_LOOP,
+    "A207",
+    "endless-loop",
+    ValidationError,
+    Warning,
+    "a `while true:` loop with no `break`, no `return` and no time or step budget"
+);
 
 /// Rules of the checker, in id order.
 pub static CHECK_RULES: &[&Rule] = &[
@@ -480,12 +504,15 @@ pub static CHECK_RULES: &[&Rule] = &[
     &INVALID_POLICY_VALUE,
     &HANDLER_NOT_CALL,
     &JUMP_OUT_OF_TRANSACTION,
+    &STRING_PLUS_NON_STRING,
+    &SLEEP_OF_STRING,
     &MISSING_GOAL,
     &LEGACY_INTENT,
     &UNKNOWN_POLICY_KEY,
     &MODULE_NOT_REQUIRED,
     &PLUGIN_NOT_REQUIRED,
     &EXPRESSION_STATEMENT_NOT_CALL,
+    &ENDLESS_LOOP,
     &INVALID_SIGNATURE,
 ];
 

@@ -5,6 +5,7 @@ pub mod codes;
 pub mod decl;
 pub mod dialect;
 pub mod fingerprint;
+mod hints;
 pub mod risk;
 
 pub use checker::{parse_plugin_requirement, ERROR_KINDS, POLICY_KEYS, STEP_OPTIONS};
@@ -64,10 +65,13 @@ pub fn analyze(src: &str, registry: &Registry) -> Vec<Diagnostic> {
             sort_diagnostics(&mut diags);
             return diags;
         }
-        return dialect::quote_text_values(src, parsed.diagnostics);
+        let diags = dialect::quote_text_values(src, parsed.diagnostics);
+        return hints::refine(src, diags, registry);
     }
     let mut diags = parsed.diagnostics;
     diags.extend(check(&parsed.ast, registry));
+    diags.extend(hints::lint(src, &parsed.ast));
+    let mut diags = hints::refine(src, diags, registry);
     sort_diagnostics(&mut diags);
     diags
 }

@@ -141,9 +141,13 @@ impl<'src> Layout<'src> {
                 .with_help("indent with spaces only (4 per level is the convention)"),
             );
         }
-        // A byte-order mark at the start of the file is not indentation.
+        // A byte-order mark at the start of the file is not indentation, and neither is an
+        // invalid character (`$x = 1`, already reported) before the line's first token.
         (
-            lead.chars().filter(|&c| c != '\u{FEFF}').count(),
+            lead.chars()
+                .take_while(|c| c.is_whitespace() || *c == '\u{FEFF}')
+                .filter(|&c| c != '\u{FEFF}')
+                .count(),
             lead.contains('\t'),
         )
     }
