@@ -1484,11 +1484,12 @@ fn int_overflow_is_a_runtime_error() {
 
 #[test]
 fn type_errors_are_runtime_errors() {
+    // Through a variable: `"n=" + 1` with a literal is caught by `check` (A132).
     run_fails(
-        "goal: \"types\"\nprint(\"n=\" + 1)\n",
+        "goal: \"types\"\nlet n = 1\nprint(\"n=\" + n)\n",
         &[],
         21,
-        2,
+        3,
         "cannot add str and int: convert with str() first",
     );
     run_fails(
