@@ -135,11 +135,27 @@ impl Construct {
         }
     }
 
+    /// Constructs taken from a line even when it parses: they are never rewritten, and
+    /// inside a brace module or after `agent: on` the parser reports only the first line.
+    fn reported_anywhere(self) -> bool {
+        matches!(
+            self,
+            Construct::PluginModule
+                | Construct::BraceFn
+                | Construct::Manifest
+                | Construct::AgentSwitch
+        )
+    }
+
     /// Strong markers: forms that cannot be Aether 1.2.
     fn strong(self) -> bool {
         !matches!(
             self,
-            Construct::When | Construct::GoalPriority | Construct::TextValue | Construct::BraceFn
+            Construct::When
+                | Construct::GoalPriority
+                | Construct::TextValue
+                | Construct::BraceFn
+                | Construct::AgentSwitch
         )
     }
 }
@@ -230,7 +246,7 @@ pub struct Split {
 /// Where a line's code ends: before a `#` or `//` comment outside strings, trailing
 /// whitespace trimmed.
 pub fn split(line: &str) -> Split {
-    let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+    let indent = line.len() - line.trim_start_matches([' ', '\t', '\u{FEFF}']).len();
     let bytes = line.as_bytes();
     let mut quote: Option<u8> = None;
     let mut i = indent;
@@ -349,6 +365,14 @@ pub fn scan(src: &str, error_lines: &BTreeSet<usize>) -> Vec<Site> {
         at += l.len() + 1;
     }
     let meta_has_priority = meta_block(&lines).is_some_and(|(_, keys)| keys.contains("priority"));
+    let actions: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("action ")?.trim_start();
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            Some(rest[..end].to_string())
+        })
+        .collect();
     let mut sites = Vec::new();
     let mut ends_taken: BTreeSet<usize> = BTreeSet::new();
     for (n, raw) in lines.iter().enumerate() {
@@ -365,13 +389,25 @@ pub fn scan(src: &str, error_lines: &BTreeSet<usize>) -> Vec<Site> {
             span,
             rewrite,
         };
+        // A line that parses is Aether, whatever its first word (`think(x)` may call an
+        // action named `think`): only reported constructs, never rewritten ones, are taken
+        // from lines without a parse error.
+        let erroneous = error_lines.contains(&n);
         if let Some(s) = scan_line(code, sp.indent, meta_has_priority) {
             let (construct, rewrite) = s;
-            sites.push(site(construct, rewrite));
-        } else if let Some(rest) = after_word(code, "define") {
+            // `recall("x")` parses, and still means NeuroCode's recall unless the file has
+            // an action of that name.
+            let call_of_undeclared = matches!(
+                construct,
+                Construct::Think | Construct::Recall | Construct::RememberAs
+            ) && !actions.iter().any(|a| code.starts_with(a.as_str()));
+            if erroneous || call_of_undeclared || construct.reported_anywhere() {
+                sites.push(site(construct, rewrite));
+            }
+        } else if let Some(rest) = after_word(code, "define").filter(|_| erroneous) {
             let rewrite = define(rest, n, sp.indent, &lines, &mut ends_taken);
             sites.push(site(Construct::Define, rewrite));
-        } else if error_lines.contains(&n) {
+        } else if erroneous {
             if let Some(text) = text_value(code) {
                 sites.push(site(Construct::TextValue, Ok(Rewrite::Code(text))));
             }
@@ -836,6 +872,19 @@ mod tests {
     }
 
     #[test]
+    fn a_line_that_parses_is_not_a_site() {
+        // `think(x)` calls an action named `think`; the file's error is elsewhere.
+        let src = "action think(x):\n    return x\nthink(1)\nthink \"a\"\n";
+        let errors = error_lines(src, &aether_syntax::parse(src).diagnostics);
+        let lines: Vec<usize> = scan(src, &errors).iter().map(|s| s.line).collect();
+        assert_eq!(lines, [3]);
+        // Without such an action, `recall("x")` is NeuroCode's recall.
+        let src = "think \"a\"\nrecall(\"x\")\n";
+        let errors = error_lines(src, &aether_syntax::parse(src).diagnostics);
+        assert_eq!(scan(src, &errors).len(), 2);
+    }
+
+    #[test]
     fn aether_files_are_not_recognised() {
         assert!(rec("goal: \"x\"\nlet think = 1\nprint(think)\n").is_none());
         assert!(rec("goal: \"x\"\nprint(\n").is_none());
@@ -844,7 +893,10 @@ mod tests {
 
     #[test]
     fn rewrites_are_faithful_or_absent() {
-        let code = |src: &str| scan(src, &BTreeSet::new())[0].rewrite.clone();
+        let code = |src: &str| {
+            let errors = error_lines(src, &aether_syntax::parse(src).diagnostics);
+            scan(src, &errors)[0].rewrite.clone()
+        };
         assert_eq!(
             code("remember(\"x\") as \"tag\""),
             Ok(Rewrite::Code("memory.store(\"x\", tags=[\"tag\"])".into()))
@@ -868,7 +920,10 @@ mod tests {
     #[test]
     fn define_finds_its_end_and_shifts_a_flat_body() {
         let src = "define greet(name)\nthink \"hi\"\nend\n";
-        let sites = scan(src, &BTreeSet::new());
+        let sites = scan(
+            src,
+            &error_lines(src, &aether_syntax::parse(src).diagnostics),
+        );
         assert_eq!(
             sites[0].rewrite,
             Ok(Rewrite::Define {
