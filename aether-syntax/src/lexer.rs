@@ -25,6 +25,9 @@ pub const MAX_BLOCK_DEPTH: usize = 100;
 pub struct Lexed<'src> {
     pub tokens: Vec<Spanned<'src>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every `#` / `//` comment, in source order: from its marker to the end of its line
+    /// (a `\r` of CRLF included). The parser ignores them; the formatter keeps them.
+    pub comments: Vec<Span>,
 }
 
 struct Line<'src> {
@@ -604,10 +607,15 @@ fn close_unclosed<'src>(
 pub fn lex(src: &str) -> Lexed<'_> {
     let mut lexer = RawToken::lexer(src);
     let mut raw = Vec::new();
+    let mut comments = Vec::new();
+    let mut gap_start = 0;
     while let Some(tok) = lexer.next() {
         let s = lexer.span();
+        push_comment(src, gap_start, s.start, &mut comments);
+        gap_start = s.end;
         raw.push((tok, Span::new(s.start, s.end)));
     }
+    push_comment(src, gap_start, src.len(), &mut comments);
     let mut layout = Layout {
         src,
         line_has_unterminated_string: false,
@@ -776,6 +784,17 @@ pub fn lex(src: &str) -> Lexed<'_> {
     Lexed {
         tokens,
         diagnostics: diags,
+        comments,
+    }
+}
+
+/// The comment in the gap `start..end` between two tokens, if any. logos skips only
+/// whitespace and comments, and a `\n` is a token, so a gap holds at most one comment,
+/// and it runs to the gap's end.
+fn push_comment(src: &str, start: usize, end: usize, comments: &mut Vec<Span>) {
+    let gap = &src[start..end];
+    if let Some(at) = gap.find(['#', '/']) {
+        comments.push(Span::new(start + at, end));
     }
 }
 
@@ -843,6 +862,15 @@ mod tests {
                 Tok::Newline,
             ]
         );
+    }
+
+    #[test]
+    fn comments_are_kept_beside_the_tokens() {
+        let src = "# head\r\nx = [1, // one\n  2] # tail\n\"# not\" // end";
+        let texts: Vec<&str> = lex(src).comments.iter().map(|c| &src[c.range()]).collect();
+        assert_eq!(texts, ["# head\r", "// one", "# tail", "// end"]);
+        // The tokens are the same as without the comments.
+        assert_eq!(toks(src), toks("\nx = [1,\n  2]\n\"# not\""));
     }
 
     #[test]
