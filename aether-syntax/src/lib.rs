@@ -2,6 +2,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod fmt;
 pub mod lexer;
 mod parser;
 pub mod rules;

@@ -64,7 +64,7 @@ fn usage_error(emit_error_code: bool) -> i32 {
 /// depth the layout pass bounds; this leaves ample room for the deepest accepted input.
 const CHECK_STACK_BYTES: usize = 64 << 20;
 
-fn color_enabled() -> bool {
+pub(crate) fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 

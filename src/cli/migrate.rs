@@ -368,7 +368,7 @@ fn shown_path(path: &Path) -> String {
 /// (`similar`'s own line diff would end a line there and emit a patch they reject), and a
 /// last line without `\n` gets the `\ No newline at end of file` marker, even if it ends
 /// with a CR.
-fn unified_diff(shown: &str, old: &str, new: &str) -> String {
+pub(crate) fn unified_diff(shown: &str, old: &str, new: &str) -> String {
     let name = shown.trim_start_matches('/');
     let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
     let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
@@ -444,7 +444,7 @@ fn diff_header_path(prefix: &str, name: &str) -> String {
 /// temporary file in the same directory, renamed over the target, so a reader never sees a
 /// half-written script. The error is a message for `error: PATH: {message}` that names the
 /// file written when `path` is a symlink, and never the temporary file.
-fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
     let target = fs::canonicalize(path).map_err(|e| format!("cannot write: {e}"))?;
     let failed = |e: io::Error| {
         let e = io_message(&e);
@@ -490,7 +490,7 @@ fn is_read_only(path: &Path) -> bool {
 }
 
 /// The text without its signature header line(s), keeping a byte order mark.
-fn without_header(text: &str) -> String {
+pub(crate) fn without_header(text: &str) -> String {
     let bom = if text.starts_with('\u{FEFF}') {
         "\u{FEFF}"
     } else {

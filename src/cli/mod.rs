@@ -4,6 +4,7 @@ mod baseline;
 mod check;
 mod classify;
 mod discover;
+mod fmt;
 mod gate;
 mod migrate;
 mod output;
@@ -48,6 +49,8 @@ enum Command {
     Gate(gate::GateArgs),
     /// Rewrite legacy forms (`intent:`, unquoted goal text) and tidy whitespace.
     Migrate(migrate::MigrateArgs),
+    /// Rewrite files in the canonical layout (`--check` for CI, `-` for editors).
+    Fmt(fmt::FmtArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -94,5 +97,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Verify(args) => signing::verify(args),
         Command::Gate(args) => gate::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }
