@@ -390,6 +390,7 @@ proptest! {
     #[test]
     fn arbitrary_strings(src in ".*") {
         check_invariants(&src)?;
+        check_fmt(&src)?;
     }
 
     #[test]
@@ -400,17 +401,285 @@ proptest! {
     #[test]
     fn token_soups(src in token_soup()) {
         check_invariants(&src)?;
+        check_fmt(&src)?;
     }
 
     #[test]
     fn token_line_programs(src in token_lines()) {
         check_invariants(&src)?;
+        check_fmt(&src)?;
     }
 
     #[test]
     fn mutated_real_files(src in mutated_file()) {
         check_invariants(&src)?;
+        check_fmt(&src)?;
     }
+
+    #[test]
+    fn generated_programs_format_idempotently_and_keep_their_meaning(src in program()) {
+        prop_assert!(!aether_syntax::parse(&src).has_errors(), "the generator wrote a bad program:\n{}", src);
+        prop_assert!(check_fmt(&src)?, "not formatted:\n{}", src);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The formatter: idempotent, meaning-preserving, every comment kept.
+
+/// The comments of a text, trimmed, in order.
+fn comment_texts(src: &str) -> Vec<String> {
+    aether_syntax::lexer::lex(src)
+        .comments
+        .iter()
+        .map(|c| src[c.range()].trim_end().to_string())
+        .collect()
+}
+
+/// When `src` parses, formatting it gives a text that parses to the same tree (spans aside),
+/// holds the same comments in the same order, fits... and formats to itself. Returns whether
+/// it was formatted (`false`: it has syntax errors, and formatting refused it).
+fn check_fmt(src: &str) -> Result<bool, TestCaseError> {
+    use aether_syntax::fmt::{format_source, same_structure, FmtOptions};
+    let opts = FmtOptions::default();
+    let parsed = aether_syntax::parse(src);
+    let out = match format_source(src, &opts) {
+        Ok(out) => out,
+        Err(diags) => {
+            prop_assert!(
+                parsed.has_errors(),
+                "formatting refused a clean file: {diags:?}\n{src}"
+            );
+            prop_assert!(
+                diags.iter().all(|d| d.rule().name != "internal-error"),
+                "{diags:?}"
+            );
+            return Ok(false);
+        }
+    };
+    let again = aether_syntax::parse(&out);
+    prop_assert!(!again.has_errors(), "output does not parse:\n{out}");
+    prop_assert!(
+        same_structure(&parsed.ast, &again.ast),
+        "meaning changed:\n{src}\n---\n{out}"
+    );
+    prop_assert_eq!(
+        comment_texts(src),
+        comment_texts(&out),
+        "comments changed:\n{}\n---\n{}",
+        src,
+        out
+    );
+    let twice = format_source(&out, &opts).map_err(|d| TestCaseError::fail(format!("{d:?}")))?;
+    prop_assert_eq!(&twice, &out, "not idempotent; input:\n{}", src);
+    Ok(true)
+}
+
+#[test]
+fn every_repository_file_that_parses_formats_idempotently() {
+    let mut files = Vec::new();
+    for dir in [
+        "workflows",
+        "tests",
+        "aether-syntax/resources",
+        "aether-check/tests",
+        "bench",
+        "docs",
+    ] {
+        aether_files(&repo_root().join(dir), &mut files);
+    }
+    let mut formatted = 0;
+    for path in &files {
+        let Ok(src) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for text in [src.clone(), src.replace('\n', "\r\n")] {
+            if check_fmt(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+                formatted += 1;
+            }
+        }
+    }
+    assert!(formatted >= 100, "only {formatted} texts were formatted");
+}
+
+/// Random layout: the whitespace a careless writer puts between two tokens.
+fn gap() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(&[" ", " ", " ", "  "][..])
+}
+
+/// An expression, written with random spacing, quotes and line breaks inside brackets (a
+/// comment, when drawn, ends the line it is on).
+fn expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        (0i64..100_000).prop_map(|n| n.to_string()),
+        Just("50_000".to_string()),
+        Just("-9223372036854775808".to_string()),
+        Just("2.5".to_string()),
+        Just("1e9".to_string()),
+        prop::sample::select(&["150ms", "1.5s", "5m", "2h"][..]).prop_map(str::to_string),
+        prop::sample::select(&["x", "total", "policy.timeout", "workflow.input", "error"][..])
+            .prop_map(str::to_string),
+        prop::sample::select(&["true", "false", "null"][..]).prop_map(str::to_string),
+        prop::sample::select(
+            &[
+                "\"a\"",
+                "'b'",
+                "'it\\'s'",
+                "'say \"hi\"'",
+                "\"q\\\"x\"",
+                "'#not a comment'",
+                "\"//\""
+            ][..]
+        )
+        .prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        let sep = prop::sample::select(&[",", ", ", ",\n", ",  # c\n", " ,\n  "][..]);
+        let items = prop::collection::vec((inner.clone(), sep), 0..4);
+        let list = (items.clone(), any::<bool>()).prop_map(|(items, trailing)| {
+            let mut s = String::from("[");
+            for (i, (e, sep)) in items.iter().enumerate() {
+                s.push_str(e);
+                if i + 1 < items.len() || trailing {
+                    s.push_str(sep);
+                }
+            }
+            s.push(']');
+            s
+        });
+        let call = (
+            prop::sample::select(&["print", "f", "memory.store", "a.b"][..]),
+            items.clone(),
+            prop::option::of(inner.clone()),
+        )
+            .prop_map(|(callee, items, kw)| {
+                let mut s = format!("{callee}(");
+                for (e, sep) in &items {
+                    s.push_str(e);
+                    s.push_str(sep);
+                }
+                if let Some(k) = kw {
+                    s.push_str(&format!("level = {k}"));
+                }
+                s.push(')');
+                s
+            });
+        let map = prop::collection::vec((inner.clone(), any::<bool>()), 0..3).prop_map(|es| {
+            let body: Vec<String> = es
+                .iter()
+                .enumerate()
+                .map(|(i, (v, quoted))| {
+                    if *quoted {
+                        format!("\"k {i}\": {v}")
+                    } else {
+                        format!("k{i}:{v}")
+                    }
+                })
+                .collect();
+            format!("{{{}}}", body.join(",\n    "))
+        });
+        let op = prop::sample::select(
+            &[
+                "+", "-", "*", "/", "%", "==", "!=", "<", ">=", "and", "or", "&&", "||", "in",
+                "not in",
+            ][..],
+        );
+        prop_oneof![
+            list,
+            call,
+            map,
+            (inner.clone(), op, inner.clone(), gap())
+                .prop_map(|(a, op, b, g)| format!("({a}{g}{op}{g}{b})")),
+            inner.clone().prop_map(|e| format!("-({e})")),
+            inner.clone().prop_map(|e| format!("(not ({e}))")),
+            inner.clone().prop_map(|e| format!("(!({e}))")),
+            (inner.clone(), inner.clone()).prop_map(|(a, i)| format!("({a})[{i}]")),
+            inner.prop_map(|e| format!("({e}).field")),
+        ]
+    })
+}
+
+/// One statement line or block, indented `depth` levels of `unit` spaces.
+fn stmt(depth: usize) -> BoxedStrategy<String> {
+    let simple = prop_oneof![
+        expr().prop_map(|e| format!("let v = {e}")),
+        expr().prop_map(|e| format!("v: {e}")),
+        expr().prop_map(|e| format!("v=  {e}")),
+        expr().prop_map(|e| format!("print({e})")),
+        expr().prop_map(|e| format!("emit \"done\", {e}")),
+        expr().prop_map(|e| format!("assert {e}, 'message'")),
+        expr().prop_map(|e| format!("sleep {e}")),
+        Just("await a,b".to_string()),
+    ];
+    let comment = prop::sample::select(&["", "", "  # trailing", " // trailing"][..]);
+    let line = (simple, comment).prop_map(|(s, c)| format!("{s}{c}\n"));
+    if depth >= 2 {
+        return line.boxed();
+    }
+    let body = prop::collection::vec(stmt(depth + 1), 1..4);
+    let block = (
+        prop::sample::select(
+            &[
+                "if x > 1:",
+                "while  x :",
+                "for item in [1, 2]:",
+                "parallel:",
+                "else_is_not_a_header:",
+            ][..],
+        ),
+        prop::sample::select(&[2usize, 4, 3][..]),
+        body,
+        prop::sample::select(&["", "\n", "\n\n\n", "# own line\n", "        # deep\n"][..]),
+    )
+        .prop_map(|(head, unit, body, after)| {
+            let head = if head.starts_with("else") {
+                "if y:"
+            } else {
+                head
+            };
+            let mut s = format!("{head}\n");
+            for b in body {
+                for l in b.lines() {
+                    if l.trim().is_empty() {
+                        s.push('\n');
+                    } else {
+                        s.push_str(&format!("{}{l}\n", " ".repeat(unit)));
+                    }
+                }
+            }
+            s.push_str(after);
+            s
+        });
+    prop_oneof![3 => line, 1 => block].boxed()
+}
+
+/// A whole program: a goal, an action in either form, statements, a workflow, an on_error
+/// block, with comments and blank lines between them.
+fn program() -> impl Strategy<Value = String> {
+    let filler =
+        prop::sample::select(&["", "\n", "\n\n\n", "# a comment\n", "   // odd column\n\n"][..]);
+    (
+        prop::collection::vec((stmt(0), filler.clone()), 0..6),
+        any::<bool>(),
+        expr(),
+        filler,
+    )
+        .prop_map(|(stmts, header_form, e, filler)| {
+            let mut s = String::from("# head\ngoal:   'generated'\n");
+            if header_form {
+                s.push_str("action act(a, b=1,):\n    return a+b\n");
+            } else {
+                s.push_str("action act:\n  inputs: [a,b = 1]\n  return a\n");
+            }
+            for (st, f) in stmts {
+                s.push_str(&st);
+                s.push_str(f);
+            }
+            s.push_str(&format!(
+                "workflow w:\n    input: {e}\n    steps:\n        - act(1) as r retry = 2\n        - print(r)\n{filler}"
+            ));
+            s.push_str("on_error:\n  - when: Any\n    do: log(error.message, level='error')\n");
+            s
+        })
 }
 
 #[test]

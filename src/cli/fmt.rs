@@ -56,7 +56,10 @@ enum Outcome {
     /// Signed, and formatting would change it.
     Signed,
     /// Not formatted: the rendered diagnostics and the result code.
-    Failed { rendered: String, code: i32 },
+    Failed {
+        rendered: String,
+        code: i32,
+    },
     /// Could not be read or written (IO_ERROR).
     Io(String),
 }
@@ -170,13 +173,15 @@ fn format_text(
     opts: &FmtOptions,
     allow_unsign: bool,
 ) -> Result<Option<(String, bool)>, Vec<Diagnostic>> {
-    let formatted = catch_unwind(AssertUnwindSafe(|| format_source(text, opts)))
-        .unwrap_or_else(|payload| {
+    let formatted =
+        catch_unwind(AssertUnwindSafe(|| format_source(text, opts))).unwrap_or_else(|payload| {
             Err(vec![Diagnostic::new(
                 &rules::INTERNAL_ERROR,
                 format!("internal error: {}", panic_message(payload.as_ref())),
             )
-            .with_help("this is a bug in aether, not in your script; please report it with the file")])
+            .with_help(
+                "this is a bug in aether, not in your script; please report it with the file",
+            )])
         })?;
     if formatted == text {
         return Ok(None);

@@ -17,7 +17,10 @@ pub(super) enum Doc {
     /// One more indentation step for the newlines inside.
     Indent(Box<Doc>),
     /// `hard`: the group holds a `HardLine` (or a magic trailing comma) and always breaks.
-    Group { doc: Box<Doc>, hard: bool },
+    Group {
+        doc: Box<Doc>,
+        hard: bool,
+    },
 }
 
 /// Indentation of one step, in columns.
@@ -190,7 +193,10 @@ mod tests {
     fn a_group_is_flat_when_it_fits_and_broken_otherwise() {
         let doc = Doc::Concat(vec![Doc::text("x = "), list(&["aa", "bb"])]);
         assert_eq!(print(&doc, 0, 100), "x = [aa, bb]");
-        assert_eq!(print(&doc, 4, 12), "    x = [\n        aa,\n        bb,\n    ]");
+        assert_eq!(
+            print(&doc, 4, 12),
+            "    x = [\n        aa,\n        bb,\n    ]"
+        );
     }
 
     #[test]

@@ -150,14 +150,12 @@ impl<'a, 'src> LineFmt<'a, 'src> {
                     stack.push(kind);
                 }
                 Tok::LBracket => {
-                    let kind = if i >= 2
-                        && toks[i - 1].1 == Tok::Colon
-                        && toks[i - 2].1 == Tok::Inputs
-                    {
-                        Kind::Params
-                    } else {
-                        Kind::Other
-                    };
+                    let kind =
+                        if i >= 2 && toks[i - 1].1 == Tok::Colon && toks[i - 2].1 == Tok::Inputs {
+                            Kind::Params
+                        } else {
+                            Kind::Other
+                        };
                     self.kinds[i] = kind;
                     stack.push(kind);
                 }
@@ -176,10 +174,9 @@ impl<'a, 'src> LineFmt<'a, 'src> {
         match tok {
             Tok::Str(_) => requote(raw),
             // `-9223372036854775808` is one token, possibly written with a space.
-            Tok::Int(i64::MIN) => Cow::Owned(format!(
-                "-{}",
-                raw.trim_start_matches('-').trim_start()
-            )),
+            Tok::Int(i64::MIN) => {
+                Cow::Owned(format!("-{}", raw.trim_start_matches('-').trim_start()))
+            }
             _ => Cow::Borrowed(raw),
         }
     }
@@ -362,10 +359,7 @@ impl<'a, 'src> LineFmt<'a, 'src> {
 /// A string literal in the canonical quotes: double quotes, unless the text holds more
 /// double quotes than a single-quoted spelling escapes.
 fn requote(raw: &str) -> Cow<'_, str> {
-    let Some(body) = raw
-        .strip_prefix('\'')
-        .and_then(|r| r.strip_suffix('\''))
-    else {
+    let Some(body) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) else {
         return Cow::Borrowed(raw);
     };
     let doubles = body.matches('"').count();

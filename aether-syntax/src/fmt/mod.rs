@@ -84,8 +84,7 @@ pub fn minimal_edit(old: &str, new: &str) -> Option<(Span, String)> {
         .take(max_suffix)
         .take_while(|(a, b)| a == b)
         .count();
-    while !old.is_char_boundary(old.len() - suffix) || !new.is_char_boundary(new.len() - suffix)
-    {
+    while !old.is_char_boundary(old.len() - suffix) || !new.is_char_boundary(new.len() - suffix) {
         suffix -= 1;
     }
     Some((
@@ -148,7 +147,10 @@ enum Event {
 
 fn column(src: &str, offset: usize) -> usize {
     let start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
-    src[start..offset].chars().filter(|&c| c != '\u{FEFF}').count()
+    src[start..offset]
+        .chars()
+        .filter(|&c| c != '\u{FEFF}')
+        .count()
 }
 
 /// Lay out a text that parses without errors.
