@@ -498,7 +498,33 @@ fn every_repository_file_that_parses_formats_idempotently() {
             }
         }
     }
+    // The ```aether examples of the docs.
+    let mut pages = Vec::new();
+    markdown_files(&repo_root().join("docs"), &mut pages);
+    pages.push(repo_root().join("README.md"));
+    let mut examples = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("read a docs page");
+        for block in text.split("```aether\n").skip(1) {
+            let code = &block[..block.find("```").unwrap_or(block.len())];
+            if check_fmt(code).unwrap_or_else(|e| panic!("{}: {e}", page.display())) {
+                examples += 1;
+            }
+        }
+    }
     assert!(formatted >= 100, "only {formatted} texts were formatted");
+    assert!(examples >= 50, "only {examples} docs examples were formatted");
+}
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read docs") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
 }
 
 /// Random layout: the whitespace a careless writer puts between two tokens.
