@@ -525,6 +525,16 @@ pub fn all() -> impl Iterator<Item = &'static Rule> {
         .copied()
 }
 
+/// Where the rule pages live, relative to the repository root: `docs/codes/<id>.md` is the
+/// page of rule `<id>` (the page `aether explain <id>` prints). JSON diagnostics carry it as
+/// `url`, SARIF rules as `helpUri`.
+pub const DOCS_BASE: &str = "docs/codes/";
+
+/// The page of a rule: [`DOCS_BASE`] + `<id>.md`.
+pub fn doc_url(id: &str) -> String {
+    format!("{DOCS_BASE}{id}.md")
+}
+
 /// Look a rule up by id (`A101`) or name (`unknown-function`).
 pub fn find(id_or_name: &str) -> Option<&'static Rule> {
     all().find(|r| r.id == id_or_name || r.name == id_or_name)

@@ -28,8 +28,11 @@ pub(crate) enum Format {
 #[derive(Args, Debug)]
 pub(crate) struct CheckArgs {
     /// Files or directories (searched recursively for *.aether).
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "explain", value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// Print the page of a rule (as `aether explain RULE`) and check nothing.
+    #[arg(long, value_name = "RULE", conflicts_with = "paths")]
+    explain: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
@@ -69,6 +72,9 @@ pub(crate) fn color_enabled() -> bool {
 }
 
 pub(crate) fn run(args: CheckArgs) -> i32 {
+    if let Some(rule) = &args.explain {
+        return super::explain::explain(rule);
+    }
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -4,8 +4,10 @@ mod baseline;
 mod check;
 mod classify;
 mod discover;
+mod explain;
 mod fmt;
 mod gate;
+mod init;
 mod migrate;
 mod output;
 mod render;
@@ -51,12 +53,33 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Rewrite files in the canonical layout (`--check` for CI, `-` for editors).
     Fmt(fmt::FmtArgs),
+    /// Print a rule's documentation page (`aether explain A101`).
+    Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish or powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Set up a project: a starter workflow, `.aetherra/` and a CI job (never overwrites).
+    Init(init::InitArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
     Sign(signing::SignArgs),
     /// Verify signatures and score risk, with an optional markdown report.
     Verify(signing::VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to generate completions for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Print the completion script of `shell` for the whole command line.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "aether", &mut std::io::stdout());
+    0
 }
 
 /// Every native function this build knows: the stdlib's globals and the runtime's modules.
@@ -98,5 +121,8 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Gate(args) => gate::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Completions(args) => completions(args.shell),
+        Command::Init(args) => init::run(args),
     }
 }

@@ -53,6 +53,7 @@ fn finding_json(f: &Finding) -> Value {
         "stable_fingerprint": f.stable_fingerprint,
         "suppressed": f.suppressed,
         "fix": fix,
+        "url": aether_check::codes::doc_url(r.id),
     })
 }
 
@@ -123,11 +124,13 @@ pub(crate) fn sarif_report(reports: &[FileReport]) -> String {
                 .help(
                     sarif::MultiformatMessageString::builder()
                         .text(format!(
-                            "See docs/codes/{}.md in the aether repository.",
+                            "See {} in the aether repository, or run `aether explain {}`.",
+                            aether_check::codes::doc_url(r.id),
                             r.id
                         ))
                         .build(),
                 )
+                .help_uri(aether_check::codes::doc_url(r.id))
                 .default_configuration(
                     sarif::ReportingConfiguration::builder()
                         .level(json!(level))
