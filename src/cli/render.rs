@@ -89,6 +89,8 @@ pub(crate) fn render_file(report: &FileReport, color: bool, out: &mut String) {
         if f.diag.severity() == Severity::Warning {
             help.push("this warning fails the check under `--strict`".to_string());
         }
+        let explain = format!("for more, run `aether explain {}`", f.diag.rule().id);
+        help.push(explain.clone());
         let adapter = Adapter {
             finding: f,
             source: &source,
@@ -104,6 +106,7 @@ pub(crate) fn render_file(report: &FileReport, color: bool, out: &mut String) {
             if let Some(h) = f.diag.help() {
                 out.push_str(&format!("  help: {h}\n"));
             }
+            out.push_str(&format!("  help: {explain}\n"));
             continue;
         }
         let _ = handler.render_report(out, &adapter);
