@@ -91,7 +91,8 @@ fn diff_prints_a_unified_diff() {
     let r = run_in(dir.path(), &["fmt", "--diff", "ugly.aether"], None);
     assert_eq!(r.code, 1);
     assert!(r.stdout.starts_with("--- a/ugly.aether\n+++ b/ugly.aether\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("-let x=[1,2 ,3]  # keep me\n+let x = [1, 2, 3]  # keep me\n"));
+    assert!(r.stdout.contains("\n-let x=[1,2 ,3]  # keep me\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("\n+let x = [1, 2, 3]  # keep me\n"), "{}", r.stdout);
     assert_eq!(fs::read_to_string(dir.path().join("ugly.aether")).expect("read"), UGLY);
 }
 
