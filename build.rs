@@ -24,6 +24,7 @@ fn main() {
         out.push_str(&format!("    ({id:?}, include_str!({path:?})),\n"));
     }
     out.push_str("];\n");
-    let target = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("code_pages.rs");
+    let target =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("code_pages.rs");
     std::fs::write(target, out).expect("OUT_DIR is writable");
 }

@@ -56,7 +56,12 @@ fn rewrites_in_place_keeping_permissions_and_line_endings() {
     fs::set_permissions(&lf, fs::Permissions::from_mode(0o640)).expect("chmod");
     let r = run_in(dir.path(), &["fmt", "."], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("2 files reformatted, 0 files left unchanged"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("2 files reformatted, 0 files left unchanged"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(fs::read_to_string(&lf).expect("read"), PRETTY);
     assert_eq!(
         fs::read_to_string(&crlf).expect("read"),
@@ -67,7 +72,12 @@ fn rewrites_in_place_keeping_permissions_and_line_endings() {
     // No temporary file is left behind, and a second run changes nothing.
     assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 2);
     let r = run_in(dir.path(), &["fmt", "."], None);
-    assert!(r.stderr.contains("0 files reformatted, 2 files left unchanged"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("0 files reformatted, 2 files left unchanged"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -78,7 +88,10 @@ fn check_writes_nothing_and_lists_what_would_change() {
     let r = run_in(dir.path(), &["fmt", "--check", "."], None);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "would reformat: ./ugly.aether\n");
-    assert_eq!(fs::read_to_string(dir.path().join("ugly.aether")).expect("read"), UGLY);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("ugly.aether")).expect("read"),
+        UGLY
+    );
     let r = run_in(dir.path(), &["fmt", "--check", "pretty.aether"], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "");
@@ -90,10 +103,26 @@ fn diff_prints_a_unified_diff() {
     fs::write(dir.path().join("ugly.aether"), UGLY).expect("write");
     let r = run_in(dir.path(), &["fmt", "--diff", "ugly.aether"], None);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.starts_with("--- a/ugly.aether\n+++ b/ugly.aether\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("\n-let x=[1,2 ,3]  # keep me\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("\n+let x = [1, 2, 3]  # keep me\n"), "{}", r.stdout);
-    assert_eq!(fs::read_to_string(dir.path().join("ugly.aether")).expect("read"), UGLY);
+    assert!(
+        r.stdout
+            .starts_with("--- a/ugly.aether\n+++ b/ugly.aether\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n-let x=[1,2 ,3]  # keep me\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n+let x = [1, 2, 3]  # keep me\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("ugly.aether")).expect("read"),
+        UGLY
+    );
 }
 
 #[test]
@@ -105,8 +134,15 @@ fn stdin_is_formatted_to_stdout() {
     }
     let r = run_in(dir.path(), &["fmt", "-", "--check"], Some(UGLY));
     assert_eq!((r.code, r.stdout.as_str()), (1, ""));
-    let r = run_in(dir.path(), &["fmt", "-", "--line-width", "20"], Some("x = [aaaa, bbbb, cccc, dddd]\n"));
-    assert_eq!(r.stdout, "x = [\n    aaaa,\n    bbbb,\n    cccc,\n    dddd,\n]\n");
+    let r = run_in(
+        dir.path(),
+        &["fmt", "-", "--line-width", "20"],
+        Some("x = [aaaa, bbbb, cccc, dddd]\n"),
+    );
+    assert_eq!(
+        r.stdout,
+        "x = [\n    aaaa,\n    bbbb,\n    cccc,\n    dddd,\n]\n"
+    );
 }
 
 #[test]
@@ -119,9 +155,15 @@ fn a_parse_error_leaves_the_file_untouched_with_exit_20() {
     assert_eq!(r.code, 20);
     assert!(r.stderr.contains("A001(syntax-error)"), "{}", r.stderr);
     assert!(r.stderr.contains("expected `:`"), "{}", r.stderr);
-    assert_eq!(fs::read_to_string(dir.path().join("bad.aether")).expect("read"), bad);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("bad.aether")).expect("read"),
+        bad
+    );
     // The other file is still formatted.
-    assert_eq!(fs::read_to_string(dir.path().join("ugly.aether")).expect("read"), PRETTY);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("ugly.aether")).expect("read"),
+        PRETTY
+    );
     let r = run_in(dir.path(), &["fmt", "-"], Some(bad));
     assert_eq!((r.code, r.stdout.as_str()), (20, ""));
 }
@@ -129,23 +171,46 @@ fn a_parse_error_leaves_the_file_untouched_with_exit_20() {
 #[test]
 fn a_signed_file_is_refused_unless_allow_unsign() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let signed = format!("# @signature ed25519 0123456789abcdef {}\n{UGLY}", "A".repeat(86) + "==");
+    let signed = format!(
+        "# @signature ed25519 0123456789abcdef {}\n{UGLY}",
+        "A".repeat(86) + "=="
+    );
     let path = dir.path().join("signed.aether");
     fs::write(&path, &signed).expect("write");
     let r = run_in(dir.path(), &["fmt", "signed.aether"], None);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("signed, and formatting would invalidate its signature"), "{}", r.stderr);
-    assert!(r.stderr.contains("aether sign signed.aether --key SECRET"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("signed, and formatting would invalidate its signature"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("aether sign signed.aether --key SECRET"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(fs::read_to_string(&path).expect("read"), signed);
     let r = run_in(dir.path(), &["fmt", "--check", "signed.aether"], None);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "would reformat: signed.aether\n");
-    let r = run_in(dir.path(), &["fmt", "--allow-unsign", "signed.aether"], None);
+    let r = run_in(
+        dir.path(),
+        &["fmt", "--allow-unsign", "signed.aether"],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("removed its signature header"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("removed its signature header"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(fs::read_to_string(&path).expect("read"), PRETTY);
     // A signed file that is already formatted keeps its signature and passes.
-    let kept = format!("# @signature ed25519 0123456789abcdef {}\n{PRETTY}", "A".repeat(86) + "==");
+    let kept = format!(
+        "# @signature ed25519 0123456789abcdef {}\n{PRETTY}",
+        "A".repeat(86) + "=="
+    );
     fs::write(&path, &kept).expect("write");
     let r = run_in(dir.path(), &["fmt", "--check", "signed.aether"], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -156,11 +221,27 @@ fn unreadable_files_exit_26_and_the_rest_are_formatted() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("ugly.aether"), UGLY).expect("write");
     fs::write(dir.path().join("latin1.aether"), b"x = \"caf\xe9\"\n").expect("write");
-    let r = run_in(dir.path(), &["fmt", "missing.aether", "latin1.aether", "ugly.aether"], None);
+    let r = run_in(
+        dir.path(),
+        &["fmt", "missing.aether", "latin1.aether", "ugly.aether"],
+        None,
+    );
     assert_eq!(r.code, 26);
-    assert!(r.stderr.contains("error: missing.aether: cannot read"), "{}", r.stderr);
-    assert!(r.stderr.contains("error: latin1.aether: file is not valid UTF-8"), "{}", r.stderr);
-    assert_eq!(fs::read_to_string(dir.path().join("ugly.aether")).expect("read"), PRETTY);
+    assert!(
+        r.stderr.contains("error: missing.aether: cannot read"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("error: latin1.aether: file is not valid UTF-8"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("ugly.aether")).expect("read"),
+        PRETTY
+    );
 }
 
 #[test]

@@ -41,30 +41,53 @@ fn explain_prints_the_rule_page_from_docs_codes() {
         &["check", "--explain", "A101"],
     ] {
         let r = run_in(root(), args);
-        assert_eq!((r.code, r.stdout.as_str()), (0, page.as_str()), "{args:?}: {}", r.stderr);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, page.as_str()),
+            "{args:?}: {}",
+            r.stderr
+        );
     }
     let r = run_in(root(), &["explain", "A1O1"]);
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "error: no rule `A1O1`; did you mean `A101`?\n");
     let r = run_in(root(), &["explain", "nothing-like-it"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.starts_with("error: no rule `nothing-like-it`; rule ids run from A001 to"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: no rule `nothing-like-it`; rule ids run from A001 to"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn diagnostics_point_to_their_rule_page() {
     let dir = tempfile::tempdir().expect("tempdir");
-    fs::write(dir.path().join("bad.aether"), "goal: \"g\"\nsend_alert(1)\n").expect("write");
+    fs::write(
+        dir.path().join("bad.aether"),
+        "goal: \"g\"\nsend_alert(1)\n",
+    )
+    .expect("write");
     let r = run_in(dir.path(), &["check", "bad.aether"]);
     assert_eq!(r.code, 25);
-    assert!(r.stderr.contains("for more, run `aether explain A101`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("for more, run `aether explain A101`"),
+        "{}",
+        r.stderr
+    );
     let r = run_in(dir.path(), &["check", "bad.aether", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(json[0]["diagnostics"][0]["url"], "docs/codes/A101.md");
     let r = run_in(dir.path(), &["check", "bad.aether", "--format", "sarif"]);
     let sarif: serde_json::Value = serde_json::from_str(&r.stdout).expect("SARIF");
-    let rules = sarif["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
-    let a101 = rules.iter().find(|r| r["id"] == "A101").expect("A101 is listed");
+    let rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules");
+    let a101 = rules
+        .iter()
+        .find(|r| r["id"] == "A101")
+        .expect("A101 is listed");
     assert_eq!(a101["helpUri"], "docs/codes/A101.md");
     // The base is the repository's docs/codes/ folder: every URL names a page that exists.
     for rule in rules {
@@ -83,8 +106,15 @@ fn completions_are_generated_for_each_shell() {
     ] {
         let r = run_in(root(), &["completions", shell]);
         assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
-        assert!(r.stdout.contains(marker), "{shell}: {}", &r.stdout[..200.min(r.stdout.len())]);
-        assert!(r.stdout.contains("fmt") && r.stdout.contains("explain"), "{shell}");
+        assert!(
+            r.stdout.contains(marker),
+            "{shell}: {}",
+            &r.stdout[..200.min(r.stdout.len())]
+        );
+        assert!(
+            r.stdout.contains("fmt") && r.stdout.contains("explain"),
+            "{shell}"
+        );
     }
     assert_eq!(run_in(root(), &["completions", "tcsh"]).code, 2);
 }
@@ -97,20 +127,46 @@ fn init_sets_up_a_project_and_never_overwrites() {
     fs::write(project.join(".github/workflows/aether.yml"), "mine\n").expect("write");
     let r = run_in(dir.path(), &["init", "proj"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("created proj/workflows/hello.aether\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("created proj/.aetherra/workflow_suppressions.txt\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("skipped proj/.github/workflows/aether.yml (it exists; left as it is)\n"), "{}", r.stdout);
-    assert_eq!(fs::read_to_string(project.join(".github/workflows/aether.yml")).expect("read"), "mine\n");
+    assert!(
+        r.stdout.contains("created proj/workflows/hello.aether\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("created proj/.aetherra/workflow_suppressions.txt\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("skipped proj/.github/workflows/aether.yml (it exists; left as it is)\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(project.join(".github/workflows/aether.yml")).expect("read"),
+        "mine\n"
+    );
     // The starter checks clean, is formatted, and runs; the suppression file is accepted.
     let r = run_in(&project, &["check", "."]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run_in(&project, &["fmt", "--check", "."]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let r = run_in(&project, &["run", "workflows/hello.aether"]);
-    assert_eq!((r.code, r.stdout.as_str()), (0, "checkout: p95 120 ms\n"), "{}", r.stderr);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "checkout: p95 120 ms\n"),
+        "{}",
+        r.stderr
+    );
     // A second run skips everything and changes nothing.
     let before = fs::read_to_string(project.join("workflows/hello.aether")).expect("read");
-    fs::write(project.join("workflows/hello.aether"), before.clone() + "# edited\n").expect("write");
+    fs::write(
+        project.join("workflows/hello.aether"),
+        before.clone() + "# edited\n",
+    )
+    .expect("write");
     let r = run_in(dir.path(), &["init", "proj"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.stdout.matches("skipped").count(), 3, "{}", r.stdout);

@@ -513,7 +513,10 @@ fn every_repository_file_that_parses_formats_idempotently() {
         }
     }
     assert!(formatted >= 100, "only {formatted} texts were formatted");
-    assert!(examples >= 50, "only {examples} docs examples were formatted");
+    assert!(
+        examples >= 50,
+        "only {examples} docs examples were formatted"
+    );
 }
 
 fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {

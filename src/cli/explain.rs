@@ -34,7 +34,12 @@ pub(crate) fn explain(rule: &str) -> i32 {
             let close = aether_check::codes::all()
                 .map(|r| r.name)
                 .chain(ids.iter().copied())
-                .map(|n| (strsim::levenshtein(&rule.to_ascii_lowercase(), &n.to_ascii_lowercase()), n))
+                .map(|n| {
+                    (
+                        strsim::levenshtein(&rule.to_ascii_lowercase(), &n.to_ascii_lowercase()),
+                        n,
+                    )
+                })
                 .filter(|(d, _)| *d <= 2)
                 .min();
             match close {
@@ -62,7 +67,11 @@ mod tests {
     fn every_registered_rule_has_an_embedded_page() {
         for rule in aether_check::codes::all() {
             let text = page(rule.id).unwrap_or_else(|| panic!("{} has no page", rule.id));
-            assert!(text.starts_with(&format!("# {} {}", rule.id, rule.name)), "{}", rule.id);
+            assert!(
+                text.starts_with(&format!("# {} {}", rule.id, rule.name)),
+                "{}",
+                rule.id
+            );
             assert_eq!(page(rule.name), Some(text));
         }
         assert_eq!(page("a101"), page("A101"));

@@ -101,6 +101,27 @@ impl<'a, 'src> LineFmt<'a, 'src> {
         }
     }
 
+    /// Whether token `i` is written with a space before it.
+    fn spaced(&self, i: usize, after_unary: bool, tight_eq: bool) -> bool {
+        let (p, t) = (&self.toks[i - 1].1, &self.toks[i].1);
+        if is_opener(p) || *p == Tok::Dot {
+            return false;
+        }
+        if is_closer(t) || matches!(t, Tok::Comma | Tok::Colon | Tok::Dot) {
+            return false;
+        }
+        if *p == Tok::Dash {
+            return true;
+        }
+        if matches!(t, Tok::LParen | Tok::LBracket) && self.operand_end(i - 1) {
+            return false;
+        }
+        if *t == Tok::Assign || *p == Tok::Assign {
+            return !tight_eq && !after_unary;
+        }
+        !after_unary
+    }
+
     fn spacing(&mut self) {
         let toks = self.toks;
         let dash_line = matches!(toks.first(), Some((_, Tok::Dash, _)));
@@ -115,22 +136,7 @@ impl<'a, 'src> LineFmt<'a, 'src> {
                 None => dash_line,
             };
             if i > 0 {
-                let p = &toks[i - 1].1;
-                self.space_before[i] = if is_opener(p) || *p == Tok::Dot {
-                    false
-                } else if is_closer(t) || matches!(t, Tok::Comma | Tok::Colon | Tok::Dot) {
-                    false
-                } else if *p == Tok::Dash {
-                    true
-                } else if matches!(t, Tok::LParen | Tok::LBracket) && self.operand_end(i - 1) {
-                    false
-                } else if unary[i - 1] {
-                    false
-                } else if *t == Tok::Assign || *p == Tok::Assign {
-                    !tight_eq
-                } else {
-                    true
-                };
+                self.space_before[i] = self.spaced(i, unary[i - 1], tight_eq);
             }
             unary[i] = match t {
                 Tok::Minus => i == 0 || !self.operand_end(i - 1),

@@ -104,7 +104,10 @@ fn every_comment_survives_in_its_place() {
     // A comment before the comma moves after it, never before code.
     assert_eq!(fmt("f(a # c\n, b)\n"), "f(\n    a,  # c\n    b,\n)\n");
     // Comment-only files and empty files.
-    assert_eq!(fmt("  # only\n\n\n// comments\n"), "# only\n\n// comments\n");
+    assert_eq!(
+        fmt("  # only\n\n\n// comments\n"),
+        "# only\n\n// comments\n"
+    );
     assert_eq!(fmt(""), "");
     assert_eq!(fmt("\n\n"), "");
 }
@@ -140,5 +143,8 @@ fn minimal_edit_is_the_changed_middle() {
         minimal_edit("x=1\ny\n", "x = 1\ny\n"),
         Some((Span::new(1, 2), " = ".to_string()))
     );
-    assert_eq!(minimal_edit("é", "è"), Some((Span::new(0, 2), "è".to_string())));
+    assert_eq!(
+        minimal_edit("é", "è"),
+        Some((Span::new(0, 2), "è".to_string()))
+    );
 }
