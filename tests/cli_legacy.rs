@@ -115,7 +115,7 @@ fn check_names_the_dialect_once_with_counts() {
         "this file is written in the NeuroCode dialect: 3 think, 3 remember ... as, 1 recall, 1 when block, 1 define ... end, 1 goal ... priority; aether migrate converts 10 of 10"
     );
     assert_eq!(status["line"], 2);
-    assert_eq!(res.stderr.matches("A401").count(), 1, "{}", res.stderr);
+    assert_eq!(res.stderr.matches("A401(").count(), 1, "{}", res.stderr);
     let learner = run_in(
         dir.path(),
         &["check", "tree/neurocode/learner.aether", "--json-status"],
