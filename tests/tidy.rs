@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The pipeline, earliest first (STYLE.md section 1): a crate may depend only on crates before it.
-const CHAIN: [&str; 6] = [
+/// `aether-lsp` is part of the CLI's edge (it serves `aether lsp`), so it sits just below it.
+const CHAIN: [&str; 7] = [
     "aether-syntax",
     "aether-check",
     "aether-vm",
     "aether-stdlib",
     "aether-runtime",
+    "aether-lsp",
     "aether",
 ];
 

@@ -4,6 +4,7 @@ mod checker;
 pub mod codes;
 pub mod decl;
 pub mod dialect;
+pub mod findings;
 pub mod fingerprint;
 mod hints;
 pub mod risk;
@@ -58,20 +59,29 @@ pub fn check(script: &aether_syntax::ast::Script, registry: &Registry) -> Vec<Di
 /// Parse and, when parsing found no errors, validate (parse errors suppress validation). A
 /// file in a legacy dialect gets the dialect's diagnostics instead of the parser's errors.
 pub fn analyze(src: &str, registry: &Registry) -> Vec<Diagnostic> {
+    analyze_keeping_tree(src, registry).1
+}
+
+/// [`analyze`], also returning the syntax tree (recovered where it did not parse), for
+/// tools that navigate it (the language server).
+pub fn analyze_keeping_tree(
+    src: &str,
+    registry: &Registry,
+) -> (aether_syntax::ast::Script, Vec<Diagnostic>) {
     let parsed = parse(src);
     if parsed.has_errors() {
         if let Some(rec) = dialect::recognize(src, &parsed.diagnostics) {
             let mut diags = dialect::diagnostics(&rec);
             sort_diagnostics(&mut diags);
-            return diags;
+            return (parsed.ast, diags);
         }
         let diags = dialect::quote_text_values(src, parsed.diagnostics);
-        return hints::refine(src, diags, registry);
+        return (parsed.ast, hints::refine(src, diags, registry));
     }
     let mut diags = parsed.diagnostics;
     diags.extend(check(&parsed.ast, registry));
     diags.extend(hints::lint(src, &parsed.ast));
     let mut diags = hints::refine(src, diags, registry);
     sort_diagnostics(&mut diags);
-    diags
+    (parsed.ast, diags)
 }

@@ -8,6 +8,7 @@ mod explain;
 mod fmt;
 mod gate;
 mod init;
+mod lsp;
 mod migrate;
 mod output;
 mod render;
@@ -59,6 +60,8 @@ enum Command {
     Completions(CompletionsArgs),
     /// Set up a project: a starter workflow, `.aetherra/` and a CI job (never overwrites).
     Init(init::InitArgs),
+    /// Serve the Language Server Protocol on stdin/stdout (for editors).
+    Lsp(lsp::LspArgs),
     /// Generate an ed25519 signing key pair.
     Keygen(signing::KeygenArgs),
     /// Sign scripts in place (inserts or replaces the `# @signature` header).
@@ -124,5 +127,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => completions(args.shell),
         Command::Init(args) => init::run(args),
+        Command::Lsp(args) => lsp::run(args),
     }
 }

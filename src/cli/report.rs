@@ -4,32 +4,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use aether_check::decl::Registry;
-use aether_check::fingerprint::{fingerprint, normalize_snippet, stable_fingerprint, Suppressions};
+use aether_check::findings::{place, project_relative};
+use aether_check::fingerprint::Suppressions;
 use aether_check::{analyze, Phase};
-use aether_syntax::{rules, Diagnostic, LineIndex, ResultCode, Severity, Span};
+use aether_syntax::{rules, Diagnostic, ResultCode, Severity, Span};
 
-/// A diagnostic placed in its file.
-#[derive(Debug)]
-pub(crate) struct Finding {
-    pub(crate) diag: Diagnostic,
-    /// 1-based start and end positions; `None` for file-level problems with no position.
-    pub(crate) start: Option<(u32, u32)>,
-    pub(crate) end: Option<(u32, u32)>,
-    pub(crate) fingerprint: String,
-    /// The line-independent fingerprint (rule, project path, snippet, occurrence).
-    pub(crate) stable_fingerprint: String,
-    pub(crate) suppressed: bool,
-    /// The suppression entry that matched (the line-based fingerprint wins when both do).
-    pub(crate) suppressed_by: Option<String>,
-    /// Counts toward the file's failure: an error (or a warning under `--strict`), not suppressed.
-    pub(crate) fails: bool,
-}
-
-impl Finding {
-    pub(crate) fn line(&self) -> Option<u32> {
-        self.start.map(|s| s.0)
-    }
-}
+pub(crate) use aether_check::findings::Finding;
 
 /// The verdict for one file (LANGUAGE.md section 7).
 #[derive(Debug)]
@@ -138,7 +118,7 @@ pub(crate) fn load_suppressions(
 }
 
 /// Where suppressions are read from when `--suppressions` is not given (if the file exists).
-pub(crate) const DEFAULT_SUPPRESSIONS: &str = ".aetherra/workflow_suppressions.txt";
+pub(crate) use aether_check::findings::DEFAULT_SUPPRESSIONS;
 
 /// Suppression entries no finding of `reports` used (with their line in the file).
 pub(crate) fn stale_suppressions<'r>(
@@ -186,20 +166,7 @@ pub(crate) fn project_path(path: &Path) -> String {
             .unwrap_or_else(|_| lexical(&absolute)),
         _ => lexical(&absolute),
     };
-    let shown = resolved.strip_prefix(&resolved_cwd).unwrap_or(&resolved);
-    let parts: Vec<String> = shown
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::RootDir => Some(String::new()),
-            std::path::Component::Prefix(p) => Some(p.as_os_str().to_string_lossy().into_owned()),
-            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
-            std::path::Component::CurDir | std::path::Component::ParentDir => None,
-        })
-        .collect();
-    match parts.join("/") {
-        joined if joined.is_empty() => "/".into(),
-        joined => joined,
-    }
+    project_relative(&resolved_cwd, &resolved)
 }
 
 /// `path` with `.` and `..` folded away without touching the file system.
@@ -274,55 +241,14 @@ pub(crate) fn build_report(
     diags: Vec<Diagnostic>,
     opts: &Options,
 ) -> FileReport {
-    let index = source.as_deref().map(LineIndex::new);
     let project = project_path(path);
-    let mut seen: std::collections::HashMap<(&'static str, String), usize> =
-        std::collections::HashMap::new();
-    let findings: Vec<Finding> = diags
-        .into_iter()
-        .map(|diag| {
-            let has_span = !diag.labels().is_empty();
-            let (start, end) = match (&source, &index, has_span) {
-                (Some(text), Some(idx), true) => {
-                    let span = diag.span();
-                    let a = idx.line_col(text, span.start);
-                    let b = idx.line_col(text, span.end.max(span.start));
-                    (Some((a.line, a.column)), Some((b.line, b.column)))
-                }
-                _ => (None, None),
-            };
-            let fp = fingerprint(diag.code().name(), start.map(|s| s.0), diag.message());
-            let snippet = match (&source, has_span) {
-                (Some(text), true) => {
-                    let span = diag.span();
-                    text.get(span.start as usize..span.end.max(span.start) as usize)
-                        .map(normalize_snippet)
-                        .unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            let rule = diag.rule().id;
-            let occurrence = seen.entry((rule, snippet.clone())).or_insert(0);
-            let stable = stable_fingerprint(rule, &project, &snippet, *occurrence);
-            *occurrence += 1;
-            let suppressed_by = [&fp, &stable]
-                .into_iter()
-                .find(|f| opts.suppressions.contains(f))
-                .cloned();
-            let suppressed = suppressed_by.is_some();
-            let failing = diag.severity() == Severity::Error || opts.strict;
-            Finding {
-                diag,
-                start,
-                end,
-                fingerprint: fp,
-                stable_fingerprint: stable,
-                suppressed,
-                suppressed_by,
-                fails: failing && !suppressed,
-            }
-        })
-        .collect();
+    let findings = place(
+        source.as_deref(),
+        diags,
+        &project,
+        &opts.suppressions,
+        opts.strict,
+    );
     let phase_of = |f: &Finding| Phase::of_code(f.diag.code());
     let failing = findings.iter().position(|f| f.fails);
     let suppressed = findings

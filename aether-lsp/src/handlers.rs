@@ -1,0 +1,113 @@
+//! Request dispatch: decode the parameters, find the document, call the feature.
+
+use lsp_server::{ErrorCode, Request};
+use lsp_types::request::{self as req, Request as _};
+use lsp_types::Url;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::server::Server;
+
+pub(crate) type Outcome = Result<Value, (ErrorCode, String)>;
+
+fn params<P: DeserializeOwned>(r: Request) -> Result<P, (ErrorCode, String)> {
+    serde_json::from_value(r.params)
+        .map_err(|e| (ErrorCode::InvalidParams, format!("invalid parameters: {e}")))
+}
+
+fn json(value: impl serde::Serialize) -> Outcome {
+    serde_json::to_value(value).map_err(|e| (ErrorCode::InternalError, e.to_string()))
+}
+
+fn not_open(uri: &Url) -> (ErrorCode, String) {
+    (
+        ErrorCode::InvalidParams,
+        format!("{uri} is not open (send textDocument/didOpen first)"),
+    )
+}
+
+pub(crate) fn request(server: &mut Server, r: Request) -> Outcome {
+    match r.method.as_str() {
+        req::HoverRequest::METHOD => {
+            let p: lsp_types::HoverParams = params(r)?;
+            let uri = p.text_document_position_params.text_document.uri;
+            let (a, doc, registry) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.text_document_position_params.position);
+            json(crate::hover::hover(registry, &a, doc, offset))
+        }
+        req::Completion::METHOD => {
+            let p: lsp_types::CompletionParams = params(r)?;
+            let uri = p.text_document_position.text_document.uri;
+            let settings = server.settings.clone();
+            let (a, doc, registry) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.text_document_position.position);
+            let plugins = || crate::completion::plugin_names(&settings, &uri);
+            json(crate::completion::complete(
+                registry, &a, doc, offset, &plugins,
+            ))
+        }
+        req::GotoDefinition::METHOD => {
+            let p: lsp_types::GotoDefinitionParams = params(r)?;
+            let uri = p.text_document_position_params.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.text_document_position_params.position);
+            json(crate::navigation::definition(&a, doc, &uri, offset))
+        }
+        req::References::METHOD => {
+            let p: lsp_types::ReferenceParams = params(r)?;
+            let uri = p.text_document_position.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.text_document_position.position);
+            json(crate::navigation::references(
+                &a,
+                doc,
+                &uri,
+                offset,
+                p.context.include_declaration,
+            ))
+        }
+        req::PrepareRenameRequest::METHOD => {
+            let p: lsp_types::TextDocumentPositionParams = params(r)?;
+            let uri = p.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.position);
+            json(crate::navigation::prepare_rename(&a, doc, offset))
+        }
+        req::Rename::METHOD => {
+            let p: lsp_types::RenameParams = params(r)?;
+            let uri = p.text_document_position.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let offset = doc.offset(p.text_document_position.position);
+            let edit = crate::navigation::rename(&a, doc, &uri, offset, &p.new_name)
+                .map_err(|e| (ErrorCode::InvalidParams, e))?;
+            json(edit)
+        }
+        req::DocumentSymbolRequest::METHOD => {
+            let p: lsp_types::DocumentSymbolParams = params(r)?;
+            let uri = p.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            json(crate::navigation::symbols(&a, doc))
+        }
+        req::CodeActionRequest::METHOD => {
+            let p: lsp_types::CodeActionParams = params(r)?;
+            let uri = p.text_document.uri;
+            let settings = server.settings.clone();
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            let start = doc.offset(p.range.start);
+            let end = doc.offset(p.range.end);
+            json(crate::actions::code_actions(
+                &settings, &a, doc, &uri, start, end,
+            ))
+        }
+        req::SemanticTokensFullRequest::METHOD => {
+            let p: lsp_types::SemanticTokensParams = params(r)?;
+            let uri = p.text_document.uri;
+            let (a, doc, _) = server.analysed(&uri).ok_or_else(|| not_open(&uri))?;
+            json(crate::semantic::tokens(&a, doc))
+        }
+        other => Err((
+            ErrorCode::MethodNotFound,
+            format!("unknown method `{other}`"),
+        )),
+    }
+}

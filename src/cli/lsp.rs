@@ -1,0 +1,27 @@
+//! `aether lsp`: the language server over stdio (the protocol is its only output).
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub(crate) struct LspArgs {
+    /// Make warnings fail, as `aether check --strict` (shown as errors).
+    #[arg(long)]
+    strict: bool,
+    /// Talk over stdin/stdout (the only transport; accepted because clients pass it).
+    #[arg(long)]
+    stdio: bool,
+}
+
+pub(crate) fn run(args: LspArgs) -> i32 {
+    let _ = args.stdio;
+    let options = aether_lsp::Options {
+        strict: args.strict,
+    };
+    match aether_lsp::serve(super::registry(), options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
