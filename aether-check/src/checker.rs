@@ -176,6 +176,21 @@ pub(crate) struct Checker<'a> {
     frames: Vec<Frame>,
 }
 
+/// "did you mean `s`?" as help, and as the fix that writes `s` over `span` (the editor's
+/// quick fix).
+fn did_you_mean(d: Diagnostic, span: Span, s: &str) -> Diagnostic {
+    d.with_help(format!("did you mean `{s}`?"))
+        .with_fix(replace_with(span, s))
+}
+
+fn replace_with(span: Span, s: &str) -> Fix {
+    Fix {
+        description: format!("replace with `{s}`"),
+        span,
+        replacement: s.to_string(),
+    }
+}
+
 fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
     candidates
         .into_iter()
@@ -457,7 +472,7 @@ impl<'a> Checker<'a> {
                 )
                 .with_primary(e.key_span, "not a policy the runtime applies");
                 d = match suggest(&e.key, POLICY_KEYS.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    Some(s) => did_you_mean(d, e.key_span, s),
                     None => d.with_help(format!(
                         "known keys: {}; other keys are kept but have no effect",
                         POLICY_KEYS.join(", ")
@@ -655,7 +670,7 @@ impl<'a> Checker<'a> {
                     )
                     .with_primary(opt.name.span, "not a step option");
                     d = match suggest(other, STEP_OPTIONS.iter().copied()) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        Some(s) => did_you_mean(d, opt.name.span, s),
                         None => d.with_help(
                             "step options are `retry=`, `timeout=`, `backoff=` and `requires=`",
                         ),
@@ -678,7 +693,7 @@ impl<'a> Checker<'a> {
                 )
                 .with_primary(rule.kind.span, "not an error kind");
                 d = match suggest(&rule.kind.text, ERROR_KINDS.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    Some(s) => did_you_mean(d, rule.kind.span, s),
                     None => d.with_help("use a code name such as `TIMEOUT_ERROR` or an alias: Timeout, PermissionError, PluginError, RuntimeError, Any"),
                 };
                 self.push(d);
@@ -1072,7 +1087,7 @@ impl<'a> Checker<'a> {
             return;
         }
         d = match suggest(n, candidates.iter().map(String::as_str)) {
-            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            Some(s) => did_you_mean(d, span, s),
             None => d.with_help(format!("declare it first with `let {n} = ...`")),
         };
         self.push(d);
@@ -1214,7 +1229,7 @@ impl<'a> Checker<'a> {
                             Diagnostic::new(&UNKNOWN_MODULE, format!("unknown module `{m}`"))
                                 .with_primary(target.span, "no such module or variable");
                         d = match suggest(m, modules.iter().copied()) {
-                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            Some(s) => did_you_mean(d, target.span, s),
                             None => d.with_help(format!("the modules are {}; a plugin is called with `plugins.invoke(\"name\", ...)`", modules.join(", "))),
                         };
                         self.push(d);
@@ -1243,7 +1258,9 @@ impl<'a> Checker<'a> {
                 )
                 .with_primary(name.span, "unknown member");
                 d = match suggest(&name.text, members.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{module}.{s}`?")),
+                    Some(s) => d
+                        .with_help(format!("did you mean `{module}.{s}`?"))
+                        .with_fix(replace_with(name.span, s)),
                     None => d.with_help(format!("`{module}` has: {}", members.join(", "))),
                 };
                 self.push(d);
@@ -1257,7 +1274,7 @@ impl<'a> Checker<'a> {
         let mut d = Diagnostic::new(&UNKNOWN_FUNCTION, format!("unknown function `{n}`"))
             .with_primary(span, "not an action or built-in function");
         d = match suggest(n, candidates) {
-            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            Some(s) => did_you_mean(d, span, s),
             None => d.with_help("define it with `action NAME(...):`, or see docs/language.md for the built-in functions"),
         };
         self.push(d);
@@ -1331,10 +1348,12 @@ impl<'a> Checker<'a> {
                     )
                     .with_primary(kw.span, "no parameter by this name");
                     d = match suggest(&kw.text, names) {
-                        Some(s) => d.with_help(format!(
-                            "did you mean `{s}=`? the signature is `{}`",
-                            sig.display
-                        )),
+                        Some(s) => d
+                            .with_help(format!(
+                                "did you mean `{s}=`? the signature is `{}`",
+                                sig.display
+                            ))
+                            .with_fix(replace_with(kw.span, s)),
                         None => d.with_help(format!("the signature is `{}`", sig.display)),
                     };
                     self.push(d);
