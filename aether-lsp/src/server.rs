@@ -315,3 +315,93 @@ fn notification(server: &mut Server, n: Notification, dirty: &mut HashSet<Url>) 
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msg(v: Value) -> Incoming {
+        Incoming::Message(serde_json::from_value(v).expect("message"))
+    }
+
+    /// Run the loop over one batch of messages (all queued before it starts) and return
+    /// what it wrote, as JSON values.
+    fn run_batch(messages: Vec<Incoming>) -> (i32, Vec<Value>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for m in messages {
+            tx.send(m).expect("send");
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        let mut registry = Registry::new();
+        registry.extend(aether_stdlib::declarations());
+        let code = run(rx, &mut out, registry, Options::default());
+        let mut values = Vec::new();
+        let mut rest = out.as_slice();
+        while let Some(body_at) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let header = std::str::from_utf8(&rest[..body_at]).expect("header");
+            let len: usize = header
+                .trim_start_matches("Content-Length:")
+                .trim()
+                .parse()
+                .expect("length");
+            let body = &rest[body_at + 4..body_at + 4 + len];
+            values.push(serde_json::from_slice(body).expect("json"));
+            rest = &rest[body_at + 4 + len..];
+        }
+        (code, values)
+    }
+
+    #[test]
+    fn cancelled_and_superseded_requests_are_answered_not_queued() {
+        let uri = "file:///t.aether";
+        let hover = |id: i32| {
+            msg(
+                json!({"jsonrpc": "2.0", "id": id, "method": "textDocument/hover",
+                "params": {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}}}),
+            )
+        };
+        let (code, out) = run_batch(vec![
+            msg(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+            ),
+            msg(
+                json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument":
+                {"uri": uri, "languageId": "aether", "version": 1, "text": "print(1)\n"}}}),
+            ),
+            hover(2),
+            msg(json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 2}})),
+            hover(3),
+            msg(
+                json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+                "textDocument": {"uri": uri, "version": 2},
+                "contentChanges": [{"text": "print(2)\n"}]}}),
+            ),
+            hover(4),
+            msg(json!({"jsonrpc": "2.0", "id": 5, "method": "shutdown"})),
+            msg(json!({"jsonrpc": "2.0", "method": "exit"})),
+        ]);
+        assert_eq!(code, 0);
+        let by_id = |id: i32| {
+            out.iter()
+                .find(|m| m["id"] == json!(id))
+                .unwrap_or_else(|| panic!("no answer to {id}: {out:?}"))
+        };
+        assert_eq!(by_id(2)["error"]["code"], ErrorCode::RequestCanceled as i32);
+        assert_eq!(by_id(3)["error"]["code"], ErrorCode::ContentModified as i32);
+        // On the current version: answered (`print` is a built-in).
+        assert!(by_id(4)["result"]["contents"]["value"]
+            .as_str()
+            .is_some_and(|s| s.contains("print(")));
+        assert_eq!(by_id(5)["result"], Value::Null);
+    }
+
+    #[test]
+    fn exit_without_shutdown_is_status_1_and_end_of_input_too() {
+        let (code, _) = run_batch(vec![msg(json!({"jsonrpc": "2.0", "method": "exit"}))]);
+        assert_eq!(code, 1);
+        let (code, _) = run_batch(Vec::new());
+        assert_eq!(code, 1);
+    }
+}
