@@ -111,3 +111,82 @@ pub(crate) fn request(server: &mut Server, r: Request) -> Outcome {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{Open, Settings};
+    use serde_json::json;
+
+    /// Every feature answers at many positions of truncated (half-typed) reference
+    /// workflows without panicking.
+    #[test]
+    fn features_answer_on_half_typed_text() {
+        let mut registry = aether_check::decl::Registry::new();
+        registry.extend(aether_stdlib::declarations());
+        registry.extend(aether_runtime::declarations());
+        let mut server = Server {
+            registry,
+            settings: Settings::default(),
+            docs: std::collections::HashMap::new(),
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("workflows")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "aether"))
+            .collect();
+        files.sort();
+        let uri = Url::parse("file:///t.aether").expect("uri");
+        let mut answered = 0;
+        for path in files.iter().take(3) {
+            let full = std::fs::read_to_string(path).expect("read");
+            for cut in (0..full.len())
+                .step_by(131)
+                .filter(|c| full.is_char_boundary(*c))
+            {
+                let text = full[..cut].to_string();
+                let lines = text.lines().count() as u32 + 1;
+                server.docs.insert(
+                    uri.clone(),
+                    Open {
+                        doc: crate::document::Document::new(text, 1),
+                        cached: None,
+                    },
+                );
+                for line in (0..lines).step_by(3) {
+                    for character in [0, 4, 9, 40] {
+                        let pos = json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}});
+                        for (method, params) in [
+                            ("textDocument/hover", pos.clone()),
+                            ("textDocument/completion", pos.clone()),
+                            ("textDocument/definition", pos.clone()),
+                            ("textDocument/prepareRename", pos.clone()),
+                            (
+                                "textDocument/codeAction",
+                                json!({"textDocument": {"uri": uri}, "range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": character}}, "context": {"diagnostics": []}}),
+                            ),
+                        ] {
+                            let r = Request::new(1.into(), method.to_string(), params);
+                            assert!(
+                                request(&mut server, r).is_ok(),
+                                "{method} at {line}:{character}"
+                            );
+                            answered += 1;
+                        }
+                    }
+                }
+                let whole = json!({"textDocument": {"uri": uri}});
+                for method in [
+                    "textDocument/documentSymbol",
+                    "textDocument/semanticTokens/full",
+                ] {
+                    let r = Request::new(1.into(), method.to_string(), whole.clone());
+                    assert!(request(&mut server, r).is_ok(), "{method}");
+                }
+            }
+        }
+        assert!(answered > 1000, "{answered}");
+    }
+}

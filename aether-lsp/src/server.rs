@@ -141,6 +141,17 @@ pub(crate) fn run(
                         let _ = writer.send(resp.into());
                         continue;
                     }
+                    if shutdown {
+                        let _ = writer.send(
+                            error(
+                                r.id,
+                                ErrorCode::InvalidRequest,
+                                "the server is shutting down",
+                            )
+                            .into(),
+                        );
+                        continue;
+                    }
                     if r.method == req::Shutdown::METHOD {
                         shutdown = true;
                         let _ = writer.send(Response::new_ok(r.id, Value::Null).into());
