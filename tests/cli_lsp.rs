@@ -1,6 +1,6 @@
 //! End-to-end tests of `aether lsp`: the real binary, spoken to in JSON-RPC over stdio.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
