@@ -495,3 +495,87 @@ fn a_20000_line_file_gets_its_diagnostics() {
     assert_eq!(diags[0]["range"]["start"]["line"], 20_001);
     c.finish();
 }
+
+/// What `aether fmt -` makes of `text`.
+fn aether_fmt(text: &str) -> String {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("aether"))
+        .args(["fmt", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("aether fmt");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("fmt");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Apply LSP text edits (non-overlapping, any order) to a text of single-byte characters.
+fn apply(text: &str, edits: &[Value]) -> String {
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |p: &Value| {
+        let line = p["line"].as_u64().unwrap() as usize;
+        starts.get(line).map_or(text.len(), |s| {
+            s + p["character"].as_u64().unwrap() as usize
+        })
+    };
+    let mut spans: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|e| {
+            (
+                offset(&e["range"]["start"]),
+                offset(&e["range"]["end"]),
+                e["newText"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    spans.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let mut out = text.to_string();
+    for (a, b, t) in spans {
+        out.replace_range(a..b, t);
+    }
+    out
+}
+
+#[test]
+fn formatting_gives_what_aether_fmt_gives() {
+    let (dir, uri) = workspace();
+    let text = "goal: \"fmt\"\nlet   a =[1,2]\nlet b={k:1}\nprint( a,b )\n";
+    let mut c = Client::start(dir.path(), &[]);
+    c.initialize(dir.path(), Value::Null);
+    c.open(&uri, text);
+    c.diagnostics(&uri);
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": true}}),
+    );
+    let want = aether_fmt(text);
+    assert_ne!(want, text);
+    assert_eq!(apply(text, edits.as_array().expect("edits")), want);
+    // A range: only the lines it touches change.
+    let edits = c.request(
+        "textDocument/rangeFormatting",
+        json!({"textDocument": {"uri": uri}, "range": {"start": pos(1, 0), "end": pos(1, 5)}, "options": {"tabSize": 4, "insertSpaces": true}}),
+    );
+    assert_eq!(
+        apply(text, edits.as_array().expect("edits")),
+        "goal: \"fmt\"\nlet a = [1, 2]\nlet b={k:1}\nprint( a,b )\n"
+    );
+    // A file that does not parse is left alone.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": "let x = (\n"}]}),
+    );
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": true}}),
+    );
+    assert_eq!(edits, json!([]));
+    c.finish();
+}

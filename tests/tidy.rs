@@ -17,7 +17,7 @@ const CHAIN: [&str; 7] = [
 
 /// A leaf: depends on no workspace crate, and only these may depend on it.
 const SIGN: &str = "aether-sign";
-const SIGN_USERS: [&str; 2] = ["aether-runtime", "aether"];
+const SIGN_USERS: [&str; 3] = ["aether-runtime", "aether-lsp", "aether"];
 
 /// The sections of a rule's page (`docs/codes/<id>.md`), after ruff's rule docs.
 const RULE_DOC_SECTIONS: [&str; 4] = ["## What it does", "## Why", "## Example", "## Use instead"];

@@ -34,6 +34,8 @@ pub(crate) fn initialize_result() -> Value {
             work_done_progress_options: WorkDoneProgressOptions::default(),
         })),
         document_symbol_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        document_range_formatting_provider: Some(OneOf::Left(true)),
         code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
             code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
             ..CodeActionOptions::default()
@@ -87,7 +89,8 @@ pub(crate) fn settings(params: &Value, mut base: Settings) -> Settings {
         base.suppressions = Some(PathBuf::from(file));
     }
     if let Some(url) = opt("docsBaseUrl").and_then(Value::as_str) {
-        base.docs_base = url.trim_end_matches('/').to_string();
+        // A directory: `docs/codes/<id>.md` is joined onto it.
+        base.docs_base = format!("{}/", url.trim_end_matches('/'));
     }
     base
 }

@@ -97,8 +97,13 @@ pub(crate) fn findings(
     )
 }
 
+/// The page of rule `id` (`aether_check::codes::doc_url`, relative to the repository root)
+/// under the configured base.
 pub(crate) fn code_url(settings: &Settings, id: &str) -> Option<Url> {
-    Url::parse(&format!("{}/{id}.md", settings.docs_base)).ok()
+    Url::parse(&settings.docs_base)
+        .ok()?
+        .join(&aether_check::codes::doc_url(id))
+        .ok()
 }
 
 fn to_lsp(f: &Finding, doc: &Document, uri: &Url, settings: &Settings) -> Diagnostic {

@@ -99,6 +99,22 @@ pub(crate) fn request(server: &mut Server, r: Request) -> Outcome {
                 &settings, &a, doc, &uri, start, end,
             ))
         }
+        req::Formatting::METHOD => {
+            let p: lsp_types::DocumentFormattingParams = params(r)?;
+            let uri = p.text_document.uri;
+            let open = server.docs.get(&uri).ok_or_else(|| not_open(&uri))?;
+            let edits = crate::formatting::format(&open.doc, None)
+                .map_err(|e| (ErrorCode::RequestFailed, e))?;
+            json(edits)
+        }
+        req::RangeFormatting::METHOD => {
+            let p: lsp_types::DocumentRangeFormattingParams = params(r)?;
+            let uri = p.text_document.uri;
+            let open = server.docs.get(&uri).ok_or_else(|| not_open(&uri))?;
+            let edits = crate::formatting::format(&open.doc, Some(p.range))
+                .map_err(|e| (ErrorCode::RequestFailed, e))?;
+            json(edits)
+        }
         req::SemanticTokensFullRequest::METHOD => {
             let p: lsp_types::SemanticTokensParams = params(r)?;
             let uri = p.text_document.uri;

@@ -1,6 +1,6 @@
 //! The `.aether` language server (`aether lsp`): diagnostics exactly as `aether check`
-//! gives them, hover, completion, navigation, rename, code actions and semantic tokens
-//! over stdio.
+//! gives them, hover, completion, navigation, rename, code actions, formatting (as
+//! `aether fmt`) and semantic tokens over stdio.
 //!
 //! Part of the CLI edge: it reads the workspace's `.aetherra/` and plugin manifests, and
 //! writes only the protocol to stdout.
@@ -11,6 +11,7 @@ mod capabilities;
 mod completion;
 mod diagnostics;
 mod document;
+mod formatting;
 mod handlers;
 mod hover;
 mod index;

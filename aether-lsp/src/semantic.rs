@@ -98,43 +98,24 @@ fn kind_of(tok: &Tok<'_>, after_dot: bool, start: usize, a: &Analysed) -> Option
     })
 }
 
-/// The comments in the text between two tokens (whitespace and at most one comment there).
-fn comment_in(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
-    let gap = text.get(start..end)?;
-    let at = gap.find(['#', '/'])?;
-    let rest = &gap[at..];
-    (rest.starts_with('#') || rest.starts_with("//")).then(|| {
-        let len = rest.find(['\r', '\n']).unwrap_or(rest.len());
-        (start + at, start + at + len)
-    })
-}
-
 pub(crate) fn tokens(a: &Analysed, doc: &Document) -> SemanticTokens {
     let text = &doc.text;
     let lexed = lex(text);
-    let mut spans: Vec<(usize, usize, u32)> = Vec::new();
-    let mut gap_start = 0;
+    // Comments: the lexer's side table (the formatter keeps them from it too).
+    let mut spans: Vec<(usize, usize, u32)> = lexed
+        .comments
+        .iter()
+        .map(|c| (c.start as usize, c.end as usize, COMMENT))
+        .collect();
     let mut after_dot = false;
     for (start, tok, end) in &lexed.tokens {
         if end <= start {
             continue;
         }
-        // Comments sit in the gaps; a gap may span several lines of them.
-        let mut from = gap_start;
-        while let Some((cs, ce)) = comment_in(text, from, *start) {
-            spans.push((cs, ce, COMMENT));
-            from = ce;
-        }
-        gap_start = *end;
         if let Some(kind) = kind_of(tok, after_dot, *start, a) {
             spans.push((*start, *end, kind));
         }
         after_dot = matches!(tok, Tok::Dot);
-    }
-    let mut from = gap_start;
-    while let Some((cs, ce)) = comment_in(text, from, text.len()) {
-        spans.push((cs, ce, COMMENT));
-        from = ce;
     }
     spans.sort_by_key(|s| s.0);
     let mut data = Vec::with_capacity(spans.len());
