@@ -49,7 +49,7 @@ const UNDEFINED_NAME_RULES: &[&str] = &[
 fn language_fixtures_check_clean() {
     let reg = registry();
     for (name, src) in fixtures("tests/fixtures/language") {
-        let diags = aether_check::analyze(&src, &reg);
+        let diags = aether_check::analyze(&src, &reg).diagnostics;
         if name.ends_with("_undefined.aether") {
             let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
             assert!(!errors.is_empty(), "{name}: expected undefined-name errors");
@@ -80,7 +80,7 @@ fn language_fixtures_check_clean() {
 fn seed_workflows_fail_only_on_names_the_stdlib_lacks() {
     let reg = registry();
     for (name, src) in fixtures("tests/fixtures/seeds") {
-        let diags = aether_check::analyze(&src, &reg);
+        let diags = aether_check::analyze(&src, &reg).diagnostics;
         let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
         assert!(
             !errors.is_empty(),
@@ -100,7 +100,7 @@ fn seed_workflows_fail_only_on_names_the_stdlib_lacks() {
 fn reference_workflows_check_clean() {
     let reg = registry();
     for (name, src) in fixtures("workflows") {
-        let diags = aether_check::analyze(&src, &reg);
+        let diags = aether_check::analyze(&src, &reg).diagnostics;
         assert!(diags.is_empty(), "{name}: {:?}", describe(&diags));
     }
 }

@@ -38,6 +38,7 @@ fn every_example_fires_its_rule_and_every_fix_is_clean() {
         let fixed = block_after(&page, "## Use instead")
             .unwrap_or_else(|| panic!("{}: no ```aether block under ## Use instead", rule.id));
         let fired: Vec<&str> = aether_check::analyze(example, &reg)
+            .diagnostics
             .iter()
             .map(|d| d.rule().id)
             .collect();
@@ -47,6 +48,7 @@ fn every_example_fires_its_rule_and_every_fix_is_clean() {
             rule.id
         );
         let left: Vec<String> = aether_check::analyze(fixed, &reg)
+            .diagnostics
             .iter()
             .map(|d| format!("{} {}", d.rule().id, d.message()))
             .collect();

@@ -328,7 +328,7 @@ fn sort_key(d: &Diagnostic) -> (u32, u32, &'static str, &str) {
 /// The invariants of `analyze` (STYLE.md section 2): no panic, spans inside the text, sorted
 /// by (span, code), registered rules, parse errors suppress validation, same input same output.
 fn check_invariants(src: &str) -> Result<(), TestCaseError> {
-    let diags = aether_check::analyze(src, registry());
+    let diags = aether_check::analyze(src, registry()).diagnostics;
     for d in &diags {
         prop_assert!(
             !d.message().is_empty(),
@@ -379,7 +379,7 @@ fn check_invariants(src: &str) -> Result<(), TestCaseError> {
             );
         }
     }
-    let again = aether_check::analyze(src, registry());
+    let again = aether_check::analyze(src, registry()).diagnostics;
     prop_assert_eq!(&diags, &again, "analysing twice gave different diagnostics");
     Ok(())
 }

@@ -12,13 +12,15 @@ fn registry() -> Registry {
 
 fn run(src: &str) -> String {
     let reg = registry();
-    let errors: Vec<String> = aether_check::analyze(src, &reg)
+    let analysis = aether_check::analyze(src, &reg);
+    let errors: Vec<String> = analysis
+        .diagnostics
         .iter()
         .filter(|d| d.is_error())
         .map(|d| d.message().to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    let program = compile(&aether_syntax::parse(src).ast, &reg).expect("compiles");
+    let program = compile(&analysis, &reg).expect("compiles");
     let natives = aether_stdlib::natives();
     let mut vm = Vm::new(&program, &natives, Vec::new(), Budget::default());
     vm.run().expect("runs");
@@ -47,7 +49,7 @@ print(json_encode({ok: check_confidence(0.9), pct: evaluate_confidence([1, 0])})
 fn a_builtin_error_is_a_runtime_error_with_its_line() {
     let src = "goal: \"g\"\nlet xs = []\nprint(max(xs))\n";
     let reg = registry();
-    let program = compile(&aether_syntax::parse(src).ast, &reg).expect("compiles");
+    let program = compile(&aether_check::analyze(src, &reg), &reg).expect("compiles");
     let natives = aether_stdlib::natives();
     let mut vm = Vm::new(&program, &natives, Vec::new(), Budget::default());
     let err = vm.run().expect_err("max of nothing");

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aether_syntax::ast::*;
 use aether_syntax::diagnostic::Fix;
-use aether_syntax::token::parse_duration;
 use aether_syntax::{Diagnostic, Span};
 
 use crate::codes::*;
 use crate::decl::{FnDecl, ParamKind, Registry};
+use crate::spec::{self, PluginRequirement, Specs, StepSpec};
 
 /// Error kinds an `on_error` rule may name: result code names and aliases.
 pub const ERROR_KINDS: &[&str] = &[
@@ -27,21 +27,6 @@ pub const ERROR_KINDS: &[&str] = &[
     "RuntimeError",
     "Any",
 ];
-
-/// `policy:` keys the runtime understands.
-pub const POLICY_KEYS: &[&str] = &[
-    "timeout",
-    "max_steps",
-    "deterministic",
-    "seed",
-    "mock_io",
-    "risk_budget",
-    "token_budget",
-    "data_class",
-];
-
-/// Workflow step options.
-pub const STEP_OPTIONS: &[&str] = &["retry", "timeout", "backoff", "requires"];
 
 /// Names every script can read without declaring them.
 const BUILTIN_VALUES: &[&str] = &["args", "policy", "workflow"];
@@ -174,11 +159,12 @@ pub(crate) struct Checker<'a> {
     required_plugins: Option<HashSet<String>>,
     used_modules: BTreeMap<&'static str, Span>,
     frames: Vec<Frame>,
+    specs: Specs,
 }
 
 /// "did you mean `s`?" as help, and as the fix that writes `s` over `span` (the editor's
 /// quick fix).
-fn did_you_mean(d: Diagnostic, span: Span, s: &str) -> Diagnostic {
+pub(crate) fn did_you_mean(d: Diagnostic, span: Span, s: &str) -> Diagnostic {
     d.with_help(format!("did you mean `{s}`?"))
         .with_fix(replace_with(span, s))
 }
@@ -191,7 +177,10 @@ fn replace_with(span: Span, s: &str) -> Fix {
     }
 }
 
-fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
+pub(crate) fn suggest<'n>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'n str>,
+) -> Option<&'n str> {
     candidates
         .into_iter()
         .filter(|c| *c != name)
@@ -210,7 +199,7 @@ fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Opt
 }
 
 /// The value of an integer literal, negated ones included.
-fn int_value(e: &Expr) -> Option<i64> {
+pub(crate) fn int_value(e: &Expr) -> Option<i64> {
     match &e.kind {
         ExprKind::Int(n) => Some(*n),
         ExprKind::Unary {
@@ -224,7 +213,7 @@ fn int_value(e: &Expr) -> Option<i64> {
     }
 }
 
-fn is_constant(e: &Expr) -> bool {
+pub(crate) fn is_constant(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Null
         | ExprKind::Bool(_)
@@ -260,6 +249,7 @@ impl<'a> Checker<'a> {
             required_plugins: None,
             used_modules: BTreeMap::new(),
             frames: Vec::new(),
+            specs: Specs::default(),
         }
     }
 
@@ -273,7 +263,8 @@ impl<'a> Checker<'a> {
             .expect("checking always happens inside a frame")
     }
 
-    pub(crate) fn check(mut self, script: &'a Script) -> Vec<Diagnostic> {
+    /// Every diagnostic of the script, unsorted, and the settings it typed on the way.
+    pub(crate) fn check(mut self, script: &'a Script) -> (Vec<Diagnostic>, Specs) {
         self.collect(script);
         // The main body, in order: top-level names exist from their declaration on.
         self.frames.push(Frame::new(false));
@@ -292,7 +283,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.module_requirements();
-        self.diags
+        (self.diags, self.specs)
     }
 
     /// First pass: actions (hoisted), top-level names, requirements, block-level rules.
@@ -401,13 +392,7 @@ impl<'a> Checker<'a> {
     }
 
     fn constant(&mut self, v: &Expr, context: &str) {
-        if !is_constant(v) {
-            self.push(
-                Diagnostic::new(&NON_CONSTANT_IN_MAPPING_BLOCK, format!("{context} values must be constants"))
-                    .with_primary(v.span, "computed value")
-                    .with_help("use a literal (number, string, duration, bool, null, or a list or map of them); compute values in statements instead"),
-            );
-        }
+        spec::constant(v, context, &mut self.diags);
     }
 
     fn mapping_block(&mut self, m: &MappingBlock) {
@@ -423,7 +408,7 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            MappingKind::Policy => self.policy(&m.entries),
+            MappingKind::Policy => self.specs.policy.apply(&m.entries, &mut self.diags),
             MappingKind::Require => {
                 for e in &m.entries {
                     match e.key.as_str() {
@@ -440,9 +425,10 @@ impl<'a> Checker<'a> {
                             let plugins = self.required_plugins.get_or_insert_with(HashSet::new);
                             let mut bad = Vec::new();
                             for (req, span) in string_items(&e.value) {
-                                match parse_plugin_requirement(req) {
-                                    Ok(name) => {
-                                        plugins.insert(name.to_string());
+                                match PluginRequirement::parse(req) {
+                                    Ok(parsed) => {
+                                        plugins.insert(parsed.name.clone());
+                                        self.specs.plugins.push(parsed);
                                     }
                                     Err(why) => bad.push((req.to_string(), span, why)),
                                 }
@@ -460,92 +446,6 @@ impl<'a> Checker<'a> {
                 }
             }
             MappingKind::PluginContract => {}
-        }
-    }
-
-    fn policy(&mut self, entries: &[MapEntry]) {
-        for e in entries {
-            if !POLICY_KEYS.contains(&e.key.as_str()) {
-                let mut d = Diagnostic::new(
-                    &UNKNOWN_POLICY_KEY,
-                    format!("unknown policy key `{}`", e.key),
-                )
-                .with_primary(e.key_span, "not a policy the runtime applies");
-                d = match suggest(&e.key, POLICY_KEYS.iter().copied()) {
-                    Some(s) => did_you_mean(d, e.key_span, s),
-                    None => d.with_help(format!(
-                        "known keys: {}; other keys are kept but have no effect",
-                        POLICY_KEYS.join(", ")
-                    )),
-                };
-                self.push(d);
-                continue;
-            }
-            let MapValue::Expr(v) = &e.value else {
-                if matches!(
-                    e.key.as_str(),
-                    "timeout" | "max_steps" | "deterministic" | "seed" | "mock_io"
-                ) {
-                    self.policy_kind(e.key_span, &e.key, "a single value");
-                }
-                continue;
-            };
-            match e.key.as_str() {
-                "timeout" => self.duration_value(v, "policy `timeout`"),
-                "max_steps" if !matches!(v.kind, ExprKind::Int(n) if n > 0) && is_constant(v) => {
-                    self.policy_kind(v.span, "max_steps", "a positive integer")
-                }
-                "seed" if int_value(v).is_none() && is_constant(v) => {
-                    self.policy_kind(v.span, "seed", "an integer")
-                }
-                "deterministic" | "mock_io"
-                    if !matches!(v.kind, ExprKind::Bool(_)) && is_constant(v) =>
-                {
-                    self.policy_kind(v.span, &e.key, "`true` or `false`")
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn policy_kind(&mut self, span: Span, key: &str, wanted: &str) {
-        self.push(
-            Diagnostic::new(
-                &INVALID_POLICY_VALUE,
-                format!("policy `{key}` must be {wanted}"),
-            )
-            .with_primary(span, "wrong kind of value")
-            .with_help(format!("set `{key}` to {wanted}")),
-        );
-    }
-
-    /// A duration setting: a duration literal or a string such as `"30s"`.
-    fn duration_value(&mut self, v: &Expr, what: &str) {
-        if let ExprKind::Unary {
-            op: UnaryOp::Neg,
-            operand,
-        } = &v.kind
-        {
-            if matches!(operand.kind, ExprKind::Duration(_)) {
-                self.push(
-                    Diagnostic::new(&INVALID_DURATION, format!("{what} must not be negative"))
-                        .with_primary(v.span, "negative duration")
-                        .with_help("write a positive duration such as `30s`"),
-                );
-                return;
-            }
-        }
-        let ok = match &v.kind {
-            ExprKind::Duration(_) | ExprKind::Error => true,
-            ExprKind::Str(s) => parse_duration(s).is_some(),
-            _ => !is_constant(v),
-        };
-        if !ok {
-            self.push(
-                Diagnostic::new(&INVALID_DURATION, format!("{what} must be a duration"))
-                    .with_primary(v.span, "not a duration")
-                    .with_help("write a duration such as `30s`, `1.5s`, `150ms`, `5m` or `1h30m` (a string like \"30s\" also works)"),
-            );
         }
     }
 
@@ -643,42 +543,8 @@ impl<'a> Checker<'a> {
                     .with_help("a step is an action or function call such as `- fetch(url) as page` (a bare name calls it with no arguments)"),
             ),
         }
-        for opt in &step.options {
-            self.constant(&opt.value, "step option");
-            match opt.name.text.as_str() {
-                "retry" => {
-                    if !matches!(opt.value.kind, ExprKind::Int(n) if n >= 0)
-                        && is_constant(&opt.value)
-                    {
-                        self.push(
-                            Diagnostic::new(
-                                &INVALID_POLICY_VALUE,
-                                "step option `retry` must be a whole number of retries",
-                            )
-                            .with_primary(opt.value.span, "not a non-negative integer")
-                            .with_help("write `retry=2` to retry a failed step twice more"),
-                        );
-                    }
-                }
-                "timeout" => self.duration_value(&opt.value, "step option `timeout`"),
-                "backoff" => self.duration_value(&opt.value, "step option `backoff`"),
-                "requires" => {}
-                other => {
-                    let mut d = Diagnostic::new(
-                        &UNKNOWN_STEP_OPTION,
-                        format!("unknown step option `{other}`"),
-                    )
-                    .with_primary(opt.name.span, "not a step option");
-                    d = match suggest(other, STEP_OPTIONS.iter().copied()) {
-                        Some(s) => did_you_mean(d, opt.name.span, s),
-                        None => d.with_help(
-                            "step options are `retry=`, `timeout=`, `backoff=` and `requires=`",
-                        ),
-                    };
-                    self.push(d);
-                }
-            }
-        }
+        let spec = StepSpec::build(&step.options, &mut self.diags);
+        self.specs.add_step(step.value.span, spec);
         if let Some(b) = &step.binding {
             self.frame().declare(&b.text, false);
         }
@@ -1419,69 +1285,9 @@ fn string_items(v: &MapValue) -> Vec<(&str, Span)> {
         .collect()
 }
 
-/// Parse `name`, `name>=1.2`, `name>=1.0,<2.0.0`: returns the plugin name.
-pub fn parse_plugin_requirement(req: &str) -> Result<&str, String> {
-    let req = req.trim();
-    let name_end = req
-        .find(['=', '<', '>', '!', '~', '^'])
-        .unwrap_or(req.len());
-    let name = req[..name_end].trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-    {
-        return Err("the plugin name must be letters, digits, `_`, `-` or `.`".into());
-    }
-    let constraints = &req[name_end..];
-    if constraints.is_empty() {
-        return Ok(name);
-    }
-    for c in constraints.split(',') {
-        let c = c.trim();
-        if c.is_empty() {
-            return Err("an empty constraint (a stray `,`)".into());
-        }
-        let op_len = if c.starts_with(">=") || c.starts_with("<=") || c.starts_with("==") {
-            2
-        } else if c.starts_with('>') || c.starts_with('<') {
-            1
-        } else {
-            return Err(format!(
-                "`{c}` does not start with one of the operators ==, >=, <=, >, <"
-            ));
-        };
-        let version = c[op_len..].trim();
-        if !is_semver_like(version) {
-            return Err(format!("`{version}` is not a version like 1.2.3"));
-        }
-    }
-    Ok(name)
-}
-
-fn is_semver_like(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    !core.is_empty()
-        && parts.len() <= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plugin_requirements() {
-        assert_eq!(parse_plugin_requirement("weather"), Ok("weather"));
-        assert_eq!(parse_plugin_requirement("weather>=1.2.0,<2"), Ok("weather"));
-        assert_eq!(parse_plugin_requirement("w==1.0.0-beta.1"), Ok("w"));
-        assert!(parse_plugin_requirement("weather~1").is_err());
-        assert!(parse_plugin_requirement(">=1.0").is_err());
-        assert!(parse_plugin_requirement("w>=x").is_err());
-    }
 
     #[test]
     fn suggestions_are_close_names_only() {

@@ -8,9 +8,12 @@ pub mod findings;
 pub mod fingerprint;
 mod hints;
 pub mod risk;
+pub mod spec;
 
-pub use checker::{parse_plugin_requirement, ERROR_KINDS, POLICY_KEYS, STEP_OPTIONS};
+pub use checker::ERROR_KINDS;
+pub use spec::{PluginRequirement, Policy, Specs, StepSpec, POLICY_KEYS, STEP_OPTIONS};
 
+use aether_syntax::ast::Script;
 use aether_syntax::diagnostic::sort_diagnostics;
 use aether_syntax::{parse, Diagnostic, ResultCode};
 
@@ -49,39 +52,65 @@ impl Phase {
     }
 }
 
-/// Validate a parsed script: diagnostics sorted by (span, code). Same input, same output.
-pub fn check(script: &aether_syntax::ast::Script, registry: &Registry) -> Vec<Diagnostic> {
-    let mut diags = checker::Checker::new(registry).check(script);
+/// A file analysed once: its tree, every diagnostic, and the settings the checker typed.
+/// Every command that needs the tree after checking (run, classify, risk) takes it from
+/// here instead of parsing the text again.
+#[derive(Debug)]
+pub struct Analysis {
+    pub ast: Script,
+    /// Sorted by (span, code).
+    pub diagnostics: Vec<Diagnostic>,
+    /// Empty (the defaults) when parsing failed and validation did not run.
+    pub specs: Specs,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Validate a parsed script: diagnostics sorted by (span, code) and the typed settings.
+/// Same input, same output.
+pub fn check(script: &Script, registry: &Registry) -> (Vec<Diagnostic>, Specs) {
+    let (mut diags, specs) = checker::Checker::new(registry).check(script);
     sort_diagnostics(&mut diags);
-    diags
+    (diags, specs)
 }
 
 /// Parse and, when parsing found no errors, validate (parse errors suppress validation). A
 /// file in a legacy dialect gets the dialect's diagnostics instead of the parser's errors.
-pub fn analyze(src: &str, registry: &Registry) -> Vec<Diagnostic> {
-    analyze_keeping_tree(src, registry).1
-}
-
-/// [`analyze`], also returning the syntax tree (recovered where it did not parse), for
-/// tools that navigate it (the language server).
-pub fn analyze_keeping_tree(
-    src: &str,
-    registry: &Registry,
-) -> (aether_syntax::ast::Script, Vec<Diagnostic>) {
+/// The tree is kept (recovered where it did not parse) for what comes next: the compiler,
+/// the risk report, the language server's navigation.
+pub fn analyze(src: &str, registry: &Registry) -> Analysis {
     let parsed = parse(src);
     if parsed.has_errors() {
-        if let Some(rec) = dialect::recognize(src, &parsed.diagnostics) {
-            let mut diags = dialect::diagnostics(&rec);
-            sort_diagnostics(&mut diags);
-            return (parsed.ast, diags);
-        }
-        let diags = dialect::quote_text_values(src, parsed.diagnostics);
-        return (parsed.ast, hints::refine(src, diags, registry));
+        let diagnostics = match dialect::recognize(src, &parsed.diagnostics) {
+            Some(rec) => {
+                let mut diags = dialect::diagnostics(&rec);
+                sort_diagnostics(&mut diags);
+                diags
+            }
+            None => {
+                let diags = dialect::quote_text_values(src, parsed.diagnostics);
+                hints::refine(src, diags, registry)
+            }
+        };
+        return Analysis {
+            ast: parsed.ast,
+            diagnostics,
+            specs: Specs::default(),
+        };
     }
     let mut diags = parsed.diagnostics;
-    diags.extend(check(&parsed.ast, registry));
+    let (checked, specs) = check(&parsed.ast, registry);
+    diags.extend(checked);
     diags.extend(hints::lint(src, &parsed.ast));
     let mut diags = hints::refine(src, diags, registry);
     sort_diagnostics(&mut diags);
-    (parsed.ast, diags)
+    Analysis {
+        ast: parsed.ast,
+        diagnostics: diags,
+        specs,
+    }
 }

@@ -53,7 +53,7 @@ fn each_fixture_triggers_its_rule() {
             "{id}.aether must open with `# {id} {}: ...`",
             rule.name
         );
-        let diags = analyze(&src, &registry);
+        let diags = analyze(&src, &registry).diagnostics;
         let emitted: BTreeSet<String> = ids(&diags).into_iter().map(str::to_string).collect();
         assert!(
             emitted.contains(id),
@@ -117,7 +117,7 @@ fn warnings_do_not_make_a_script_fail() {
     let registry = registry();
     for rule in CHECK_RULES.iter().filter(|r| r.id.starts_with("A2")) {
         let src = read(&rules_dir().join(format!("{}.aether", rule.id)));
-        let diags = analyze(&src, &registry);
+        let diags = analyze(&src, &registry).diagnostics;
         assert!(
             diags.iter().all(|d| !d.is_error()),
             "{}: {:?}",
@@ -131,7 +131,7 @@ fn warnings_do_not_make_a_script_fail() {
 fn parse_errors_suppress_validation() {
     // `undefined_name` would be A103, but the syntax error on line 3 stops validation.
     let src = "goal: \"g\"\nprint(undefined_name)\nlet x = (1 +\n";
-    let diags = analyze(src, &registry());
+    let diags = analyze(src, &registry()).diagnostics;
     assert_eq!(ids(&diags), vec!["A010"]);
 }
 
@@ -140,6 +140,6 @@ fn duplicate_parameter_forms_with_the_same_names() {
     // The common shape of this mistake repeats the header's names in `inputs:`; duplicates
     // are looked for within each form, so A116 alone reports it.
     let src = "goal: \"g\"\naction resize(pool, size):\n    inputs: [pool, size = 4]\n    return size\nprint(resize(\"w\", 8))\n";
-    let diags = analyze(src, &registry());
+    let diags = analyze(src, &registry()).diagnostics;
     assert_eq!(ids(&diags), vec!["A116"]);
 }

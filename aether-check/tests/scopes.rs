@@ -13,6 +13,7 @@ fn diags(body: &str) -> Vec<(&'static str, u32)> {
     let src = format!("goal: \"scope test\"\n{body}");
     let index = LineIndex::new(&src);
     analyze(&src, &registry())
+        .diagnostics
         .iter()
         .map(|d| (d.rule().id, index.line_col(&src, d.span().start).line))
         .collect()

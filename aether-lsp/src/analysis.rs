@@ -16,10 +16,10 @@ pub(crate) struct Analysis {
 /// Parse and check once, keeping the tree for navigation: `aether_check::analyze`'s
 /// diagnostics exactly (a test holds the two equal).
 pub(crate) fn analyze(text: &str, registry: &Registry) -> Analysis {
-    let (script, diagnostics) = aether_check::analyze_keeping_tree(text, registry);
+    let analysis = aether_check::analyze(text, registry);
     Analysis {
-        script,
-        diagnostics,
+        script: analysis.ast,
+        diagnostics: analysis.diagnostics,
     }
 }
 
@@ -129,7 +129,7 @@ mod tests {
         for text in &texts {
             assert_eq!(
                 analyze(text, &registry).diagnostics,
-                aether_check::analyze(text, &registry),
+                aether_check::analyze(text, &registry).diagnostics,
                 "{text}"
             );
         }

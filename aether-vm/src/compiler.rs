@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use aether_check::decl::{DefaultValue, FnDecl, ParamKind, Registry};
+use aether_check::{Analysis, Specs};
 use aether_syntax::ast::*;
 use aether_syntax::Span;
 
@@ -87,6 +88,8 @@ struct Synthetic<'a> {
 
 struct Compiler<'a> {
     registry: &'a Registry,
+    /// The settings the checker typed (workflow step options).
+    specs: &'a Specs,
     /// Some fiber may read top-level variables while another updates them (the script
     /// has a `parallel:` block), so top-level updates never move a value out of its slot.
     shares_globals: bool,
@@ -114,11 +117,14 @@ fn default_value(d: &DefaultValue) -> Value {
     }
 }
 
-/// Compile a script. Workflows, `on_error`, concurrency, events and modules arrive in later
-/// increments and are refused with a `not available yet` error.
-pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program, CompileError> {
+/// Compile a checked script: its tree, and the settings the checker typed (workflow step
+/// options). A construct the VM does not run (a reserved block, keyword arguments through a
+/// variable) is a `CompileError`; so is a script whose check failed.
+pub fn compile<'a>(checked: &'a Analysis, registry: &'a Registry) -> Result<Program, CompileError> {
+    let script = &checked.ast;
     let mut c = Compiler {
         registry,
+        specs: &checked.specs,
         shares_globals: script_spawns(script),
         synthetic: Vec::new(),
         workflows: HashMap::new(),
@@ -300,18 +306,6 @@ fn const_entries(entries: &[MapEntry]) -> Option<Map> {
         .collect()
 }
 
-/// A step option's duration in ms: a duration literal, a number of seconds or a string
-/// such as `"30s"`.
-fn duration_ms(e: &Expr) -> Option<f64> {
-    match const_value(e)? {
-        Value::Duration(ms) => Some(ms),
-        Value::Int(n) => Some(n as f64 * 1000.0),
-        Value::Float(x) => Some(x * 1000.0),
-        Value::Str(s) => aether_syntax::token::parse_duration(&s),
-        _ => None,
-    }
-}
-
 /// Whether an expression submits a kernel task (`kernel.submit(...)`), which runs beside
 /// the fiber that submitted it.
 fn submits(e: &Expr) -> bool {
@@ -468,15 +462,6 @@ impl<'a> Compiler<'a> {
                         self.program.policy.insert(e.key.as_str(), v);
                     }
                 }
-                (MappingKind::Require, "plugins") => {
-                    if let Some(Value::List(items)) = value {
-                        for it in items.iter() {
-                            if let Value::Str(c) = it {
-                                self.program.plugin_requirements.push(c.to_string());
-                            }
-                        }
-                    }
-                }
                 (MappingKind::Require, "capabilities")
                 | (MappingKind::Meta | MappingKind::Metadata, "requires") => {
                     if let Some(Value::List(items)) = value {
@@ -565,42 +550,22 @@ impl<'a> Compiler<'a> {
         let mut bindings: Vec<(&'a str, u16)> = Vec::new();
         for item in w.steps() {
             let label = step_label(&item.value);
+            let options = self
+                .specs
+                .step(item.value.span)
+                .ok_or_else(|| CompileError {
+                    message: format!("workflow step `{label}` was not checked before compiling"),
+                    span: item.value.span,
+                })?;
             let mut spec = Step {
                 func: 0,
                 label: label.clone(),
-                retry: 0,
-                backoff_ms: 1000.0,
-                timeout_ms: None,
-                requires: Vec::new(),
+                retry: options.retry,
+                backoff_ms: options.backoff_ms,
+                timeout_ms: options.timeout_ms,
+                requires: options.requires.clone(),
                 span: item.value.span,
             };
-            for opt in &item.options {
-                let bad = || CompileError {
-                    message: format!("step option `{}` has a value it cannot use", opt.name.text),
-                    span: opt.value.span,
-                };
-                match opt.name.text.as_str() {
-                    "retry" => match const_value(&opt.value) {
-                        Some(Value::Int(n)) if n >= 0 => spec.retry = n.min(u32::MAX as i64) as u32,
-                        _ => return Err(bad()),
-                    },
-                    "backoff" => spec.backoff_ms = duration_ms(&opt.value).ok_or_else(bad)?,
-                    "timeout" => spec.timeout_ms = Some(duration_ms(&opt.value).ok_or_else(bad)?),
-                    "requires" => match const_value(&opt.value) {
-                        Some(Value::List(items)) => {
-                            for it in items.iter() {
-                                match it {
-                                    Value::Str(c) => spec.requires.push(c.to_string()),
-                                    _ => return Err(bad()),
-                                }
-                            }
-                        }
-                        Some(Value::Str(c)) => spec.requires.push(c.to_string()),
-                        _ => return Err(bad()),
-                    },
-                    _ => return Err(bad()),
-                }
-            }
             let params = self.captures(&[&item.value]);
             spec.func = self.spawnable(
                 format!("<step {label}>"),

@@ -193,8 +193,6 @@ pub struct Program {
     /// What the script declares it needs: `require: capabilities:` entries and the module
     /// names of `meta:`/`metadata: requires:` (a module name grants all its capabilities).
     pub capabilities: Vec<String>,
-    /// `require: plugins:` entries (`"name>=1.0,<2"`), checked before the run starts.
-    pub plugin_requirements: Vec<String>,
 }
 
 impl Program {

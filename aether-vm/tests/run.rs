@@ -1,7 +1,7 @@
 //! Compile and run scripts through the library: exact output, errors with positions, budgets.
 
 use aether_check::decl::{DefaultValue, FnDecl, Registry};
-use aether_syntax::{parse, LineIndex};
+use aether_syntax::LineIndex;
 use aether_vm::{compile, Budget, Value, ValueError, Vm, VmErrorKind};
 
 fn registry() -> Registry {
@@ -57,15 +57,15 @@ const NATIVES: &[(&str, aether_vm::NativeFn)] = &[
 
 /// Run a script that must check clean; returns (stdout, result or (kind, message, line)).
 fn run_with(src: &str, budget: Budget) -> (String, Result<Value, (VmErrorKind, String, u32)>) {
-    let parsed = parse(src);
-    let diags = aether_check::analyze(src, &registry());
-    let errors: Vec<_> = diags
+    let analysis = aether_check::analyze(src, &registry());
+    let errors: Vec<_> = analysis
+        .diagnostics
         .iter()
         .filter(|d| d.is_error())
         .map(|d| d.message().to_string())
         .collect();
     assert!(errors.is_empty(), "script does not check: {errors:?}");
-    let program = compile(&parsed.ast, &registry()).expect("compiles");
+    let program = compile(&analysis, &registry()).expect("compiles");
     let mut vm = Vm::new(&program, NATIVES, Vec::new(), budget);
     let res = vm.run();
     let index = LineIndex::new(src);
@@ -245,7 +245,7 @@ fn action_references_are_values_called_with_their_defaults() {
 #[test]
 fn keyword_arguments_through_a_variable_are_refused_at_compile_time() {
     let src = "goal: \"g\"\naction add(a, b = 10):\n    return a + b\nlet f = add\nf(1, b=2)\n";
-    let err = compile(&parse(src).ast, &registry()).expect_err("not yet");
+    let err = compile(&aether_check::analyze(src, &registry()), &registry()).expect_err("not yet");
     assert_eq!(
         err.message,
         "not available yet: keyword arguments in a call through a variable"
@@ -257,8 +257,7 @@ fn a_module_function_without_a_host_is_not_available() {
     let mut r = registry();
     r.declare(FnDecl::in_module("memory", "count"));
     let src = "goal: \"g\"\nprint(\"before\")\nmemory.count()\n";
-    let parsed = parse(src);
-    let program = compile(&parsed.ast, &r).expect("compiles");
+    let program = compile(&aether_check::analyze(src, &r), &r).expect("compiles");
     let mut vm = Vm::new(&program, NATIVES, Vec::new(), Budget::default());
     let err = vm.run().expect_err("no host");
     assert_eq!(

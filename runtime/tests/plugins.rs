@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use aether_check::spec::PluginRequirement;
 use aether_runtime::plugins::{
     search_dirs, timeout_from_json, Manifest, PluginErrorKind, PluginSettings, Plugins,
 };
@@ -816,6 +817,10 @@ fn unknown_function_and_unknown_plugin_do_not_run() {
     assert_eq!(status["consecutive_failures"], 0);
 }
 
+fn req(text: &str) -> PluginRequirement {
+    PluginRequirement::parse(text).expect("a well-formed requirement")
+}
+
 #[test]
 fn check_requirement_versions() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -837,7 +842,7 @@ fn check_requirement_versions() {
         "sysinfo>=1",
         "sysinfo==1.2",
     ] {
-        assert_eq!(plugins.check_requirement(ok), Ok(()), "{ok}");
+        assert_eq!(plugins.check_requirement(&req(ok)), Ok(()), "{ok}");
     }
     for bad in [
         "sysinfo>=2",
@@ -845,14 +850,14 @@ fn check_requirement_versions() {
         "sysinfo<1.2.0",
         "sysinfo>=1.0,<1.2",
     ] {
-        let err = plugins.check_requirement(bad).expect_err(bad);
+        let err = plugins.check_requirement(&req(bad)).expect_err(bad);
         assert!(
             err.contains("1.2.0") && err.contains("does not satisfy"),
             "{bad}: {err}"
         );
     }
     let err = plugins
-        .check_requirement("weather>=1.0")
+        .check_requirement(&req("weather>=1.0"))
         .expect_err("missing");
     assert!(
         err.contains("weather") && err.contains("not installed"),
@@ -867,7 +872,7 @@ fn check_requirement_versions() {
         "sysinfo>=x.y",
     ] {
         assert!(
-            plugins.check_requirement(malformed).is_err(),
+            PluginRequirement::parse(malformed).is_err(),
             "accepted {malformed:?}"
         );
     }
@@ -955,7 +960,7 @@ fn shipped_sysinfo_plugin_works() {
     assert!(!m.deterministic);
     assert!(!m.side_effects);
     assert_eq!(m.timeout, Some(Duration::from_secs(5)));
-    assert_eq!(plugins.check_requirement("sysinfo>=1.0,<2"), Ok(()));
+    assert_eq!(plugins.check_requirement(&req("sysinfo>=1.0,<2")), Ok(()));
 
     let result = block_on(plugins.invoke("sysinfo", "run", vec![], None)).expect("run");
     assert!(result["cpus"].as_u64().is_some_and(|n| n >= 1), "{result}");

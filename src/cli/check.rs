@@ -93,6 +93,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         strict: args.strict,
         suppressions,
         signatures,
+        keep_analysis: false,
     };
     let files = discover(&args.paths);
     if files.is_empty() {

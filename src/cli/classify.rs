@@ -193,16 +193,20 @@ impl Classifier<'_> {
             (Some(t), Some(text)) => aether_sign::verify(text, &t.keyring, &t.revoked).is_ok(),
             _ => false,
         };
-        let risk_score = report.source.as_deref().map_or(0, |text| {
-            catch_unwind(AssertUnwindSafe(|| {
-                aether_check::risk::assess(text, &aether_syntax::parse(text).ast).score()
+        let risk_score = match (&report.source, &report.analysis) {
+            (Some(text), Some(analysis)) => catch_unwind(AssertUnwindSafe(|| {
+                aether_check::risk::assess(text, &analysis.ast).score()
             }))
-            .unwrap_or(0)
-        });
+            .unwrap_or(0),
+            _ => 0,
+        };
         let mut record = record_of_check(&report, signature_verified, risk_score);
         if self.check_only || !report.status.ok || report.status.suppressed.is_some() {
             return record;
         }
+        let Some(analysis) = &report.analysis else {
+            return record;
+        };
         // Run it: in-process, fresh state, profile test, the time budget; output discarded.
         let index = LineIndex::new(text);
         let exec = Execution {
@@ -221,6 +225,7 @@ impl Classifier<'_> {
         };
         let source = Source {
             text,
+            analysis,
             index: &index,
             display: &report.display,
         };
@@ -503,6 +508,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
             strict: false,
             suppressions,
             signatures,
+            keep_analysis: true,
         },
         trust,
         plugin_trust,

@@ -6,7 +6,7 @@ use std::path::Path;
 use aether_check::decl::Registry;
 use aether_check::findings::{place, project_relative};
 use aether_check::fingerprint::Suppressions;
-use aether_check::{analyze, Phase};
+use aether_check::{analyze, Analysis, Phase};
 use aether_syntax::{rules, Diagnostic, ResultCode, Severity, Span};
 
 pub(crate) use aether_check::findings::Finding;
@@ -45,6 +45,10 @@ pub(crate) struct FileReport {
     pub(crate) source: Option<String>,
     pub(crate) findings: Vec<Finding>,
     pub(crate) status: Status,
+    /// The tree and the typed settings, when [`Options::keep_analysis`] asked for them and
+    /// the text was analysed (its diagnostics became `findings`), so a run, a risk score or
+    /// a compile never parses the file again.
+    pub(crate) analysis: Option<Analysis>,
 }
 
 #[derive(Default)]
@@ -53,6 +57,9 @@ pub(crate) struct Options {
     pub(crate) suppressions: Suppressions,
     /// Strict signature mode: verify against these keys before anything else.
     pub(crate) signatures: Option<super::signing::Trust>,
+    /// Keep each file's [`Analysis`] in its report (`run` and `classify` go on with it;
+    /// `check` over many files does not hold every tree).
+    pub(crate) keep_analysis: bool,
 }
 
 /// The diagnostic for a signature that strict mode refuses.
@@ -187,12 +194,12 @@ fn lexical(path: &Path) -> std::path::PathBuf {
 /// Read and check one file.
 pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> FileReport {
     let display = path.display().to_string();
-    let (source, diags) = match std::fs::read(path) {
+    let (source, diags, analysis) = match std::fs::read(path) {
         Err(e) => {
             let msg = format!("cannot read `{display}`: {}", e.to_string().to_lowercase());
             let d = Diagnostic::new(&rules::UNREADABLE_FILE, msg)
                 .with_help("check the path and its permissions");
-            (None, vec![d])
+            (None, vec![d], None)
         }
         Ok(bytes) => match String::from_utf8(bytes) {
             Err(e) => {
@@ -208,7 +215,7 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
                     "invalid byte here",
                 )
                 .with_help("save the file as UTF-8");
-                (Some(text), vec![d])
+                (Some(text), vec![d], None)
             }
             Ok(text) => {
                 if let Some(trust) = &opts.signatures {
@@ -218,19 +225,30 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
                         return build_report(path, display, Some(text), vec![d], opts);
                     }
                 }
-                let diags = catch_unwind(AssertUnwindSafe(|| analyze(&text, registry)))
-                    .unwrap_or_else(|payload| {
-                        vec![Diagnostic::new(
+                match catch_unwind(AssertUnwindSafe(|| analyze(&text, registry))) {
+                    Ok(mut analysis) => {
+                        let diags = std::mem::take(&mut analysis.diagnostics);
+                        (
+                            Some(text),
+                            diags,
+                            Some(analysis).filter(|_| opts.keep_analysis),
+                        )
+                    }
+                    Err(payload) => {
+                        let d = Diagnostic::new(
                             &rules::INTERNAL_ERROR,
                             format!("internal error: {}", panic_message(payload.as_ref())),
                         )
-                        .with_help("this is a bug in aether, not in your script; please report it with the file")]
-                    });
-                (Some(text), diags)
+                        .with_help("this is a bug in aether, not in your script; please report it with the file");
+                        (Some(text), vec![d], None)
+                    }
+                }
             }
         },
     };
-    build_report(path, display, source, diags, opts)
+    let mut report = build_report(path, display, source, diags, opts);
+    report.analysis = analysis;
+    report
 }
 
 /// Place and fingerprint diagnostics, apply suppressions, decide the file's verdict.
@@ -297,5 +315,6 @@ pub(crate) fn build_report(
         source,
         findings,
         status,
+        analysis: None,
     }
 }

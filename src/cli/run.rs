@@ -74,10 +74,6 @@ pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(aether_vm::wait_of_ms(ms))
 }
 
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-}
-
 fn profile_from_env() -> Result<Profile, String> {
     match std::env::var("AETHERRA_PROFILE") {
         Err(_) => Ok(Profile::Dev),
@@ -90,6 +86,10 @@ fn profile_from_env() -> Result<Profile, String> {
             )),
         },
     }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
 
 fn usage_error(message: &str, emit_error_code: bool) -> i32 {
@@ -279,6 +279,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let registry = super::registry();
     let opts = Options {
         signatures,
+        keep_analysis: true,
         ..Options::default()
     };
     let mut report = check_file(&args.file, &registry, &opts);
@@ -298,11 +299,26 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let text = report.source.clone().unwrap_or_default();
     let index = LineIndex::new(&text);
     let display = report.display.clone();
+    let Some(analysis) = report.analysis.take() else {
+        // A file that checked clean was analysed: this is a bug, not a script's fault.
+        eprintln!("error[INTERNAL_ERROR]: internal error: the checked file has no analysis");
+        report.status = Status {
+            ok: false,
+            code: ResultCode::InternalError,
+            phase: Phase::Execute,
+            message: "internal error: the checked file has no analysis".into(),
+            line: None,
+            suppressed: None,
+            finding: None,
+        };
+        return finish(&args, &report, None);
+    };
 
     // 2. Compile and run; a panic anywhere in here is an internal error, not a crash.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let source = Source {
             text: &text,
+            analysis: &analysis,
             index: &index,
             display: &display,
         };
@@ -374,6 +390,8 @@ fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
 /// The checked script being run.
 pub(crate) struct Source<'a> {
     pub(crate) text: &'a str,
+    /// The file's tree and typed settings, from its check.
+    pub(crate) analysis: &'a aether_check::Analysis,
     pub(crate) index: &'a LineIndex,
     pub(crate) display: &'a str,
 }
@@ -410,14 +428,14 @@ pub(crate) fn execute<W: Write>(
 ) -> Outcome {
     let Source {
         text,
+        analysis,
         index,
         display,
     } = source;
     let show = exec.diagnostics;
     let quiet = exec.quiet;
     let profile = exec.profile;
-    let parsed = aether_syntax::parse(text);
-    let program = match aether_vm::compile(&parsed.ast, registry) {
+    let program = match aether_vm::compile(analysis, registry) {
         Ok(p) => p,
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
@@ -443,25 +461,14 @@ pub(crate) fn execute<W: Write>(
             };
         }
     };
-    let policy = &program.policy;
-    let policy_timeout = match policy.get("timeout") {
-        Some(Value::Duration(ms)) if *ms > 0.0 => Some(aether_vm::wait_of_ms(*ms)),
-        Some(Value::Int(n)) if *n > 0 => Some(aether_vm::wait_of_ms(*n as f64 * 1000.0)),
-        Some(Value::Float(x)) if *x > 0.0 && x.is_finite() => {
-            Some(aether_vm::wait_of_ms(x * 1000.0))
-        }
-        Some(Value::Str(s)) => parse_timeout(s).ok(),
-        _ => None,
-    };
+    let policy = &analysis.specs.policy;
+    let policy_timeout = policy.timeout_ms.map(aether_vm::wait_of_ms);
     let timeout = match (exec.timeout, policy_timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let max_steps = match policy.get("max_steps") {
-        Some(Value::Int(n)) if *n >= 0 => Some(*n as u64),
-        _ => None,
-    };
-    let deterministic = matches!(policy.get("deterministic"), Some(Value::Bool(true)));
+    let max_steps = policy.max_steps;
+    let deterministic = policy.deterministic;
     let enforce = profile != Profile::Dev || env_flag("AETHERRA_REQUIRE_CAPABILITIES");
 
     let mut events = match exec.events {
@@ -531,13 +538,13 @@ pub(crate) fn execute<W: Write>(
         }
     }
     // `require: plugins:` must be satisfied before anything runs.
-    for req in &program.plugin_requirements {
+    for req in &analysis.specs.plugins {
         if let Err(e) = plugins.check_requirement(req) {
-            let message = format!("plugin requirement `{req}` is not met: {e}");
+            let message = format!("plugin requirement `{}` is not met: {e}", req.text);
             return setup_failed(&mut events, message, show);
         }
     }
-    let mock_io = matches!(program.policy.get("mock_io"), Some(Value::Bool(true)));
+    let mock_io = policy.mock_io;
     let kernel = match aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
     {
         Ok(k) => k,
