@@ -483,3 +483,130 @@ fn every_external_workspace_dependency_has_a_comment_above() {
         uncommented.join("\n")
     );
 }
+
+/// The modules each module of a directory of sibling modules names through `super::` (or
+/// `crate::cli::`), from the modules' source texts: `(module, text)` pairs. Comment lines
+/// do not count.
+fn module_edges(modules: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    let names: Vec<&str> = modules.iter().map(|(n, _)| n.as_str()).collect();
+    let mut edges = BTreeMap::new();
+    for (name, text) in modules {
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut used: Vec<String> = Vec::new();
+        for prefix in ["super::", "crate::cli::"] {
+            for (at, _) in code.match_indices(prefix) {
+                let rest = &code[at + prefix.len()..];
+                // `super::{a::X, b}` names every module of the group; `super::a::X` one.
+                let group = match rest.strip_prefix('{') {
+                    Some(inner) => &inner[..inner.find('}').unwrap_or(inner.len())],
+                    None => rest,
+                };
+                let firsts: Vec<&str> = if rest.starts_with('{') {
+                    group.split(',').map(str::trim).collect()
+                } else {
+                    vec![group]
+                };
+                for item in firsts {
+                    let ident: String = item
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if ident != *name && names.contains(&ident.as_str()) && !used.contains(&ident) {
+                        used.push(ident);
+                    }
+                }
+            }
+        }
+        used.sort();
+        edges.insert(name.clone(), used);
+    }
+    edges
+}
+
+/// A cycle of the graph as `a -> b -> ... -> a`, if there is one.
+fn find_cycle(edges: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<String> {
+        if let Some(i) = path.iter().position(|n| n == node) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle.join(" -> "));
+        }
+        if done.iter().any(|n| n == node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.push(node.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    edges
+        .keys()
+        .find_map(|n| visit(n, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_import_cycle_between_cli_modules() {
+    let dir = repo_root().join("src/cli");
+    let mut modules: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_string();
+            (stem != "mod").then(|| (stem, read(&p)))
+        })
+        .collect();
+    modules.sort();
+    assert!(modules.len() > 5, "the cli modules are found");
+    let edges = module_edges(&modules);
+    assert!(
+        edges["run"].contains(&"report".to_string()),
+        "the edge finder sees run -> report: {edges:?}"
+    );
+    if let Some(cycle) = find_cycle(&edges) {
+        panic!("src/cli modules import each other in a cycle: {cycle}");
+    }
+}
+
+#[test]
+fn the_cycle_finder_finds_cycles() {
+    let m = |name: &str, text: &str| (name.to_string(), text.to_string());
+    let cyclic = [
+        m("output", "use super::report::FileReport;"),
+        m(
+            "report",
+            "// super::output is only named in a comment\nuse super::{signing::Trust, util};",
+        ),
+        m("signing", "fn f() { super::output::timestamp(); }"),
+        m("util", ""),
+    ];
+    let edges = module_edges(&cyclic);
+    assert_eq!(edges["report"], vec!["signing", "util"]);
+    assert_eq!(
+        find_cycle(&edges).as_deref(),
+        Some("output -> report -> signing -> output")
+    );
+    let acyclic = [
+        m("output", "use super::report::FileReport;"),
+        m("report", "use crate::cli::util::Trust;"),
+        m("signing", "use super::{output, util::env_flag};"),
+        m("util", ""),
+    ];
+    assert_eq!(find_cycle(&module_edges(&acyclic)), None);
+}

@@ -9,6 +9,7 @@ use aether_vm::{Map, Value};
 
 /// The keys a verification trusts (loaded by the CLI from `.aetherra/keys/trusted/` or
 /// `--keyring`).
+#[derive(Clone, Debug)]
 pub struct Trust {
     pub keyring: Keyring,
     pub revoked: Revocations,

@@ -26,6 +26,7 @@ use super::report::{
     check_file, load_suppressions, stale_suppressions, warn_stale, FileReport, Options,
 };
 use super::run::{execute, Execution, Profile, Source};
+use super::util::{md_cell, Trust};
 
 #[derive(Args, Debug)]
 pub(crate) struct ClassifyArgs {
@@ -173,7 +174,7 @@ fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) ->
 struct Classifier<'a> {
     registry: aether_check::decl::Registry,
     opts: Options,
-    trust: Option<super::signing::Trust>,
+    trust: Option<Trust>,
     /// Strict signature mode: plugins must have signed manifests.
     plugin_trust: Option<aether_runtime::security::Trust>,
     timeout: Duration,
@@ -190,7 +191,9 @@ impl Classifier<'_> {
         let report = check_file(path, &self.registry, &self.opts);
         let text = report.source.as_deref().unwrap_or("");
         let signature_verified = match (&self.trust, &report.source) {
-            (Some(t), Some(text)) => aether_sign::verify(text, &t.keyring, &t.revoked).is_ok(),
+            (Some(t), Some(text)) => {
+                aether_sign::verify(text, &t.keys.keyring, &t.keys.revoked).is_ok()
+            }
             _ => false,
         };
         let risk_score = match (&report.source, &report.analysis) {
@@ -389,7 +392,7 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         s["failure_rate"].as_f64().unwrap_or(0.0) * 100.0,
         s["suppressed_failures"].as_u64().unwrap_or(0)
     ));
-    out.push_str(&legacy::markdown(s, md_code));
+    out.push_str(&legacy::markdown(s, md_cell));
     out.push_str("| Category | Count | Examples |\n|---|---|---|\n");
     if let Some(cats) = s["categories"].as_object() {
         for (name, c) in cats {
@@ -398,7 +401,7 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
                 .map(|a| {
                     a.iter()
                         .filter_map(Value::as_str)
-                        .map(|p| format!("`{}`", md_code(p)))
+                        .map(|p| format!("`{}`", md_cell(p)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -420,14 +423,6 @@ fn markdown(doc: &Value, check_only: bool, timeout: Duration) -> String {
         }
     }
     out
-}
-
-/// Text for a markdown table cell inside backticks: no pipe, backtick or line break can
-/// end the cell or the code span.
-fn md_code(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace('`', "'")
-        .replace(['\n', '\r'], " ")
 }
 
 pub(crate) fn run(args: ClassifyArgs) -> i32 {
@@ -452,22 +447,9 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         // Without strict mode an unreadable keyring only means nothing is verified.
         super::signing::read_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()).ok()
     };
-    let signatures = trust
-        .as_ref()
-        .filter(|_| strict)
-        .map(|t| super::signing::Trust {
-            keyring: t.keyring.clone(),
-            revoked: t.revoked.clone(),
-            keyring_dir: t.keyring_dir.clone(),
-            revoked_file: t.revoked_file.clone(),
-        });
+    let signatures = trust.as_ref().filter(|_| strict).cloned();
     // Strict mode also loads only plugins whose manifests are signed, as `aether run` does.
-    let plugin_trust = signatures
-        .as_ref()
-        .map(|t| aether_runtime::security::Trust {
-            keyring: t.keyring.clone(),
-            revoked: t.revoked.clone(),
-        });
+    let plugin_trust = signatures.as_ref().map(|t| t.keys.clone());
     // The runtime's settings come from the environment: a bad one is a usage error once,
     // not a RUNTIME_ERROR recorded against every file (and in the history).
     if !args.check_only {

@@ -23,6 +23,7 @@ mod legacy;
 
 use super::discover::discover;
 use super::output::timestamp;
+use super::util::md_cell;
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("mode").required(true).args(["dry_run", "apply", "check"])))]
@@ -611,14 +612,6 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
     result
 }
 
-/// Escape text for a markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('`', "'")
-        .replace(['\n', '\r'], " ")
-}
-
 struct Totals {
     scanned: usize,
     changed: usize,
@@ -701,12 +694,12 @@ fn markdown(results: &[FileResult], mode: Mode) -> String {
             Outcome::Unchanged => "unchanged".to_string(),
             Outcome::Changed if mode == Mode::Apply => "changed".to_string(),
             Outcome::Changed => "would change".to_string(),
-            Outcome::Skipped(why) => format!("skipped: {}", cell(why)),
-            Outcome::Failed(why) => format!("failed: {}", cell(why)),
-            Outcome::Internal(why) => format!("internal error: {}", cell(why)),
+            Outcome::Skipped(why) => format!("skipped: {}", md_cell(why)),
+            Outcome::Failed(why) => format!("failed: {}", md_cell(why)),
+            Outcome::Internal(why) => format!("internal error: {}", md_cell(why)),
         };
         for note in &r.held {
-            result.push_str(&format!("; {}", cell(note)));
+            result.push_str(&format!("; {}", md_cell(note)));
         }
         let signature = match &r.signature {
             Signature::None => "-".to_string(),
@@ -725,7 +718,7 @@ fn markdown(results: &[FileResult], mode: Mode) -> String {
         };
         md.push_str(&format!(
             "| `{}` | {result} | {counts} | {signature} |\n",
-            cell(&r.shown)
+            md_cell(&r.shown)
         ));
     }
     legacy_section(results, mode, &mut md);
@@ -747,15 +740,15 @@ fn legacy_section(results: &[FileResult], mode: Mode, md: &mut String) {
                     "converted".to_string()
                 }
                 None => "would convert".to_string(),
-                Some(why) => format!("left as it is: {}", cell(why)),
+                Some(why) => format!("left as it is: {}", md_cell(why)),
             };
             md.push_str(&format!(
                 "| `{}` | {} | {} {} | {} | {result} |\n",
-                cell(&r.shown),
+                md_cell(&r.shown),
                 s.line,
                 s.rule,
                 s.name,
-                cell(s.title)
+                md_cell(s.title)
             ));
         }
     }

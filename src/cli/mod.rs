@@ -17,6 +17,7 @@ mod run;
 mod signing;
 mod status;
 mod trends;
+mod util;
 
 use clap::{Parser, Subcommand};
 

@@ -56,7 +56,7 @@ pub(crate) struct Options {
     pub(crate) strict: bool,
     pub(crate) suppressions: Suppressions,
     /// Strict signature mode: verify against these keys before anything else.
-    pub(crate) signatures: Option<super::signing::Trust>,
+    pub(crate) signatures: Option<super::util::Trust>,
     /// Keep each file's [`Analysis`] in its report (`run` and `classify` go on with it;
     /// `check` over many files does not hold every tree).
     pub(crate) keep_analysis: bool,
@@ -219,7 +219,8 @@ pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> Fi
             }
             Ok(text) => {
                 if let Some(trust) = &opts.signatures {
-                    let outcome = aether_sign::verify(&text, &trust.keyring, &trust.revoked);
+                    let outcome =
+                        aether_sign::verify(&text, &trust.keys.keyring, &trust.keys.revoked);
                     if !outcome.is_ok() {
                         let d = signature_diagnostic(&text, &outcome);
                         return build_report(path, display, Some(text), vec![d], opts);

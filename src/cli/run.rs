@@ -17,6 +17,7 @@ use aether_vm::{Budget, Event, EventSink, Map, Value, Vm, VmError};
 use super::output;
 use super::render::render_file;
 use super::report::{check_file, FileReport, Options, Status};
+use super::util::env_flag;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Profile {
@@ -86,10 +87,6 @@ fn profile_from_env() -> Result<Profile, String> {
             )),
         },
     }
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
 
 fn usage_error(message: &str, emit_error_code: bool) -> i32 {
@@ -283,10 +280,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         ..Options::default()
     };
     let mut report = check_file(&args.file, &registry, &opts);
-    let strict_trust = opts.signatures.map(|t| aether_runtime::security::Trust {
-        keyring: t.keyring,
-        revoked: t.revoked,
-    });
+    let strict_trust = opts.signatures.map(|t| t.keys);
     let quiet = env_flag("AETHERRA_QUIET");
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
@@ -504,10 +498,7 @@ pub(crate) fn execute<W: Write>(
     // The runtime host: module functions, transactions on the state database, the run log.
     let trust = super::signing::read_trust(exec.keyring, exec.revoked)
         .ok()
-        .map(|t| aether_runtime::security::Trust {
-            keyring: t.keyring,
-            revoked: t.revoked,
-        });
+        .map(|t| t.keys);
     let plugin_settings = match aether_runtime::plugins::PluginSettings::from_env() {
         Ok(s) => s,
         Err(e) => return setup_failed(&mut events, e, show),

@@ -12,6 +12,7 @@ use aether_sign::{Keyring, Revocations, Verification};
 
 use super::discover::discover;
 use super::output::timestamp;
+use super::util::{env_flag, md_cell, Trust};
 
 /// Trusted public keys, one `*.pub` file each, unless `--keyring` says otherwise.
 pub(crate) const DEFAULT_KEYRING: &str = ".aetherra/keys/trusted";
@@ -19,10 +20,6 @@ pub(crate) const DEFAULT_KEYRING: &str = ".aetherra/keys/trusted";
 pub(crate) const DEFAULT_REVOKED: &str = ".aetherra/keys/revoked.txt";
 /// Where `aether keygen` writes by default.
 const DEFAULT_KEY_DIR: &str = ".aetherra/keys";
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-}
 
 /// The strict-signature options `check` and `run` share.
 #[derive(clap::Args, Debug, Default)]
@@ -60,19 +57,11 @@ impl StrictSignatureArgs {
     }
 }
 
-/// The keys and revocations a verification trusts.
-pub(crate) struct Trust {
-    pub(crate) keyring: Keyring,
-    pub(crate) revoked: Revocations,
-    pub(crate) keyring_dir: PathBuf,
-    pub(crate) revoked_file: Option<PathBuf>,
-}
-
 /// Load every `*.pub` file of `dir` (a missing directory is an empty keyring) and the
 /// revocation list (an explicit file must exist; the default one may be absent).
 pub(crate) fn load_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<Trust, String> {
     let trust = read_trust(dir, revoked)?;
-    if trust.keyring.is_empty() {
+    if trust.keys.keyring.is_empty() {
         eprintln!(
             "warning: no trusted keys in `{}`: every signature will be `unknown-key`",
             trust.keyring_dir.display()
@@ -132,8 +121,7 @@ pub(crate) fn read_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<T
         },
     };
     Ok(Trust {
-        keyring,
-        revoked,
+        keys: aether_runtime::security::Trust { keyring, revoked },
         keyring_dir,
         revoked_file,
     })
@@ -277,13 +265,6 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-/// Escape text for a markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('`', "'")
-}
-
 pub(crate) fn sign(args: SignArgs) -> i32 {
     let key = match load_secret(args.key.as_deref()) {
         Ok(k) => k,
@@ -407,7 +388,7 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
             Ok(Ok(text)) => {
                 let parsed = aether_syntax::parse(&text);
                 (
-                    aether_sign::verify(&text, &trust.keyring, &trust.revoked),
+                    aether_sign::verify(&text, &trust.keys.keyring, &trust.keys.revoked),
                     assess(&text, &parsed.ast),
                 )
             }
@@ -500,8 +481,12 @@ fn markdown(
     md.push_str(&format!(
         "- Keyring: `{}` ({} key{}); revocation list: {}\n\n",
         trust.keyring_dir.display(),
-        trust.keyring.len(),
-        if trust.keyring.len() == 1 { "" } else { "s" },
+        trust.keys.keyring.len(),
+        if trust.keys.keyring.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         trust
             .revoked_file
             .as_ref()
@@ -530,7 +515,7 @@ fn markdown(
         };
         md.push_str(&format!(
             "| `{}` | {sig} | {key} | {} |\n",
-            cell(&r.path),
+            md_cell(&r.path),
             r.risk.score()
         ));
     }
@@ -553,14 +538,14 @@ fn markdown(
         for r in ranked.iter().take(5) {
             md.push_str(&format!(
                 "| `{}` | {} | {} |\n",
-                cell(&r.path),
+                md_cell(&r.path),
                 r.risk.score(),
                 r.risk.findings.len()
             ));
         }
         md.push_str("\n### Findings\n");
         for r in &ranked {
-            md.push_str(&format!("\n#### `{}`\n\n", cell(&r.path)));
+            md.push_str(&format!("\n#### `{}`\n\n", md_cell(&r.path)));
             for f in &r.risk.findings {
                 md.push_str(&format!(
                     "- L{}: [{}] `{}`\n",
