@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aether_syntax::ast::*;
 use aether_syntax::diagnostic::Fix;
+use aether_syntax::visit::{walk_expr, Visitor};
 use aether_syntax::{Diagnostic, Span};
 
 use crate::codes::*;
@@ -999,48 +1000,7 @@ impl<'a> Checker<'a> {
     }
 
     fn expr(&mut self, e: &Expr) {
-        match &e.kind {
-            ExprKind::Null
-            | ExprKind::Bool(_)
-            | ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Str(_)
-            | ExprKind::Duration(_)
-            | ExprKind::Error => {}
-            ExprKind::List(items) => {
-                for it in items {
-                    self.expr(it);
-                }
-            }
-            ExprKind::Map(entries) => {
-                for (_, v) in entries {
-                    self.expr(v);
-                }
-            }
-            ExprKind::Name(n) => self.name(n, e.span),
-            ExprKind::Unary { operand, .. } => self.expr(operand),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            ExprKind::Call { callee, args } => self.call(callee, args, e.span),
-            ExprKind::Member { target, .. } => self.expr(target),
-            ExprKind::Index { target, index } => {
-                self.expr(target);
-                self.expr(index);
-            }
-            ExprKind::MultiIndex { target, indices } => {
-                self.expr(target);
-                for i in indices {
-                    self.expr(i);
-                }
-                self.push(
-                    Diagnostic::new(&INVALID_INDEX, "an index takes exactly one value")
-                        .with_primary(e.span, "more than one index value")
-                        .with_help("index one level at a time: `m[a][b]`; `Name[T, U]` is only meaningful as a type hint"),
-                );
-            }
-        }
+        self.visit_expr(e);
     }
 
     fn call(&mut self, callee: &Expr, args: &[Arg], span: Span) {
@@ -1261,6 +1221,26 @@ impl<'a> Checker<'a> {
                 .with_primary(call_span, format!("missing {list}"))
                 .with_help(format!("the signature is `{}`", sig.display)),
             );
+        }
+    }
+}
+
+/// Expressions open no scope: the default walk goes into every operand, and the nodes with
+/// rules of their own (names, calls, multi-indexes) are handled here.
+impl Visitor<'_> for Checker<'_> {
+    fn visit_expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Name(n) => self.name(n, e.span),
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span),
+            ExprKind::MultiIndex { .. } => {
+                walk_expr(self, e);
+                self.push(
+                    Diagnostic::new(&INVALID_INDEX, "an index takes exactly one value")
+                        .with_primary(e.span, "more than one index value")
+                        .with_help("index one level at a time: `m[a][b]`; `Name[T, U]` is only meaningful as a type hint"),
+                );
+            }
+            _ => walk_expr(self, e),
         }
     }
 }

@@ -4,6 +4,9 @@
 //! file writes 4, actuation 3, memory deletion 3, kernel submission 2.
 
 use aether_syntax::ast::*;
+use aether_syntax::visit::{
+    walk_expr, walk_item, walk_list_item, walk_map_entry, walk_script, walk_stmt, Visitor,
+};
 use aether_syntax::{LineIndex, Span};
 
 /// A kind of risky capability use.
@@ -111,94 +114,6 @@ impl Scanner<'_> {
         }
     }
 
-    fn expr(&mut self, e: &Expr) {
-        match &e.kind {
-            // Only URLs count in ordinary strings; capability names count where capabilities
-            // are declared (see `declared_capabilities`), so "network ok" in a log is no risk.
-            ExprKind::Str(s) if is_url(s) => self.add(e.span, RiskKind::Network),
-            ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
-            ExprKind::Map(entries) => entries.iter().for_each(|(_, v)| self.expr(v)),
-            ExprKind::Unary { operand, .. } => self.expr(operand),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            ExprKind::Call { callee, args } => {
-                if let Some(kind) = callee.dotted_path().as_deref().and_then(Scanner::call_kind) {
-                    self.add(e.span, kind);
-                }
-                self.expr(callee);
-                args.iter().for_each(|a| self.expr(&a.value));
-            }
-            ExprKind::Member { target, .. } => self.expr(target),
-            ExprKind::Index { target, index } => {
-                self.expr(target);
-                self.expr(index);
-            }
-            ExprKind::MultiIndex { target, indices } => {
-                self.expr(target);
-                indices.iter().for_each(|i| self.expr(i));
-            }
-            _ => {}
-        }
-    }
-
-    fn block(&mut self, b: &Block) {
-        b.stmts.iter().for_each(|s| self.stmt(s));
-    }
-
-    fn stmt(&mut self, s: &Stmt) {
-        match &s.kind {
-            StmtKind::Let { value, .. } | StmtKind::Declare { value, .. } => self.expr(value),
-            StmtKind::Assign { target, value } => {
-                self.expr(target);
-                self.expr(value);
-            }
-            StmtKind::Memory { call } => {
-                if let ExprKind::Call { callee, .. } = &call.kind {
-                    if matches!(&callee.kind, ExprKind::Name(n) if n == "forget") {
-                        self.add(call.span, RiskKind::MemoryDeletion);
-                    }
-                }
-                self.expr(call);
-            }
-            StmtKind::Expr(e) | StmtKind::Item(e) | StmtKind::Sleep(e) => self.expr(e),
-            StmtKind::Trigger(e) => {
-                self.add(s.span, RiskKind::KernelSubmission);
-                self.expr(e);
-            }
-            StmtKind::If {
-                branches,
-                else_block,
-            } => {
-                for (c, b) in branches {
-                    self.expr(c);
-                    self.block(b);
-                }
-                if let Some(b) = else_block {
-                    self.block(b);
-                }
-            }
-            StmtKind::For { iter, body, .. } => {
-                self.expr(iter);
-                self.block(body);
-            }
-            StmtKind::While { cond, body } => {
-                self.expr(cond);
-                self.block(body);
-            }
-            StmtKind::Parallel(b) | StmtKind::Transaction(b) => self.block(b),
-            StmtKind::Return(v) => v.iter().for_each(|e| self.expr(e)),
-            StmtKind::Emit { payload, .. } => payload.iter().for_each(|e| self.expr(e)),
-            StmtKind::Await(es) => es.iter().for_each(|e| self.expr(e)),
-            StmtKind::Assert { cond, message } => {
-                self.expr(cond);
-                message.iter().for_each(|e| self.expr(e));
-            }
-            StmtKind::Break | StmtKind::Continue | StmtKind::Error => {}
-        }
-    }
-
     /// Capability names in a list that declares capabilities or permissions.
     fn declared_capabilities(&mut self, items: &[&Expr]) {
         for item in items {
@@ -216,34 +131,6 @@ impl Scanner<'_> {
         }
     }
 
-    fn entries(&mut self, entries: &[MapEntry]) {
-        for e in entries {
-            if matches!(e.key.as_str(), "capabilities" | "permissions" | "requires") {
-                let items: Vec<&Expr> = match &e.value {
-                    MapValue::Expr(v) => vec![v],
-                    MapValue::List(items) => items.iter().map(|i| &i.value).collect(),
-                    MapValue::Map(_) => vec![],
-                };
-                self.declared_capabilities(&items);
-            }
-            match &e.value {
-                MapValue::Expr(v) => self.expr(v),
-                MapValue::List(items) => {
-                    for it in items {
-                        self.expr(&it.value);
-                        for o in &it.options {
-                            if o.name.text == "requires" {
-                                self.declared_capabilities(&[&o.value]);
-                            }
-                            self.expr(&o.value);
-                        }
-                    }
-                }
-                MapValue::Map(inner) => self.entries(inner),
-            }
-        }
-    }
-
     fn snippet(&self, line: u32) -> String {
         let start = self.index.line_start(line).unwrap_or(0) as usize;
         let text = self.src[start..].lines().next().unwrap_or("").trim();
@@ -256,6 +143,66 @@ impl Scanner<'_> {
     }
 }
 
+impl<'a> Visitor<'a> for Scanner<'_> {
+    fn visit_item(&mut self, item: &'a Item) {
+        // A goal is prose, and a reserved block is not run.
+        if !matches!(item, Item::Goal(_) | Item::Reserved { .. }) {
+            walk_item(self, item);
+        }
+    }
+
+    fn visit_stmt(&mut self, s: &'a Stmt) {
+        match &s.kind {
+            StmtKind::Memory { call } => {
+                if let ExprKind::Call { callee, .. } = &call.kind {
+                    if matches!(&callee.kind, ExprKind::Name(n) if n == "forget") {
+                        self.add(call.span, RiskKind::MemoryDeletion);
+                    }
+                }
+            }
+            StmtKind::Trigger(_) => self.add(s.span, RiskKind::KernelSubmission),
+            _ => {}
+        }
+        walk_stmt(self, s);
+    }
+
+    fn visit_expr(&mut self, e: &'a Expr) {
+        match &e.kind {
+            // Only URLs count in ordinary strings; capability names count where capabilities
+            // are declared (see `declared_capabilities`), so "network ok" in a log is no risk.
+            ExprKind::Str(s) if is_url(s) => self.add(e.span, RiskKind::Network),
+            ExprKind::Call { callee, .. } => {
+                if let Some(kind) = callee.dotted_path().as_deref().and_then(Scanner::call_kind) {
+                    self.add(e.span, kind);
+                }
+            }
+            _ => {}
+        }
+        walk_expr(self, e);
+    }
+
+    fn visit_map_entry(&mut self, e: &'a MapEntry) {
+        if matches!(e.key.as_str(), "capabilities" | "permissions" | "requires") {
+            let items: Vec<&Expr> = match &e.value {
+                MapValue::Expr(v) => vec![v],
+                MapValue::List(items) => items.iter().map(|i| &i.value).collect(),
+                MapValue::Map(_) => vec![],
+            };
+            self.declared_capabilities(&items);
+        }
+        walk_map_entry(self, e);
+    }
+
+    fn visit_list_item(&mut self, it: &'a ListItem) {
+        for o in &it.options {
+            if o.name.text == "requires" {
+                self.declared_capabilities(&[&o.value]);
+            }
+        }
+        walk_list_item(self, it);
+    }
+}
+
 /// Score a parsed script. One finding per (line, kind): a line that invokes two plugins
 /// counts once for plugin execution.
 pub fn assess(src: &str, script: &Script) -> RiskReport {
@@ -264,22 +211,7 @@ pub fn assess(src: &str, script: &Script) -> RiskReport {
         index: LineIndex::new(src),
         found: Vec::new(),
     };
-    for item in &script.items {
-        match item {
-            Item::Stmt(s) => sc.stmt(s),
-            Item::Action(a) => {
-                a.params()
-                    .iter()
-                    .filter_map(|p| p.default.as_ref())
-                    .for_each(|d| sc.expr(d));
-                sc.block(&a.body);
-            }
-            Item::Workflow(w) => sc.entries(&w.entries),
-            Item::Mapping(m) => sc.entries(&m.entries),
-            Item::OnError(o) => o.rules.iter().for_each(|r| sc.expr(&r.handler)),
-            Item::Goal(_) | Item::Reserved { .. } => {}
-        }
-    }
+    walk_script(&mut sc, script);
     let mut findings: Vec<RiskFinding> = sc
         .found
         .iter()

@@ -8,6 +8,7 @@ mod parser;
 pub mod rules;
 pub mod span;
 pub mod token;
+pub mod visit;
 
 pub use diagnostic::{Diagnostic, Label, ResultCode, Rule, Severity};
 pub use parser::{parse, Parsed};

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aether_check::decl::{DefaultValue, FnDecl, ParamKind, Registry};
 use aether_check::{Analysis, Specs};
 use aether_syntax::ast::*;
+use aether_syntax::visit::{walk_expr, walk_stmt, Visitor};
 use aether_syntax::Span;
 
 use crate::program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
@@ -317,36 +318,21 @@ fn submits(e: &Expr) -> bool {
 /// Whether statements start fibers that run beside the one running them: `parallel:`,
 /// `trigger`, or a `kernel.submit(...)` call anywhere in them.
 fn spawns(stmts: &[Stmt]) -> bool {
-    stmts.iter().any(|s| match &s.kind {
-        StmtKind::Parallel(_) | StmtKind::Trigger(_) => true,
-        StmtKind::If {
-            branches,
-            else_block,
-        } => {
-            branches.iter().any(|(c, b)| submits(c) || spawns(&b.stmts))
-                || else_block.as_ref().is_some_and(|b| spawns(&b.stmts))
+    struct Spawns(bool);
+    impl Visitor<'_> for Spawns {
+        fn visit_stmt(&mut self, s: &Stmt) {
+            match s.kind {
+                StmtKind::Parallel(_) | StmtKind::Trigger(_) => self.0 = true,
+                _ => walk_stmt(self, s),
+            }
         }
-        StmtKind::For { iter: e, body, .. } | StmtKind::While { cond: e, body } => {
-            submits(e) || spawns(&body.stmts)
+        fn visit_expr(&mut self, e: &Expr) {
+            self.0 |= submits(e);
         }
-        StmtKind::Transaction(b) => spawns(&b.stmts),
-        StmtKind::Let { value: e, .. }
-        | StmtKind::Declare { value: e, .. }
-        | StmtKind::Expr(e)
-        | StmtKind::Item(e)
-        | StmtKind::Memory { call: e }
-        | StmtKind::Sleep(e)
-        | StmtKind::Return(Some(e)) => submits(e),
-        StmtKind::Assign { target, value } => submits(target) || submits(value),
-        StmtKind::Emit {
-            payload: Some(e), ..
-        } => submits(e),
-        StmtKind::Assert { cond, message } => {
-            submits(cond) || message.as_ref().is_some_and(submits)
-        }
-        StmtKind::Await(targets) => targets.iter().any(submits),
-        _ => false,
-    })
+    }
+    let mut found = Spawns(false);
+    stmts.iter().for_each(|s| found.visit_stmt(s));
+    found.0
 }
 
 /// Whether top-level variables may be read by other code while an update of one is in
@@ -364,22 +350,25 @@ fn script_spawns(script: &Script) -> bool {
 
 /// Whether an expression calls anything for which `is_script` says true.
 fn has_call(e: &Expr, is_script: &dyn Fn(&Expr) -> bool) -> bool {
-    let has_call = |e: &Expr| has_call(e, is_script);
-    match &e.kind {
-        ExprKind::Call { callee, args } => {
-            is_script(callee) || has_call(callee) || args.iter().any(|a| has_call(&a.value))
-        }
-        ExprKind::List(items) => items.iter().any(has_call),
-        ExprKind::Map(entries) => entries.iter().any(|(_, v)| has_call(v)),
-        ExprKind::Unary { operand, .. } => has_call(operand),
-        ExprKind::Binary { lhs, rhs, .. } => has_call(lhs) || has_call(rhs),
-        ExprKind::Member { target, .. } => has_call(target),
-        ExprKind::Index { target, index } => has_call(target) || has_call(index),
-        ExprKind::MultiIndex { target, indices } => {
-            has_call(target) || indices.iter().any(&has_call)
-        }
-        _ => false,
+    struct Calls<'p> {
+        is_script: &'p dyn Fn(&Expr) -> bool,
+        found: bool,
     }
+    impl Visitor<'_> for Calls<'_> {
+        fn visit_expr(&mut self, e: &Expr) {
+            match &e.kind {
+                _ if self.found => {}
+                ExprKind::Call { callee, .. } if (self.is_script)(callee) => self.found = true,
+                _ => walk_expr(self, e),
+            }
+        }
+    }
+    let mut calls = Calls {
+        is_script,
+        found: false,
+    };
+    calls.visit_expr(e);
+    calls.found
 }
 
 /// `x + a + b` as `x` and `[a, b]`: the operands added to the leftmost name.
@@ -399,32 +388,19 @@ fn add_chain<'e>(e: &'e Expr, name: &str, rest: &mut Vec<&'e Expr>) -> bool {
     }
 }
 
-/// The names an expression reads, in first-use order.
+/// The names an expression reads, in first-use order (the free variables a step, a
+/// `parallel:` right side or a handler captures).
 fn names_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
-    match &e.kind {
-        ExprKind::Name(n) if !out.contains(&n.as_str()) => out.push(n),
-        ExprKind::List(items) => items.iter().for_each(|i| names_in(i, out)),
-        ExprKind::Map(entries) => entries.iter().for_each(|(_, v)| names_in(v, out)),
-        ExprKind::Unary { operand, .. } => names_in(operand, out),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            names_in(lhs, out);
-            names_in(rhs, out);
+    struct Names<'o, 'e>(&'o mut Vec<&'e str>);
+    impl<'e> Visitor<'e> for Names<'_, 'e> {
+        fn visit_expr(&mut self, e: &'e Expr) {
+            match &e.kind {
+                ExprKind::Name(n) if !self.0.contains(&n.as_str()) => self.0.push(n),
+                _ => walk_expr(self, e),
+            }
         }
-        ExprKind::Call { callee, args } => {
-            names_in(callee, out);
-            args.iter().for_each(|a| names_in(&a.value, out));
-        }
-        ExprKind::Member { target, .. } => names_in(target, out),
-        ExprKind::Index { target, index } => {
-            names_in(target, out);
-            names_in(index, out);
-        }
-        ExprKind::MultiIndex { target, indices } => {
-            names_in(target, out);
-            indices.iter().for_each(|i| names_in(i, out));
-        }
-        _ => {}
     }
+    Names(out).visit_expr(e);
 }
 
 /// How a step is labelled in messages and events: its callee (`fetch`, `memory.status`).
