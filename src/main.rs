@@ -1,4 +1,4 @@
-//! The `aether` command: check, and (as their issues land) run, sign, verify and triage workflows.
+//! The `aether` command: check, run, sign and verify workflow scripts, triage them (classify, baseline, trends, gate), migrate them and report the runtime's status.
 
 mod cli;
 

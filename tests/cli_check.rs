@@ -7,7 +7,7 @@ use std::process::Stdio;
 use assert_cmd::Command;
 use serde_json::{Map, Value};
 
-/// LANGUAGE.md section 7: the keys of a status line, in this order.
+/// docs/contract/LANGUAGE.md section 7: the keys of a status line, in this order.
 const STATUS_KEYS: [&str; 8] = [
     "ok",
     "code",
@@ -214,7 +214,7 @@ fn sha256_16(inputs: &[String]) -> Vec<String> {
     hashes
 }
 
-/// LANGUAGE.md section 8: the text a fingerprint hashes.
+/// docs/contract/LANGUAGE.md section 8: the text a fingerprint hashes.
 fn fingerprint_input(code_name: &str, line: &Value, message: &str) -> String {
     let line = match line {
         Value::Null => "-".to_string(),
@@ -555,7 +555,7 @@ fn emit_error_code_prints_the_exit_status_on_stderr() {
 #[test]
 fn emit_error_code_reports_a_usage_error_too() {
     // FIXME: exit 2 for an unreadable --suppressions file prints no AETHER_ERROR_CODE line, so a CI
-    // script that reads the code from stderr finds nothing. LANGUAGE.md section 7 asks for the line.
+    // script that reads the code from stderr finds nothing. docs/contract/LANGUAGE.md section 7 asks for the line.
     let res = run(&[
         "check",
         CLEAN,
@@ -828,7 +828,7 @@ fn suppressing_one_of_two_errors_still_fails_with_the_other() {
 
 #[test]
 fn human_summary_counts_suppressed_findings_of_a_failing_file() {
-    // LANGUAGE.md section 8: a suppressed failure is "counted apart", also in a file that fails.
+    // docs/contract/LANGUAGE.md section 8: a suppressed failure is "counted apart", also in a file that fails.
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "two.aether", FOO_AND_BAR);
     write(

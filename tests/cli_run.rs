@@ -13,7 +13,7 @@ use assert_cmd::Command;
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 
-/// LANGUAGE.md section 7: the keys of a status line, in this order.
+/// docs/contract/LANGUAGE.md section 7: the keys of a status line, in this order.
 const STATUS_KEYS: [&str; 8] = [
     "ok",
     "code",

@@ -1008,3 +1008,25 @@ fn awaiting_earlier_writers_inside_a_transaction_is_a_clear_error() {
         r.stderr
     );
 }
+
+#[test]
+fn a_run_log_the_database_cannot_take_is_a_warning_once_not_silence() {
+    let d = Dir::new();
+    // A directory where the database file should be: the state cannot be opened, so the
+    // run-log lines of `log` have nowhere to go. The run still succeeds.
+    std::fs::create_dir_all(d.state().join("aether.db")).expect("block the database");
+    let r = d.run(
+        "goal: \"g\"\nlog(\"one\")\nlog(\"two\")\nprint(\"done\")\n",
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert_eq!(r.stdout, "done\n");
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: a run-log line could not be written: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "stderr:\n{}", r.stderr);
+    assert!(warnings[0].contains("cannot open"), "{}", warnings[0]);
+}

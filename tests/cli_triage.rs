@@ -345,7 +345,7 @@ fn sha256_16(input: &str) -> String {
     format!("{:08x}{:08x}", h[0], h[1])
 }
 
-/// LANGUAGE.md section 8: `CODE_NAME|LINE|FIRST_LINE_OF_MESSAGE`.
+/// docs/contract/LANGUAGE.md section 8: `CODE_NAME|LINE|FIRST_LINE_OF_MESSAGE`.
 fn legacy_fp(code_name: &str, line: Option<u32>, message: &str) -> String {
     let line = line.map_or_else(|| "-".to_string(), |l| l.to_string());
     let first = message.lines().next().unwrap_or("");

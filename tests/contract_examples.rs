@@ -1,4 +1,4 @@
-//! The contract's examples: LANGUAGE.md forms check clean, the seeds fail only on names the stdlib lacks.
+//! The contract's examples: docs/contract/LANGUAGE.md forms check clean, the seeds fail only on names the stdlib lacks.
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! `aether run` over the repository's own scripts: the LANGUAGE.md section 4 fixtures (each
+//! `aether run` over the repository's own scripts: the docs/contract/LANGUAGE.md section 4 fixtures (each
 //! `print` line's comment is its expected output) and the reference workflows in workflows/.
 
 use std::path::{Path, PathBuf};

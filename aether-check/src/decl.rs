@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A capability a function needs (STDLIB.md, "Capabilities").
+/// A capability a function needs (docs/contract/STDLIB.md, "Capabilities").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
     MemoryWrite,
@@ -177,7 +177,7 @@ impl FnDecl {
         }
     }
 
-    /// The signature as written in STDLIB.md, e.g. `get(m, k, default=null)`.
+    /// The signature as written in docs/contract/STDLIB.md, e.g. `get(m, k, default=null)`.
     pub fn signature(&self) -> String {
         let params: Vec<String> = self
             .params

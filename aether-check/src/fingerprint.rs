@@ -1,4 +1,4 @@
-//! Fingerprints of findings (LANGUAGE.md section 8) and the suppression file format.
+//! Fingerprints of findings (docs/contract/LANGUAGE.md section 8) and the suppression file format.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -28,7 +28,7 @@ pub const POLICY_KEYS: &[&str] = &[
 /// Workflow step options.
 pub const STEP_OPTIONS: &[&str] = &["retry", "timeout", "backoff", "requires"];
 
-/// The wait before a step's first retry when it sets no `backoff=` (LANGUAGE.md section 5).
+/// The wait before a step's first retry when it sets no `backoff=` (docs/contract/LANGUAGE.md section 5).
 pub const DEFAULT_BACKOFF_MS: f64 = 1000.0;
 
 /// Everything the checker typed for one script.
@@ -52,7 +52,7 @@ impl Specs {
     }
 }
 
-/// A workflow step's options (LANGUAGE.md section 5).
+/// A workflow step's options (docs/contract/LANGUAGE.md section 5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepSpec {
     /// Further attempts after a failure.
@@ -154,7 +154,7 @@ fn capabilities(v: &Expr) -> Option<Vec<String>> {
     }
 }
 
-/// The `policy:` settings the runtime applies (LANGUAGE.md section 6).
+/// The `policy:` settings the runtime applies (docs/contract/LANGUAGE.md section 6).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policy {
     /// `timeout`: the run's wall-clock budget in ms; a zero duration sets none.

@@ -29,7 +29,7 @@
 //! recomputed and must match; weak (small-order) public keys are refused. No other key format
 //! (bare hex, bare base64, PEM) is accepted.
 //!
-//! **Signature header**, line 1 of a signed script (LANGUAGE.md section 9):
+//! **Signature header**, line 1 of a signed script (docs/contract/LANGUAGE.md section 9):
 //!
 //! ```text
 //! # @signature ed25519 <key-id> <base64 of the 64-byte signature>

@@ -1,10 +1,10 @@
-//! The one diagnostic type of the toolchain, the result codes of LANGUAGE.md section 7 and rule metadata.
+//! The one diagnostic type of the toolchain, the result codes of docs/contract/LANGUAGE.md section 7 and rule metadata.
 
 use std::fmt::Write;
 
 use crate::span::{LineIndex, Span};
 
-/// Structured result codes (LANGUAGE.md section 7); the process exit status uses the same numbers.
+/// Structured result codes (docs/contract/LANGUAGE.md section 7); the process exit status uses the same numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResultCode {
     Success = 0,

@@ -24,6 +24,15 @@ pub struct CompileError {
     pub span: Span,
 }
 
+/// A construct the checker rejects reached the compiler: the script was compiled without
+/// its check passing (`aether run` never does that).
+fn unchecked(what: &str, span: Span) -> CompileError {
+    CompileError {
+        message: format!("{what} (the check rejects this script)"),
+        span,
+    }
+}
+
 fn not_yet(what: &str, span: Span) -> CompileError {
     CompileError {
         message: format!("not available yet: {what}"),
@@ -929,7 +938,7 @@ impl<'a> Compiler<'a> {
             StmtKind::Break => {
                 let is_for = self.fs.loops.last().map(|l| l.is_for);
                 let Some(is_for) = is_for else {
-                    return Err(not_yet("`break` outside a loop", span));
+                    return Err(unchecked("`break` outside a loop", span));
                 };
                 if is_for {
                     // IterNext pops the loop's two values before it leaves; a `break` does
@@ -947,7 +956,7 @@ impl<'a> Compiler<'a> {
             }
             StmtKind::Continue => {
                 let Some(head) = self.fs.loops.last().map(|l| l.head) else {
-                    return Err(not_yet("`continue` outside a loop", span));
+                    return Err(unchecked("`continue` outside a loop", span));
                 };
                 self.emit(Instr::Jump(head), span);
             }

@@ -16,7 +16,7 @@ use aether_syntax::Span;
 use crate::value::{Map, Value};
 
 /// What kind of failure an error is: it picks the result code and which `on_error` rules
-/// match (LANGUAGE.md sections 6 and 7).
+/// match (docs/contract/LANGUAGE.md sections 6 and 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {
     /// RUNTIME_ERROR.
@@ -30,7 +30,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    /// The structured result code (LANGUAGE.md section 7).
+    /// The structured result code (docs/contract/LANGUAGE.md section 7).
     pub fn code(self) -> i32 {
         match self {
             ErrorClass::Timeout => 23,

@@ -132,7 +132,7 @@ pub struct Function {
     pub is_action: bool,
 }
 
-/// A workflow step's settings (LANGUAGE.md section 5).
+/// A workflow step's settings (docs/contract/LANGUAGE.md section 5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// The function that makes the step's call, given the captured variables.

@@ -1,4 +1,4 @@
-//! Run-time values of `.aether` (LANGUAGE.md section 4): kinds, truthiness, equality, ordering, arithmetic and display.
+//! Run-time values of `.aether` (docs/contract/LANGUAGE.md section 4): kinds, truthiness, equality, ordering, arithmetic and display.
 //!
 //! Scalars are stored inline; strings, lists and maps sit behind an [`Rc`], so a
 //! clone is cheap and a collection is shared until someone updates it. Updates
@@ -7,7 +7,7 @@
 //! collection is shared, so lists and maps behave as values and other holders
 //! never see the change.
 //!
-//! Decisions where LANGUAGE.md is silent (each is repeated on the item it concerns):
+//! Decisions where docs/contract/LANGUAGE.md is silent (each is repeated on the item it concerns):
 //!
 //! - Durations are float milliseconds. `duration + duration`, `duration - duration`,
 //!   `duration * number`, `number * duration` and `duration / number` are durations;
@@ -176,7 +176,7 @@ impl<K: AsRef<str>> FromIterator<(K, Value)> for Map {
 }
 
 /// Maps are equal when they have the same keys with equal values, whatever the
-/// insertion order (LANGUAGE.md leaves the order question open).
+/// insertion order (docs/contract/LANGUAGE.md leaves the order question open).
 impl PartialEq for Map {
     fn eq(&self, other: &Map) -> bool {
         self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))

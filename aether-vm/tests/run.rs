@@ -269,3 +269,17 @@ fn a_module_function_without_a_host_is_not_available() {
         "before\n"
     );
 }
+
+#[test]
+fn a_break_outside_a_loop_that_skipped_the_check_is_not_called_unavailable() {
+    // The checker rejects this (break-outside-loop); compiling it anyway says so instead of
+    // calling `break` a feature that is not available yet.
+    let src = "goal: \"g\"\nbreak\n";
+    let analysis = aether_check::analyze(src, &registry());
+    assert!(analysis.has_errors());
+    let err = compile(&analysis, &registry()).expect_err("break outside a loop");
+    assert_eq!(
+        err.message,
+        "`break` outside a loop (the check rejects this script)"
+    );
+}

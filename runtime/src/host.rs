@@ -85,6 +85,18 @@ pub struct RuntimeHost {
     /// Metrics and run-log lines that arrived while a transaction was open.
     deferred_metrics: Vec<(String, f64, String)>,
     deferred_logs: Vec<(Value, Vec<String>)>,
+    /// Writes that failed without failing the script (run records, metrics, run-log lines,
+    /// homeostasis corrections, the database itself): one message per kind of write, for
+    /// the CLI to print (see [`RuntimeHost::take_lost_writes`]).
+    lost_writes: Vec<String>,
+}
+
+/// Remember a failed write of `what`, once per kind.
+fn note_lost(lost: &mut Vec<String>, what: &str, err: impl std::fmt::Display) {
+    let prefix = format!("{what} could not be written");
+    if !lost.iter().any(|l| l.starts_with(&prefix)) {
+        lost.push(format!("{prefix}: {err}"));
+    }
 }
 
 fn runtime_error(e: StateError) -> HostError {
@@ -150,6 +162,33 @@ impl RuntimeHost {
             recorded_metrics: false,
             deferred_metrics: Vec::new(),
             deferred_logs: Vec::new(),
+            lost_writes: Vec::new(),
+        }
+    }
+
+    /// The writes that failed during the run without failing it, one message per kind of
+    /// write (the run record, metrics, the run log, dead letters, ...). The CLI prints them
+    /// as warnings: the runtime never prints.
+    pub fn take_lost_writes(&mut self) -> Vec<String> {
+        let mut lost = std::mem::take(&mut self.lost_writes);
+        for l in self.kernel.take_lost_writes() {
+            note_lost(&mut lost, "a dead letter", l);
+        }
+        lost
+    }
+
+    /// Open the state database if it can be; when it cannot, the kernel goes on in memory
+    /// and the failure is a lost write.
+    fn try_state(&mut self) {
+        if let Err(e) = self.state() {
+            note_lost(&mut self.lost_writes, "the state database", e.message);
+        }
+    }
+
+    /// Record a host measurement; a failure is a lost write, not the script's error.
+    fn host_metric(&mut self, name: &str, x: f64) {
+        if let Err(e) = self.record_metric(name, &Value::Float(x)) {
+            note_lost(&mut self.lost_writes, "a metric", e.message);
         }
     }
 
@@ -167,25 +206,27 @@ impl RuntimeHost {
             return;
         };
         let ended = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let _ = st.conn.execute(
+        if let Err(e) = st.conn.execute(
             "INSERT INTO runs (file, started_at, ended_at, code, code_name, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             rusqlite::params![file, started_at, ended, code, code_name, message],
-        );
+        ) {
+            note_lost(&mut self.lost_writes, "the run record", e);
+        }
     }
 
     /// The run is over: tasks still queued or running are dead-lettered.
     pub fn shutdown(&mut self) {
         if self.kernel.has_work() {
-            let _ = self.state();
+            self.try_state();
             self.kernel.shutdown(self.state.as_ref());
         }
         // The host's measurements for homeostasis, when this run used the kernel or plugins.
         if self.kernel.used() {
             let depth = self.kernel.max_depth() as f64;
-            let _ = self.record_metric("queue_depth", &Value::Float(depth));
-            let _ = self.state();
+            self.host_metric("queue_depth", depth);
+            self.try_state();
             let dlq = self.kernel.dlq_total(self.state.as_ref()) as f64;
-            let _ = self.record_metric("dlq_count", &Value::Float(dlq));
+            self.host_metric("dlq_count", dlq);
         }
         self.correct();
         for name in self.config.plugins.names() {
@@ -201,7 +242,7 @@ impl RuntimeHost {
                 .and_then(|s| s.get("invocations").and_then(serde_json::Value::as_u64))
                 .unwrap_or(0);
             if let (Some(rate), true) = (rate, invoked > 0) {
-                let _ = self.record_metric("plugin_success_rate", &Value::Float(rate));
+                self.host_metric("plugin_success_rate", rate);
             }
         }
     }
@@ -213,12 +254,25 @@ impl RuntimeHost {
         if !self.recorded_metrics {
             return;
         }
-        let Ok((h, st)) = self.homeo() else {
-            return;
+        let (h, st) = match self.homeo() {
+            Ok(it) => it,
+            Err(e) => {
+                note_lost(
+                    &mut self.lost_writes,
+                    "the homeostasis correction",
+                    e.message,
+                );
+                return;
+            }
         };
-        let Ok(corrections) = h.evaluate(st) else {
-            return;
+        let corrections = match h.evaluate(st) {
+            Ok(it) => it,
+            Err(e) => {
+                note_lost(&mut self.lost_writes, "the homeostasis correction", e);
+                return;
+            }
         };
+        let mut failed = None;
         for c in corrections {
             if let Some(action) = &c.action {
                 let params = serde_json::json!({
@@ -228,8 +282,13 @@ impl RuntimeHost {
                     "output": c.output,
                     "by": "controller",
                 });
-                let _ = h.actuate(st, action, &c.component, &params);
+                if let Err(e) = h.actuate(st, action, &c.component, &params) {
+                    failed.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = failed {
+            note_lost(&mut self.lost_writes, "the homeostasis correction", e);
         }
     }
 
@@ -244,13 +303,17 @@ impl RuntimeHost {
             return;
         };
         for (name, x, at) in std::mem::take(&mut self.deferred_metrics) {
-            let _ = st.conn.execute(
+            if let Err(e) = st.conn.execute(
                 "INSERT INTO metrics (name, value, at) VALUES (?1, ?2, ?3)",
                 rusqlite::params![name, x, at],
-            );
+            ) {
+                note_lost(&mut self.lost_writes, "a metric", e);
+            }
         }
         for (content, tags) in std::mem::take(&mut self.deferred_logs) {
-            let _ = memory::store_unique(st, &content, &tags, "log");
+            if let Err(e) = memory::store_unique(st, &content, &tags, "log") {
+                note_lost(&mut self.lost_writes, "a run-log line", e.0);
+            }
         }
     }
 
@@ -324,7 +387,7 @@ impl RuntimeHost {
                     .map_err(runtime_error);
                 // The host's own measurement for homeostasis: memory round trip.
                 let ms = start.elapsed().as_secs_f64() * 1000.0;
-                let _ = self.record_metric("memory_roundtrip_ms", &Value::Float(ms));
+                self.host_metric("memory_roundtrip_ms", ms);
                 res
             }
             "reflect" => {
@@ -459,19 +522,19 @@ impl RuntimeHost {
                             "deadline is a duration or a number of seconds that is not negative",
                         )),
                     };
-                let _ = self.state();
+                self.try_state();
                 self.kernel
                     .submit(self.state.as_ref(), &task, data, &priority, deadline)
                     .map(|id| Value::Int(id as i64))
                     .map_err(HostError::runtime)
             }
             "kernel.status" => {
-                let _ = self.state();
+                self.try_state();
                 Ok(self.kernel.status(self.state.as_ref()))
             }
             "kernel.dlq" => {
                 let limit = arg_int(args, 0, "limit")?;
-                let _ = self.state();
+                self.try_state();
                 let letters = self
                     .kernel
                     .dlq(self.state.as_ref(), limit)
@@ -776,7 +839,7 @@ impl Host for RuntimeHost {
     }
 
     fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
-        let _ = self.state();
+        self.try_state();
         self.kernel
             .submit(
                 self.state.as_ref(),
@@ -793,17 +856,17 @@ impl Host for RuntimeHost {
         if !self.kernel.pending() {
             return None;
         }
-        let _ = self.state();
+        self.try_state();
         self.kernel.next(self.state.as_ref())
     }
 
     fn task_finished(&mut self, id: u64, result: Result<Value, String>, give_up: bool) {
-        let _ = self.state();
+        self.try_state();
         self.kernel
             .finished(self.state.as_ref(), id, result, give_up);
         // The host's own measurement for homeostasis: task latency, submit to finish.
         if let Some(ms) = self.kernel.latencies.pop() {
-            let _ = self.record_metric("task_latency_ms", &Value::Float(ms));
+            self.host_metric("task_latency_ms", ms);
         }
     }
 
@@ -813,8 +876,10 @@ impl Host for RuntimeHost {
 
     fn metric(&mut self, name: &str, value: &Value) {
         // `metrics(map)` already validated the values; a storage failure must not fail
-        // the script's observability call.
-        let _ = self.record_metric(name, value);
+        // the script's observability call, and is reported after the run.
+        if let Err(e) = self.record_metric(name, value) {
+            note_lost(&mut self.lost_writes, "a metric", e.message);
+        }
     }
 
     fn observe(&mut self, event: &Event) {
@@ -865,8 +930,11 @@ impl Host for RuntimeHost {
             self.deferred_logs.push((Value::from(content), tags));
             return;
         }
-        if let Ok(st) = self.state() {
-            let _ = memory::store_unique(st, &Value::from(content), &tags, "log");
+        let res = self.state().and_then(|st| {
+            memory::store_unique(st, &Value::from(content), &tags, "log").map_err(runtime_error)
+        });
+        if let Err(e) = res {
+            note_lost(&mut self.lost_writes, "a run-log line", e.message);
         }
     }
 }

@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// The priorities, most urgent first.
 pub const PRIORITIES: [&str; 3] = ["high", "normal", "background"];
 
-/// Queue sizes and registry windows (LANGUAGE.md section 10).
+/// Queue sizes and registry windows (docs/contract/LANGUAGE.md section 10).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelSettings {
     /// Capacities of the high, normal and background queues.
@@ -129,6 +129,8 @@ pub struct Kernel {
     max_depth: usize,
     /// Dead letters waiting for the script's open transaction to end.
     unwritten: Vec<Unwritten>,
+    /// Dead letters the database refused, as messages for the run's warnings.
+    lost_writes: Vec<String>,
     /// Whether anything was submitted in this run.
     used: bool,
 }
@@ -150,6 +152,7 @@ impl Kernel {
             latencies: Vec::new(),
             max_depth: 0,
             unwritten: Vec::new(),
+            lost_writes: Vec::new(),
             used: false,
         }
     }
@@ -316,11 +319,19 @@ impl Kernel {
         }
         for u in std::mem::take(&mut self.unwritten) {
             let d = &u.letter;
-            let _ = st.conn.execute(
+            if let Err(e) = st.conn.execute(
                 "INSERT INTO dead_letters (task, data, priority, reason, attempts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![d.task, u.data, u.priority, d.reason, d.attempts, d.at],
-            );
+            ) {
+                self.lost_writes
+                    .push(format!("the dead letter of task `{}`: {e}", d.task));
+            }
         }
+    }
+
+    /// The dead letters that could not be written since the last call.
+    pub fn take_lost_writes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.lost_writes)
     }
 
     /// `kernel.status()`.

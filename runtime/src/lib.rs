@@ -13,7 +13,7 @@ pub use host::{RuntimeConfig, RuntimeHost};
 
 use aether_check::decl::{Capability, DefaultValue, FnDecl};
 
-/// The modules the runtime host provides, in STDLIB.md order.
+/// The modules the runtime host provides, in docs/contract/STDLIB.md order.
 pub const MODULES: &[&str] = &["memory", "kernel", "homeostasis", "plugins", "security"];
 
 /// The declarations of the module functions and of the Aether 1.1 globals backed by a module.

@@ -11,7 +11,7 @@ pub(crate) fn timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// The status object of LANGUAGE.md section 7, keys in the contract's order.
+/// The status object of docs/contract/LANGUAGE.md section 7, keys in the contract's order.
 pub(crate) fn status_object(r: &FileReport, ts: &str) -> Map<String, Value> {
     let s = &r.status;
     let mut m = Map::new();

@@ -11,7 +11,7 @@ use aether_syntax::{rules, Diagnostic, ResultCode, Severity, Span};
 
 pub(crate) use aether_check::findings::Finding;
 
-/// The verdict for one file (LANGUAGE.md section 7).
+/// The verdict for one file (docs/contract/LANGUAGE.md section 7).
 #[derive(Debug)]
 pub(crate) struct Status {
     pub(crate) ok: bool,

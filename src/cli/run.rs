@@ -1,5 +1,5 @@
 //! `aether run`: check a script, compile it and run it on the VM, with the run's budgets,
-//! event stream, status line and exit code (LANGUAGE.md section 7, phase `execute`).
+//! event stream, status line and exit code (docs/contract/LANGUAGE.md section 7, phase `execute`).
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -103,6 +103,8 @@ struct JsonLines<'s> {
     text: &'s str,
     index: LineIndex,
     seq: u64,
+    /// The first write that failed: the stream is incomplete, which the run reports once.
+    lost: Option<std::io::Error>,
 }
 
 impl JsonLines<'_> {
@@ -115,9 +117,11 @@ impl JsonLines<'_> {
         let line = span.map(|s| self.index.line_col(self.text, s.start).line);
         m.insert("line".into(), json!(line));
         m.extend(fields);
-        let _ = writeln!(self.out, "{}", Json::Object(m));
         // A run that is killed keeps the records written so far.
-        let _ = self.out.flush();
+        let res = writeln!(self.out, "{}", Json::Object(m)).and_then(|()| self.out.flush());
+        if let Err(e) = res {
+            self.lost.get_or_insert(e);
+        }
     }
 }
 
@@ -472,6 +476,7 @@ pub(crate) fn execute<W: Write>(
                 text,
                 index: LineIndex::new(text),
                 seq: 0,
+                lost: None,
             }),
             Err(e) => {
                 let message = format!("cannot write events to `{}`: {e}", path.display());
@@ -622,6 +627,21 @@ pub(crate) fn execute<W: Write>(
         &outcome.message,
     );
     end_events(&mut events, &outcome);
+    // Writes that failed without failing the run are said once each, never dropped silently.
+    let mut lost = host.take_lost_writes();
+    if let (Some(ev), Some(path)) = (&events, exec.events) {
+        if let Some(e) = &ev.lost {
+            lost.push(format!(
+                "the event stream `{}` is incomplete: {e}",
+                path.display()
+            ));
+        }
+    }
+    if show && !quiet {
+        for l in &lost {
+            eprintln!("warning: {l}");
+        }
+    }
     outcome
 }
 

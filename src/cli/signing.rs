@@ -36,7 +36,7 @@ pub(crate) struct StrictSignatureArgs {
     pub(crate) revoked: Option<PathBuf>,
 }
 
-/// Strict signature mode from the environment (LANGUAGE.md section 9).
+/// Strict signature mode from the environment (docs/contract/LANGUAGE.md section 9).
 pub(crate) fn strict_from_env() -> bool {
     let prod =
         std::env::var("AETHERRA_PROFILE").is_ok_and(|p| p.trim().eq_ignore_ascii_case("prod"));

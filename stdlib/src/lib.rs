@@ -1,4 +1,4 @@
-//! Declarations of the global functions of STDLIB.md that need no runtime module, and
+//! Declarations of the global functions of docs/contract/STDLIB.md that need no runtime module, and
 //! the implementations of the pure ones ([`natives`]).
 
 pub mod natives;
@@ -153,7 +153,7 @@ mod tests {
     use aether_check::decl::ParamKind;
     use std::collections::BTreeSet;
 
-    /// Every global of STDLIB.md that needs no runtime module.
+    /// Every global of docs/contract/STDLIB.md that needs no runtime module.
     const EXPECTED: &[&str] = &[
         // Core
         "len",

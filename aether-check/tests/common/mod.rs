@@ -2,7 +2,7 @@
 
 use aether_check::decl::{Capability, DefaultValue, FnDecl, Registry};
 
-/// A small registry shaped like the real one (STDLIB.md): globals, variadics,
+/// A small registry shaped like the real one (docs/contract/STDLIB.md): globals, variadics,
 /// keyword-only parameters after a variadic, and module functions with capabilities.
 pub(crate) fn registry() -> Registry {
     let mut r = Registry::new();
