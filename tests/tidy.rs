@@ -483,3 +483,50 @@ fn every_external_workspace_dependency_has_a_comment_above() {
         uncommented.join("\n")
     );
 }
+
+/// Every function of the table the CLI builds (VM intrinsics, stdlib natives, runtime host
+/// functions) is declared once, with an implementation beside it, a doc line and a
+/// well-formed parameter list. A declaration cannot exist without its implementation:
+/// each crate gives the table `(FnDecl, implementation)` pairs.
+#[test]
+fn every_declared_function_has_an_implementation_and_a_doc_line() {
+    use aether_check::decl::ParamKind;
+    let table = aether_runtime::function_table();
+    let entries: Vec<_> = table.iter().collect();
+    assert_eq!(
+        entries.len(),
+        table.registry().len(),
+        "a declaration without an implementation"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, d, by) in entries {
+        let q = d.qualified_name();
+        assert!(seen.insert(q.clone()), "{q} declared twice");
+        assert_eq!(table.registry().decl(id), Some(d), "{q}: id {id:?}");
+        assert!(!d.doc.trim().is_empty(), "{q} ({by}) has no doc line");
+        let mut seen_variadic = false;
+        let mut seen_default = false;
+        for p in &d.params {
+            match p.kind {
+                ParamKind::Normal => {
+                    assert!(!seen_variadic, "{q}: {} after the variadic", p.name);
+                    assert!(
+                        p.default.is_some() || !seen_default,
+                        "{q}: required {} after an optional one",
+                        p.name
+                    );
+                    seen_default |= p.default.is_some();
+                }
+                ParamKind::Variadic => {
+                    assert!(!seen_variadic, "{q}: two variadics");
+                    seen_variadic = true;
+                }
+                ParamKind::KeywordOnly => assert!(
+                    seen_variadic && p.default.is_some(),
+                    "{q}: keyword-only {} needs a variadic before it and a default",
+                    p.name
+                ),
+            }
+        }
+    }
+}

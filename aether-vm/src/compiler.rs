@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aether_check::decl::{DefaultValue, FnDecl, ParamKind, Registry};
+use aether_check::decl::{DefaultValue, FnId, ParamKind, Registry};
 use aether_syntax::ast::*;
 use aether_syntax::Span;
 
@@ -95,7 +95,6 @@ struct Compiler<'a> {
     program: Program,
     actions: HashMap<&'a str, (u32, &'a Action)>,
     globals: HashMap<String, u16>,
-    natives: HashMap<String, u32>,
     /// Index of each string constant.
     strings: HashMap<std::rc::Rc<str>, u32>,
     fs: FnState,
@@ -125,7 +124,6 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
         program: Program::default(),
         actions: HashMap::new(),
         globals: HashMap::new(),
-        natives: HashMap::new(),
         strings: HashMap::new(),
         fs: FnState::default(),
     };
@@ -691,18 +689,6 @@ impl<'a> Compiler<'a> {
         slot
     }
 
-    fn native(&mut self, name: &str, capability: Option<String>, effectful: bool) -> u32 {
-        if let Some(i) = self.natives.get(name) {
-            return *i;
-        }
-        let i = self.program.natives.len() as u32;
-        self.program.natives.push(name.to_string());
-        self.program.native_caps.push(capability);
-        self.program.native_effectful.push(effectful);
-        self.natives.insert(name.to_string(), i);
-        i
-    }
-
     fn declare_local(&mut self, name: &str) -> u16 {
         let slot = self.fs.next_slot;
         self.fs.next_slot += 1;
@@ -1040,11 +1026,8 @@ impl<'a> Compiler<'a> {
                 };
                 // `memory: f(args)` calls `memory.f`, or the global `f` when the memory
                 // module has no `f`.
-                match self.registry.module_fn("memory", f) {
-                    Some(decl) => {
-                        let decl = decl.clone();
-                        self.native_call(&decl, &format!("memory.{f}"), args, call.span)?;
-                    }
+                match self.registry.module_fn_id("memory", f) {
+                    Some(id) => self.native_call(id, args, call.span)?,
                     None => self.call(callee, args, call.span)?,
                 }
                 self.emit(Instr::Pop, span);
@@ -1312,11 +1295,10 @@ impl<'a> Compiler<'a> {
         if let ExprKind::Member { target, name } = &callee.kind {
             if let ExprKind::Name(module) = &target.kind {
                 if self.lookup(module).is_none() {
-                    let Some(decl) = self.registry.module_fn(module, &name.text) else {
+                    let Some(id) = self.registry.module_fn_id(module, &name.text) else {
                         return Err(not_yet(&format!("`{module}.{}()`", name.text), callee.span));
                     };
-                    let decl = decl.clone();
-                    return self.native_call(&decl, &format!("{module}.{}", name.text), args, span);
+                    return self.native_call(id, args, span);
                 }
             }
             return Err(not_yet("calls through values", callee.span));
@@ -1374,39 +1356,19 @@ impl<'a> Compiler<'a> {
             );
             return Ok(());
         }
-        if name == "load_feature_index" && self.registry.global(name).is_some() {
-            // Introspection of this build's modules: known at compile time.
-            let index: Map = self
-                .registry
-                .module_names()
-                .map(|m| {
-                    let fns: Vec<Value> = self
-                        .registry
-                        .module_fns(m)
-                        .map(|d| Value::from(d.name))
-                        .collect();
-                    (m, Value::from(fns))
-                })
-                .collect();
-            let k = self.constant(Value::from(index));
-            self.emit(Instr::Const(k), span);
-            return Ok(());
-        }
-        let Some(decl) = self.registry.global(name) else {
+        let Some(id) = self.registry.global_id(name) else {
             return Err(not_yet(&format!("`{name}()`"), callee.span));
         };
-        let decl: FnDecl = decl.clone();
-        self.native_call(&decl, name, args, span)
+        self.native_call(id, args, span)
     }
 
-    /// A call of the native function `qualified` (`len`, `memory.store`) declared by `decl`.
-    fn native_call(
-        &mut self,
-        decl: &FnDecl,
-        qualified: &str,
-        args: &'a [Arg],
-        span: Span,
-    ) -> Result<(), CompileError> {
+    /// A call of the native function `id` (`len`, `memory.store`): its arguments bound
+    /// against its declaration, then the call by id.
+    fn native_call(&mut self, id: FnId, args: &'a [Arg], span: Span) -> Result<(), CompileError> {
+        let registry = self.registry;
+        let Some(decl) = registry.decl(id) else {
+            return Err(not_yet("a function without a declaration", span));
+        };
         let params: Vec<Param<'_>> = decl
             .params
             .iter()
@@ -1420,14 +1382,9 @@ impl<'a> Compiler<'a> {
             })
             .collect();
         self.bind(&params, args, span)?;
-        let native = self.native(
-            qualified,
-            decl.capability.map(|c| c.as_str().to_string()),
-            decl.effectful,
-        );
         self.emit(
             Instr::CallNative {
-                native,
+                func: id.0,
                 argc: params.len() as u16,
             },
             span,

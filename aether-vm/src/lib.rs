@@ -5,15 +5,17 @@
 //! against a [`Host`] that provides the runtime modules.
 
 pub mod compiler;
+pub mod functions;
 pub mod host;
 pub mod program;
 pub mod value;
 pub mod vm;
 
 pub use compiler::{compile, CompileError};
+pub use functions::{Args, FnTable, Native, NativeFn};
 pub use host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost, Task,
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError};
-pub use vm::{instant_after, wait_of_ms, Budget, NativeFn, Vm, VmError, VmErrorKind, MAX_WAIT};
+pub use vm::{instant_after, wait_of_ms, Budget, Vm, VmError, VmErrorKind, MAX_WAIT};

@@ -698,6 +698,16 @@ fn rfc3339(epoch: f64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// Store one measurement: the only place a metric row is written (by
+/// `homeostasis.record`, `metrics(map)` and the host's own measurements).
+pub fn insert_metric(state: &State, name: &str, value: f64, at: &str) -> rusqlite::Result<()> {
+    state.conn.execute(
+        "INSERT INTO metrics (name, value, at) VALUES (?1, ?2, ?3)",
+        params![name, value, at],
+    )?;
+    Ok(())
+}
+
 fn db(e: rusqlite::Error) -> String {
     format!("state database: {e}")
 }
@@ -748,14 +758,7 @@ impl Homeostasis {
                 "homeostasis.record: metric `{metric}` must be a finite number, not {value}"
             ));
         }
-        state
-            .conn
-            .execute(
-                "INSERT INTO metrics (name, value, at) VALUES (?1, ?2, ?3)",
-                params![metric, value, rfc3339(now_epoch())],
-            )
-            .map_err(db)?;
-        Ok(())
+        insert_metric(state, metric, value, &rfc3339(now_epoch())).map_err(db)
     }
 
     /// The newest recorded value of `metric`.

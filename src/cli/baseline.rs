@@ -51,7 +51,7 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
             return 2;
         }
     };
-    let registry = super::registry();
+    let functions = super::function_table();
     // Strict signature mode counts as in `check`: a refused file is a SIGNATURE_ERROR.
     let signatures = match args.sig.strict_trust() {
         Ok(t) => t,
@@ -67,7 +67,7 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
     };
     let jobs = super::check::worker_count(args.jobs);
     let reports = check_all(&files, jobs, STACK_BYTES, |p| {
-        check_file(p, &registry, &opts)
+        check_file(p, functions.registry(), &opts)
     });
     // Counts keyed by code name, in code order (SUCCESS first).
     let mut counts: BTreeMap<i32, (ResultCode, u64)> = BTreeMap::new();

@@ -98,10 +98,10 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     if files.is_empty() {
         eprintln!("warning: no .aether files found under the given paths");
     }
-    let registry = super::registry();
+    let functions = super::function_table();
     let jobs = worker_count(args.jobs);
     let reports = check_all(&files, jobs, CHECK_STACK_BYTES, |p| {
-        check_file(p, &registry, &opts)
+        check_file(p, functions.registry(), &opts)
     });
 
     let ts = output::timestamp();

@@ -171,7 +171,7 @@ fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) ->
 
 /// What classification needs for every file.
 struct Classifier<'a> {
-    registry: aether_check::decl::Registry,
+    functions: aether_vm::FnTable,
     opts: Options,
     trust: Option<super::signing::Trust>,
     /// Strict signature mode: plugins must have signed manifests.
@@ -187,7 +187,7 @@ struct Classifier<'a> {
 
 impl Classifier<'_> {
     fn classify(&self, path: &Path) -> Record {
-        let report = check_file(path, &self.registry, &self.opts);
+        let report = check_file(path, self.functions.registry(), &self.opts);
         let text = report.source.as_deref().unwrap_or("");
         let signature_verified = match (&self.trust, &report.source) {
             (Some(t), Some(text)) => aether_sign::verify(text, &t.keyring, &t.revoked).is_ok(),
@@ -228,7 +228,7 @@ impl Classifier<'_> {
             execute(
                 &exec,
                 source,
-                &self.registry,
+                &self.functions,
                 std::io::sink(),
                 std::io::sink(),
             )
@@ -498,7 +498,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         }
     };
     let classifier = Classifier {
-        registry: super::registry(),
+        functions: super::function_table(),
         opts: Options {
             strict: false,
             suppressions,

@@ -17,7 +17,7 @@ pub(crate) fn run(args: LspArgs) -> i32 {
     let options = aether_lsp::Options {
         strict: args.strict,
     };
-    match aether_lsp::serve(super::registry(), options) {
+    match aether_lsp::serve(super::function_table().registry().clone(), options) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -20,7 +20,7 @@ mod trends;
 
 use clap::{Parser, Subcommand};
 
-use aether_check::decl::Registry;
+use aether_vm::FnTable;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,12 +85,10 @@ fn completions(shell: clap_complete::Shell) -> i32 {
     0
 }
 
-/// Every native function this build knows: the stdlib's globals and the runtime's modules.
-pub(crate) fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.extend(aether_stdlib::declarations());
-    r.extend(aether_runtime::declarations());
-    r
+/// Every function this build knows, with its implementation: the VM's intrinsics, the
+/// stdlib's natives and the runtime's host functions (the checker reads its registry).
+pub(crate) fn function_table() -> FnTable {
+    aether_runtime::function_table()
 }
 
 /// A usage error happens before the options are parsed: look for the flag by hand.

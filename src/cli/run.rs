@@ -276,12 +276,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     }
 
     // 1. Check: a file with errors does not run.
-    let registry = super::registry();
+    let functions = super::function_table();
     let opts = Options {
         signatures,
         ..Options::default()
     };
-    let mut report = check_file(&args.file, &registry, &opts);
+    let mut report = check_file(&args.file, functions.registry(), &opts);
     let strict_trust = opts.signatures.map(|t| aether_runtime::security::Trust {
         keyring: t.keyring,
         revoked: t.revoked,
@@ -325,7 +325,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         };
         let stdout = std::io::stdout();
         let out = std::io::LineWriter::new(stdout.lock());
-        execute(&exec, source, &registry, out, std::io::stderr())
+        execute(&exec, source, &functions, out, std::io::stderr())
     }))
     .unwrap_or_else(|payload| {
         let msg = payload
@@ -404,7 +404,7 @@ pub(crate) struct Execution<'a> {
 pub(crate) fn execute<W: Write>(
     exec: &Execution<'_>,
     source: Source<'_>,
-    registry: &aether_check::decl::Registry,
+    functions: &aether_vm::FnTable,
     out: W,
     err: impl Write,
 ) -> Outcome {
@@ -417,7 +417,7 @@ pub(crate) fn execute<W: Write>(
     let quiet = exec.quiet;
     let profile = exec.profile;
     let parsed = aether_syntax::parse(text);
-    let program = match aether_vm::compile(&parsed.ast, registry) {
+    let program = match aether_vm::compile(&parsed.ast, functions.registry()) {
         Ok(p) => p,
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
@@ -555,13 +555,12 @@ pub(crate) fn execute<W: Write>(
         trust,
         throwaway: exec.throwaway,
     });
-    let natives = aether_stdlib::natives();
     let budget = Budget {
         max_steps,
         timeout,
         ..Budget::default()
     };
-    let mut vm = Vm::new(&program, &natives, out, budget)
+    let mut vm = Vm::new(&program, functions, out, budget)
         .with_stderr(err)
         .with_host(&mut host)
         .enforce_capabilities(enforce)

@@ -12,21 +12,24 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aether_syntax::ast::BinaryOp;
 use aether_syntax::Span;
 
+mod intrinsics;
+
+pub(crate) use intrinsics::{intrinsics, Intrinsic};
+
+use aether_check::decl::Capability;
+
 use crate::compiler::ARGS_GLOBAL;
+use crate::functions::{Args, FnTable, Impl};
 use crate::host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, NoEvents, NoHost,
 };
 use crate::program::{Instr, Program};
 use crate::value::{format_duration, Map, Value, ValueError};
-
-/// A pure native function: one argument per declared parameter, in declaration order,
-/// defaults filled in and a variadic rest parameter as one list.
-pub type NativeFn = fn(&[Value]) -> Result<Value, ValueError>;
 
 /// The kind of a run-time error (the same classes a host error has).
 pub type VmErrorKind = ErrorClass;
@@ -114,33 +117,11 @@ pub fn instant_after(from: Instant, d: Duration) -> Instant {
 /// Kernel tasks running at once.
 const KERNEL_WORKERS: usize = 4;
 
-/// Log levels, least first.
-const LEVELS: &[&str] = &["debug", "info", "warning", "error"];
-
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     func: u32,
     ip: usize,
     base: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Intrinsic {
-    Print,
-    Log,
-    Trace,
-    Narrate,
-    Metrics,
-    Now,
-}
-
-enum Native {
-    Pure(NativeFn),
-    Intrinsic(Intrinsic),
-    Host(u32),
-    /// Capability enforcement is on and the script does not declare this capability.
-    Denied(String),
-    Missing,
 }
 
 /// An event waiting for its transaction to commit.
@@ -209,22 +190,39 @@ enum Exit {
     Yield,
 }
 
-/// One run of a program.
+/// One run of a program. Its state is grouped by who owns it: the settings fixed before
+/// the run, the run's counters and outcome, the scheduler's fibers and timers, and the
+/// transaction lock.
 pub struct Vm<'p, W: Write> {
     program: &'p Program,
-    native_fns: Vec<(String, NativeFn)>,
-    natives: Vec<Native>,
+    /// The functions the program's `CallNative` ids index.
+    functions: &'p FnTable,
     globals: Vec<Option<Value>>,
     out: W,
     err: Box<dyn Write + 'p>,
     events: Box<dyn EventSink + 'p>,
     host: Box<dyn Host + 'p>,
+    config: Config,
+    run: RunState,
+    sched: Scheduler,
+    tx: TxLock,
+}
+
+/// What is set before the run starts.
+struct Config {
     budget: Budget,
     enforce_capabilities: bool,
     deterministic: bool,
     quiet: bool,
     line_starts: Vec<u32>,
-    // Run state.
+    /// Per [`Capability`] (by `as usize`): whether the script declares it (set at run start).
+    granted: [bool; Capability::ALL.len()],
+    /// Whether the host provides module functions at all (set at run start).
+    host_functions: bool,
+}
+
+/// The run's counters, clocks and outcome.
+struct RunState {
     steps: u64,
     next_check: u64,
     started: Instant,
@@ -232,6 +230,13 @@ pub struct Vm<'p, W: Write> {
     deadline: Option<Instant>,
     min_level: usize,
     seq: u64,
+    workflow_ran: Vec<bool>,
+    handler_error: Option<VmError>,
+    handled_by: Option<String>,
+}
+
+/// The fibers, what they wait for, and the timers and futures that wake them.
+struct Scheduler {
     fibers: HashMap<u32, Fiber>,
     next_fiber: u32,
     ready: VecDeque<u32>,
@@ -241,22 +246,17 @@ pub struct Vm<'p, W: Write> {
     timers: Vec<Timer>,
     host_futures: Vec<(u32, crate::host::HostFuture)>,
     runtime: Option<tokio::runtime::Runtime>,
-    workflow_ran: Vec<bool>,
     running_tasks: usize,
     tasks_enabled: bool,
-    /// The fiber whose transaction is open: while it is, other fibers wait before they
-    /// open one or call a host function that writes (one database connection, one
-    /// transaction at a time).
-    tx_owner: Option<u32>,
-    tx_waiters: Vec<u32>,
-    handler_error: Option<VmError>,
-    handled_by: Option<String>,
 }
 
-fn now_secs(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// The fiber whose transaction is open: while it is, other fibers wait before they open
+/// one or call a host function that writes (one database connection, one transaction at a
+/// time).
+#[derive(Default)]
+struct TxLock {
+    owner: Option<u32>,
+    waiters: Vec<u32>,
 }
 
 fn map_of(entries: Vec<(&str, Value)>) -> Map {
@@ -264,46 +264,52 @@ fn map_of(entries: Vec<(&str, Value)>) -> Map {
 }
 
 impl<'p, W: Write> Vm<'p, W> {
-    /// Prepare a run; `natives` maps global function names to pure implementations;
-    /// `print` and the other intrinsics are built in (`print` writes to `out`).
-    pub fn new(program: &'p Program, natives: &[(&str, NativeFn)], out: W, budget: Budget) -> Self {
+    /// Prepare a run of `program`, compiled against `functions.registry()`; `print`
+    /// writes to `out`.
+    pub fn new(program: &'p Program, functions: &'p FnTable, out: W, budget: Budget) -> Self {
         Vm {
             program,
-            native_fns: natives.iter().map(|(n, f)| (n.to_string(), *f)).collect(),
-            natives: Vec::new(),
+            functions,
             globals: vec![None; program.globals.len()],
             out,
             err: Box::new(std::io::sink()),
             events: Box::new(NoEvents),
             host: Box::new(NoHost),
-            budget,
-            enforce_capabilities: false,
-            deterministic: false,
-            quiet: false,
-            line_starts: Vec::new(),
-            steps: 0,
-            next_check: 0,
-            started: Instant::now(),
-            started_wall: SystemTime::now(),
-            deadline: None,
-            min_level: 1,
-            seq: 0,
-            fibers: HashMap::new(),
-            next_fiber: 0,
-            ready: VecDeque::new(),
-            results: HashMap::new(),
-            consumed: HashSet::new(),
-            waiters: HashMap::new(),
-            timers: Vec::new(),
-            host_futures: Vec::new(),
-            runtime: None,
-            workflow_ran: vec![false; program.workflows.len()],
-            running_tasks: 0,
-            tasks_enabled: true,
-            tx_owner: None,
-            tx_waiters: Vec::new(),
-            handler_error: None,
-            handled_by: None,
+            config: Config {
+                budget,
+                enforce_capabilities: false,
+                deterministic: false,
+                quiet: false,
+                line_starts: Vec::new(),
+                granted: [false; Capability::ALL.len()],
+                host_functions: false,
+            },
+            run: RunState {
+                steps: 0,
+                next_check: 0,
+                started: Instant::now(),
+                started_wall: SystemTime::now(),
+                deadline: None,
+                min_level: 1,
+                seq: 0,
+                workflow_ran: vec![false; program.workflows.len()],
+                handler_error: None,
+                handled_by: None,
+            },
+            sched: Scheduler {
+                fibers: HashMap::new(),
+                next_fiber: 0,
+                ready: VecDeque::new(),
+                results: HashMap::new(),
+                consumed: HashSet::new(),
+                waiters: HashMap::new(),
+                timers: Vec::new(),
+                host_futures: Vec::new(),
+                runtime: None,
+                running_tasks: 0,
+                tasks_enabled: true,
+            },
+            tx: TxLock::default(),
         }
     }
 
@@ -328,25 +334,25 @@ impl<'p, W: Write> Vm<'p, W> {
     /// Refuse calls that need a capability the script does not declare
     /// (`AETHERRA_REQUIRE_CAPABILITIES=1`, profiles `test` and `prod`).
     pub fn enforce_capabilities(mut self, on: bool) -> Self {
-        self.enforce_capabilities = on;
+        self.config.enforce_capabilities = on;
         self
     }
 
     /// `policy: deterministic`: `now()` is frozen at the run's start.
     pub fn deterministic(mut self, on: bool) -> Self {
-        self.deterministic = on;
+        self.config.deterministic = on;
         self
     }
 
     /// `AETHERRA_QUIET`: `log` and `narrate` keep to the event stream, not stderr.
     pub fn quiet(mut self, on: bool) -> Self {
-        self.quiet = on;
+        self.config.quiet = on;
         self
     }
 
     /// The source text, so `error.line` in `on_error` handlers is the line number.
     pub fn with_source(mut self, text: &str) -> Self {
-        self.line_starts = std::iter::once(0)
+        self.config.line_starts = std::iter::once(0)
             .chain(
                 text.bytes()
                     .enumerate()
@@ -371,59 +377,37 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// The instructions executed so far.
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.run.steps
     }
 
     /// The `when:` kind of the `on_error` rule that handled the run's failure, if one did.
     pub fn handled_by(&self) -> Option<&str> {
-        self.handled_by.as_deref()
+        self.run.handled_by.as_deref()
     }
 
     /// The failure of the `on_error` handler itself, if it failed.
     pub fn handler_error(&self) -> Option<&VmError> {
-        self.handler_error.as_ref()
+        self.run.handler_error.as_ref()
     }
 
     fn line_of(&self, span: Option<Span>) -> Option<u32> {
         let span = span?;
-        if self.line_starts.is_empty() {
+        if self.config.line_starts.is_empty() {
             return None;
         }
-        Some(self.line_starts.partition_point(|s| *s <= span.start) as u32)
+        Some(
+            self.config
+                .line_starts
+                .partition_point(|s| *s <= span.start) as u32,
+        )
     }
 
-    fn resolve_natives(&mut self) {
-        let program = self.program;
-        let mut natives = Vec::with_capacity(program.natives.len());
-        for (i, name) in program.natives.iter().enumerate() {
-            let intrinsic = match name.as_str() {
-                "print" => Some(Intrinsic::Print),
-                "log" => Some(Intrinsic::Log),
-                "trace" => Some(Intrinsic::Trace),
-                "narrate" => Some(Intrinsic::Narrate),
-                "metrics" => Some(Intrinsic::Metrics),
-                "now" => Some(Intrinsic::Now),
-                _ => None,
-            };
-            let cap = program.native_caps.get(i).cloned().flatten();
-            let native = match cap {
-                Some(cap) if self.enforce_capabilities && !program.grants(&cap) => {
-                    Native::Denied(cap)
-                }
-                _ => match intrinsic {
-                    Some(x) => Native::Intrinsic(x),
-                    None => match self.native_fns.iter().find(|(n, _)| n == name) {
-                        Some((_, f)) => Native::Pure(*f),
-                        None => match self.host.resolve(name) {
-                            Some(id) => Native::Host(id),
-                            None => Native::Missing,
-                        },
-                    },
-                },
-            };
-            natives.push(native);
+    /// What calls through the table need to know, worked out once per run.
+    fn prepare_calls(&mut self) {
+        for cap in Capability::ALL {
+            self.config.granted[cap as usize] = self.program.grants(cap.as_str());
         }
-        self.natives = natives;
+        self.config.host_functions = self.host.provides_functions();
     }
 
     fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {
@@ -459,9 +443,9 @@ impl<'p, W: Write> Vm<'p, W> {
         for _ in args.len()..f.n_locals as usize {
             args.push(Value::Null);
         }
-        let id = self.next_fiber;
-        self.next_fiber += 1;
-        self.fibers.insert(
+        let id = self.sched.next_fiber;
+        self.sched.next_fiber += 1;
+        self.sched.fibers.insert(
             id,
             Fiber {
                 stack: args,
@@ -480,14 +464,14 @@ impl<'p, W: Write> Vm<'p, W> {
                 joined: Vec::new(),
             },
         );
-        self.ready.push_back(id);
+        self.sched.ready.push_back(id);
         id
     }
 
     /// Start the kernel tasks the host has due, up to `KERNEL_WORKERS` at once (none once
     /// the run has failed: what is left is dead-lettered when it ends).
     fn pull_tasks(&mut self) {
-        while self.tasks_enabled && self.running_tasks < KERNEL_WORKERS {
+        while self.sched.tasks_enabled && self.sched.running_tasks < KERNEL_WORKERS {
             let Some(task) = self.host.next_task() else {
                 return;
             };
@@ -527,17 +511,17 @@ impl<'p, W: Write> Vm<'p, W> {
                 continue;
             }
             let id = self.new_fiber(func as u32, args, None, 0);
-            if let Some(fb) = self.fibers.get_mut(&id) {
+            if let Some(fb) = self.sched.fibers.get_mut(&id) {
                 fb.task_of = Some(task.id);
             }
             if let Some(at) = task.deadline {
-                self.timers.push(Timer {
+                self.sched.timers.push(Timer {
                     at,
                     owner: id,
                     kind: TimerKind::TaskDeadline,
                 });
             }
-            self.running_tasks += 1;
+            self.sched.running_tasks += 1;
         }
     }
 
@@ -545,18 +529,22 @@ impl<'p, W: Write> Vm<'p, W> {
     /// the value of a top-level `return`, or null. A failure runs the first matching
     /// `on_error` rule and is still returned.
     pub fn run(&mut self) -> Result<Value, VmError> {
-        self.resolve_natives();
+        self.prepare_calls();
         if let Some(slot) = self.program.global_slot(ARGS_GLOBAL) {
             self.globals[slot].get_or_insert_with(|| Value::from(Map::new()));
         }
-        self.started = Instant::now();
-        self.started_wall = SystemTime::now();
-        self.deadline = self.budget.timeout.map(|t| instant_after(self.started, t));
-        self.next_check = SLICE;
+        self.run.started = Instant::now();
+        self.run.started_wall = SystemTime::now();
+        self.run.deadline = self
+            .config
+            .budget
+            .timeout
+            .map(|t| instant_after(self.run.started, t));
+        self.run.next_check = SLICE;
         let main = self.new_fiber(0, Vec::new(), None, 0);
         let res = self.schedule(main);
         if let Err(e) = &res {
-            self.tasks_enabled = false;
+            self.sched.tasks_enabled = false;
             self.cancel_all();
             self.run_handler(e);
         }
@@ -568,17 +556,17 @@ impl<'p, W: Write> Vm<'p, W> {
         loop {
             self.fire_due_timers();
             self.pull_tasks();
-            if let Some(id) = self.ready.pop_front() {
+            if let Some(id) = self.sched.ready.pop_front() {
                 self.run_fiber(id);
-                if let Some(Err(e)) = self.results.get(&root) {
+                if let Some(Err(e)) = self.sched.results.get(&root) {
                     return Err(e.clone());
                 }
                 continue;
             }
-            if self.fibers.is_empty() {
-                if self.tasks_enabled && self.host.tasks_pending() {
+            if self.sched.fibers.is_empty() {
+                if self.sched.tasks_enabled && self.host.tasks_pending() {
                     // Queued tasks that could not start (all workers were busy) start now.
-                    if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    if self.run.deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(self.timed_out());
                     }
                     continue;
@@ -587,18 +575,19 @@ impl<'p, W: Write> Vm<'p, W> {
             }
             self.wait()?;
         }
-        self.consumed.insert(root);
-        let res = self.results.remove(&root).unwrap_or(Ok(Value::Null));
+        self.sched.consumed.insert(root);
+        let res = self.sched.results.remove(&root).unwrap_or(Ok(Value::Null));
         // Structured concurrency: a failure of a fiber nobody awaited is the run's failure.
         let mut unawaited: Vec<u32> = self
+            .sched
             .results
             .iter()
-            .filter(|(id, r)| r.is_err() && !self.consumed.contains(id))
+            .filter(|(id, r)| r.is_err() && !self.sched.consumed.contains(id))
             .map(|(id, _)| *id)
             .collect();
         unawaited.sort_unstable();
         if let Some(id) = unawaited.first() {
-            if let Some(Err(e)) = self.results.remove(id) {
+            if let Some(Err(e)) = self.sched.results.remove(id) {
                 return Err(e);
             }
         }
@@ -610,7 +599,7 @@ impl<'p, W: Write> Vm<'p, W> {
         let Some(h) = program.handlers.iter().find(|h| e.kind().matches(&h.kind)) else {
             return;
         };
-        self.handled_by = Some(h.kind.clone());
+        self.run.handled_by = Some(h.kind.clone());
         let error = map_of(vec![
             ("code", Value::Int(e.kind().code() as i64)),
             ("code_name", Value::from(e.kind().code_name())),
@@ -622,54 +611,56 @@ impl<'p, W: Write> Vm<'p, W> {
             ),
         ]);
         // The handler gets budgets of its own: the run's may be what ran out.
-        self.steps = 0;
-        self.next_check = SLICE;
-        self.deadline = self
+        self.run.steps = 0;
+        self.run.next_check = SLICE;
+        self.run.deadline = self
+            .config
             .budget
             .timeout
             .map(|t| instant_after(Instant::now(), t));
-        self.results.clear();
-        self.consumed.clear();
+        self.sched.results.clear();
+        self.sched.consumed.clear();
         let id = self.new_fiber(h.func, vec![Value::from(error)], None, 0);
         if let Err(he) = self.schedule(id) {
             self.cancel_all();
-            self.handler_error = Some(he);
+            self.run.handler_error = Some(he);
         }
     }
 
     /// Drop every fiber, rolling back their open transactions.
     fn cancel_all(&mut self) {
-        let ids: Vec<u32> = self.fibers.keys().copied().collect();
+        let ids: Vec<u32> = self.sched.fibers.keys().copied().collect();
         for id in ids {
             self.kill(id);
         }
-        self.ready.clear();
-        self.timers.clear();
-        self.host_futures.clear();
-        self.waiters.clear();
+        self.sched.ready.clear();
+        self.sched.timers.clear();
+        self.sched.host_futures.clear();
+        self.sched.waiters.clear();
     }
 
     /// Stop fiber `id` and the fibers it started, undoing their open transactions.
     fn kill(&mut self, id: u32) {
-        let Some(f) = self.fibers.remove(&id) else {
+        let Some(f) = self.sched.fibers.remove(&id) else {
             return;
         };
         if f.task_of.is_some() {
             // The kernel dead-letters the task when the run ends (`task_finished` never came).
-            self.running_tasks = self.running_tasks.saturating_sub(1);
+            self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
         }
         self.roll_back(id, &f);
-        self.tx_waiters.retain(|w| *w != id);
-        self.timers.retain(|t| t.owner != id);
-        self.host_futures.retain(|(owner, _)| *owner != id);
-        self.ready.retain(|r| *r != id);
-        self.consumed.insert(id);
+        self.tx.waiters.retain(|w| *w != id);
+        self.sched.timers.retain(|t| t.owner != id);
+        self.sched.host_futures.retain(|(owner, _)| *owner != id);
+        self.sched.ready.retain(|r| *r != id);
+        self.sched.consumed.insert(id);
         self.kill_children(id);
     }
 
     /// Stop the fibers `id` started and left running.
     fn kill_children(&mut self, id: u32) {
         let children: Vec<u32> = self
+            .sched
             .fibers
             .iter()
             .filter(|(_, c)| c.parent == Some(id))
@@ -681,16 +672,16 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn run_fiber(&mut self, id: u32) {
-        let Some(mut f) = self.fibers.remove(&id) else {
+        let Some(mut f) = self.sched.fibers.remove(&id) else {
             return;
         };
         match self.exec(id, &mut f) {
             Exit::Blocked => {
-                self.fibers.insert(id, f);
+                self.sched.fibers.insert(id, f);
             }
             Exit::Yield => {
-                self.fibers.insert(id, f);
-                self.ready.push_back(id);
+                self.sched.fibers.insert(id, f);
+                self.sched.ready.push_back(id);
             }
             Exit::Done(v) => self.finish(id, f, Ok(v)),
             Exit::Failed(e) => self.finish(id, f, Err(e)),
@@ -702,7 +693,7 @@ impl<'p, W: Write> Vm<'p, W> {
     /// The transaction context a fiber started by `parent` (with context `parent_in_tx`)
     /// runs in.
     fn tx_context(&self, parent: u32, parent_in_tx: Option<u32>) -> Option<u32> {
-        match self.tx_owner {
+        match self.tx.owner {
             Some(o) if o == parent || parent_in_tx == Some(o) => Some(o),
             _ => None,
         }
@@ -711,17 +702,17 @@ impl<'p, W: Write> Vm<'p, W> {
     /// Whether fiber `id` (with context `in_tx`) must wait for another fiber's open
     /// transaction before it writes.
     fn must_wait_for_tx(&self, id: u32, in_tx: Option<u32>) -> bool {
-        self.tx_owner.is_some_and(|o| o != id && in_tx != Some(o))
+        self.tx.owner.is_some_and(|o| o != id && in_tx != Some(o))
     }
 
     /// The transaction of `owner` has ended: fibers waiting to write go on.
     fn release_tx(&mut self, owner: u32) {
-        if self.tx_owner == Some(owner) {
-            self.tx_owner = None;
-            let waiting: Vec<u32> = self.tx_waiters.drain(..).collect();
+        if self.tx.owner == Some(owner) {
+            self.tx.owner = None;
+            let waiting: Vec<u32> = self.tx.waiters.drain(..).collect();
             for w in waiting {
-                if self.fibers.contains_key(&w) {
-                    self.ready.push_back(w);
+                if self.sched.fibers.contains_key(&w) {
+                    self.sched.ready.push_back(w);
                 }
             }
         }
@@ -758,39 +749,39 @@ impl<'p, W: Write> Vm<'p, W> {
             self.kill_children(id);
         }
         if let Some(parent) = f.step_of {
-            self.consumed.insert(id);
+            self.sched.consumed.insert(id);
             self.step_attempt_done(parent, id, res);
             return;
         }
         if let Some(task) = f.task_of {
             // A task's failure goes to the kernel (retry, dead letter), not to the run.
-            self.consumed.insert(id);
-            self.timers.retain(|t| t.owner != id);
-            self.running_tasks = self.running_tasks.saturating_sub(1);
+            self.sched.consumed.insert(id);
+            self.sched.timers.retain(|t| t.owner != id);
+            self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
             self.host
                 .task_finished(task, res.map_err(|e| e.message().to_string()), false);
             return;
         }
-        if let Some(ws) = self.waiters.remove(&id) {
-            self.consumed.insert(id);
+        if let Some(ws) = self.sched.waiters.remove(&id) {
+            self.sched.consumed.insert(id);
             for w in ws {
                 self.deliver(w, res.clone());
             }
         }
-        self.results.insert(id, res);
+        self.sched.results.insert(id, res);
     }
 
     /// Resume fiber `w` with a value, or end it with an error.
     fn deliver(&mut self, w: u32, res: Result<Value, VmError>) {
         match res {
             Ok(v) => {
-                if let Some(f) = self.fibers.get_mut(&w) {
+                if let Some(f) = self.sched.fibers.get_mut(&w) {
                     f.stack.push(v);
-                    self.ready.push_back(w);
+                    self.sched.ready.push_back(w);
                 }
             }
             Err(e) => {
-                if let Some(f) = self.fibers.remove(&w) {
+                if let Some(f) = self.sched.fibers.remove(&w) {
                     self.finish(w, f, Err(e));
                 }
             }
@@ -798,7 +789,7 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn deliver_host(&mut self, w: u32, res: Result<Value, HostError>) {
-        let res = res.map_err(|he| match self.fibers.get(&w) {
+        let res = res.map_err(|he| match self.sched.fibers.get(&w) {
             Some(f) => self.error_in(&f.frames, he.class, he.message),
             None => VmError::new(he.class, he.message, None),
         });
@@ -806,23 +797,23 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn fire_due_timers(&mut self) {
-        if self.timers.is_empty() {
+        if self.sched.timers.is_empty() {
             return;
         }
         let now = Instant::now();
-        while let Some(i) = self.timers.iter().position(|t| t.at <= now) {
-            let t = self.timers.swap_remove(i);
+        while let Some(i) = self.sched.timers.iter().position(|t| t.at <= now) {
+            let t = self.sched.timers.swap_remove(i);
             match t.kind {
                 TimerKind::Sleep => {
-                    if self.fibers.contains_key(&t.owner) {
-                        self.ready.push_back(t.owner);
+                    if self.sched.fibers.contains_key(&t.owner) {
+                        self.sched.ready.push_back(t.owner);
                     }
                 }
                 TimerKind::Backoff => self.start_attempt(t.owner),
                 TimerKind::TaskDeadline => {
-                    if let Some(task) = self.fibers.get(&t.owner).and_then(|f| f.task_of) {
+                    if let Some(task) = self.sched.fibers.get(&t.owner).and_then(|f| f.task_of) {
                         self.kill(t.owner);
-                        self.running_tasks = self.running_tasks.saturating_sub(1);
+                        self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
                         self.host.task_finished(
                             task,
                             Err("the task ran past its deadline and was stopped".into()),
@@ -832,7 +823,12 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 TimerKind::StepTimeout { child } => {
                     self.kill(child);
-                    let Some(st) = self.fibers.get(&t.owner).and_then(|f| f.step.as_ref()) else {
+                    let Some(st) = self
+                        .sched
+                        .fibers
+                        .get(&t.owner)
+                        .and_then(|f| f.step.as_ref())
+                    else {
                         continue;
                     };
                     let step = &self.program.steps[st.step as usize];
@@ -850,16 +846,17 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Block until a timer is due, a host future is ready or the run's deadline passes.
     fn wait(&mut self) -> Result<(), VmError> {
-        let next_timer = self.timers.iter().map(|t| t.at).min();
-        let until = match (next_timer, self.deadline) {
+        let next_timer = self.sched.timers.iter().map(|t| t.at).min();
+        let until = match (next_timer, self.run.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if self.host_futures.is_empty() {
+        if self.sched.host_futures.is_empty() {
             // Nothing outside the fibers can wake one: waiting for the deadline would only
             // turn a deadlock into a timeout.
             let (true, Some(until)) = (next_timer.is_some(), until) else {
                 let at = self
+                    .sched
                     .fibers
                     .get(&0)
                     .map(|f| f.frames.as_slice())
@@ -873,10 +870,10 @@ impl<'p, W: Write> Vm<'p, W> {
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         } else {
             self.ensure_runtime();
-            let Some(rt) = self.runtime.as_ref() else {
+            let Some(rt) = self.sched.runtime.as_ref() else {
                 return Ok(());
             };
-            let futures = &mut self.host_futures;
+            let futures = &mut self.sched.host_futures;
             let ready = rt.block_on(async {
                 let poll_all = std::future::poll_fn(|cx| {
                     let mut done = Vec::new();
@@ -902,21 +899,21 @@ impl<'p, W: Write> Vm<'p, W> {
             ready.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
             let mut woken = Vec::new();
             for (i, r) in ready {
-                let (owner, _) = self.host_futures.remove(i);
+                let (owner, _) = self.sched.host_futures.remove(i);
                 woken.push((owner, r));
             }
             for (owner, r) in woken.into_iter().rev() {
                 self.deliver_host(owner, r);
             }
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.run.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(self.timed_out());
         }
         Ok(())
     }
 
     fn timeout_message(&self) -> String {
-        let limit = self.budget.timeout.unwrap_or_default();
+        let limit = self.config.budget.timeout.unwrap_or_default();
         format!(
             "the run's time budget of {} ran out (policy timeout or --timeout)",
             format_duration(limit.as_secs_f64() * 1000.0)
@@ -926,8 +923,9 @@ impl<'p, W: Write> Vm<'p, W> {
     /// The time budget ran out while every fiber waited: the error points where the
     /// main body (or the handler) waits.
     fn timed_out(&self) -> VmError {
-        let root = self.fibers.keys().min().copied().unwrap_or(0);
+        let root = self.sched.fibers.keys().min().copied().unwrap_or(0);
         let at = self
+            .sched
             .fibers
             .get(&root)
             .map(|f| f.frames.as_slice())
@@ -936,7 +934,7 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn ensure_runtime(&mut self) {
-        self.runtime.get_or_insert_with(|| {
+        self.sched.runtime.get_or_insert_with(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -947,7 +945,7 @@ impl<'p, W: Write> Vm<'p, W> {
     /// Start (or restart) the attempt of the step fiber `p` waits for.
     fn start_attempt(&mut self, p: u32) {
         let program = self.program;
-        let Some(f) = self.fibers.get_mut(&p) else {
+        let Some(f) = self.sched.fibers.get_mut(&p) else {
             return;
         };
         let depth = f.depth_base + f.frames.len();
@@ -958,18 +956,18 @@ impl<'p, W: Write> Vm<'p, W> {
         let step = &program.steps[st.step as usize];
         let args = st.args.clone();
         let attempt = st.attempt;
-        let parent_in_tx = self.fibers.get(&p).and_then(|f| f.in_tx);
+        let parent_in_tx = self.sched.fibers.get(&p).and_then(|f| f.in_tx);
         let context = self.tx_context(p, parent_in_tx);
         let child = self.new_fiber(step.func, args, Some(p), depth);
-        if let Some(c) = self.fibers.get_mut(&child) {
+        if let Some(c) = self.sched.fibers.get_mut(&child) {
             c.step_of = Some(p);
             c.in_tx = context;
         }
-        if let Some(st) = self.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
+        if let Some(st) = self.sched.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
             st.child = Some(child);
         }
         if let Some(ms) = step.timeout_ms {
-            self.timers.push(Timer {
+            self.sched.timers.push(Timer {
                 at: instant_after(Instant::now(), wait_of_ms(ms)),
                 owner: p,
                 kind: TimerKind::StepTimeout { child },
@@ -985,7 +983,7 @@ impl<'p, W: Write> Vm<'p, W> {
 
     fn step_attempt_done(&mut self, p: u32, child: u32, res: Result<Value, VmError>) {
         let program = self.program;
-        let Some(f) = self.fibers.get_mut(&p) else {
+        let Some(f) = self.sched.fibers.get_mut(&p) else {
             return;
         };
         let Some(st) = f.step.as_mut() else {
@@ -997,11 +995,12 @@ impl<'p, W: Write> Vm<'p, W> {
         st.child = None;
         let attempt = st.attempt;
         let step = &program.steps[st.step as usize];
-        self.timers
+        self.sched
+            .timers
             .retain(|t| !(t.owner == p && matches!(t.kind, TimerKind::StepTimeout { .. })));
         match res {
             Ok(v) => {
-                if let Some(f) = self.fibers.get_mut(&p) {
+                if let Some(f) = self.sched.fibers.get_mut(&p) {
                     f.step = None;
                 }
                 let fields = map_of(vec![
@@ -1022,14 +1021,14 @@ impl<'p, W: Write> Vm<'p, W> {
                     ("backoff", Value::Duration(wait_ms)),
                 ]);
                 self.publish("step", fields, Some(step.span));
-                self.timers.push(Timer {
+                self.sched.timers.push(Timer {
                     at: instant_after(Instant::now(), wait_of_ms(wait_ms)),
                     owner: p,
                     kind: TimerKind::Backoff,
                 });
             }
             Err(mut e) => {
-                if let Some(f) = self.fibers.get_mut(&p) {
+                if let Some(f) = self.sched.fibers.get_mut(&p) {
                     f.step = None;
                 }
                 let fields = map_of(vec![
@@ -1052,9 +1051,9 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Send a record to the event stream now.
     fn publish(&mut self, kind: &str, fields: Map, span: Option<Span>) {
-        self.seq += 1;
+        self.run.seq += 1;
         let event = Event {
-            seq: self.seq,
+            seq: self.run.seq,
             time: SystemTime::now(),
             kind: kind.to_string(),
             fields,
@@ -1077,8 +1076,9 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         // A fiber started inside another fiber's transaction: its events wait for that
         // transaction's commit too.
-        if let Some(o) = f.in_tx.filter(|o| self.tx_owner == Some(*o)) {
+        if let Some(o) = f.in_tx.filter(|o| self.tx.owner == Some(*o)) {
             if let Some(held) = self
+                .sched
                 .fibers
                 .get_mut(&o)
                 .and_then(|owner| owner.tx.last_mut())
@@ -1091,7 +1091,7 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn write_err(&mut self, line: &str) {
-        if !self.quiet {
+        if !self.config.quiet {
             let _ = writeln!(self.err, "{line}");
         }
     }
@@ -1104,8 +1104,8 @@ impl<'p, W: Write> Vm<'p, W> {
         if let Some(top) = frames.last_mut() {
             top.ip += 1;
         }
-        if let Some(max) = self.budget.max_steps {
-            if self.steps > max {
+        if let Some(max) = self.config.budget.max_steps {
+            if self.run.steps > max {
                 return Some(Exit::Failed(self.error_in(
                     &frames,
                     ErrorClass::Timeout,
@@ -1114,107 +1114,19 @@ impl<'p, W: Write> Vm<'p, W> {
             }
         }
         let now = Instant::now();
-        if self.deadline.is_some_and(|d| now >= d) {
+        if self.run.deadline.is_some_and(|d| now >= d) {
             let e = self.error_in(&frames, ErrorClass::Timeout, self.timeout_message());
             return Some(Exit::Failed(e));
         }
-        let next = self.steps + SLICE;
-        self.next_check = match self.budget.max_steps {
+        let next = self.run.steps + SLICE;
+        self.run.next_check = match self.config.budget.max_steps {
             Some(max) => next.min(max + 1),
             None => next,
         };
-        if !self.ready.is_empty() || self.timers.iter().any(|t| t.at <= now) {
+        if !self.sched.ready.is_empty() || self.sched.timers.iter().any(|t| t.at <= now) {
             return Some(Exit::Yield);
         }
         None
-    }
-
-    fn call_intrinsic(
-        &mut self,
-        f: &mut Fiber,
-        which: Intrinsic,
-        args: &[Value],
-        span: Option<Span>,
-    ) -> Result<Value, String> {
-        match which {
-            Intrinsic::Print => {
-                if let Some(Value::List(items)) = args.first() {
-                    let mut line = String::new();
-                    for (i, it) in items.iter().enumerate() {
-                        if i > 0 {
-                            line.push(' ');
-                        }
-                        line.push_str(&it.display());
-                    }
-                    line.push('\n');
-                    self.out
-                        .write_all(line.as_bytes())
-                        .map_err(|e| format!("cannot write output: {e}"))?;
-                }
-                Ok(Value::Null)
-            }
-            Intrinsic::Log => {
-                let message = args.first().map(Value::display).unwrap_or_default();
-                let level = level_of(args.get(1))?;
-                if level >= self.min_level {
-                    self.write_err(&format!("[{}] {message}", LEVELS[level]));
-                    let fields = map_of(vec![
-                        ("level", Value::from(LEVELS[level])),
-                        ("message", Value::from(message)),
-                    ]);
-                    self.record(f, "log", fields, span);
-                }
-                Ok(Value::Null)
-            }
-            Intrinsic::Trace => {
-                let level = level_of(args.first())?;
-                self.min_level = level;
-                let fields = map_of(vec![("level", Value::from(LEVELS[level]))]);
-                self.record(f, "trace", fields, span);
-                Ok(Value::Null)
-            }
-            Intrinsic::Narrate => {
-                let text = args.first().map(Value::display).unwrap_or_default();
-                self.write_err(&format!("[narrate] {text}"));
-                self.record(
-                    f,
-                    "narrate",
-                    map_of(vec![("text", Value::from(text))]),
-                    span,
-                );
-                Ok(Value::Null)
-            }
-            Intrinsic::Metrics => {
-                let Some(Value::Map(m)) = args.first() else {
-                    let kind = args.first().map_or("nothing", Value::type_name);
-                    return Err(format!(
-                        "metrics() takes a map of metric names to numbers, not {kind}"
-                    ));
-                };
-                for (k, v) in m.iter() {
-                    if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Duration(_)) {
-                        return Err(format!(
-                            "metric `{k}` must be a number or a duration, not {}",
-                            v.type_name()
-                        ));
-                    }
-                }
-                for (k, v) in m.iter() {
-                    self.host.metric(k, v);
-                    let fields = map_of(vec![("name", Value::from(k)), ("value", v.clone())]);
-                    self.record(f, "metric", fields, span);
-                }
-                Ok(Value::Null)
-            }
-            Intrinsic::Now => {
-                let t = if self.deterministic {
-                    self.started_wall
-                } else {
-                    SystemTime::now()
-                };
-                Ok(Value::Float(now_secs(t)))
-            }
-        }
     }
 
     /// Run fiber `id` until it ends, blocks or yields.
@@ -1228,11 +1140,11 @@ impl<'p, W: Write> Vm<'p, W> {
 
         // The instruction counter lives in a local while the loop runs; `save_ip!` (called
         // on every way out of the loop) writes it back with the frame's ip.
-        let mut steps = self.steps;
-        let mut next_check = self.next_check;
+        let mut steps = self.run.steps;
+        let mut next_check = self.run.next_check;
         macro_rules! save_ip {
             () => {
-                self.steps = steps;
+                self.run.steps = steps;
                 if let Some(fr) = f.frames.last_mut() {
                     fr.ip = ip;
                 }
@@ -1259,7 +1171,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 if let Some(exit) = self.checkpoint(f) {
                     return exit;
                 }
-                next_check = self.next_check;
+                next_check = self.run.next_check;
             }
             let instr = code[ip];
             ip += 1;
@@ -1521,10 +1433,13 @@ impl<'p, W: Write> Vm<'p, W> {
                     f.stack.push(t);
                 }
                 Instr::CallAction { func, argc } => {
-                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
                         fail!(
                             ErrorClass::Runtime,
-                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
                         );
                     }
                     save_ip!();
@@ -1560,10 +1475,13 @@ impl<'p, W: Write> Vm<'p, W> {
                             format!("action `{name}` takes {want} arguments, not {argc}")
                         );
                     }
-                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
                         fail!(
                             ErrorClass::Runtime,
-                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
                         );
                     }
                     f.stack.remove(at);
@@ -1588,17 +1506,20 @@ impl<'p, W: Write> Vm<'p, W> {
                     if_not_run,
                 } => {
                     let w = workflow as usize;
-                    if if_not_run && self.workflow_ran[w] {
+                    if if_not_run && self.run.workflow_ran[w] {
                         f.stack.push(Value::Null);
                         continue;
                     }
-                    if f.depth_base + f.frames.len() > self.budget.max_depth {
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
                         fail!(
                             ErrorClass::Runtime,
-                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
                         );
                     }
-                    self.workflow_ran[w] = true;
+                    self.run.workflow_ran[w] = true;
                     let info = &program.workflows[w];
                     let name = info.name.as_deref().unwrap_or("workflow");
                     let fields = map_of(vec![("workflow", Value::from(name))]);
@@ -1616,38 +1537,59 @@ impl<'p, W: Write> Vm<'p, W> {
                         base,
                     });
                 }
-                Instr::CallNative { native, argc } => {
+                Instr::CallNative { func, argc } => {
                     let n = f.stack.len() - argc as usize;
-                    let res = match &self.natives[native as usize] {
-                        Native::Pure(nf) => {
-                            let r = nf(&f.stack[n..]);
+                    let functions = self.functions;
+                    let Some((decl, imp)) = functions.get(func) else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("internal: no function has id {func} in this build's table")
+                        );
+                    };
+                    if let Some(cap) = decl.capability {
+                        if self.config.enforce_capabilities && !self.config.granted[cap as usize] {
+                            fail!(
+                                ErrorClass::Permission,
+                                format!(
+                                    "`{}` needs capability `{}`, which the script does not declare (add it to `require: capabilities:`)",
+                                    decl.qualified_name(),
+                                    cap.as_str()
+                                )
+                            );
+                        }
+                    }
+                    let res = match imp {
+                        Impl::Native(nf) => {
+                            let r = nf(&Args::new(decl, &f.stack[n..]));
                             // Natives charge for the elements they walk, so `max_steps`
                             // bounds their work too.
                             let walked: usize = f.stack[n..].iter().map(value_size).sum();
                             steps += (walked / 16) as u64;
                             r.map_err(|e| (ErrorClass::Runtime, e.message))
                         }
-                        Native::Intrinsic(which) => {
-                            let which = *which;
+                        Impl::Intrinsic(which) => {
                             let args: Vec<Value> = f.stack[n..].to_vec();
                             save_ip!();
                             let span = program.span_at(ip as u32 - 1);
-                            self.call_intrinsic(f, which, &args, span)
+                            self.call_intrinsic(f, which, &Args::new(decl, &args), span)
                                 .map_err(|m| (ErrorClass::Runtime, m))
                         }
-                        Native::Host(hid) => {
-                            let hid = *hid;
-                            let writes = program
-                                .native_effectful
-                                .get(native as usize)
-                                .copied()
-                                .unwrap_or(true);
-                            if writes && self.must_wait_for_tx(id, f.in_tx) {
+                        Impl::Host(_) if !self.config.host_functions => {
+                            fail!(
+                                ErrorClass::Runtime,
+                                format!(
+                                    "not available yet: `{}()` is not provided by this build's runtime host",
+                                    decl.qualified_name()
+                                )
+                            );
+                        }
+                        Impl::Host(hid) => {
+                            if decl.effectful && self.must_wait_for_tx(id, f.in_tx) {
                                 // Another fiber's transaction is open on the one database
                                 // connection: this write waits until it ends.
                                 ip -= 1;
                                 save_ip!();
-                                self.tx_waiters.push(id);
+                                self.tx.waiters.push(id);
                                 return Exit::Blocked;
                             }
                             let args = f.stack.split_off(n);
@@ -1655,7 +1597,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             let mut events = Vec::new();
                             let (answer, cost) = {
                                 self.ensure_runtime();
-                                let _guard = self.runtime.as_ref().map(|rt| rt.enter());
+                                let _guard = self.sched.runtime.as_ref().map(|rt| rt.enter());
                                 let mut cx = HostCx {
                                     cost: 0,
                                     events: &mut events,
@@ -1671,28 +1613,10 @@ impl<'p, W: Write> Vm<'p, W> {
                             match answer {
                                 HostCall::Ready(r) => r.map_err(|he| (he.class, he.message)),
                                 HostCall::Pending(fut) => {
-                                    self.host_futures.push((id, fut));
+                                    self.sched.host_futures.push((id, fut));
                                     return Exit::Blocked;
                                 }
                             }
-                        }
-                        Native::Denied(cap) => {
-                            let name = &program.natives[native as usize];
-                            fail!(
-                                ErrorClass::Permission,
-                                format!(
-                                    "`{name}` needs capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)"
-                                )
-                            );
-                        }
-                        Native::Missing => {
-                            let name = &program.natives[native as usize];
-                            fail!(
-                                ErrorClass::Runtime,
-                                format!(
-                                    "not available yet: `{name}()` is not provided by this build's runtime host"
-                                )
-                            );
                         }
                     };
                     f.stack.truncate(n);
@@ -1706,7 +1630,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let frame = f.frames.pop().expect("a frame is running");
                     f.stack.truncate(frame.base);
                     let Some(caller) = f.frames.last() else {
-                        self.steps = steps;
+                        self.run.steps = steps;
                         return Exit::Done(v);
                     };
                     f.stack.push(v);
@@ -1762,15 +1686,18 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::Spawn { func, argc } => {
                     let args = f.stack.split_off(f.stack.len() - argc as usize);
                     let depth = f.depth_base + f.frames.len();
-                    if depth > self.budget.max_depth {
+                    if depth > self.config.budget.max_depth {
                         fail!(
                             ErrorClass::Runtime,
-                            format!("call depth limit of {} exceeded", self.budget.max_depth)
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
                         );
                     }
                     let child = self.new_fiber(func, args, Some(id), depth);
                     let context = self.tx_context(id, f.in_tx);
-                    if let Some(c) = self.fibers.get_mut(&child) {
+                    if let Some(c) = self.sched.fibers.get_mut(&child) {
                         c.in_tx = context;
                     }
                     f.stack.push(Value::Pending(child));
@@ -1781,10 +1708,10 @@ impl<'p, W: Write> Vm<'p, W> {
                         f.stack.push(v);
                         continue;
                     };
-                    match self.results.get(&child) {
+                    match self.sched.results.get(&child) {
                         Some(res) => {
                             let res = res.clone();
-                            self.consumed.insert(child);
+                            self.sched.consumed.insert(child);
                             match res {
                                 Ok(v) => f.stack.push(v),
                                 Err(e) => {
@@ -1795,10 +1722,10 @@ impl<'p, W: Write> Vm<'p, W> {
                         }
                         None => {
                             save_ip!();
-                            if !self.fibers.contains_key(&child) {
+                            if !self.sched.fibers.contains_key(&child) {
                                 fail!(ErrorClass::Runtime, "the awaited work was cancelled");
                             }
-                            self.waiters.entry(child).or_default().push(id);
+                            self.sched.waiters.entry(child).or_default().push(id);
                             return Exit::Blocked;
                         }
                     }
@@ -1824,7 +1751,7 @@ impl<'p, W: Write> Vm<'p, W> {
                         );
                     }
                     save_ip!();
-                    self.timers.push(Timer {
+                    self.sched.timers.push(Timer {
                         at: instant_after(Instant::now(), wait_of_ms(ms)),
                         owner: id,
                         kind: TimerKind::Sleep,
@@ -1844,15 +1771,15 @@ impl<'p, W: Write> Vm<'p, W> {
                         // Another fiber's transaction is open: wait, then begin again.
                         ip -= 1;
                         save_ip!();
-                        self.tx_waiters.push(id);
+                        self.tx.waiters.push(id);
                         return Exit::Blocked;
                     }
-                    let joins = self.tx_owner.is_some_and(|o| o != id);
+                    let joins = self.tx.owner.is_some_and(|o| o != id);
                     if !joins {
                         if let Err(he) = self.host.begin() {
                             fail!(he.class, he.message);
                         }
-                        self.tx_owner = Some(id);
+                        self.tx.owner = Some(id);
                     }
                     f.tx.push(Vec::new());
                     f.joined.push(joins);
@@ -1914,7 +1841,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let Value::Str(task) = &constants[task as usize] else {
                         fail!(ErrorClass::Runtime, "internal: a task name is not a string");
                     };
-                    if self.enforce_capabilities && !program.grants("kernel.submit") {
+                    if self.config.enforce_capabilities && !program.grants("kernel.submit") {
                         fail!(
                             ErrorClass::Permission,
                             "`trigger` needs capability `kernel.submit`, which the script does not declare (add it to `require: capabilities:`)"
@@ -1945,7 +1872,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     });
                     // The attempt starts once this fiber is parked (start_attempt finds it
                     // in the fiber table through the backoff path with no wait).
-                    self.timers.push(Timer {
+                    self.sched.timers.push(Timer {
                         at: Instant::now(),
                         owner: id,
                         kind: TimerKind::Backoff,
@@ -2048,21 +1975,5 @@ fn value_size(v: &Value) -> usize {
         Value::Map(m) => m.len(),
         Value::Str(s) => s.len() / 8,
         _ => 0,
-    }
-}
-
-fn level_of(v: Option<&Value>) -> Result<usize, String> {
-    match v {
-        None | Some(Value::Null) => Ok(1),
-        Some(Value::Str(s)) => {
-            let s = if &**s == "warn" { "warning" } else { s };
-            LEVELS.iter().position(|l| *l == s).ok_or_else(|| {
-                format!("unknown log level `{s}`: use debug, info, warning or error")
-            })
-        }
-        Some(other) => Err(format!(
-            "a log level is a string (debug, info, warning or error), not {}",
-            other.type_name()
-        )),
     }
 }
