@@ -22,6 +22,12 @@ pub struct CompileError {
     pub span: Span,
 }
 
+/// A count the compiler has already bounded (instructions, constants, functions: see
+/// `Compiler::u32_of`) as an operand.
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn not_yet(what: &str, span: Span) -> CompileError {
     CompileError {
         message: format!("not available yet: {what}"),
@@ -98,6 +104,10 @@ struct Compiler<'a> {
     /// Index of each string constant.
     strings: HashMap<std::rc::Rc<str>, u32>,
     fs: FnState,
+    /// The statement being compiled (where a limit error points).
+    at: Span,
+    /// The first operand that did not fit its instruction (a script too large to compile).
+    too_large: Option<CompileError>,
 }
 
 fn default_value(d: &DefaultValue) -> Value {
@@ -126,28 +136,32 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
         globals: HashMap::new(),
         strings: HashMap::new(),
         fs: FnState::default(),
+        at: Span::default(),
+        too_large: None,
     };
     c.function("<main>", 0);
     for item in &script.items {
         match item {
             Item::Action(a) => {
+                c.at = a.name.span;
                 let idx = c.function(&a.name.text, a.params().len());
                 let required = a.params().iter().rposition(|p| p.default.is_none());
                 let f = &mut c.program.functions[idx as usize];
-                f.required = required.map_or(0, |i| i as u16 + 1);
+                f.required = required.map_or(0, |i| u16::try_from(i + 1).unwrap_or(u16::MAX));
                 f.params = a.params().iter().map(|p| p.name.text.clone()).collect();
                 f.is_action = true;
                 c.actions.insert(&a.name.text, (idx, a));
             }
             Item::Stmt(s) => {
                 if let StmtKind::Let { name, .. } | StmtKind::Declare { name, .. } = &s.kind {
+                    c.at = s.span;
                     c.global_slot(&name.text);
                 }
             }
             Item::Workflow(w) => {
                 let label = w.name.as_ref().map_or("workflow", |n| n.text.as_str());
                 let func = c.function(&format!("<workflow {label}>"), 0);
-                let idx = c.program.workflows.len() as u32;
+                let idx = saturating_u32(c.program.workflows.len());
                 c.program.workflows.push(WorkflowInfo {
                     name: w.name.as_ref().map(|n| n.text.clone()),
                     func,
@@ -199,7 +213,7 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
         let span = c.program.workflows[i].span;
         c.emit(
             Instr::CallWorkflow {
-                workflow: i as u32,
+                workflow: saturating_u32(i),
                 if_not_run: true,
             },
             span,
@@ -213,7 +227,7 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
     let mut actions: Vec<(u32, &Action)> = c.actions.values().copied().collect();
     actions.sort_by_key(|(idx, _)| *idx);
     for (idx, a) in actions {
-        c.program.functions[idx as usize].entry = c.program.code.len() as u32;
+        c.program.functions[idx as usize].entry = saturating_u32(c.program.code.len());
         c.fs = FnState {
             scopes: vec![HashMap::new()],
             ..FnState::default()
@@ -247,6 +261,9 @@ pub fn compile<'a>(script: &'a Script, registry: &'a Registry) -> Result<Program
     // queue more (a workflow queues its steps).
     while let Some(syn) = c.synthetic.pop() {
         c.synthetic_fn(syn)?;
+    }
+    if let Some(e) = c.too_large {
+        return Err(e);
     }
     c.program.fuse();
     Ok(c.program)
@@ -444,16 +461,21 @@ fn step_label(e: &Expr) -> String {
 
 impl<'a> Compiler<'a> {
     fn function(&mut self, name: &str, arity: usize) -> u32 {
+        let arity = self.u16_of(arity, "parameters of one action");
+        self.u32_of(
+            self.program.functions.len() + 1,
+            "actions, workflows and steps",
+        );
         self.program.functions.push(Function {
             name: name.to_string(),
             entry: 0,
-            arity: arity as u16,
-            required: arity as u16,
+            arity,
+            required: arity,
             n_locals: 0,
             params: Vec::new(),
             is_action: false,
         });
-        (self.program.functions.len() - 1) as u32
+        saturating_u32(self.program.functions.len() - 1)
     }
 
     /// `policy:` settings, and the capabilities `require:` and `meta: requires:` declare.
@@ -579,7 +601,9 @@ impl<'a> Compiler<'a> {
                 };
                 match opt.name.text.as_str() {
                     "retry" => match const_value(&opt.value) {
-                        Some(Value::Int(n)) if n >= 0 => spec.retry = n.min(u32::MAX as i64) as u32,
+                        Some(Value::Int(n)) if n >= 0 => {
+                            spec.retry = u32::try_from(n).unwrap_or(u32::MAX)
+                        }
                         _ => return Err(bad()),
                     },
                     "backoff" => spec.backoff_ms = duration_ms(&opt.value).ok_or_else(bad)?,
@@ -605,13 +629,14 @@ impl<'a> Compiler<'a> {
                 params.clone(),
                 Body::StepCall(&item.value),
             );
-            let step = self.program.steps.len() as u32;
+            let step = saturating_u32(self.program.steps.len());
             self.program.steps.push(spec);
             self.load_captures(&params, item.value.span)?;
+            let n_operand = self.u16_of(params.len(), "arguments in one call");
             self.emit(
                 Instr::RunStep {
                     step,
-                    argc: params.len() as u16,
+                    argc: n_operand,
                 },
                 item.value.span,
             );
@@ -635,22 +660,24 @@ impl<'a> Compiler<'a> {
             self.emit(Instr::Const(k), w.keyword_span);
             self.emit(Instr::LoadLocal(*slot), w.keyword_span);
         }
-        self.emit(Instr::MakeMap(bindings.len() as u32), w.keyword_span);
+        let n_operand = self.u32_of(bindings.len(), "entries in one map");
+        self.emit(Instr::MakeMap(n_operand), w.keyword_span);
         self.emit(Instr::Return, w.keyword_span);
         Ok(())
     }
 
     fn emit(&mut self, instr: Instr, span: Span) -> usize {
         let ip = self.program.code.len();
+        let ip32 = self.u32_of(ip + 1, "instructions");
         if self.program.source_map.last().map(|(_, s)| *s) != Some(span) {
-            self.program.source_map.push((ip as u32, span));
+            self.program.source_map.push((ip32 - 1, span));
         }
         self.program.code.push(instr);
         ip
     }
 
     fn here(&self) -> u32 {
-        self.program.code.len() as u32
+        saturating_u32(self.program.code.len())
     }
 
     fn patch(&mut self, at: usize, target: u32) {
@@ -672,27 +699,65 @@ impl<'a> Compiler<'a> {
             if let Some(i) = self.strings.get(s.as_str()) {
                 return *i;
             }
-            self.strings
-                .insert(s.as_str().into(), self.program.constants.len() as u32);
+            let k = saturating_u32(self.program.constants.len());
+            self.strings.insert(s.as_str().into(), k);
         }
+        let k = self.u32_of(self.program.constants.len() + 1, "constants") - 1;
         self.program.constants.push(v);
-        (self.program.constants.len() - 1) as u32
+        k
+    }
+
+    /// `n` as a 16-bit operand; past the limit, the script is too large (the error is
+    /// reported at the statement being compiled, once) and the operand saturates.
+    fn u16_of(&mut self, n: usize, what: &str) -> u16 {
+        u16::try_from(n).unwrap_or_else(|_| {
+            self.limit(what, usize::from(u16::MAX));
+            u16::MAX
+        })
+    }
+
+    /// `n` as a 32-bit operand (instructions, constants, list sizes), like [`Self::u16_of`].
+    fn u32_of(&mut self, n: usize, what: &str) -> u32 {
+        u32::try_from(n).unwrap_or_else(|_| {
+            self.limit(what, u32::MAX as usize);
+            u32::MAX
+        })
+    }
+
+    fn limit(&mut self, what: &str, max: usize) {
+        let at = self.at;
+        self.too_large.get_or_insert_with(|| CompileError {
+            message: format!("this script is too large to run: more than {max} {what}"),
+            span: at,
+        });
+    }
+
+    /// The next free local slot of the current function.
+    fn next_local(&mut self) -> u16 {
+        let slot = self.fs.next_slot;
+        match slot.checked_add(1) {
+            Some(next) => self.fs.next_slot = next,
+            None => self.limit(
+                "local variables and temporaries in one action",
+                usize::from(u16::MAX),
+            ),
+        }
+        self.fs.max_slot = self.fs.max_slot.max(self.fs.next_slot);
+        slot
     }
 
     fn global_slot(&mut self, name: &str) -> u16 {
         if let Some(slot) = self.globals.get(name) {
             return *slot;
         }
-        let slot = self.program.globals.len() as u16;
+        let slot = self.u16_of(self.program.globals.len() + 1, "top-level variables") - 1;
         self.program.globals.push(name.to_string());
         self.globals.insert(name.to_string(), slot);
         slot
     }
 
     fn declare_local(&mut self, name: &str) -> u16 {
-        let slot = self.fs.next_slot;
-        self.fs.next_slot += 1;
-        self.fs.max_slot = self.fs.max_slot.max(self.fs.next_slot);
+        let slot = self.next_local();
         self.fs
             .scopes
             .last_mut()
@@ -703,10 +768,7 @@ impl<'a> Compiler<'a> {
 
     /// A scratch local for intermediate values; freed with the enclosing scope.
     fn temp(&mut self) -> u16 {
-        let slot = self.fs.next_slot;
-        self.fs.next_slot += 1;
-        self.fs.max_slot = self.fs.max_slot.max(self.fs.next_slot);
-        slot
+        self.next_local()
     }
 
     /// Declare `name` here: a global at the main body's top level, else a local.
@@ -867,6 +929,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn stmt(&mut self, s: &'a Stmt) -> Result<(), CompileError> {
+        self.at = s.span;
         let span = s.span;
         match &s.kind {
             StmtKind::Let { name, value, .. } => {
@@ -955,7 +1018,7 @@ impl<'a> Compiler<'a> {
                 self.emit(Instr::IterStart, iter.span);
                 let head = self.emit(Instr::IterNext(0), span);
                 self.fs.loops.push(Loop {
-                    head: head as u32,
+                    head: saturating_u32(head),
                     breaks: vec![head],
                     is_for: true,
                 });
@@ -968,7 +1031,7 @@ impl<'a> Compiler<'a> {
                 }
                 self.fs.next_slot = saved;
                 self.fs.scopes.pop();
-                self.emit(Instr::Jump(head as u32), span);
+                self.emit(Instr::Jump(saturating_u32(head)), span);
                 self.close_loop();
             }
             StmtKind::Break => {
@@ -1069,10 +1132,11 @@ impl<'a> Compiler<'a> {
                         Body::Expr(value),
                     );
                     self.load_captures(&params, value.span)?;
+                    let n_operand = self.u16_of(params.len(), "arguments in one call");
                     self.emit(
                         Instr::Spawn {
                             func,
-                            argc: params.len() as u16,
+                            argc: n_operand,
                         },
                         value.span,
                     );
@@ -1200,7 +1264,8 @@ impl<'a> Compiler<'a> {
                 for it in items {
                     self.expr(it)?;
                 }
-                self.emit(Instr::MakeList(items.len() as u32), span);
+                let n_operand = self.u32_of(items.len(), "elements in one list");
+                self.emit(Instr::MakeList(n_operand), span);
             }
             ExprKind::Map(entries) => {
                 for (k, v) in entries {
@@ -1208,7 +1273,8 @@ impl<'a> Compiler<'a> {
                     self.emit(Instr::Const(key), k.span);
                     self.expr(v)?;
                 }
-                self.emit(Instr::MakeMap(entries.len() as u32), span);
+                let n_operand = self.u32_of(entries.len(), "entries in one map");
+                self.emit(Instr::MakeMap(n_operand), span);
             }
             ExprKind::Name(n) => match self.lookup(n) {
                 Some(var) => self.load(var, span),
@@ -1318,12 +1384,8 @@ impl<'a> Compiler<'a> {
             for a in args {
                 self.expr(&a.value)?;
             }
-            self.emit(
-                Instr::CallValue {
-                    argc: args.len() as u16,
-                },
-                span,
-            );
+            let n_operand = self.u16_of(args.len(), "arguments in one call");
+            self.emit(Instr::CallValue { argc: n_operand }, span);
             return Ok(());
         }
         if let Some((idx, action)) = self.actions.get(name.as_str()).copied() {
@@ -1337,10 +1399,11 @@ impl<'a> Compiler<'a> {
                 })
                 .collect();
             self.bind(&params, args, span)?;
+            let n_operand = self.u16_of(params.len(), "arguments in one call");
             self.emit(
                 Instr::CallAction {
                     func: idx,
-                    argc: params.len() as u16,
+                    argc: n_operand,
                 },
                 span,
             );
@@ -1382,10 +1445,11 @@ impl<'a> Compiler<'a> {
             })
             .collect();
         self.bind(&params, args, span)?;
+        let n_operand = self.u16_of(params.len(), "arguments in one call");
         self.emit(
             Instr::CallNative {
                 func: id.0,
-                argc: params.len() as u16,
+                argc: n_operand,
             },
             span,
         );
@@ -1426,7 +1490,8 @@ impl<'a> Compiler<'a> {
             self.emit(Instr::Const(k), a.value.span);
             self.expr(&a.value)?;
         }
-        self.emit(Instr::MakeMap(args.len() as u32), span);
+        let n_operand = self.u32_of(args.len(), "entries in one map");
+        self.emit(Instr::MakeMap(n_operand), span);
         let k = self.constant(Value::from(task));
         self.emit(Instr::Trigger { task: k }, span);
         Ok(())
@@ -1462,7 +1527,8 @@ impl<'a> Compiler<'a> {
                         self.arg_value(args, &temps, i)?;
                     }
                     next_positional = n_positional;
-                    self.emit(Instr::MakeList(rest as u32), span);
+                    let n_operand = self.u32_of(rest, "elements in one list");
+                    self.emit(Instr::MakeList(n_operand), span);
                 }
                 ParamKind::Normal | ParamKind::KeywordOnly => {
                     let given = if p.kind == ParamKind::Normal && next_positional < n_positional {
@@ -1493,7 +1559,10 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        self.fs.next_slot -= temps.len() as u16;
+        self.fs.next_slot = self
+            .fs
+            .next_slot
+            .saturating_sub(self.u16_of(temps.len(), "arguments in one call"));
         Ok(())
     }
 

@@ -4,6 +4,10 @@
 //! source map, workflow steps and `on_error` rules); the VM runs it as cooperative fibers
 //! against a [`Host`] that provides the runtime modules.
 
+// Operands are u16/u32: every narrowing goes through a checked conversion (the compiler
+// reports a script too large to run) or states why it cannot truncate.
+#![warn(clippy::cast_possible_truncation)]
+
 pub mod compiler;
 pub mod functions;
 pub mod host;

@@ -766,7 +766,12 @@ fn cmp_int_float(a: i64, b: f64) -> Option<Ordering> {
     }
     let whole = b.trunc();
     // In range and integral, so the conversion is exact.
-    match a.cmp(&(whole as i64)) {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "whole is integral and within the i64 range, checked above"
+    )]
+    let whole_int = whole as i64;
+    match a.cmp(&whole_int) {
         Ordering::Equal => 0.0.partial_cmp(&(b - whole)),
         ord => Some(ord),
     }
@@ -893,7 +898,7 @@ fn write_float(out: &mut String, x: f64) {
     let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
     let exp: i32 = exp.parse().expect("`{:e}` writes a decimal exponent");
     // ECMA-262: digits s of length k, value s * 10^(n - k).
-    let k = digits.len() as i32;
+    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
     let n = exp + 1;
     if k <= n && n <= 21 {
         out.push_str(&digits);
@@ -958,6 +963,10 @@ fn write_duration(out: &mut String, ms: f64) {
     if days > 0.0 {
         let _ = write!(out, "{days:.0}d");
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "below_day is a whole number of ms in [0, DAY)"
+    )]
     let below_day = below_day as u64;
     let hours = below_day / 3_600_000;
     let minutes = below_day / 60_000 % 60;

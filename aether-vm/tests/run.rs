@@ -270,3 +270,35 @@ fn a_module_function_without_a_host_is_not_available() {
         "before\n"
     );
 }
+
+/// A script past a 16-bit operand (top-level variables, locals of one action) is a compile
+/// error at the statement that went past it, never a wrapped slot or a panic.
+#[test]
+fn a_script_past_the_slot_limits_is_a_compile_error_with_a_span() {
+    let n = usize::from(u16::MAX) + 2;
+    let mut globals = String::from("goal: \"g\"\n");
+    for i in 0..n {
+        globals.push_str(&format!("let v{i} = {i}\n"));
+    }
+    let err = compile(&parse(&globals).ast, &registry()).expect_err("too many globals");
+    assert_eq!(
+        err.message,
+        "this script is too large to run: more than 65535 top-level variables"
+    );
+    let line = LineIndex::new(&globals)
+        .line_col(&globals, err.span.start)
+        .line;
+    assert_eq!(line, 65_537, "the first variable past the limit");
+
+    let mut locals = String::from("goal: \"g\"\naction big():\n");
+    for i in 0..n {
+        locals.push_str(&format!("    let v{i} = {i}\n"));
+    }
+    locals.push_str("big()\n");
+    let err = compile(&parse(&locals).ast, &registry()).expect_err("too many locals");
+    assert_eq!(
+        err.message,
+        "this script is too large to run: more than 65535 local variables and temporaries in one action"
+    );
+    assert!(err.span.start > 0);
+}

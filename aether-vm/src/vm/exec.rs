@@ -445,7 +445,7 @@ impl<'p, W: Write> Vm<'p, W> {
                         Impl::Intrinsic(which) => {
                             let args: Vec<Value> = f.stack[n..].to_vec();
                             save_ip!();
-                            let span = program.span_at(ip as u32 - 1);
+                            let span = program.span_at(index_u32(ip) - 1);
                             self.call_intrinsic(f, which, &Args::new(decl, &args), span)
                                 .map_err(|m| (ErrorClass::Runtime, m))
                         }
@@ -481,7 +481,7 @@ impl<'p, W: Write> Vm<'p, W> {
                                 (answer, cx.cost)
                             };
                             steps = steps.saturating_add(cost);
-                            let span = program.span_at(ip as u32 - 1);
+                            let span = program.span_at(index_u32(ip) - 1);
                             for (kind, fields) in events {
                                 self.record(f, &kind, fields, span);
                             }
@@ -533,9 +533,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::IterNext(exit) => {
                     let n = f.stack.len();
                     let next = match (&f.stack[n - 2], &f.stack[n - 1]) {
-                        (Value::List(items), Value::Int(i)) => {
-                            items.get(*i as usize).cloned().map(|item| (item, *i + 1))
-                        }
+                        (Value::List(items), Value::Int(i)) => usize::try_from(*i)
+                            .ok()
+                            .and_then(|at| items.get(at))
+                            .cloned()
+                            .map(|item| (item, *i + 1)),
                         _ => None,
                     };
                     match next {
@@ -637,7 +639,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let payload = if has_payload { pop!() } else { Value::Null };
                     let name = constants[name as usize].clone();
                     save_ip!();
-                    let span = program.span_at(ip as u32 - 1);
+                    let span = program.span_at(index_u32(ip) - 1);
                     let fields = map_of(vec![("name", name), ("payload", payload)]);
                     self.record(f, "emit", fields, span);
                 }
@@ -692,7 +694,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     let held = f.tx.pop().unwrap_or_default();
                     save_ip!();
-                    let span = program.span_at(ip as u32 - 1);
+                    let span = program.span_at(index_u32(ip) - 1);
                     match f.tx.last_mut() {
                         Some(outer) => outer.extend(held),
                         None => {

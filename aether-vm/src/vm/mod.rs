@@ -265,6 +265,12 @@ struct TxLock {
     waiters: Vec<u32>,
 }
 
+/// An instruction index or a count the compiler bounded to `u32` (see
+/// `Compiler::u32_of`), as an operand; saturates rather than wraps.
+fn index_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn map_of(entries: Vec<(&str, Value)>) -> Map {
     entries.into_iter().collect()
 }
@@ -363,7 +369,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 text.bytes()
                     .enumerate()
                     .filter(|(_, b)| *b == b'\n')
-                    .map(|(i, _)| i as u32 + 1),
+                    .map(|(i, _)| index_u32(i + 1)),
             )
             .collect();
         self
@@ -401,11 +407,11 @@ impl<'p, W: Write> Vm<'p, W> {
         if self.config.line_starts.is_empty() {
             return None;
         }
-        Some(
+        Some(index_u32(
             self.config
                 .line_starts
-                .partition_point(|s| *s <= span.start) as u32,
-        )
+                .partition_point(|s| *s <= span.start),
+        ))
     }
 
     /// What calls through the table need to know, worked out once per run.
@@ -417,7 +423,7 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {
-        let span_of = |f: &Frame| self.program.span_at(f.ip.saturating_sub(1) as u32);
+        let span_of = |f: &Frame| self.program.span_at(index_u32(f.ip.saturating_sub(1)));
         let span = frames.last().and_then(span_of);
         let mut trace = Vec::new();
         for (i, f) in frames.iter().enumerate().rev() {

@@ -70,7 +70,7 @@ impl<'p, W: Write> Vm<'p, W> {
             for (i, p) in f.params.iter().enumerate() {
                 match task.data.get(p) {
                     Some(v) => args.push(v.clone()),
-                    None if i as u16 >= f.required => args.push(missing()),
+                    None if i >= usize::from(f.required) => args.push(missing()),
                     None => {
                         problem.get_or_insert_with(|| {
                             format!("action `{}` needs argument `{p}`", f.name)
@@ -82,7 +82,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 self.host.task_finished(task.id, Err(p), true);
                 continue;
             }
-            let id = self.new_fiber(func as u32, args, None, 0);
+            let id = self.new_fiber(index_u32(func), args, None, 0);
             if let Some(fb) = self.sched.fibers.get_mut(&id) {
                 fb.task_of = Some(task.id);
             }
