@@ -12,6 +12,7 @@ pub mod compiler;
 pub mod functions;
 pub mod host;
 pub mod program;
+mod text;
 pub mod value;
 pub mod vm;
 
