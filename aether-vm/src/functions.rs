@@ -29,15 +29,24 @@ impl<'a> Args<'a> {
     /// The value bound to parameter `param`. A name the declaration does not have is a
     /// bug of the implementation, reported as an error rather than a panic (the unit
     /// tests of every function reach each of its parameters).
+    #[inline]
     pub fn get(&self, param: &str) -> Result<&'a Value, ValueError> {
-        let at = self.decl.params.iter().position(|p| p.name == param);
-        match at.and_then(|i| self.values.get(i)) {
-            Some(v) => Ok(v),
-            None => Err(ValueError::new(format!(
-                "internal: {}() has no bound parameter `{param}`",
-                self.decl.qualified_name()
-            ))),
+        for (p, v) in self.decl.params.iter().zip(self.values) {
+            // The same literal in the declaration and the implementation is usually one
+            // string in the binary: compare the pointers before the bytes.
+            if std::ptr::eq(p.name, param) || p.name == param {
+                return Ok(v);
+            }
         }
+        Err(self.unbound(param))
+    }
+
+    #[cold]
+    fn unbound(&self, param: &str) -> ValueError {
+        ValueError::new(format!(
+            "internal: {}() has no bound parameter `{param}`",
+            self.decl.qualified_name()
+        ))
     }
 
     /// The elements bound to a variadic parameter (`args...`, always bound as a list).
