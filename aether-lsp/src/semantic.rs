@@ -157,9 +157,7 @@ mod tests {
     fn comments_keywords_and_names() {
         let text = "# top\nlet x = memory.recall(\"q\") // end\nprint(x)\n";
         let doc = Document::new(text.to_string(), 1);
-        let registry = {
-            aether_runtime::function_table().registry().clone()
-        };
+        let registry = { aether_runtime::function_table().registry().clone() };
         let analysis = crate::analysis::analyze(text, &registry);
         let index = crate::index::Index::build(&analysis.script, &|m| registry.has_module(m));
         let a = Analysed {
