@@ -1,5 +1,6 @@
 //! `aether check`: parse and validate files in parallel and report for people or for CI.
 
+use super::stdio::{err, errln};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,7 +59,7 @@ pub(crate) struct CheckArgs {
 /// Exit status 2, announced with `AETHER_ERROR_CODE:2` when asked for.
 fn usage_error(emit_error_code: bool) -> i32 {
     if emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:2");
+        errln!("AETHER_ERROR_CODE:2");
     }
     2
 }
@@ -78,14 +79,14 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return usage_error(args.emit_error_code);
         }
     };
     let signatures = match args.sig.strict_trust() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return usage_error(args.emit_error_code);
         }
     };
@@ -96,7 +97,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     };
     let files = discover(&args.paths);
     if files.is_empty() {
-        eprintln!("warning: no .aether files found under the given paths");
+        errln!("warning: no .aether files found under the given paths");
     }
     let registry = super::registry();
     let jobs = worker_count(args.jobs);
@@ -105,8 +106,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     });
 
     let ts = output::timestamp();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdio::Stdout;
     match args.format {
         Format::Human => {
             let color = color_enabled();
@@ -115,7 +115,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
                 render_file(r, color, &mut text);
             }
             text.push_str(&summary(&reports));
-            eprint!("{text}");
+            err!("{text}");
         }
         Format::Json => {
             let _ = writeln!(out, "{}", output::json_report(&reports, &ts));
@@ -145,7 +145,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         .find(|r| !r.status.ok)
         .map_or(0, |r| r.status.code.number());
     if args.emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:{code}");
+        errln!("AETHER_ERROR_CODE:{code}");
     }
     code
 }

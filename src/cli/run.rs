@@ -1,6 +1,7 @@
 //! `aether run`: check a script, compile it and run it on the VM, with the run's budgets,
 //! event stream, status line and exit code (LANGUAGE.md section 7, phase `execute`).
 
+use super::stdio::{err, errln, outln};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,6 +18,7 @@ use aether_vm::{Budget, Event, EventSink, Map, Value, Vm, VmError};
 use super::output;
 use super::render::render_file;
 use super::report::{check_file, FileReport, Options, Status};
+use super::switches::Switches;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Profile {
@@ -74,28 +76,10 @@ pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(aether_vm::wait_of_ms(ms))
 }
 
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-}
-
-fn profile_from_env() -> Result<Profile, String> {
-    match std::env::var("AETHERRA_PROFILE") {
-        Err(_) => Ok(Profile::Dev),
-        Ok(p) => match p.trim().to_ascii_lowercase().as_str() {
-            "" | "dev" => Ok(Profile::Dev),
-            "test" => Ok(Profile::Test),
-            "prod" => Ok(Profile::Prod),
-            other => Err(format!(
-                "AETHERRA_PROFILE is `{other}`: use dev, test or prod"
-            )),
-        },
-    }
-}
-
 fn usage_error(message: &str, emit_error_code: bool) -> i32 {
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     if emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:2");
+        errln!("AETHER_ERROR_CODE:2");
     }
     2
 }
@@ -245,14 +229,15 @@ fn render(
 }
 
 pub(crate) fn run(args: RunArgs) -> i32 {
-    let profile = match args.profile.map_or_else(profile_from_env, Ok) {
-        Ok(p) => p,
+    let env = match Switches::from_env() {
+        Ok(env) => env,
         Err(e) => return usage_error(&e, args.emit_error_code),
     };
-    let prod_strict = profile == Profile::Prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW");
+    let profile = args.profile.or(env.profile).unwrap_or(Profile::Dev);
+    // Strict when asked, or when either the option's or the environment's profile is prod.
     let signatures = if args.sig.strict_signatures
-        || prod_strict
-        || super::signing::strict_from_env()
+        || env.strict_signatures(Some(profile))
+        || env.strict_signatures(env.profile)
     {
         match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
             Ok(t) => Some(t),
@@ -286,11 +271,11 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         keyring: t.keyring,
         revoked: t.revoked,
     });
-    let quiet = env_flag("AETHERRA_QUIET");
+    let quiet = env.quiet;
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
         render_file(&report, color_enabled(), &mut text);
-        eprint!("{text}");
+        err!("{text}");
     }
     if !report.status.ok {
         return finish(&args, &report, None);
@@ -320,12 +305,15 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             revoked: args.sig.revoked.as_deref(),
             strict_trust: strict_trust.as_ref(),
             quiet,
+            require_capabilities: env.require_capabilities,
+            net_strict: env.net_strict,
             diagnostics: true,
             throwaway: false,
         };
-        let stdout = std::io::stdout();
-        let out = std::io::LineWriter::new(stdout.lock());
-        execute(&exec, source, &registry, out, std::io::stderr())
+        // A reader that goes away (`| head`) drops the rest of the output and leaves the
+        // run's result alone (see `stdio`).
+        let out = std::io::LineWriter::new(super::stdio::Stdout);
+        execute(&exec, source, &registry, out, super::stdio::Stderr)
     }))
     .unwrap_or_else(|payload| {
         let msg = payload
@@ -333,7 +321,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        eprintln!("error[INTERNAL_ERROR]: internal error: {msg}\n  = help: this is a bug in aether, not in your script; please report it with the file");
+        errln!("error[INTERNAL_ERROR]: internal error: {msg}\n  = help: this is a bug in aether, not in your script; please report it with the file");
         Outcome {
             code: ResultCode::InternalError,
             message: format!("internal error: {msg}"),
@@ -360,13 +348,10 @@ fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
         report.status.code.number()
     };
     if args.json_status {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{}", output::status_line(report, &output::timestamp()));
-        let _ = out.flush();
+        outln!("{}", output::status_line(report, &output::timestamp()));
     }
     if args.emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:{code}");
+        errln!("AETHER_ERROR_CODE:{code}");
     }
     code
 }
@@ -393,6 +378,10 @@ pub(crate) struct Execution<'a> {
     pub(crate) strict_trust: Option<&'a aether_runtime::security::Trust>,
     /// `AETHERRA_QUIET`: no warnings, no `log` output.
     pub(crate) quiet: bool,
+    /// `AETHERRA_REQUIRE_CAPABILITIES`: enforce capabilities in profile dev too.
+    pub(crate) require_capabilities: bool,
+    /// `AETHERRA_NET_STRICT`: the network allowlist applies in profile dev too.
+    pub(crate) net_strict: bool,
     /// Render errors and warnings on stderr (`aether run`); `classify` only wants the outcome.
     pub(crate) diagnostics: bool,
     /// Keep no state: a fresh in-memory database (`classify`).
@@ -422,7 +411,7 @@ pub(crate) fn execute<W: Write>(
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
             if show {
-                eprint!(
+                err!(
                     "{}",
                     render(
                         display,
@@ -462,7 +451,7 @@ pub(crate) fn execute<W: Write>(
         _ => None,
     };
     let deterministic = matches!(policy.get("deterministic"), Some(Value::Bool(true)));
-    let enforce = profile != Profile::Dev || env_flag("AETHERRA_REQUIRE_CAPABILITIES");
+    let enforce = profile != Profile::Dev || exec.require_capabilities;
 
     let mut events = match exec.events {
         Some(path) => match File::create(path) {
@@ -475,7 +464,7 @@ pub(crate) fn execute<W: Write>(
             Err(e) => {
                 let message = format!("cannot write events to `{}`: {e}", path.display());
                 if show {
-                    eprintln!("error[IO_ERROR]: {message}");
+                    errln!("error[IO_ERROR]: {message}");
                 }
                 return Outcome {
                     code: ResultCode::IoError,
@@ -527,7 +516,7 @@ pub(crate) fn execute<W: Write>(
     }
     if show && !quiet {
         for w in &warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
     }
     // `require: plugins:` must be satisfied before anything runs.
@@ -551,7 +540,9 @@ pub(crate) fn execute<W: Write>(
         deterministic,
         state_dir: exec.state_dir.clone(),
         capabilities: program.capabilities.clone(),
-        network: aether_runtime::security::NetworkPolicy::from_env(profile != Profile::Dev),
+        network: aether_runtime::security::NetworkPolicy::from_env(
+            profile != Profile::Dev || exec.net_strict,
+        ),
         trust,
         throwaway: exec.throwaway,
     });
@@ -606,7 +597,7 @@ pub(crate) fn execute<W: Write>(
                 text_out.push_str(&render_error(display, text, index, he));
             }
             if show {
-                eprint!("{text_out}");
+                err!("{text_out}");
             }
             Outcome {
                 code: code_of(e.kind().code()),
@@ -647,7 +638,7 @@ fn end_events(events: &mut Option<JsonLines<'_>>, outcome: &Outcome) {
 /// RUNTIME_ERROR before the script's first instruction, closing the event stream too.
 fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String, show: bool) -> Outcome {
     if show {
-        eprintln!("error[RUNTIME_ERROR]: {message}");
+        errln!("error[RUNTIME_ERROR]: {message}");
     }
     let outcome = Outcome {
         code: ResultCode::RuntimeError,
