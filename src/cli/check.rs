@@ -51,6 +51,10 @@ pub(crate) struct CheckArgs {
     suppressions: Option<PathBuf>,
     #[command(flatten)]
     sig: super::signing::StrictSignatureArgs,
+    /// Diagnostics shown per file in the human format, then "... and N more" (0: all);
+    /// `--format json`, `sarif` and `github` always list every one.
+    #[arg(long, value_name = "N", default_value_t = super::render::DEFAULT_MAX_ERRORS)]
+    max_errors: usize,
     /// Number of files checked at once [default: number of CPUs].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -112,7 +116,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
             let color = color_enabled();
             let mut text = String::new();
             for r in &reports {
-                render_file(r, color, &mut text);
+                render_file(r, color, args.max_errors, &mut text);
             }
             text.push_str(&summary(&reports));
             err!("{text}");

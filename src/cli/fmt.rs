@@ -247,7 +247,7 @@ fn failed(path: &Path, text: String, diags: Vec<Diagnostic>, color: bool) -> Out
         &Options::default(),
     );
     let mut rendered = String::new();
-    render_file(&report, color, &mut rendered);
+    render_file(&report, color, super::render::DEFAULT_MAX_ERRORS, &mut rendered);
     Outcome::Failed { rendered, code }
 }
 

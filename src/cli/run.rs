@@ -16,7 +16,7 @@ use aether_syntax::{LineIndex, ResultCode, Span};
 use aether_vm::{Budget, Event, EventSink, Map, Value, Vm, VmError};
 
 use super::output;
-use super::render::render_file;
+use super::render::{inert, render_file, snippet_line, DEFAULT_MAX_ERRORS};
 use super::report::{check_file, FileReport, Options, Status};
 use super::switches::Switches;
 
@@ -179,7 +179,8 @@ fn render(
     span: Option<Span>,
     trace: &[(String, Option<Span>)],
 ) -> String {
-    let mut out = format!("error[{code_name}]: {message}\n");
+    let display = &*inert(display);
+    let mut out = format!("error[{code_name}]: {}\n", inert(message));
     if let Some(span) = span {
         let lc = index.line_col(text, span.start);
         let line_text = index
@@ -189,19 +190,23 @@ fn render(
                 rest.split('\n').next().unwrap_or("").trim_end_matches('\r')
             })
             .unwrap_or("");
+        // A long line is cut around the error, and control characters never reach the
+        // terminal as themselves.
+        let (line_text, column) = snippet_line(line_text, lc.column);
         let gutter = lc.line.to_string().len();
         let pad = " ".repeat(gutter);
         out.push_str(&format!("{pad}--> {}\n", place(display, text, index, span)));
         out.push_str(&format!("{pad} |\n{} | {line_text}\n", lc.line));
         let end = index.line_col(text, span.end.max(span.start));
+        let room = (line_text.chars().count() as u32 + 1).saturating_sub(column);
         let width = if end.line == lc.line {
-            (end.column.saturating_sub(lc.column)).max(1)
+            (end.column.saturating_sub(lc.column)).clamp(1, room.max(1))
         } else {
             1
         };
         out.push_str(&format!(
             "{pad} | {}{}\n",
-            " ".repeat(lc.column.saturating_sub(1) as usize),
+            " ".repeat(column.saturating_sub(1) as usize),
             "^".repeat(width as usize)
         ));
     }
@@ -274,7 +279,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let quiet = env.quiet;
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
-        render_file(&report, color_enabled(), &mut text);
+        render_file(&report, color_enabled(), DEFAULT_MAX_ERRORS, &mut text);
         err!("{text}");
     }
     if !report.status.ok {
