@@ -261,7 +261,11 @@ mod tests {
                 "fields must be separated by single spaces",
             ),
         ] {
-            assert!(reason(&source).starts_with(why), "{source:?}: {}", reason(&source));
+            assert!(
+                reason(&source).starts_with(why),
+                "{source:?}: {}",
+                reason(&source)
+            );
             assert_eq!(&source[split_header(&source).body_start()..], "body\n");
         }
         // Base64 whose last character carries stray bits decodes to the same bytes.
@@ -269,7 +273,8 @@ mod tests {
         assert_eq!(B64.decode(&sig[..]).ok().map(|b| b.len()), Some(64));
         let r = reason(&format!("# @signature ed25519 {ID} {stray}\n"));
         assert!(
-            r == "the signature is not in canonical base64" || r == "the signature is not valid base64",
+            r == "the signature is not in canonical base64"
+                || r == "the signature is not valid base64",
             "{r}"
         );
     }

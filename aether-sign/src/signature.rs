@@ -725,7 +725,11 @@ mod tests {
         }
         // Without padding, or with one `=` only.
         for cut in [1, 2] {
-            let variant = format!("{}{}", &header[..header.len() - cut], &signed[header.len()..]);
+            let variant = format!(
+                "{}{}",
+                &header[..header.len() - cut],
+                &signed[header.len()..]
+            );
             assert_ne!(reason(&variant, &keyring), "ok", "{variant}");
         }
     }

@@ -35,7 +35,7 @@ pub(crate) struct RunArgs {
     /// The script to run.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// A value for the script's `args` map (repeatable); values are strings.
+    /// A value for the script's `args` map (repeatable, one KEY once); values are strings.
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_arg)]
     args: Vec<(String, String)>,
     /// Wall-clock budget of the run (`30s`, `1m30s`, `250ms`, or seconds); the smaller of
@@ -54,7 +54,7 @@ pub(crate) struct RunArgs {
     /// Print `AETHER_ERROR_CODE:<n>` (the exit status) on stderr.
     #[arg(long)]
     emit_error_code: bool,
-    /// Write the run's event stream to FILE as JSON lines.
+    /// Write the run's event stream to FILE as JSON lines (`-`: stdout).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
     #[command(flatten)]
@@ -86,7 +86,7 @@ fn usage_error(message: &str, emit_error_code: bool) -> i32 {
 
 /// JSON lines of the event stream, numbered in the order they are written.
 struct JsonLines<'s> {
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write>>,
     text: &'s str,
     index: LineIndex,
     seq: u64,
@@ -239,6 +239,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(e) => return usage_error(&e, args.emit_error_code),
     };
     let profile = args.profile.or(env.profile).unwrap_or(Profile::Dev);
+    // A key given twice is a mistake (which value did the caller mean?), not "the last wins".
+    let mut keys = std::collections::HashSet::new();
+    if let Some((k, _)) = args.args.iter().find(|(k, _)| !keys.insert(k.as_str())) {
+        let msg = format!("--arg `{k}` is given more than once: give each key once");
+        return usage_error(&msg, args.emit_error_code);
+    }
     // Strict when asked, or when either the option's or the environment's profile is prod.
     let signatures = if args.sig.strict_signatures
         || env.strict_signatures(Some(profile))
@@ -458,8 +464,16 @@ pub(crate) fn execute<W: Write>(
     let deterministic = matches!(policy.get("deterministic"), Some(Value::Bool(true)));
     let enforce = profile != Profile::Dev || exec.require_capabilities;
 
-    let mut events = match exec.events {
-        Some(path) => match File::create(path) {
+    // `--events -` is stdout, between the program's own lines (each record is flushed whole).
+    let sink = exec.events.map(|path| {
+        if path == std::path::Path::new("-") {
+            Ok(Box::new(super::stdio::Stdout) as Box<dyn Write>)
+        } else {
+            File::create(path).map(|f| Box::new(f) as Box<dyn Write>)
+        }
+    });
+    let mut events = match (exec.events, sink) {
+        (Some(path), Some(sink)) => match sink {
             Ok(f) => Some(JsonLines {
                 out: BufWriter::new(f),
                 text,
@@ -479,7 +493,7 @@ pub(crate) fn execute<W: Write>(
                 };
             }
         },
-        None => None,
+        _ => None,
     };
     if let Some(ev) = events.as_mut() {
         let mut m = JsonMap::new();
