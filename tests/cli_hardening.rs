@@ -37,12 +37,24 @@ fn aether(dir: &Path) -> Command {
     cmd
 }
 
-/// Wait for `child` at most `limit`; a child still running then is killed and the test fails.
+/// Wait for `child` at most `limit` (draining its output meanwhile); a child still running
+/// then is killed and the test fails.
 fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("wait") {
-            Some(_) => return child.wait_with_output().expect("output"),
+            Some(status) => break status,
             None if start.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -50,6 +62,11 @@ fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> std::process::
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }
 
