@@ -601,6 +601,21 @@ fn sign_refuses_a_file_that_does_not_parse() {
     assert!(fs::read_to_string(&ok)
         .expect("read")
         .starts_with("# @signature ed25519 "));
+    // The explicit flag signs it anyway.
+    let res = run_in(
+        dir.path(),
+        &[
+            "sign",
+            "bad.aether",
+            "--key",
+            "keys/k.key",
+            "--allow-parse-errors",
+        ],
+    );
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert!(fs::read_to_string(&bad)
+        .expect("read")
+        .starts_with("# @signature ed25519 "));
 }
 
 // ----- 7. `-` is stdout; a repeated --arg is refused ---------------------------------------------

@@ -230,6 +230,10 @@ pub(crate) struct SignArgs {
     /// Secret key file [default: $AETHER_SIGNING_KEY, a path or the key line itself].
     #[arg(long, value_name = "SECRET")]
     key: Option<PathBuf>,
+    /// Sign scripts even when they do not parse (by default such a file is refused: a
+    /// signature vouches for a script).
+    #[arg(long)]
+    allow_parse_errors: bool,
 }
 
 pub(crate) fn load_secret(key: Option<&Path>) -> Result<aether_sign::SecretKey, String> {
@@ -334,9 +338,9 @@ fn sign_files(args: &SignArgs) -> i32 {
                         .map_err(|e| e.to_string());
                 }
                 // A signature vouches for a script: one that does not even parse is refused.
-                if let Some(e) = parse_error(&text) {
+                if let Some(e) = parse_error(&text).filter(|_| !args.allow_parse_errors) {
                     return Err(format!(
-                        "does not parse ({e}); fix it first (`aether check` shows why)"
+                        "does not parse ({e}); fix it first (`aether check` shows why) or pass --allow-parse-errors"
                     ));
                 }
                 if signed == text {
@@ -453,10 +457,13 @@ fn verify_files(args: &VerifyArgs) -> i32 {
                     assess(&text, &parsed.ast),
                 )
             }
-            Ok(Err(_)) => (
-                Verification::unreadable("not valid UTF-8"),
-                RiskReport::default(),
-            ),
+            Ok(Err(_)) => {
+                errln!("error: cannot read `{shown}`: not valid UTF-8");
+                (
+                    Verification::unreadable("not valid UTF-8"),
+                    RiskReport::default(),
+                )
+            }
             Err(e) => {
                 errln!("error: cannot read `{shown}`: {e}");
                 (
