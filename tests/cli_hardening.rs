@@ -192,6 +192,8 @@ fn a_closed_stdout_ends_every_command_quietly_with_its_own_code() {
             0,
         ),
         (vec!["gate", "--new", "b.json", "--ref", "b.json"], 0),
+        (vec!["keygen", "--out", "keys", "--name", "k"], 0),
+        (vec!["sign", "ok.aether", "--key", "keys/k.key"], 0),
     ] {
         let (got, stderr) = with_closed_stdout(dir.path(), &args);
         assert_eq!(got, code, "aether {}: {stderr}", args.join(" "));
