@@ -591,7 +591,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         }
     }
     for line in legacy::stderr_lines(s) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
     0
 }

@@ -824,7 +824,7 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
             errln!("warning: {}: {note}", r.shown);
         }
         for s in r.legacy.iter().filter(|s| s.left.is_some()) {
-            eprintln!(
+            errln!(
                 "note: {}:{}: {} {} left as it is: {}",
                 r.shown,
                 s.line,
