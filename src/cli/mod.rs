@@ -22,7 +22,7 @@ mod trends;
 
 use clap::{Parser, Subcommand};
 
-use stdio::errln;
+use stdio::{errln, out};
 
 use aether_check::decl::Registry;
 
@@ -85,7 +85,10 @@ struct CompletionsArgs {
 fn completions(shell: clap_complete::Shell) -> i32 {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "aether", &mut std::io::stdout());
+    // Generated whole first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "aether", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
     0
 }
 
