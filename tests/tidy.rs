@@ -421,6 +421,51 @@ fn every_rust_file_opens_with_a_doc_line() {
     );
 }
 
+/// The print macros of std that panic when the stream is closed or full.
+const PANICKING_PRINTS: [&str; 4] = ["println!", "eprintln!", "print!", "eprint!"];
+
+/// Lines of `text` (outside comments) that call one of [`PANICKING_PRINTS`].
+fn panicking_prints(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .filter(|(_, line)| {
+            PANICKING_PRINTS.iter().any(|m| {
+                line.match_indices(m).any(|(i, _)| {
+                    // `eprintln!` contains `println!`; `outln!` is not `println!`.
+                    !line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            })
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[test]
+fn the_cli_prints_only_through_its_stream_module() {
+    assert_eq!(
+        panicking_prints("eprintln!(\"x\");\n// println!\noutln!(\"y\");\n  print!(\"z\")"),
+        [1, 4]
+    );
+    let offenders: Vec<String> = repo_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter(|p| relative(p).starts_with("src/") && !p.ends_with("src/cli/stdio.rs"))
+        .flat_map(|p| {
+            let text = read(&p);
+            panicking_prints(&text)
+                .into_iter()
+                .map(move |n| format!("{}:{n}", relative(&p)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "print macros panic on a closed or full stream; use `outln!`/`errln!` of src/cli/stdio.rs:\n{}",
+        offenders.join("\n")
+    );
+}
+
 #[test]
 fn no_pending_snapshots() {
     let pending: Vec<String> = repo_files()

@@ -16,9 +16,13 @@ mod report;
 mod run;
 mod signing;
 mod status;
+mod stdio;
+mod switches;
 mod trends;
 
 use clap::{Parser, Subcommand};
+
+use stdio::{errln, out};
 
 use aether_vm::FnTable;
 
@@ -81,7 +85,10 @@ struct CompletionsArgs {
 fn completions(shell: clap_complete::Shell) -> i32 {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "aether", &mut std::io::stdout());
+    // Generated whole first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "aether", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
     0
 }
 
@@ -104,12 +111,12 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             if code == 2 && args_asked_for_error_code(&args) {
-                eprintln!("AETHER_ERROR_CODE:2");
+                errln!("AETHER_ERROR_CODE:2");
             }
             return code;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),
@@ -126,5 +133,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Completions(args) => completions(args.shell),
         Command::Init(args) => init::run(args),
         Command::Lsp(args) => lsp::run(args),
-    }
+    };
+    stdio::finish(code)
 }
