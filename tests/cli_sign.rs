@@ -1354,8 +1354,16 @@ fn verify_reports_an_unreadable_file_and_strict_fails_on_it() {
     trusted_key(dir.path());
     write(dir.path(), "bad.aether", b"goal: \"x\"\n\xff\n");
     let res = run_in(dir.path(), &["verify", "bad.aether"]);
-    assert_eq!(res.code, 0, "advisory mode reports without failing");
+    // Advisory mode reports signature failures without failing, but a file it could not
+    // read was not verified at all: IO_ERROR.
+    assert_eq!(res.code, 26, "{}", res.stderr);
     assert_eq!(res.stdout, "FAIL bad.aether (unreadable)\n");
+    assert!(
+        res.stderr
+            .contains("error: cannot read `bad.aether`: not valid UTF-8"),
+        "{}",
+        res.stderr
+    );
     let res = run_in(dir.path(), &["verify", "bad.aether", "--strict"]);
     assert_eq!(res.code, 22, "{}", res.stderr);
 }

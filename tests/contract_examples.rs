@@ -6,10 +6,7 @@ use aether_check::decl::Registry;
 use aether_syntax::{Diagnostic, Severity};
 
 fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.extend(aether_stdlib::declarations());
-    r.extend(aether_runtime::declarations());
-    r
+    aether_runtime::function_table().registry().clone()
 }
 
 fn fixtures(dir: &str) -> Vec<(String, String)> {

@@ -5,10 +5,7 @@ use std::path::Path;
 use aether_check::decl::Registry;
 
 fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.extend(aether_stdlib::declarations());
-    r.extend(aether_runtime::declarations());
-    r
+    aether_runtime::function_table().registry().clone()
 }
 
 /// Pages whose examples are not scripts: invalid bytes (A018), command lines (A020, A021)

@@ -27,12 +27,7 @@ fn config(cases: u32) -> ProptestConfig {
 /// The registry the CLI builds (`src/cli/mod.rs`): the stdlib's globals and the runtime's modules.
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut r = Registry::new();
-        r.extend(aether_stdlib::declarations());
-        r.extend(aether_runtime::declarations());
-        r
-    })
+    REGISTRY.get_or_init(|| aether_runtime::function_table().registry().clone())
 }
 
 fn repo_root() -> &'static Path {

@@ -421,6 +421,51 @@ fn every_rust_file_opens_with_a_doc_line() {
     );
 }
 
+/// The print macros of std that panic when the stream is closed or full.
+const PANICKING_PRINTS: [&str; 4] = ["println!", "eprintln!", "print!", "eprint!"];
+
+/// Lines of `text` (outside comments) that call one of [`PANICKING_PRINTS`].
+fn panicking_prints(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .filter(|(_, line)| {
+            PANICKING_PRINTS.iter().any(|m| {
+                line.match_indices(m).any(|(i, _)| {
+                    // `eprintln!` contains `println!`; `outln!` is not `println!`.
+                    !line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            })
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[test]
+fn the_cli_prints_only_through_its_stream_module() {
+    assert_eq!(
+        panicking_prints("eprintln!(\"x\");\n// println!\noutln!(\"y\");\n  print!(\"z\")"),
+        [1, 4]
+    );
+    let offenders: Vec<String> = repo_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter(|p| relative(p).starts_with("src/") && !p.ends_with("src/cli/stdio.rs"))
+        .flat_map(|p| {
+            let text = read(&p);
+            panicking_prints(&text)
+                .into_iter()
+                .map(move |n| format!("{}:{n}", relative(&p)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "print macros panic on a closed or full stream; use `outln!`/`errln!` of src/cli/stdio.rs:\n{}",
+        offenders.join("\n")
+    );
+}
+
 #[test]
 fn no_pending_snapshots() {
     let pending: Vec<String> = repo_files()
@@ -605,8 +650,55 @@ fn the_cycle_finder_finds_cycles() {
     let acyclic = [
         m("output", "use super::report::FileReport;"),
         m("report", "use crate::cli::util::Trust;"),
-        m("signing", "use super::{output, util::env_flag};"),
+        m("signing", "use super::{output, util::md_cell};"),
         m("util", ""),
     ];
     assert_eq!(find_cycle(&module_edges(&acyclic)), None);
+}
+
+/// Every function of the table the CLI builds (VM intrinsics, stdlib natives, runtime host
+/// functions) is declared once, with an implementation beside it, a doc line and a
+/// well-formed parameter list. A declaration cannot exist without its implementation:
+/// each crate gives the table `(FnDecl, implementation)` pairs.
+#[test]
+fn every_declared_function_has_an_implementation_and_a_doc_line() {
+    use aether_check::decl::ParamKind;
+    let table = aether_runtime::function_table();
+    let entries: Vec<_> = table.iter().collect();
+    assert_eq!(
+        entries.len(),
+        table.registry().len(),
+        "a declaration without an implementation"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, d, by) in entries {
+        let q = d.qualified_name();
+        assert!(seen.insert(q.clone()), "{q} declared twice");
+        assert_eq!(table.registry().decl(id), Some(d), "{q}: id {id:?}");
+        assert!(!d.doc.trim().is_empty(), "{q} ({by}) has no doc line");
+        let mut seen_variadic = false;
+        let mut seen_default = false;
+        for p in &d.params {
+            match p.kind {
+                ParamKind::Normal => {
+                    assert!(!seen_variadic, "{q}: {} after the variadic", p.name);
+                    assert!(
+                        p.default.is_some() || !seen_default,
+                        "{q}: required {} after an optional one",
+                        p.name
+                    );
+                    seen_default |= p.default.is_some();
+                }
+                ParamKind::Variadic => {
+                    assert!(!seen_variadic, "{q}: two variadics");
+                    seen_variadic = true;
+                }
+                ParamKind::KeywordOnly => assert!(
+                    seen_variadic && p.default.is_some(),
+                    "{q}: keyword-only {} needs a variadic before it and a default",
+                    p.name
+                ),
+            }
+        }
+    }
 }

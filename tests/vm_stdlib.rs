@@ -1,18 +1,15 @@
 //! The compiler, the VM and the stdlib's natives together, on the registry the CLI builds.
 
-use aether_check::decl::Registry;
-use aether_vm::{compile, Budget, Vm};
+use aether_vm::{compile, Budget, FnTable, Vm};
 
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.extend(aether_stdlib::declarations());
-    r.extend(aether_runtime::declarations());
-    r
+/// The table the CLI builds: intrinsics, stdlib natives, runtime host functions.
+fn table() -> FnTable {
+    aether_runtime::function_table()
 }
 
 fn run(src: &str) -> String {
-    let reg = registry();
-    let analysis = aether_check::analyze(src, &reg);
+    let table = table();
+    let analysis = aether_check::analyze(src, table.registry());
     let errors: Vec<String> = analysis
         .diagnostics
         .iter()
@@ -20,9 +17,8 @@ fn run(src: &str) -> String {
         .map(|d| d.message().to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    let program = compile(&analysis, &reg).expect("compiles");
-    let natives = aether_stdlib::natives();
-    let mut vm = Vm::new(&program, &natives, Vec::new(), Budget::default());
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
     vm.run().expect("runs");
     String::from_utf8(vm.into_output()).expect("utf-8")
 }
@@ -48,10 +44,10 @@ print(json_encode({ok: check_confidence(0.9), pct: evaluate_confidence([1, 0])})
 #[test]
 fn a_builtin_error_is_a_runtime_error_with_its_line() {
     let src = "goal: \"g\"\nlet xs = []\nprint(max(xs))\n";
-    let reg = registry();
-    let program = compile(&aether_check::analyze(src, &reg), &reg).expect("compiles");
-    let natives = aether_stdlib::natives();
-    let mut vm = Vm::new(&program, &natives, Vec::new(), Budget::default());
+    let table = table();
+    let analysis = aether_check::analyze(src, table.registry());
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
     let err = vm.run().expect_err("max of nothing");
     let line = err.span().map(|s| {
         aether_syntax::LineIndex::new(src)
@@ -60,4 +56,55 @@ fn a_builtin_error_is_a_runtime_error_with_its_line() {
     });
     assert_eq!(line, Some(3));
     assert!(err.message().starts_with("max()"), "{}", err.message());
+}
+
+/// `docs/architecture.md`, "Adding a function": one `(FnDecl, implementation)` entry in
+/// the table, and the checker accepts the call, the compiler binds its arguments by
+/// parameter, and the VM runs it by id.
+#[test]
+fn a_function_added_to_the_table_is_checked_compiled_and_run() {
+    use aether_check::decl::{DefaultValue, FnDecl};
+    use aether_vm::{Args, Value, ValueError};
+
+    fn repeat(args: &Args<'_>) -> Result<Value, ValueError> {
+        let text = args.get("text")?.display();
+        match args.get("times")? {
+            Value::Int(n) if *n >= 0 => Ok(Value::from(text.repeat(*n as usize))),
+            other => Err(ValueError::new(format!(
+                "repeat() times must be a non-negative int, not {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    let mut table = table();
+    table.native(
+        FnDecl::global("repeat")
+            .param("text")
+            .opt("times", DefaultValue::Int(2))
+            .doc("text repeated times times."),
+        repeat,
+    );
+    let src = "goal: \"g\"\nprint(repeat(\"ab\"), repeat(times=3, text=\"x\"))\n";
+    let analysis = aether_check::analyze(src, table.registry());
+    let errors: Vec<String> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message().to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
+    vm.run().expect("runs");
+    assert_eq!(
+        String::from_utf8(vm.into_output()).expect("utf-8"),
+        "abab xxx\n"
+    );
+    // Without the entry, the same script does not check.
+    let plain = aether_runtime::function_table();
+    assert!(aether_check::analyze(src, plain.registry())
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error()));
 }

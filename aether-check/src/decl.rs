@@ -18,6 +18,15 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// Every capability, in declaration order (`cap as usize` indexes it).
+    pub const ALL: [Capability; 5] = [
+        Capability::MemoryWrite,
+        Capability::MemoryRead,
+        Capability::KernelSubmit,
+        Capability::PluginsInvoke,
+        Capability::HomeostasisActuate,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::MemoryWrite => "memory.write",
@@ -196,11 +205,24 @@ impl FnDecl {
     }
 }
 
-/// Every native function known to a build of the toolchain, by global name and by module.
+/// A function's id: its index in the [`Registry`] (and in the VM's function table built
+/// beside it). The compiler emits it; the VM calls through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FnId(pub u32);
+
+impl FnId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Every native function known to a build of the toolchain, by id, by global name and by
+/// module.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    globals: BTreeMap<&'static str, FnDecl>,
-    modules: BTreeMap<&'static str, BTreeMap<&'static str, FnDecl>>,
+    decls: Vec<FnDecl>,
+    globals: BTreeMap<&'static str, FnId>,
+    modules: BTreeMap<&'static str, BTreeMap<&'static str, FnId>>,
 }
 
 impl Registry {
@@ -208,16 +230,28 @@ impl Registry {
         Registry::default()
     }
 
-    /// Add a declaration; a later one with the same qualified name replaces the earlier.
-    pub fn declare(&mut self, decl: FnDecl) {
+    /// Add a declaration and return its id; a later one with the same qualified name
+    /// replaces the earlier and keeps its id.
+    pub fn declare(&mut self, decl: FnDecl) -> FnId {
+        let existing = match decl.module {
+            None => self.globals.get(decl.name),
+            Some(m) => self.modules.get(m).and_then(|fns| fns.get(decl.name)),
+        };
+        if let Some(&id) = existing {
+            self.decls[id.index()] = decl;
+            return id;
+        }
+        let id = FnId(u32::try_from(self.decls.len()).unwrap_or(u32::MAX));
         match decl.module {
             None => {
-                self.globals.insert(decl.name, decl);
+                self.globals.insert(decl.name, id);
             }
             Some(m) => {
-                self.modules.entry(m).or_default().insert(decl.name, decl);
+                self.modules.entry(m).or_default().insert(decl.name, id);
             }
         }
+        self.decls.push(decl);
+        id
     }
 
     pub fn extend(&mut self, decls: impl IntoIterator<Item = FnDecl>) {
@@ -226,31 +260,61 @@ impl Registry {
         }
     }
 
+    /// The declaration with this id.
+    pub fn decl(&self, id: FnId) -> Option<&FnDecl> {
+        self.decls.get(id.index())
+    }
+
+    /// How many functions are declared (ids are `0..len`).
+    pub fn len(&self) -> usize {
+        self.decls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.decls.is_empty()
+    }
+
+    /// Every declaration with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (FnId, &FnDecl)> {
+        (0u32..).map(FnId).zip(self.decls.iter())
+    }
+
+    pub fn global_id(&self, name: &str) -> Option<FnId> {
+        self.globals.get(name).copied()
+    }
+
+    pub fn module_fn_id(&self, module: &str, name: &str) -> Option<FnId> {
+        self.modules.get(module)?.get(name).copied()
+    }
+
     pub fn global(&self, name: &str) -> Option<&FnDecl> {
-        self.globals.get(name)
+        self.decl(self.global_id(name)?)
     }
 
     pub fn module_fn(&self, module: &str, name: &str) -> Option<&FnDecl> {
-        self.modules.get(module)?.get(name)
+        self.decl(self.module_fn_id(module, name)?)
     }
 
     pub fn has_module(&self, module: &str) -> bool {
         self.modules.contains_key(module)
     }
 
+    /// The global functions, by name.
     pub fn globals(&self) -> impl Iterator<Item = &FnDecl> {
-        self.globals.values()
+        self.globals.values().filter_map(|id| self.decl(*id))
     }
 
     pub fn module_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.modules.keys().copied()
     }
 
+    /// The functions of `module`, by name.
     pub fn module_fns(&self, module: &str) -> impl Iterator<Item = &FnDecl> {
         self.modules
             .get(module)
             .into_iter()
             .flat_map(|m| m.values())
+            .filter_map(|id| self.decl(*id))
     }
 }
 
@@ -282,5 +346,18 @@ mod tests {
         assert!(r.module_fn("memory", "len").is_none());
         assert!(r.has_module("memory"));
         assert!(!r.has_module("kernel"));
+    }
+
+    #[test]
+    fn ids_are_declaration_order_and_a_redeclaration_keeps_its_id() {
+        let mut r = Registry::new();
+        let len = r.declare(FnDecl::global("len").param("x"));
+        let get = r.declare(FnDecl::in_module("memory", "get").param("id"));
+        assert_eq!((len, get), (FnId(0), FnId(1)));
+        let again = r.declare(FnDecl::global("len").param("y"));
+        assert_eq!(again, len);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.decl(len).map(|d| d.params[0].name), Some("y"));
+        assert_eq!(r.module_fn_id("memory", "get"), Some(get));
     }
 }

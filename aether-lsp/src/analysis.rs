@@ -101,10 +101,7 @@ mod tests {
     use super::*;
 
     fn registry() -> Registry {
-        let mut r = Registry::new();
-        r.extend(aether_stdlib::declarations());
-        r.extend(aether_runtime::declarations());
-        r
+        aether_runtime::function_table().registry().clone()
     }
 
     /// The editor's diagnostics are `aether check`'s: the same as `analyze` on every

@@ -138,9 +138,7 @@ mod tests {
     /// workflows without panicking.
     #[test]
     fn features_answer_on_half_typed_text() {
-        let mut registry = aether_check::decl::Registry::new();
-        registry.extend(aether_stdlib::declarations());
-        registry.extend(aether_runtime::declarations());
+        let registry = aether_runtime::function_table().registry().clone();
         let mut server = Server {
             registry,
             settings: Settings::default(),

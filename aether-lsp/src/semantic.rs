@@ -157,12 +157,7 @@ mod tests {
     fn comments_keywords_and_names() {
         let text = "# top\nlet x = memory.recall(\"q\") // end\nprint(x)\n";
         let doc = Document::new(text.to_string(), 1);
-        let registry = {
-            let mut r = aether_check::decl::Registry::new();
-            r.extend(aether_runtime::declarations());
-            r.extend(aether_stdlib::declarations());
-            r
-        };
+        let registry = { aether_runtime::function_table().registry().clone() };
         let analysis = crate::analysis::analyze(text, &registry);
         let index = crate::index::Index::build(&analysis.script, &|m| registry.has_module(m));
         let a = Analysed {

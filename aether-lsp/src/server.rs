@@ -345,8 +345,7 @@ mod tests {
         }
         drop(tx);
         let mut out = Vec::new();
-        let mut registry = Registry::new();
-        registry.extend(aether_stdlib::declarations());
+        let registry = aether_runtime::function_table().registry().clone();
         let code = run(rx, &mut out, registry, Options::default());
         let mut values = Vec::new();
         let mut rest = out.as_slice();

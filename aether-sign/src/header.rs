@@ -11,7 +11,8 @@ use crate::key::is_key_id;
 pub(crate) const HEADER_PREFIX: &str = "# @signature";
 /// The only algorithm.
 pub(crate) const ALGORITHM: &str = "ed25519";
-/// A UTF-8 byte order mark, allowed before the header.
+/// A UTF-8 byte order mark: refused before a header (the header must be the file's first
+/// bytes, so that one signed file has exactly one encoding), dropped when signing.
 const BOM: char = '\u{FEFF}';
 
 /// What line 1 of a script says about its signature.
@@ -57,32 +58,24 @@ impl Header {
 /// Read the signature header on line 1 of `source`, if there is one.
 ///
 /// Line 1 is a header when it starts with `# @signature` followed by a space, a tab, `:` or the
-/// end of the line, optionally after a UTF-8 byte order mark. Its line ending (`\n` or `\r\n`)
-/// belongs to the header; the body starts after it. Fields are separated by spaces or tabs.
-/// Never panics; every `Header` but `None` has a `body_start` after the header line.
+/// end of the line. Its line ending (`\n` or `\r\n`) belongs to the header; the body starts
+/// after it. A header is accepted in exactly one form, the one [`crate::sign`] writes:
+/// `# @signature ed25519 <16 lowercase hex digits> <canonical padded base64>`, single spaces,
+/// nothing after; any other spelling (upper-case hex, a tab, a trailing space, base64 with
+/// stray bits, a byte order mark in front) is malformed, so a signed file cannot be varied
+/// without failing verification. Never panics; every `Header` but `None` has a `body_start`
+/// after the header line.
 pub fn split_header(source: &str) -> Header {
-    let offset = if source.starts_with(BOM) {
-        BOM.len_utf8()
-    } else {
-        0
+    let Some(rest) = source.strip_prefix(BOM) else {
+        return parse_line_1(source);
     };
-    match parse_line_1(&source[offset..]) {
+    match parse_line_1(rest) {
         Header::None => Header::None,
-        Header::Ed25519 {
-            key_id,
-            signature,
-            body_start,
-        } => Header::Ed25519 {
-            key_id,
-            signature,
-            body_start: offset + body_start,
-        },
-        Header::Legacy { body_start } => Header::Legacy {
-            body_start: offset + body_start,
-        },
-        Header::Malformed { reason, body_start } => Header::Malformed {
-            reason,
-            body_start: offset + body_start,
+        header => Header::Malformed {
+            reason: "a byte order mark before `# @signature`: the header must start the file \
+                     (`aether sign` writes it so)"
+                .into(),
+            body_start: BOM.len_utf8() + header.body_start(),
         },
     }
 }
@@ -120,11 +113,11 @@ fn parse_line_1(text: &str) -> Header {
     }
     let fields: Vec<&str> = tail.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
     match fields.as_slice() {
-        [ALGORITHM, key_id, signature] => {
-            if !is_key_id(key_id) {
-                return malformed("the key id must be 16 hex digits".into());
+        [ALGORITHM, key_id, signature_b64] => {
+            if !is_key_id(key_id) || key_id.bytes().any(|b| b.is_ascii_uppercase()) {
+                return malformed("the key id must be 16 lowercase hex digits".into());
             }
-            let Ok(bytes) = B64.decode(signature) else {
+            let Ok(bytes) = B64.decode(signature_b64) else {
                 return malformed("the signature is not valid base64".into());
             };
             let Ok(signature) = <[u8; 64]>::try_from(bytes.as_slice()) else {
@@ -133,8 +126,17 @@ fn parse_line_1(text: &str) -> Header {
                     bytes.len()
                 ));
             };
+            if B64.encode(signature) != *signature_b64 {
+                return malformed("the signature is not in canonical base64".into());
+            }
+            if line != header_line(key_id, &signature) {
+                return malformed(
+                    "fields must be separated by single spaces, with nothing after the signature"
+                        .into(),
+                );
+            }
             Header::Ed25519 {
-                key_id: key_id.to_ascii_lowercase(),
+                key_id: (*key_id).to_string(),
                 signature,
                 body_start,
             }
@@ -158,18 +160,13 @@ fn parse_line_1(text: &str) -> Header {
     }
 }
 
-/// The byte order mark (if any) and the body of `source` with every leading `# @signature`
-/// line removed, so that signing never stacks headers.
-pub(crate) fn strip_headers(source: &str) -> (&str, &str) {
-    let offset = if source.starts_with(BOM) {
-        BOM.len_utf8()
-    } else {
-        0
-    };
-    let mut body = &source[offset..];
+/// The body of `source` without a leading byte order mark and every leading `# @signature`
+/// line, so that signing never stacks headers (and never leaves a mark before one).
+pub(crate) fn strip_headers(source: &str) -> &str {
+    let mut body = source.strip_prefix(BOM).unwrap_or(source);
     loop {
         match parse_line_1(body) {
-            Header::None => return (&source[..offset], body),
+            Header::None => return body,
             // Every header has a body_start past its prefix, so this loop ends.
             header => body = &body[header.body_start()..],
         }
@@ -238,18 +235,48 @@ mod tests {
     }
 
     #[test]
-    fn spacing_case_and_a_byte_order_mark_are_tolerated() {
-        let source = format!(
-            "\u{FEFF}# @signature\ted25519  {}   {} \t\r\nbody\n",
-            ID.to_uppercase(),
-            sig_b64()
-        );
-        let header = split_header(&source);
+    fn only_the_canonical_spelling_is_a_header() {
+        let sig = sig_b64();
+        let canonical = format!("# @signature ed25519 {ID} {sig}\nbody\n");
+        assert!(matches!(split_header(&canonical), Header::Ed25519 { .. }));
+        for (source, why) in [
+            (
+                format!("\u{FEFF}# @signature ed25519 {ID} {sig}\nbody\n"),
+                "a byte order mark before `# @signature`",
+            ),
+            (
+                format!("# @signature ed25519 {} {sig}\nbody\n", ID.to_uppercase()),
+                "the key id must be 16 lowercase hex digits",
+            ),
+            (
+                format!("# @signature\ted25519 {ID} {sig}\nbody\n"),
+                "fields must be separated by single spaces",
+            ),
+            (
+                format!("# @signature ed25519  {ID} {sig}\nbody\n"),
+                "fields must be separated by single spaces",
+            ),
+            (
+                format!("# @signature ed25519 {ID} {sig} \r\nbody\n"),
+                "fields must be separated by single spaces",
+            ),
+        ] {
+            assert!(
+                reason(&source).starts_with(why),
+                "{source:?}: {}",
+                reason(&source)
+            );
+            assert_eq!(&source[split_header(&source).body_start()..], "body\n");
+        }
+        // Base64 whose last character carries stray bits decodes to the same bytes.
+        let stray = format!("{}B==", &sig[..sig.len() - 3]);
+        assert_eq!(B64.decode(&sig[..]).ok().map(|b| b.len()), Some(64));
+        let r = reason(&format!("# @signature ed25519 {ID} {stray}\n"));
         assert!(
-            matches!(&header, Header::Ed25519 { key_id, .. } if key_id == ID),
-            "{header:?}"
+            r == "the signature is not in canonical base64"
+                || r == "the signature is not valid base64",
+            "{r}"
         );
-        assert_eq!(&source[header.body_start()..], "body\n");
     }
 
     #[test]
@@ -319,7 +346,7 @@ mod tests {
         ] {
             assert_eq!(
                 reason(&format!("# @signature ed25519 {id} {sig}\n")),
-                "the key id must be 16 hex digits",
+                "the key id must be 16 lowercase hex digits",
                 "{id}"
             );
         }
@@ -362,13 +389,11 @@ mod tests {
         );
         assert_eq!(
             strip_headers(&source),
-            (
-                "\u{FEFF}",
-                format!("# note\n# @signature: {hmac}\n").as_str()
-            )
+            format!("# note\n# @signature: {hmac}\n").as_str()
         );
-        assert_eq!(strip_headers("body"), ("", "body"));
-        assert_eq!(strip_headers("# @signature"), ("", ""));
+        assert_eq!(strip_headers("body"), "body");
+        assert_eq!(strip_headers("\u{FEFF}body"), "body");
+        assert_eq!(strip_headers("# @signature"), "");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! **Key id.** The first 16 lowercase hex characters of SHA-256 over the 32-byte public key
 //! ([`key_id`]). It is a label for finding the key: the signature itself is always checked
 //! against the full public key, so two keys sharing an id cannot forge each other's signatures.
-//! Key ids are compared case-insensitively everywhere.
+//! Key ids are compared case-insensitively in keyrings and revocation lists; in a signature
+//! header only the lowercase spelling is accepted.
 //!
 //! **Secret key file** (`NAME.key`), one line:
 //!
@@ -37,14 +38,18 @@
 //!
 //! The signed message is the rest of the file after the header line and its line ending
 //! (`\n` or `\r\n`), with every `\r\n` replaced by `\n` ([`normalise`]), so an LF and a CRLF
-//! checkout of the same script verify alike. The header itself is not signed. A UTF-8 byte
-//! order mark before the header is allowed (editors add one); it is not signed either.
+//! checkout of the same script verify alike. The header itself is not signed, so it is
+//! accepted in exactly one encoding, the one [`sign`] writes: single spaces, the key id in
+//! lowercase hex, the signature in canonical padded base64, nothing after it, and nothing
+//! before `#` (a UTF-8 byte order mark there is malformed; [`sign`] drops one). Otherwise a
+//! signed file could be varied (a hex letter upper-cased, a tab for a space) and still verify.
 //!
 //! A line 1 is a header when it starts with `# @signature` followed by a space, a tab, `:` or
 //! the end of the line ([`split_header`]); any other comment on line 1 is ordinary text. The
 //! legacy form `# @signature: <64 hex>` (an HMAC) is recognised and reported as legacy, never
 //! trusted. Any other `# @signature` line (wrong field count, unknown algorithm, key id that is
-//! not 16 hex digits, bad base64, a signature that is not 64 bytes) is malformed.
+//! not 16 lowercase hex digits, bad or non-canonical base64, a signature that is not 64 bytes,
+//! other spacing, a byte order mark in front) is malformed.
 //!
 //! **Revocation list**, one key id per line; `#` starts a comment at the start of a line or
 //! after whitespace; blank lines are skipped; ids compare case-insensitively. Parsing never

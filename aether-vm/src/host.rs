@@ -3,9 +3,10 @@
 //!
 //! The VM implements the pure stdlib natives (as plain function pointers) and the
 //! intrinsics that need its own streams (`print`, `log`, `trace`, `narrate`, `metrics`,
-//! `now`). Everything else a script calls (`memory.store`, `run_plugin`, ...) is resolved
-//! through [`Host::resolve`] once per program and called through [`Host::call`], which may
-//! answer at once or with a future the VM's scheduler waits on without blocking other fibers.
+//! `now`). Everything else a script calls (`memory.store`, `run_plugin`, ...) is a host
+//! function of the [`FnTable`](crate::FnTable), called through [`Host::call`] with the
+//! host's own id, which may answer at once or with a future the VM's scheduler waits on
+//! without blocking other fibers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -114,12 +115,16 @@ impl HostCx<'_> {
 
 /// A runtime that provides module functions, transactions and kernel tasks.
 pub trait Host {
-    /// The id under which `name` (`"memory.store"`, `"run_plugin"`) is called, or `None`
-    /// when this host does not provide it (calling it is then a `not available` error).
-    fn resolve(&mut self, name: &str) -> Option<u32>;
+    /// Whether this host implements the host functions of the function table (`false`:
+    /// calling one is a `not available` error).
+    fn provides_functions(&self) -> bool {
+        true
+    }
 
-    /// Call function `id` with one argument per declared parameter (declaration order,
-    /// defaults filled in, a variadic as one list).
+    /// Call host function `id` (its position in the declarations the host gave the
+    /// function table, see [`FnTable::with_host`](crate::FnTable::with_host)) with one
+    /// argument per declared parameter (declaration order, defaults filled in, a variadic
+    /// as one list).
     fn call(&mut self, id: u32, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall;
 
     /// A `transaction:` block starts (nested blocks call this once per level).
@@ -176,8 +181,8 @@ pub trait Host {
 
 /// A host borrowed for one run, so the caller can use it again afterwards.
 impl<H: Host + ?Sized> Host for &mut H {
-    fn resolve(&mut self, name: &str) -> Option<u32> {
-        (**self).resolve(name)
+    fn provides_functions(&self) -> bool {
+        (**self).provides_functions()
     }
     fn call(&mut self, id: u32, args: Vec<Value>, cx: &mut HostCx<'_>) -> HostCall {
         (**self).call(id, args, cx)
@@ -225,8 +230,8 @@ pub struct Task {
 pub struct NoHost;
 
 impl Host for NoHost {
-    fn resolve(&mut self, _name: &str) -> Option<u32> {
-        None
+    fn provides_functions(&self) -> bool {
+        false
     }
 
     fn call(&mut self, _id: u32, _args: Vec<Value>, _cx: &mut HostCx<'_>) -> HostCall {

@@ -84,8 +84,9 @@ pub enum Instr {
     /// `ip = target` unless local `slot` holds the missing-argument marker (an action's
     /// prologue computes a default after it)
     JumpIfGiven { slot: u16, target: u32 },
-    /// `[a1 .. an] -> [result]`: call native `native` with arguments bound in declaration order
-    CallNative { native: u32, argc: u16 },
+    /// `[a1 .. an] -> [result]`: call function `func` of the function table (its
+    /// [`FnId`](aether_check::decl::FnId)) with arguments bound in declaration order
+    CallNative { func: u32, argc: u16 },
     /// `[v] -> ...`: leave the current action (or the script) with `v`
     Return,
     /// `[iterable] -> [items, 0]`: a list's elements, a map's keys, a string's characters
@@ -178,13 +179,6 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Names of the top-level variables, by global slot.
     pub globals: Vec<String>,
-    /// Names of the native functions the code calls, by native index (`len`,
-    /// `memory.store`).
-    pub natives: Vec<String>,
-    /// The capability each native needs, by native index.
-    pub native_caps: Vec<Option<String>>,
-    /// Whether each native has side effects (writes wait for another fiber's transaction).
-    pub native_effectful: Vec<bool>,
     pub steps: Vec<Step>,
     pub workflows: Vec<WorkflowInfo>,
     pub handlers: Vec<Handler>,

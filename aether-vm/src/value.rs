@@ -28,10 +28,13 @@
 //! - Display rounds durations to whole milliseconds (the value keeps the fraction).
 
 use std::cmp::Ordering;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::rc::Rc;
 
 use indexmap::IndexMap;
+
+pub use crate::text::{format_duration, format_float};
+use crate::text::{write_duration, write_float, write_int, write_quoted};
 
 /// A run-time value.
 ///
@@ -766,7 +769,12 @@ fn cmp_int_float(a: i64, b: f64) -> Option<Ordering> {
     }
     let whole = b.trunc();
     // In range and integral, so the conversion is exact.
-    match a.cmp(&(whole as i64)) {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "whole is integral and within the i64 range, checked above"
+    )]
+    let whole_int = whole as i64;
+    match a.cmp(&whole_int) {
         Ordering::Equal => 0.0.partial_cmp(&(b - whole)),
         ord => Some(ord),
     }
@@ -810,173 +818,6 @@ fn missing_key(map: &Map, key: &str) -> ValueError {
         message.push(')');
     }
     ValueError::new(message)
-}
-
-/// Writes `s` in double quotes with JSON escapes: the short forms `\" \\ \n \r \t \b \f`,
-/// other control characters as `\u00XX` in lower-case hex (as `JSON.stringify` does),
-/// everything else, non-ASCII included, as is.
-fn write_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A float as ECMAScript's `Number.prototype.toString` prints it, with `.0` appended
-/// when that text has neither a `.` nor an exponent: `3.0`, `0.30000000000000004`,
-/// `1e+21`, `1.5e-7`. Negative zero prints `0.0` (ECMAScript prints `0`).
-///
-/// Infinite and NaN floats never reach display (operations refuse to produce them);
-/// An int in decimal, without the formatting machinery (`str(n)` is a hot path).
-fn write_int(out: &mut String, n: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.push('-');
-    }
-    for b in &buf[i..] {
-        out.push(*b as char);
-    }
-}
-
-/// if one does, it prints as ECMAScript spells it (`Infinity`, `-Infinity`, `NaN`).
-pub fn format_float(x: f64) -> String {
-    let mut out = String::new();
-    write_float(&mut out, x);
-    out
-}
-
-fn write_float(out: &mut String, x: f64) {
-    if x.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if x.is_infinite() {
-        out.push_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
-        return;
-    }
-    if x == 0.0 {
-        out.push_str("0.0");
-        return;
-    }
-    if x < 0.0 {
-        out.push('-');
-    }
-    // Rust's `{:e}` gives the shortest digits that round-trip (closest to x when several
-    // do), which is what ECMA-262 Number::toString asks for: `d[.ddd]e<exp>`.
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci
-        .split_once('e')
-        .expect("`{:e}` always writes an exponent");
-    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
-    let exp: i32 = exp.parse().expect("`{:e}` writes a decimal exponent");
-    // ECMA-262: digits s of length k, value s * 10^(n - k).
-    let k = digits.len() as i32;
-    let n = exp + 1;
-    if k <= n && n <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', (n - k) as usize));
-        out.push_str(".0");
-    } else if 0 < n && n <= 21 {
-        out.push_str(&digits[..n as usize]);
-        out.push('.');
-        out.push_str(&digits[n as usize..]);
-    } else if -6 < n && n <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-n) as usize));
-        out.push_str(&digits);
-    } else {
-        out.push_str(&digits[..1]);
-        if k > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = n - 1;
-        let _ = write!(out, "e{}{}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-}
-
-/// A duration (milliseconds) in canonical form, which is itself a valid duration
-/// literal: days, hours, minutes and seconds from largest to smallest with zero parts
-/// left out, fractional seconds as a decimal (`1m30.25s`, `1m0.5s`), anything under one
-/// second as whole `ms` (`150ms`), zero as `0s`, a negative duration with a leading `-`.
-///
-/// The text is rounded to whole milliseconds (half away from zero): `0.4ms` prints
-/// `0s`, `1.5ms` prints `2ms`, `1000.6ms` prints `1.001s`. Non-finite durations never
-/// arise from operations; if one is displayed it prints as `infms` / `NaNms`.
-pub fn format_duration(ms: f64) -> String {
-    let mut out = String::new();
-    write_duration(&mut out, ms);
-    out
-}
-
-fn write_duration(out: &mut String, ms: f64) {
-    const SECOND: f64 = 1_000.0;
-    const DAY: f64 = 86_400_000.0;
-    if !ms.is_finite() {
-        let _ = write!(out, "{ms}ms");
-        return;
-    }
-    let total = ms.abs().round();
-    if total == 0.0 {
-        out.push_str("0s");
-        return;
-    }
-    if ms < 0.0 {
-        out.push('-');
-    }
-    if total < SECOND {
-        let _ = write!(out, "{total}ms");
-        return;
-    }
-    // `%` on integral floats is exact, so the parts below a day are exact; the day count
-    // is exact while `total` is below 2^53 ms (285,000 years).
-    let below_day = total % DAY;
-    let days = (total - below_day) / DAY;
-    if days > 0.0 {
-        let _ = write!(out, "{days:.0}d");
-    }
-    let below_day = below_day as u64;
-    let hours = below_day / 3_600_000;
-    let minutes = below_day / 60_000 % 60;
-    let seconds = below_day / 1_000 % 60;
-    let millis = below_day % 1_000;
-    if hours > 0 {
-        let _ = write!(out, "{hours}h");
-    }
-    if minutes > 0 {
-        let _ = write!(out, "{minutes}m");
-    }
-    if seconds > 0 || millis > 0 {
-        let _ = write!(out, "{seconds}");
-        if millis > 0 {
-            let frac = format!("{millis:03}");
-            let _ = write!(out, ".{}", frac.trim_end_matches('0'));
-        }
-        out.push('s');
-    }
 }
 
 #[cfg(test)]

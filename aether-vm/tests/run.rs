@@ -2,41 +2,22 @@
 
 use aether_check::decl::{DefaultValue, FnDecl, Registry};
 use aether_syntax::LineIndex;
-use aether_vm::{compile, Budget, Value, ValueError, Vm, VmErrorKind};
+use aether_vm::{compile, Args, Budget, FnTable, NativeFn, Value, ValueError, Vm, VmErrorKind};
 
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.declare(FnDecl::global("print").rest("args").effectful());
-    r.declare(FnDecl::global("len").param("x"));
-    r.declare(FnDecl::global("str").param("x"));
-    r.declare(
-        FnDecl::global("range")
-            .param("a")
-            .opt("b", DefaultValue::Null),
-    );
-    r.declare(
-        FnDecl::global("pair")
-            .param("a")
-            .opt("b", DefaultValue::Int(2))
-            .opt("c", DefaultValue::Int(3)),
-    );
-    r
-}
-
-fn len(args: &[Value]) -> Result<Value, ValueError> {
-    match &args[0] {
+fn len(args: &Args<'_>) -> Result<Value, ValueError> {
+    match args.get("x")? {
         Value::List(l) => Ok(Value::Int(l.len() as i64)),
         Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
         other => Err(ValueError::new(format!("len() of {}", other.type_name()))),
     }
 }
 
-fn str_(args: &[Value]) -> Result<Value, ValueError> {
-    Ok(Value::from(args[0].display()))
+fn str_(args: &Args<'_>) -> Result<Value, ValueError> {
+    Ok(Value::from(args.get("x")?.display()))
 }
 
-fn range(args: &[Value]) -> Result<Value, ValueError> {
-    let (a, b) = match (&args[0], &args[1]) {
+fn range(args: &Args<'_>) -> Result<Value, ValueError> {
+    let (a, b) = match (args.get("a")?, args.get("b")?) {
         (Value::Int(stop), Value::Null) => (0, *stop),
         (Value::Int(a), Value::Int(b)) => (*a, *b),
         _ => return Err(ValueError::new("range() takes ints")),
@@ -44,16 +25,35 @@ fn range(args: &[Value]) -> Result<Value, ValueError> {
     Ok(Value::from((a..b).map(Value::Int).collect::<Vec<_>>()))
 }
 
-fn pair(args: &[Value]) -> Result<Value, ValueError> {
-    Ok(Value::from(args.to_vec()))
+fn pair(args: &Args<'_>) -> Result<Value, ValueError> {
+    Ok(Value::from(args.values().to_vec()))
 }
 
-const NATIVES: &[(&str, aether_vm::NativeFn)] = &[
-    ("len", len),
-    ("str", str_),
-    ("range", range),
-    ("pair", pair),
-];
+/// The VM's intrinsics (`print`, ...) and a few test natives, each declared beside its
+/// implementation.
+fn table() -> FnTable {
+    FnTable::new().with_natives([
+        (FnDecl::global("len").param("x"), len as NativeFn),
+        (FnDecl::global("str").param("x"), str_),
+        (
+            FnDecl::global("range")
+                .param("a")
+                .opt("b", DefaultValue::Null),
+            range,
+        ),
+        (
+            FnDecl::global("pair")
+                .param("a")
+                .opt("b", DefaultValue::Int(2))
+                .opt("c", DefaultValue::Int(3)),
+            pair,
+        ),
+    ])
+}
+
+fn registry() -> Registry {
+    table().registry().clone()
+}
 
 /// Run a script that must check clean; returns (stdout, result or (kind, message, line)).
 fn run_with(src: &str, budget: Budget) -> (String, Result<Value, (VmErrorKind, String, u32)>) {
@@ -65,8 +65,9 @@ fn run_with(src: &str, budget: Budget) -> (String, Result<Value, (VmErrorKind, S
         .map(|d| d.message().to_string())
         .collect();
     assert!(errors.is_empty(), "script does not check: {errors:?}");
-    let program = compile(&analysis, &registry()).expect("compiles");
-    let mut vm = Vm::new(&program, NATIVES, Vec::new(), budget);
+    let table = table();
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), budget);
     let res = vm.run();
     let index = LineIndex::new(src);
     let res = res.map_err(|e| {
@@ -254,11 +255,11 @@ fn keyword_arguments_through_a_variable_are_refused_at_compile_time() {
 
 #[test]
 fn a_module_function_without_a_host_is_not_available() {
-    let mut r = registry();
-    r.declare(FnDecl::in_module("memory", "count"));
+    let table = table().with_host([FnDecl::in_module("memory", "count")]);
     let src = "goal: \"g\"\nprint(\"before\")\nmemory.count()\n";
-    let program = compile(&aether_check::analyze(src, &r), &r).expect("compiles");
-    let mut vm = Vm::new(&program, NATIVES, Vec::new(), Budget::default());
+    let analysis = aether_check::analyze(src, table.registry());
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
     let err = vm.run().expect_err("no host");
     assert_eq!(
         err.message(),
@@ -268,6 +269,40 @@ fn a_module_function_without_a_host_is_not_available() {
         String::from_utf8(vm.into_output()).expect("utf-8"),
         "before\n"
     );
+}
+
+/// A script past a 16-bit operand (top-level variables, locals of one action) is a compile
+/// error at the statement that went past it, never a wrapped slot or a panic.
+#[test]
+fn a_script_past_the_slot_limits_is_a_compile_error_with_a_span() {
+    let n = usize::from(u16::MAX) + 2;
+    let mut globals = String::from("goal: \"g\"\n");
+    for i in 0..n {
+        globals.push_str(&format!("let v{i} = {i}\n"));
+    }
+    let err = compile(&aether_check::analyze(&globals, &registry()), &registry())
+        .expect_err("too many globals");
+    assert_eq!(
+        err.message,
+        "this script is too large to run: more than 65535 top-level variables"
+    );
+    let line = LineIndex::new(&globals)
+        .line_col(&globals, err.span.start)
+        .line;
+    assert_eq!(line, 65_537, "the first variable past the limit");
+
+    let mut locals = String::from("goal: \"g\"\naction big():\n");
+    for i in 0..n {
+        locals.push_str(&format!("    let v{i} = {i}\n"));
+    }
+    locals.push_str("big()\n");
+    let err = compile(&aether_check::analyze(&locals, &registry()), &registry())
+        .expect_err("too many locals");
+    assert_eq!(
+        err.message,
+        "this script is too large to run: more than 65535 local variables and temporaries in one action"
+    );
+    assert!(err.span.start > 0);
 }
 
 #[test]

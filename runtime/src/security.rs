@@ -88,21 +88,18 @@ pub struct NetworkPolicy {
 }
 
 impl NetworkPolicy {
-    /// From `AETHERRA_NET_STRICT` (or `strict_profile`: profiles test and prod) and
-    /// `AETHERRA_NETWORK_ALLOWLIST` (comma-separated).
-    pub fn from_env(strict_profile: bool) -> NetworkPolicy {
-        let flag = std::env::var("AETHERRA_NET_STRICT")
-            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+    /// `strict` as the CLI decided it (profiles test and prod, or `AETHERRA_NET_STRICT`,
+    /// which the CLI parses with its other switches so that a value it does not understand
+    /// is an error, never "off"), and the allowlist from `AETHERRA_NETWORK_ALLOWLIST`
+    /// (comma-separated).
+    pub fn from_env(strict: bool) -> NetworkPolicy {
         let allow = std::env::var("AETHERRA_NETWORK_ALLOWLIST")
             .unwrap_or_default()
             .split(',')
             .map(|s| s.trim().to_ascii_lowercase())
             .filter(|s| !s.is_empty())
             .collect();
-        NetworkPolicy {
-            strict: flag || strict_profile,
-            allow,
-        }
+        NetworkPolicy { strict, allow }
     }
 
     /// `security.check_network_policy(host)`.

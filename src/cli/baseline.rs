@@ -1,6 +1,7 @@
 //! `aether baseline`: the check result of every workflow as counts by code, for
 //! `aether gate` to compare against a reference (the seed's parse baseline).
 
+use super::stdio::errln;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -40,23 +41,23 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
     let suppressions = match load_suppressions(args.suppressions.as_deref()) {
         Ok((_, s)) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
     let files = match discover_tree(&args.root) {
         Ok(files) => files,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
-    let registry = super::registry();
+    let functions = super::function_table();
     // Strict signature mode counts as in `check`: a refused file is a SIGNATURE_ERROR.
     let signatures = match args.sig.strict_trust() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
@@ -67,7 +68,7 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
     };
     let jobs = super::check::worker_count(args.jobs);
     let reports = check_all(&files, jobs, STACK_BYTES, |p| {
-        check_file(p, &registry, &opts)
+        check_file(p, functions.registry(), &opts)
     });
     // Counts keyed by code name, in code order (SUCCESS first).
     let mut counts: BTreeMap<i32, (ResultCode, u64)> = BTreeMap::new();
@@ -109,10 +110,10 @@ pub(crate) fn run(args: BaselineArgs) -> i32 {
     });
     let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise") + "\n";
     if let Err(e) = super::trends::write_output(&args.output, text.as_bytes()) {
-        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        errln!("error: cannot write `{}`: {e}", args.output.display());
         return ResultCode::IoError.number();
     }
-    eprintln!(
+    errln!(
         "baseline of {} file{}: {} failed ({:.2}%){}",
         reports.len(),
         if reports.len() == 1 { "" } else { "s" },

@@ -1,5 +1,6 @@
 //! `aether check`: parse and validate files in parallel and report for people or for CI.
 
+use super::stdio::{err, errln};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +51,10 @@ pub(crate) struct CheckArgs {
     suppressions: Option<PathBuf>,
     #[command(flatten)]
     sig: super::signing::StrictSignatureArgs,
+    /// Diagnostics shown per file in the human format, then "... and N more" (0: all);
+    /// `--format json`, `sarif` and `github` always list every one.
+    #[arg(long, value_name = "N", default_value_t = super::render::DEFAULT_MAX_ERRORS)]
+    max_errors: usize,
     /// Number of files checked at once [default: number of CPUs].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -58,7 +63,7 @@ pub(crate) struct CheckArgs {
 /// Exit status 2, announced with `AETHER_ERROR_CODE:2` when asked for.
 fn usage_error(emit_error_code: bool) -> i32 {
     if emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:2");
+        errln!("AETHER_ERROR_CODE:2");
     }
     2
 }
@@ -78,14 +83,14 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return usage_error(args.emit_error_code);
         }
     };
     let signatures = match args.sig.strict_trust() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return usage_error(args.emit_error_code);
         }
     };
@@ -97,26 +102,25 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
     };
     let files = discover(&args.paths);
     if files.is_empty() {
-        eprintln!("warning: no .aether files found under the given paths");
+        errln!("warning: no .aether files found under the given paths");
     }
-    let registry = super::registry();
+    let functions = super::function_table();
     let jobs = worker_count(args.jobs);
     let reports = check_all(&files, jobs, CHECK_STACK_BYTES, |p| {
-        check_file(p, &registry, &opts)
+        check_file(p, functions.registry(), &opts)
     });
 
     let ts = output::timestamp();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdio::Stdout;
     match args.format {
         Format::Human => {
             let color = color_enabled();
             let mut text = String::new();
             for r in &reports {
-                render_file(r, color, &mut text);
+                render_file(r, color, args.max_errors, &mut text);
             }
             text.push_str(&summary(&reports));
-            eprint!("{text}");
+            err!("{text}");
         }
         Format::Json => {
             let _ = writeln!(out, "{}", output::json_report(&reports, &ts));
@@ -146,7 +150,7 @@ pub(crate) fn run(args: CheckArgs) -> i32 {
         .find(|r| !r.status.ok)
         .map_or(0, |r| r.status.code.number());
     if args.emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:{code}");
+        errln!("AETHER_ERROR_CODE:{code}");
     }
     code
 }

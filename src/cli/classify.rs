@@ -5,6 +5,7 @@
 //! matched against the suppression file, written as JSON and markdown, and kept in a
 //! history with a rolling `trends.json`.
 
+use super::stdio::errln;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -172,7 +173,7 @@ fn record_of_check(r: &FileReport, signature_verified: bool, risk_score: u32) ->
 
 /// What classification needs for every file.
 struct Classifier<'a> {
-    registry: aether_check::decl::Registry,
+    functions: aether_vm::FnTable,
     opts: Options,
     trust: Option<Trust>,
     /// Strict signature mode: plugins must have signed manifests.
@@ -188,7 +189,7 @@ struct Classifier<'a> {
 
 impl Classifier<'_> {
     fn classify(&self, path: &Path) -> Record {
-        let report = check_file(path, &self.registry, &self.opts);
+        let report = check_file(path, self.functions.registry(), &self.opts);
         let text = report.source.as_deref().unwrap_or("");
         let signature_verified = match (&self.trust, &report.source) {
             (Some(t), Some(text)) => {
@@ -223,6 +224,9 @@ impl Classifier<'_> {
             revoked: self.revoked,
             strict_trust: self.plugin_trust.as_ref(),
             quiet: true,
+            // Profile test enforces capabilities and the network allowlist anyway.
+            require_capabilities: false,
+            net_strict: false,
             diagnostics: false,
             throwaway: true,
         };
@@ -236,7 +240,7 @@ impl Classifier<'_> {
             execute(
                 &exec,
                 source,
-                &self.registry,
+                &self.functions,
                 std::io::sink(),
                 std::io::sink(),
             )
@@ -429,17 +433,23 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     let (suppression_file, suppressions) = match load_suppressions(args.suppressions.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
-    let strict = args.sig.strict_signatures || super::signing::strict_from_env();
+    let strict = match super::signing::strict_from_env() {
+        Ok(on) => args.sig.strict_signatures || on,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
     let trust = if strict {
         // As in `check`: strict mode needs a keyring, and says when it is empty.
         match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
             Ok(t) => Some(t),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         }
@@ -454,19 +464,19 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     // not a RUNTIME_ERROR recorded against every file (and in the history).
     if !args.check_only {
         if let Err(e) = aether_runtime::plugins::PluginSettings::from_env() {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
         if let Err(e) = aether_runtime::kernel::KernelSettings::from_vars(|k| std::env::var(k).ok())
         {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     }
     let mut files = match discover_tree(&args.root) {
         Ok(files) => files,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
@@ -480,12 +490,12 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: cannot create a throwaway state directory: {e}");
+            errln!("error: cannot create a throwaway state directory: {e}");
             return ResultCode::IoError.number();
         }
     };
     let classifier = Classifier {
-        registry: super::registry(),
+        functions: super::function_table(),
         opts: Options {
             strict: false,
             suppressions,
@@ -532,30 +542,30 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     });
     let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise") + "\n";
     if let Err(e) = super::trends::write_output(&args.output, text.as_bytes()) {
-        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        errln!("error: cannot write `{}`: {e}", args.output.display());
         return ResultCode::IoError.number();
     }
     let md = markdown(&doc, args.check_only, args.timeout);
     if let Err(e) = super::trends::write_output(&args.markdown, md.as_bytes()) {
-        eprintln!("error: cannot write `{}`: {e}", args.markdown.display());
+        errln!("error: cannot write `{}`: {e}", args.markdown.display());
         return ResultCode::IoError.number();
     }
     if !args.no_history {
         let failed = records.iter().filter(|r| r.failed()).count();
         if let Err(e) = super::trends::record(&args.history_dir, &text, now, failed, records.len())
         {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ResultCode::IoError.number();
         }
         if let Some(chart) = &args.chart {
             if let Err(e) = super::trends::draw(&args.history_dir, chart) {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ResultCode::IoError.number();
             }
         }
     }
     let s = &doc["summary"];
-    eprintln!(
+    errln!(
         "classified {} workflow{}: {} failed ({:.2}%), {} suppressed",
         records.len(),
         if records.len() == 1 { "" } else { "s" },
@@ -565,11 +575,11 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
     );
     if let Some(cats) = s["categories"].as_object() {
         for (name, c) in cats.iter().filter(|(n, _)| *n != "SUCCESS") {
-            eprintln!("  {name}: {}", c["count"]);
+            errln!("  {name}: {}", c["count"]);
         }
     }
     for line in legacy::stderr_lines(s) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
     0
 }

@@ -1,5 +1,6 @@
 //! `aether explain ID` (and `aether check --explain ID`): print a rule's page from docs/codes/.
 
+use super::stdio::{errln, out};
 use clap::Args;
 
 include!(concat!(env!("OUT_DIR"), "/code_pages.rs"));
@@ -26,7 +27,7 @@ pub(crate) fn page(rule: &str) -> Option<&'static str> {
 pub(crate) fn explain(rule: &str) -> i32 {
     match page(rule) {
         Some(text) => {
-            print!("{text}");
+            out!("{text}");
             0
         }
         None => {
@@ -43,8 +44,8 @@ pub(crate) fn explain(rule: &str) -> i32 {
                 .filter(|(d, _)| *d <= 2)
                 .min();
             match close {
-                Some((_, n)) => eprintln!("error: no rule `{rule}`; did you mean `{n}`?"),
-                None => eprintln!(
+                Some((_, n)) => errln!("error: no rule `{rule}`; did you mean `{n}`?"),
+                None => errln!(
                     "error: no rule `{rule}`; rule ids run from {} to {} (docs/codes/README.md lists them)",
                     ids.first().unwrap_or(&"A001"),
                     ids.last().unwrap_or(&"A001")

@@ -1,5 +1,6 @@
 //! `aether fmt`: rewrite files in the canonical layout, check them for CI, or format stdin.
 
+use super::stdio::{err, errln};
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -82,18 +83,18 @@ pub(crate) fn run(args: FmtArgs) -> i32 {
     let stdin = args.stdin || args.paths.iter().any(|p| p.as_os_str() == "-");
     if stdin {
         if args.paths.len() > 1 {
-            eprintln!("error: `-` (standard input) cannot be combined with other paths");
+            errln!("error: `-` (standard input) cannot be combined with other paths");
             return 2;
         }
         return run_stdin(&args, &opts);
     }
     if args.paths.is_empty() {
-        eprintln!("error: give the files or directories to format, or `-` for standard input");
+        errln!("error: give the files or directories to format, or `-` for standard input");
         return 2;
     }
     let files = discover(&args.paths);
     if files.is_empty() {
-        eprintln!("warning: no .aether files found under the given paths");
+        errln!("warning: no .aether files found under the given paths");
     }
     let write = !args.check && !args.diff;
     let color = color_enabled();
@@ -101,7 +102,7 @@ pub(crate) fn run(args: FmtArgs) -> i32 {
         format_file(p, &opts, write, args.allow_unsign, color)
     });
 
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::stdio::Stdout;
     let mut changed = 0;
     for (path, outcome) in files.iter().zip(&outcomes) {
         let shown = path.display().to_string();
@@ -116,7 +117,7 @@ pub(crate) fn run(args: FmtArgs) -> i32 {
                 }
                 if *unsigned {
                     let verb = if write { "removed" } else { "would remove" };
-                    eprintln!(
+                    errln!(
                         "note: {shown}: {verb} its signature header (formatting changes the signed text); re-sign it with `aether sign {shown} --key SECRET`"
                     );
                 }
@@ -125,12 +126,12 @@ pub(crate) fn run(args: FmtArgs) -> i32 {
                 if args.check {
                     let _ = writeln!(stdout, "would reformat: {shown}");
                 }
-                eprintln!(
+                errln!(
                     "error: {shown}: signed, and formatting would invalidate its signature; run `aether fmt --allow-unsign {shown}`, then re-sign it with `aether sign {shown} --key SECRET`"
                 );
             }
-            Outcome::Failed { rendered, .. } => eprint!("{rendered}"),
-            Outcome::Io(msg) => eprintln!("error: {shown}: {msg}"),
+            Outcome::Failed { rendered, .. } => err!("{rendered}"),
+            Outcome::Io(msg) => errln!("error: {shown}: {msg}"),
         }
     }
     let _ = stdout.flush();
@@ -155,9 +156,9 @@ pub(crate) fn run(args: FmtArgs) -> i32 {
         )
     };
     if refused > 0 {
-        eprintln!("{summary}, {refused} not formatted");
+        errln!("{summary}, {refused} not formatted");
     } else {
-        eprintln!("{summary}");
+        errln!("{summary}");
     }
     outcomes
         .iter()
@@ -206,7 +207,7 @@ fn format_file(
     allow_unsign: bool,
     color: bool,
 ) -> Outcome {
-    let text = match std::fs::read(path) {
+    let text = match super::discover::read_regular(path) {
         Err(e) => return Outcome::Io(format!("cannot read: {}", e.to_string().to_lowercase())),
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
@@ -247,18 +248,23 @@ fn failed(path: &Path, text: String, diags: Vec<Diagnostic>, color: bool) -> Out
         &Options::default(),
     );
     let mut rendered = String::new();
-    render_file(&report, color, &mut rendered);
+    render_file(
+        &report,
+        color,
+        super::render::DEFAULT_MAX_ERRORS,
+        &mut rendered,
+    );
     Outcome::Failed { rendered, code }
 }
 
 fn run_stdin(args: &FmtArgs, opts: &FmtOptions) -> i32 {
     let mut bytes = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        eprintln!("error: cannot read standard input: {e}");
+        errln!("error: cannot read standard input: {e}");
         return aether_syntax::ResultCode::IoError.number();
     }
     let Ok(text) = String::from_utf8(bytes) else {
-        eprintln!("error: standard input is not valid UTF-8");
+        errln!("error: standard input is not valid UTF-8");
         return aether_syntax::ResultCode::IoError.number();
     };
     let path = Path::new("<stdin>");
@@ -272,7 +278,7 @@ fn run_stdin(args: &FmtArgs, opts: &FmtOptions) -> i32 {
         },
         Err(diags) => failed(path, text.clone(), diags, color_enabled()),
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::stdio::Stdout;
     match &outcome {
         Outcome::Unchanged if !args.check && !args.diff => {
             let _ = stdout.write_all(text.as_bytes());
@@ -284,13 +290,13 @@ fn run_stdin(args: &FmtArgs, opts: &FmtOptions) -> i32 {
                 let _ = stdout.write_all(new.as_bytes());
             }
             if *unsigned {
-                eprintln!("note: removed the signature header (formatting changes the signed text); re-sign the file with `aether sign FILE --key SECRET`");
+                errln!("note: removed the signature header (formatting changes the signed text); re-sign the file with `aether sign FILE --key SECRET`");
             }
         }
-        Outcome::Signed => eprintln!(
+        Outcome::Signed => errln!(
             "error: the text is signed, and formatting would invalidate its signature; pass `--allow-unsign`, then re-sign the file with `aether sign FILE --key SECRET`"
         ),
-        Outcome::Failed { rendered, .. } => eprint!("{rendered}"),
+        Outcome::Failed { rendered, .. } => err!("{rendered}"),
         _ => {}
     }
     let _ = stdout.flush();

@@ -1,6 +1,6 @@
 //! `aether gate`: compare two parse baselines and fail when PARSE_ERROR or VALIDATION_ERROR grew.
 
-use std::io::Write;
+use super::stdio::{errln, outln};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -197,35 +197,35 @@ pub(crate) fn run(args: GateArgs) -> i32 {
     let new = match load(&args.new_baseline) {
         Ok(c) => c,
         Err(LoadError::Missing) => {
-            eprintln!(
+            errln!(
                 "error: new baseline `{}` does not exist",
                 args.new_baseline.display()
             );
             return 2;
         }
         Err(LoadError::Bad(e)) => {
-            eprintln!("error: new baseline {e}");
+            errln!("error: new baseline {e}");
             return 2;
         }
     };
     let old = match load(&args.ref_baseline) {
         Ok(c) => Some(c),
         Err(LoadError::Missing) if !args.fail_on_missing_ref => {
-            eprintln!(
+            errln!(
                 "warning: reference baseline `{}` does not exist: nothing to compare, passing (use --fail-on-missing-ref to fail)",
                 args.ref_baseline.display()
             );
             None
         }
         Err(LoadError::Missing) => {
-            eprintln!(
+            errln!(
                 "error: reference baseline `{}` does not exist",
                 args.ref_baseline.display()
             );
             return 2;
         }
         Err(LoadError::Bad(e)) => {
-            eprintln!("error: reference baseline {e}");
+            errln!("error: reference baseline {e}");
             return 2;
         }
     };
@@ -235,9 +235,9 @@ pub(crate) fn run(args: GateArgs) -> i32 {
     let doc = result_json(&args, &new, old.as_ref(), &found);
     let text = serde_json::to_string_pretty(&doc).expect("JSON values always serialise");
     // A closed stdout (`| head`) must not hide the verdict: the exit status still carries it.
-    let _ = writeln!(std::io::stdout(), "{text}");
+    outln!("{text}");
     for r in &found {
-        eprintln!(
+        errln!(
             "regression: {} grew from {} to {} (+{}, +{:.1}%)",
             r.code,
             r.old,

@@ -1,6 +1,7 @@
 //! `aether init [DIR]`: a starter workflow, a `.aetherra/` suppression file and a GitHub
 //! Actions job, never overwriting a file that exists.
 
+use super::stdio::{errln, outln};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -90,16 +91,16 @@ pub(crate) fn run(args: InitArgs) -> i32 {
         let shown = path.display().to_string();
         let shown = shown.strip_prefix("./").unwrap_or(&shown);
         match create(&path, text) {
-            Ok(true) => println!("created {shown}"),
-            Ok(false) => println!("skipped {shown} (it exists; left as it is)"),
+            Ok(true) => outln!("created {shown}"),
+            Ok(false) => outln!("skipped {shown} (it exists; left as it is)"),
             Err(e) => {
-                eprintln!("error: cannot write {shown}: {e}");
+                errln!("error: cannot write {shown}: {e}");
                 code = aether_syntax::ResultCode::IoError.number();
             }
         }
     }
     if code == 0 {
-        println!(
+        outln!(
             "next: `aether run {}`, then `aether check {}`",
             args.dir.join("workflows/hello.aether").display(),
             args.dir.display()

@@ -1,5 +1,6 @@
 //! `aether lsp`: the language server over stdio (the protocol is its only output).
 
+use super::stdio::errln;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -17,10 +18,10 @@ pub(crate) fn run(args: LspArgs) -> i32 {
     let options = aether_lsp::Options {
         strict: args.strict,
     };
-    match aether_lsp::serve(super::registry(), options) {
+    match aether_lsp::serve(super::function_table().registry().clone(), options) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }

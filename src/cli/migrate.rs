@@ -7,6 +7,7 @@
 //! only if it has no more errors of any kind than the original and no unquoted goal left
 //! (other than goal text this module refused to quote, see [`line_break_in`]).
 
+use super::stdio::{errln, out};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
@@ -510,7 +511,7 @@ pub(crate) fn without_header(text: &str) -> String {
 
 /// Print a line on stdout; a closed stdout (`| head`) must not stop the batch.
 fn say(text: &str) {
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    out!("{text}");
 }
 
 struct Context<'a> {
@@ -529,7 +530,7 @@ fn migrate_file(path: &Path, cx: &Context<'_>) -> FileResult {
         signature: Signature::None,
         legacy: Vec::new(),
     };
-    let src = match fs::read(path) {
+    let src = match super::discover::read_regular(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => {
@@ -762,7 +763,7 @@ pub(crate) fn run(args: MigrateArgs) -> i32 {
     match worker.spawn(move || migrate_all(&args)) {
         Ok(handle) => handle.join().unwrap_or(27),
         Err(e) => {
-            eprintln!("error: cannot start a thread: {e}");
+            errln!("error: cannot start a thread: {e}");
             27
         }
     }
@@ -780,7 +781,7 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
         Some(path) => match super::signing::load_secret(Some(path)) {
             Ok(k) => Some(k),
             Err(e) => {
-                eprintln!("error: --resign: {e}");
+                errln!("error: --resign: {e}");
                 return 2;
             }
         },
@@ -804,19 +805,19 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
                 }
                 say(&format!("{line}\n"));
             }
-            Outcome::Skipped(why) => eprintln!("skipped {}: {why}", r.shown),
-            Outcome::Failed(why) => eprintln!("error: {}: {why}", r.shown),
-            Outcome::Internal(why) => eprintln!(
+            Outcome::Skipped(why) => errln!("skipped {}: {why}", r.shown),
+            Outcome::Failed(why) => errln!("error: {}: {why}", r.shown),
+            Outcome::Internal(why) => errln!(
                 "error[INTERNAL_ERROR]: {}: internal error: {why}\n  = help: this is a bug in aether, not in your script; please report it with the file",
                 r.shown
             ),
             _ => {}
         }
         for note in &r.held {
-            eprintln!("warning: {}: {note}", r.shown);
+            errln!("warning: {}: {note}", r.shown);
         }
         for s in r.legacy.iter().filter(|s| s.left.is_some()) {
-            eprintln!(
+            errln!(
                 "note: {}:{}: {} {} left as it is: {}",
                 r.shown,
                 s.line,
@@ -831,7 +832,7 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
             } else {
                 "the rewrite would invalidate its signature, so the header would be removed"
             };
-            eprintln!(
+            errln!(
                 "warning: {}: {what}; sign it again with `aether sign`",
                 r.shown
             );
@@ -849,13 +850,13 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
     };
     if let Some(out) = report {
         match super::trends::write_output(out, markdown(&results, mode).as_bytes()) {
-            Ok(()) if default_report => eprintln!(
+            Ok(()) if default_report => errln!(
                 "report written to {} (a run over more than one file writes one; --no-report to skip it)",
                 out.display()
             ),
             Ok(()) => {}
             Err(e) => {
-                eprintln!(
+                errln!(
                     "error: cannot write report `{}`: {}",
                     out.display(),
                     io_message(&e)
@@ -864,7 +865,7 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
             }
         }
     }
-    eprintln!("{}", summary(&t, mode));
+    errln!("{}", summary(&t, mode));
     let needs_migrating = results
         .iter()
         .any(|r| !r.changes.is_empty() || matches!(r.outcome, Outcome::Skipped(_)));
@@ -876,6 +877,14 @@ fn migrate_all(args: &MigrateArgs) -> i32 {
     } else if t.failed > 0 || report_failed {
         26
     } else if mode == Mode::Check && needs_migrating {
+        1
+    } else if mode == Mode::Apply
+        && results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Skipped(_)))
+    {
+        // `--apply` left work undone (a signed file without --resign/--force, a read-only
+        // file, goal text to quote by hand): the tree is not migrated, so not a success.
         1
     } else {
         0

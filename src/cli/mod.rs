@@ -16,12 +16,16 @@ mod report;
 mod run;
 mod signing;
 mod status;
+mod stdio;
+mod switches;
 mod trends;
 mod util;
 
 use clap::{Parser, Subcommand};
 
-use aether_check::decl::Registry;
+use stdio::{errln, out};
+
+use aether_vm::FnTable;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -82,16 +86,17 @@ struct CompletionsArgs {
 fn completions(shell: clap_complete::Shell) -> i32 {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "aether", &mut std::io::stdout());
+    // Generated whole first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "aether", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
     0
 }
 
-/// Every native function this build knows: the stdlib's globals and the runtime's modules.
-pub(crate) fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.extend(aether_stdlib::declarations());
-    r.extend(aether_runtime::declarations());
-    r
+/// Every function this build knows, with its implementation: the VM's intrinsics, the
+/// stdlib's natives and the runtime's host functions (the checker reads its registry).
+pub(crate) fn function_table() -> FnTable {
+    aether_runtime::function_table()
 }
 
 /// A usage error happens before the options are parsed: look for the flag by hand.
@@ -107,12 +112,12 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             if code == 2 && args_asked_for_error_code(&args) {
-                eprintln!("AETHER_ERROR_CODE:2");
+                errln!("AETHER_ERROR_CODE:2");
             }
             return code;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),
@@ -129,5 +134,6 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Completions(args) => completions(args.shell),
         Command::Init(args) => init::run(args),
         Command::Lsp(args) => lsp::run(args),
-    }
+    };
+    stdio::finish(code)
 }

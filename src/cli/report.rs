@@ -1,5 +1,6 @@
 //! Checking one file: read, analyse (panics become INTERNAL_ERROR), locate, fingerprint, suppress, verdict.
 
+use super::stdio::errln;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -141,13 +142,13 @@ pub(crate) fn stale_suppressions<'r>(
 /// never match: a note says so, so nobody deletes a suppression that is still needed.
 pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)], ran: bool) {
     for (fp, line) in stale {
-        eprintln!(
+        errln!(
             "warning: suppression `{fp}` ({}:{line}) matched no finding in the files checked; remove it if it is fixed",
             file.display()
         );
     }
     if !stale.is_empty() && !ran {
-        eprintln!(
+        errln!(
             "note: nothing was run, so entries for run-time failures (RUNTIME_ERROR, TIMEOUT_ERROR) cannot match here; `aether classify` without --check-only matches them"
         );
     }
@@ -194,7 +195,7 @@ fn lexical(path: &Path) -> std::path::PathBuf {
 /// Read and check one file.
 pub(crate) fn check_file(path: &Path, registry: &Registry, opts: &Options) -> FileReport {
     let display = path.display().to_string();
-    let (source, diags, analysis) = match std::fs::read(path) {
+    let (source, diags, analysis) = match super::discover::read_regular(path) {
         Err(e) => {
             let msg = format!("cannot read `{display}`: {}", e.to_string().to_lowercase());
             let d = Diagnostic::new(&rules::UNREADABLE_FILE, msg)

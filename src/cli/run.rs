@@ -1,13 +1,14 @@
 //! `aether run`: check a script, compile it and run it on the VM, with the run's budgets,
 //! event stream, status line and exit code (docs/contract/LANGUAGE.md section 7, phase `execute`).
 
+use super::stdio::{err, errln, outln};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{json, Map as JsonMap, Value as Json};
 
 use aether_check::Phase;
@@ -15,26 +16,17 @@ use aether_syntax::{LineIndex, ResultCode, Span};
 use aether_vm::{Budget, Event, EventSink, Map, Value, Vm, VmError};
 
 use super::output;
-use super::render::render_file;
+use super::render::{inert, render_file, snippet_line, DEFAULT_MAX_ERRORS};
 use super::report::{check_file, FileReport, Options, Status};
-use super::util::env_flag;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Profile {
-    /// Relaxed: capabilities are not enforced.
-    Dev,
-    /// Capabilities enforced.
-    Test,
-    /// Capabilities enforced and signatures required (unless AETHERRA_PROD_UNSAFE_ALLOW=1).
-    Prod,
-}
+pub(crate) use super::switches::Profile;
+use super::switches::Switches;
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
     /// The script to run.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// A value for the script's `args` map (repeatable); values are strings.
+    /// A value for the script's `args` map (repeatable, one KEY once); values are strings.
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_arg)]
     args: Vec<(String, String)>,
     /// Wall-clock budget of the run (`30s`, `1m30s`, `250ms`, or seconds); the smaller of
@@ -53,7 +45,7 @@ pub(crate) struct RunArgs {
     /// Print `AETHER_ERROR_CODE:<n>` (the exit status) on stderr.
     #[arg(long)]
     emit_error_code: bool,
-    /// Write the run's event stream to FILE as JSON lines.
+    /// Write the run's event stream to FILE as JSON lines (`-`: stdout).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
     #[command(flatten)]
@@ -75,31 +67,17 @@ pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(aether_vm::wait_of_ms(ms))
 }
 
-fn profile_from_env() -> Result<Profile, String> {
-    match std::env::var("AETHERRA_PROFILE") {
-        Err(_) => Ok(Profile::Dev),
-        Ok(p) => match p.trim().to_ascii_lowercase().as_str() {
-            "" | "dev" => Ok(Profile::Dev),
-            "test" => Ok(Profile::Test),
-            "prod" => Ok(Profile::Prod),
-            other => Err(format!(
-                "AETHERRA_PROFILE is `{other}`: use dev, test or prod"
-            )),
-        },
-    }
-}
-
 fn usage_error(message: &str, emit_error_code: bool) -> i32 {
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     if emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:2");
+        errln!("AETHER_ERROR_CODE:2");
     }
     2
 }
 
 /// JSON lines of the event stream, numbered in the order they are written.
 struct JsonLines<'s> {
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write>>,
     text: &'s str,
     index: LineIndex,
     seq: u64,
@@ -196,7 +174,8 @@ fn render(
     span: Option<Span>,
     trace: &[(String, Option<Span>)],
 ) -> String {
-    let mut out = format!("error[{code_name}]: {message}\n");
+    let display = &*inert(display);
+    let mut out = format!("error[{code_name}]: {}\n", inert(message));
     if let Some(span) = span {
         let lc = index.line_col(text, span.start);
         let line_text = index
@@ -206,19 +185,23 @@ fn render(
                 rest.split('\n').next().unwrap_or("").trim_end_matches('\r')
             })
             .unwrap_or("");
+        // A long line is cut around the error, and control characters never reach the
+        // terminal as themselves.
+        let (line_text, column) = snippet_line(line_text, lc.column);
         let gutter = lc.line.to_string().len();
         let pad = " ".repeat(gutter);
         out.push_str(&format!("{pad}--> {}\n", place(display, text, index, span)));
         out.push_str(&format!("{pad} |\n{} | {line_text}\n", lc.line));
         let end = index.line_col(text, span.end.max(span.start));
+        let room = (line_text.chars().count() as u32 + 1).saturating_sub(column);
         let width = if end.line == lc.line {
-            (end.column.saturating_sub(lc.column)).max(1)
+            (end.column.saturating_sub(lc.column)).clamp(1, room.max(1))
         } else {
             1
         };
         out.push_str(&format!(
             "{pad} | {}{}\n",
-            " ".repeat(lc.column.saturating_sub(1) as usize),
+            " ".repeat(column.saturating_sub(1) as usize),
             "^".repeat(width as usize)
         ));
     }
@@ -246,14 +229,21 @@ fn render(
 }
 
 pub(crate) fn run(args: RunArgs) -> i32 {
-    let profile = match args.profile.map_or_else(profile_from_env, Ok) {
-        Ok(p) => p,
+    let env = match Switches::from_env() {
+        Ok(env) => env,
         Err(e) => return usage_error(&e, args.emit_error_code),
     };
-    let prod_strict = profile == Profile::Prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW");
+    let profile = args.profile.or(env.profile).unwrap_or(Profile::Dev);
+    // A key given twice is a mistake (which value did the caller mean?), not "the last wins".
+    let mut keys = std::collections::HashSet::new();
+    if let Some((k, _)) = args.args.iter().find(|(k, _)| !keys.insert(k.as_str())) {
+        let msg = format!("--arg `{k}` is given more than once: give each key once");
+        return usage_error(&msg, args.emit_error_code);
+    }
+    // Strict when asked, or when either the option's or the environment's profile is prod.
     let signatures = if args.sig.strict_signatures
-        || prod_strict
-        || super::signing::strict_from_env()
+        || env.strict_signatures(Some(profile))
+        || env.strict_signatures(env.profile)
     {
         match super::signing::load_trust(args.sig.keyring.as_deref(), args.sig.revoked.as_deref()) {
             Ok(t) => Some(t),
@@ -277,19 +267,19 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     }
 
     // 1. Check: a file with errors does not run.
-    let registry = super::registry();
+    let functions = super::function_table();
     let opts = Options {
         signatures,
         keep_analysis: true,
         ..Options::default()
     };
-    let mut report = check_file(&args.file, &registry, &opts);
+    let mut report = check_file(&args.file, functions.registry(), &opts);
     let strict_trust = opts.signatures.map(|t| t.keys);
-    let quiet = env_flag("AETHERRA_QUIET");
+    let quiet = env.quiet;
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
-        render_file(&report, color_enabled(), &mut text);
-        eprint!("{text}");
+        render_file(&report, color_enabled(), DEFAULT_MAX_ERRORS, &mut text);
+        err!("{text}");
     }
     if !report.status.ok {
         return finish(&args, &report, None);
@@ -299,7 +289,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let display = report.display.clone();
     let Some(analysis) = report.analysis.take() else {
         // A file that checked clean was analysed: this is a bug, not a script's fault.
-        eprintln!("error[INTERNAL_ERROR]: internal error: the checked file has no analysis");
+        errln!("error[INTERNAL_ERROR]: internal error: the checked file has no analysis");
         report.status = Status {
             ok: false,
             code: ResultCode::InternalError,
@@ -334,12 +324,15 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             revoked: args.sig.revoked.as_deref(),
             strict_trust: strict_trust.as_ref(),
             quiet,
+            require_capabilities: env.require_capabilities,
+            net_strict: env.net_strict,
             diagnostics: true,
             throwaway: false,
         };
-        let stdout = std::io::stdout();
-        let out = std::io::LineWriter::new(stdout.lock());
-        execute(&exec, source, &registry, out, std::io::stderr())
+        // A reader that goes away (`| head`) drops the rest of the output and leaves the
+        // run's result alone (see `stdio`).
+        let out = std::io::LineWriter::new(super::stdio::Stdout);
+        execute(&exec, source, &functions, out, super::stdio::Stderr)
     }))
     .unwrap_or_else(|payload| {
         let msg = payload
@@ -347,7 +340,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        eprintln!("error[INTERNAL_ERROR]: internal error: {msg}\n  = help: this is a bug in aether, not in your script; please report it with the file");
+        errln!("error[INTERNAL_ERROR]: internal error: {msg}\n  = help: this is a bug in aether, not in your script; please report it with the file");
         Outcome {
             code: ResultCode::InternalError,
             message: format!("internal error: {msg}"),
@@ -374,13 +367,10 @@ fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
         report.status.code.number()
     };
     if args.json_status {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{}", output::status_line(report, &output::timestamp()));
-        let _ = out.flush();
+        outln!("{}", output::status_line(report, &output::timestamp()));
     }
     if args.emit_error_code {
-        eprintln!("AETHER_ERROR_CODE:{code}");
+        errln!("AETHER_ERROR_CODE:{code}");
     }
     code
 }
@@ -409,6 +399,10 @@ pub(crate) struct Execution<'a> {
     pub(crate) strict_trust: Option<&'a aether_runtime::security::Trust>,
     /// `AETHERRA_QUIET`: no warnings, no `log` output.
     pub(crate) quiet: bool,
+    /// `AETHERRA_REQUIRE_CAPABILITIES`: enforce capabilities in profile dev too.
+    pub(crate) require_capabilities: bool,
+    /// `AETHERRA_NET_STRICT`: the network allowlist applies in profile dev too.
+    pub(crate) net_strict: bool,
     /// Render errors and warnings on stderr (`aether run`); `classify` only wants the outcome.
     pub(crate) diagnostics: bool,
     /// Keep no state: a fresh in-memory database (`classify`).
@@ -420,7 +414,7 @@ pub(crate) struct Execution<'a> {
 pub(crate) fn execute<W: Write>(
     exec: &Execution<'_>,
     source: Source<'_>,
-    registry: &aether_check::decl::Registry,
+    functions: &aether_vm::FnTable,
     out: W,
     err: impl Write,
 ) -> Outcome {
@@ -433,12 +427,12 @@ pub(crate) fn execute<W: Write>(
     let show = exec.diagnostics;
     let quiet = exec.quiet;
     let profile = exec.profile;
-    let program = match aether_vm::compile(analysis, registry) {
+    let program = match aether_vm::compile(analysis, functions.registry()) {
         Ok(p) => p,
         Err(e) => {
             let line = index.line_col(text, e.span.start).line;
             if show {
-                eprint!(
+                err!(
                     "{}",
                     render(
                         display,
@@ -467,10 +461,18 @@ pub(crate) fn execute<W: Write>(
     };
     let max_steps = policy.max_steps;
     let deterministic = policy.deterministic;
-    let enforce = profile != Profile::Dev || env_flag("AETHERRA_REQUIRE_CAPABILITIES");
+    let enforce = profile != Profile::Dev || exec.require_capabilities;
 
-    let mut events = match exec.events {
-        Some(path) => match File::create(path) {
+    // `--events -` is stdout, between the program's own lines (each record is flushed whole).
+    let sink = exec.events.map(|path| {
+        if path == std::path::Path::new("-") {
+            Ok(Box::new(super::stdio::Stdout) as Box<dyn Write>)
+        } else {
+            File::create(path).map(|f| Box::new(f) as Box<dyn Write>)
+        }
+    });
+    let mut events = match (exec.events, sink) {
+        (Some(path), Some(sink)) => match sink {
             Ok(f) => Some(JsonLines {
                 out: BufWriter::new(f),
                 text,
@@ -481,7 +483,7 @@ pub(crate) fn execute<W: Write>(
             Err(e) => {
                 let message = format!("cannot write events to `{}`: {e}", path.display());
                 if show {
-                    eprintln!("error[IO_ERROR]: {message}");
+                    errln!("error[IO_ERROR]: {message}");
                 }
                 return Outcome {
                     code: ResultCode::IoError,
@@ -491,7 +493,7 @@ pub(crate) fn execute<W: Write>(
                 };
             }
         },
-        None => None,
+        _ => None,
     };
     if let Some(ev) = events.as_mut() {
         let mut m = JsonMap::new();
@@ -530,7 +532,7 @@ pub(crate) fn execute<W: Write>(
     }
     if show && !quiet {
         for w in &warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
     }
     // `require: plugins:` must be satisfied before anything runs.
@@ -554,17 +556,18 @@ pub(crate) fn execute<W: Write>(
         deterministic,
         state_dir: exec.state_dir.clone(),
         capabilities: program.capabilities.clone(),
-        network: aether_runtime::security::NetworkPolicy::from_env(profile != Profile::Dev),
+        network: aether_runtime::security::NetworkPolicy::from_env(
+            profile != Profile::Dev || exec.net_strict,
+        ),
         trust,
         throwaway: exec.throwaway,
     });
-    let natives = aether_stdlib::natives();
     let budget = Budget {
         max_steps,
         timeout,
         ..Budget::default()
     };
-    let mut vm = Vm::new(&program, &natives, out, budget)
+    let mut vm = Vm::new(&program, functions, out, budget)
         .with_stderr(err)
         .with_host(&mut host)
         .enforce_capabilities(enforce)
@@ -609,7 +612,7 @@ pub(crate) fn execute<W: Write>(
                 text_out.push_str(&render_error(display, text, index, he));
             }
             if show {
-                eprint!("{text_out}");
+                err!("{text_out}");
             }
             Outcome {
                 code: code_of(e.kind().code()),
@@ -639,7 +642,7 @@ pub(crate) fn execute<W: Write>(
     }
     if show && !quiet {
         for l in &lost {
-            eprintln!("warning: {l}");
+            errln!("warning: {l}");
         }
     }
     outcome
@@ -665,7 +668,7 @@ fn end_events(events: &mut Option<JsonLines<'_>>, outcome: &Outcome) {
 /// RUNTIME_ERROR before the script's first instruction, closing the event stream too.
 fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String, show: bool) -> Outcome {
     if show {
-        eprintln!("error[RUNTIME_ERROR]: {message}");
+        errln!("error[RUNTIME_ERROR]: {message}");
     }
     let outcome = Outcome {
         code: ResultCode::RuntimeError,

@@ -1,5 +1,6 @@
 //! `aether keygen`, `aether sign`, `aether verify`, and the strict signature mode of `check`.
 
+use super::stdio::{errln, outln};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -10,9 +11,10 @@ use clap::Args;
 use aether_check::risk::{assess, RiskReport};
 use aether_sign::{Keyring, Revocations, Verification};
 
-use super::discover::discover;
+use super::discover::{discover, read_regular, read_regular_string};
 use super::output::timestamp;
-use super::util::{env_flag, md_cell, Trust};
+use super::switches::Switches;
+use super::util::{md_cell, Trust};
 
 /// Trusted public keys, one `*.pub` file each, unless `--keyring` says otherwise.
 pub(crate) const DEFAULT_KEYRING: &str = ".aetherra/keys/trusted";
@@ -36,20 +38,18 @@ pub(crate) struct StrictSignatureArgs {
     pub(crate) revoked: Option<PathBuf>,
 }
 
-/// Strict signature mode from the environment (docs/contract/LANGUAGE.md section 9).
-pub(crate) fn strict_from_env() -> bool {
-    let prod =
-        std::env::var("AETHERRA_PROFILE").is_ok_and(|p| p.trim().eq_ignore_ascii_case("prod"));
-    env_flag("AETHERRA_SCRIPT_VERIFY_STRICT")
-        || env_flag("AETHERRA_SIGNING_STRICT")
-        || (prod && !env_flag("AETHERRA_PROD_UNSAFE_ALLOW"))
+/// Strict signature mode from the environment (docs/contract/LANGUAGE.md section 9); a switch with a
+/// value it does not understand is an error (see `switches`).
+pub(crate) fn strict_from_env() -> Result<bool, String> {
+    let env = Switches::from_env()?;
+    Ok(env.strict_signatures(env.profile))
 }
 
 impl StrictSignatureArgs {
     /// The trust of strict signature mode when it is on (`--strict-signatures` or the
     /// environment switches), else `None`; an unusable keyring is an error.
     pub(crate) fn strict_trust(&self) -> Result<Option<Trust>, String> {
-        if self.strict_signatures || strict_from_env() {
+        if self.strict_signatures || strict_from_env()? {
             load_trust(self.keyring.as_deref(), self.revoked.as_deref()).map(Some)
         } else {
             Ok(None)
@@ -62,7 +62,7 @@ impl StrictSignatureArgs {
 pub(crate) fn load_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<Trust, String> {
     let trust = read_trust(dir, revoked)?;
     if trust.keys.keyring.is_empty() {
-        eprintln!(
+        errln!(
             "warning: no trusted keys in `{}`: every signature will be `unknown-key`",
             trust.keyring_dir.display()
         );
@@ -82,7 +82,7 @@ pub(crate) fn read_trust(dir: Option<&Path>, revoked: Option<&Path>) -> Result<T
                 .collect();
             paths.sort();
             for p in paths {
-                let text = fs::read_to_string(&p)
+                let text = read_regular_string(&p)
                     .map_err(|e| format!("cannot read public key `{}`: {e}", p.display()))?;
                 sources.push((p.display().to_string(), text));
             }
@@ -170,13 +170,13 @@ fn write_private(path: &Path, text: &str, mode: u32, overwrite: bool) -> std::io
 
 pub(crate) fn keygen(args: KeygenArgs) -> i32 {
     if args.name.is_empty() || args.name.contains(['/', '\\']) {
-        eprintln!("error: --name must be a plain file name");
+        errln!("error: --name must be a plain file name");
         return 2;
     }
     let secret_path = args.out.join(format!("{}.key", args.name));
     let public_path = args.out.join(format!("{}.pub", args.name));
     if secret_path.exists() && !args.force {
-        eprintln!(
+        errln!(
             "error: `{}` exists; refusing to overwrite a secret key (use --force)",
             secret_path.display()
         );
@@ -185,29 +185,29 @@ pub(crate) fn keygen(args: KeygenArgs) -> i32 {
     let pair = match aether_sign::SigningKeyPair::generate() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: cannot generate a key: {e}");
+            errln!("error: cannot generate a key: {e}");
             return 1;
         }
     };
     if let Err(e) = fs::create_dir_all(&args.out) {
-        eprintln!("error: cannot create `{}`: {e}", args.out.display());
+        errln!("error: cannot create `{}`: {e}", args.out.display());
         return 1;
     }
     if let Err(e) = write_private(&secret_path, &pair.secret_file_text(), 0o600, args.force) {
-        eprintln!("error: cannot write `{}`: {e}", secret_path.display());
+        errln!("error: cannot write `{}`: {e}", secret_path.display());
         return 1;
     }
     if let Err(e) = write_private(&public_path, &pair.public_file_text(), 0o644, true) {
-        eprintln!("error: cannot write `{}`: {e}", public_path.display());
+        errln!("error: cannot write `{}`: {e}", public_path.display());
         return 1;
     }
     say(format_args!("{}", pair.key_id()));
-    eprintln!(
+    errln!(
         "wrote {} (secret, 0600) and {}",
         secret_path.display(),
         public_path.display()
     );
-    eprintln!(
+    errln!(
         "to trust it here: cp {} {DEFAULT_KEYRING}/",
         public_path.display()
     );
@@ -222,6 +222,10 @@ pub(crate) struct SignArgs {
     /// Secret key file [default: $AETHER_SIGNING_KEY, a path or the key line itself].
     #[arg(long, value_name = "SECRET")]
     key: Option<PathBuf>,
+    /// Sign scripts even when they do not parse (by default such a file is refused: a
+    /// signature vouches for a script).
+    #[arg(long)]
+    allow_parse_errors: bool,
 }
 
 pub(crate) fn load_secret(key: Option<&Path>) -> Result<aether_sign::SecretKey, String> {
@@ -252,7 +256,7 @@ fn warn_if_loose(path: &Path) {
     if let Ok(meta) = fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            eprintln!(
+            errln!(
                 "warning: secret key `{}` is readable by others (mode {mode:o}); chmod 600 it",
                 path.display()
             );
@@ -262,20 +266,50 @@ fn warn_if_loose(path: &Path) {
 
 /// Print a result line; a closed stdout (`| head`) must not stop the batch.
 fn say(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stdout(), "{line}");
+    outln!("{line}");
+}
+
+/// The first syntax error of `text` as `line N: message`, if it has one.
+fn parse_error(text: &str) -> Option<String> {
+    let parsed = aether_syntax::parse(text);
+    let first = parsed.diagnostics.iter().find(|d| d.is_error())?;
+    let line = aether_syntax::LineIndex::new(text)
+        .line_col(text, first.span().start)
+        .line;
+    Some(format!("line {line}: {}", first.message()))
+}
+
+/// Stack size of the thread that signs or verifies: both parse, and parsing recurses over
+/// the tree (as in `check`).
+const SIGNING_STACK_BYTES: usize = 64 << 20;
+
+/// Run `task` on a thread with room for parsing deep scripts.
+fn on_big_stack(task: impl FnOnce() -> i32 + Send + 'static) -> i32 {
+    let worker = std::thread::Builder::new().stack_size(SIGNING_STACK_BYTES);
+    match worker.spawn(task) {
+        Ok(handle) => handle.join().unwrap_or(27),
+        Err(e) => {
+            errln!("error: cannot start a thread: {e}");
+            27
+        }
+    }
 }
 
 pub(crate) fn sign(args: SignArgs) -> i32 {
+    on_big_stack(move || sign_files(&args))
+}
+
+fn sign_files(args: &SignArgs) -> i32 {
     let key = match load_secret(args.key.as_deref()) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
     let mut failed = false;
     for path in &args.files {
-        let result = fs::read(path)
+        let result = read_regular(path)
             .map_err(|e| e.to_string())
             .and_then(|b| String::from_utf8(b).map_err(|_| "not valid UTF-8".to_string()))
             .and_then(|text| {
@@ -287,6 +321,12 @@ pub(crate) fn sign(args: SignArgs) -> i32 {
                     sig.push(".sig");
                     return fs::write(PathBuf::from(sig), format!("{header}\n"))
                         .map_err(|e| e.to_string());
+                }
+                // A signature vouches for a script: one that does not even parse is refused.
+                if let Some(e) = parse_error(&text).filter(|_| !args.allow_parse_errors) {
+                    return Err(format!(
+                        "does not parse ({e}); fix it first (`aether check` shows why) or pass --allow-parse-errors"
+                    ));
                 }
                 if signed == text {
                     return Ok(());
@@ -305,7 +345,7 @@ pub(crate) fn sign(args: SignArgs) -> i32 {
             Ok(()) => say(format_args!("OK signed: {}", path.display())),
             Err(e) => {
                 failed = true;
-                eprintln!("FAIL {}: {e}", path.display());
+                errln!("FAIL {}: {e}", path.display());
             }
         }
     }
@@ -348,11 +388,21 @@ struct Verified {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> i32 {
-    let strict = args.strict || strict_from_env();
+    on_big_stack(move || verify_files(&args))
+}
+
+fn verify_files(args: &VerifyArgs) -> i32 {
+    let strict = match strict_from_env() {
+        Ok(on) => args.strict || on,
+        Err(e) => {
+            errln!("error: {e}");
+            return 2;
+        }
+    };
     let trust = match load_trust(args.keyring.as_deref(), args.revoked.as_deref()) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
@@ -363,7 +413,7 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
                 builder.add(g);
             }
             Err(e) => {
-                eprintln!("error: bad --exclude pattern `{pattern}`: {e}");
+                errln!("error: bad --exclude pattern `{pattern}`: {e}");
                 return 2;
             }
         }
@@ -371,7 +421,7 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
     let excludes = match builder.build() {
         Ok(set) => set,
         Err(e) => {
-            eprintln!("error: bad --exclude patterns: {e}");
+            errln!("error: bad --exclude patterns: {e}");
             return 2;
         }
     };
@@ -384,7 +434,7 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
     let mut results = Vec::new();
     for path in &files {
         let shown = path.display().to_string();
-        let (outcome, risk) = match fs::read(path).map(String::from_utf8) {
+        let (outcome, risk) = match read_regular(path).map(String::from_utf8) {
             Ok(Ok(text)) => {
                 let parsed = aether_syntax::parse(&text);
                 (
@@ -392,14 +442,20 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
                     assess(&text, &parsed.ast),
                 )
             }
-            Ok(Err(_)) => (
-                Verification::unreadable("not valid UTF-8"),
-                RiskReport::default(),
-            ),
-            Err(e) => (
-                Verification::unreadable(&e.to_string()),
-                RiskReport::default(),
-            ),
+            Ok(Err(_)) => {
+                errln!("error: cannot read `{shown}`: not valid UTF-8");
+                (
+                    Verification::unreadable("not valid UTF-8"),
+                    RiskReport::default(),
+                )
+            }
+            Err(e) => {
+                errln!("error: cannot read `{shown}`: {e}");
+                (
+                    Verification::unreadable(&e.to_string()),
+                    RiskReport::default(),
+                )
+            }
         };
         match &outcome {
             Verification::Ok { key_id } => say(format_args!("OK {shown} (key {key_id})")),
@@ -427,12 +483,12 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
             &trust,
             args.risk_threshold,
         );
-        if let Err(e) = fs::write(out, report) {
-            eprintln!("error: cannot write `{}`: {e}", out.display());
-            return 1;
+        if let Err(e) = super::trends::write_output(out, report.as_bytes()) {
+            errln!("error: cannot write `{}`: {e}", out.display());
+            return 26;
         }
     }
-    eprintln!(
+    errln!(
         "verified {} file{}: {} ok, {} failed{}",
         results.len(),
         if results.len() == 1 { "" } else { "s" },
@@ -445,14 +501,22 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
         }
     );
     for r in &over {
-        eprintln!(
+        errln!(
             "risk: {} scores {} (over the threshold)",
             r.path,
             r.risk.score()
         );
     }
+    let unreadable = results
+        .iter()
+        .filter(|r| r.outcome.reason() == "unreadable")
+        .count();
     if strict && sig_failed > 0 {
         22
+    } else if unreadable > 0 {
+        // A file that cannot be read (a missing path, a FIFO, not UTF-8) was not verified:
+        // even advisory mode must not pass it as if it had been looked at.
+        26
     } else if !over.is_empty() {
         1
     } else {

@@ -3,6 +3,7 @@
 //! endpoint) or Prometheus text exposition. Best effort: a subsystem that cannot be read
 //! reports `available: false` and a reason, and never fails the command.
 
+use super::stdio::{out, outln};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -302,11 +303,11 @@ pub(crate) fn run(args: StatusArgs) -> i32 {
     let dir = args.state_dir.unwrap_or_else(|| PathBuf::from(".aetherra"));
     let s = collect(&dir);
     if args.json {
-        println!("{s}");
+        outln!("{s}");
     } else if args.prometheus {
-        print!("{}", prometheus(&s));
+        out!("{}", prometheus(&s));
     } else {
-        print!("{}", text(&s));
+        out!("{}", text(&s));
     }
     0
 }

@@ -1,6 +1,7 @@
 //! Classification history: one snapshot per `aether classify` run, a rolling `trends.json`
 //! (the last 20 runs), `aether trends` to show it, and an SVG line chart of it.
 
+use super::stdio::errln;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,11 +68,9 @@ fn names_a_stream(path: &Path) -> bool {
 /// to its target), and an existing file keeps its permissions.
 pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path == Path::new("-") || path == Path::new("/dev/stdout") {
-        let mut out = std::io::stdout().lock();
-        return match out.write_all(bytes).and_then(|()| out.flush()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other,
-        };
+        // A reader that closed the pipe early is not an error (see `stdio`).
+        let mut out = super::stdio::Stdout;
+        return out.write_all(bytes).and_then(|()| out.flush());
     }
     let target = match fs::metadata(path) {
         Ok(meta) if !meta.is_file() || names_a_stream(path) => {
@@ -254,7 +253,7 @@ pub(crate) fn record(
             // Never lose data: keep the unreadable file aside and start a new history.
             let aside = dir.join(format!("trends.json.unreadable-{stamp}"));
             let _ = fs::rename(&trends_path, &aside);
-            eprintln!(
+            errln!(
                 "warning: {e}; kept it as `{}` and started a new trends.json",
                 aside.display()
             );
@@ -478,12 +477,12 @@ pub(crate) fn run(args: TrendsArgs) -> i32 {
     let entries = match read_trends(&args.history_dir) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
     if entries.is_empty() {
-        eprintln!(
+        errln!(
             "error: no history in `{}` yet: run `aether classify` first",
             args.history_dir.display()
         );
@@ -491,11 +490,11 @@ pub(crate) fn run(args: TrendsArgs) -> i32 {
     }
     if let Some(chart) = &args.chart {
         if let Err(e) = write_output(chart, svg(&entries).as_bytes()) {
-            eprintln!("error: cannot write `{}`: {e}", chart.display());
+            errln!("error: cannot write `{}`: {e}", chart.display());
             return 26;
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdio::Stdout;
     if args.json {
         let v = Value::Array(entries.iter().map(Entry::to_json).collect());
         let _ = writeln!(

@@ -1,14 +1,10 @@
-//! Small things several commands share: environment switches, markdown table cells and the trust of signature checks.
+//! Small things several commands share: markdown table cells and the trust of signature checks
+//! (environment switches are parsed in `switches`).
 //!
 //! This module depends on no other `cli` module, so any of them can use it without an
 //! import cycle (`tests/tidy.rs` rejects cycles between `cli` modules).
 
 use std::path::PathBuf;
-
-/// Whether the environment variable `name` is switched on (`1`, `true`, `yes` or `on`).
-pub(crate) fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-}
 
 /// Text for a markdown table cell, also inside a code span: no pipe, backtick or line
 /// break can end the cell or the span, and a backslash stays a backslash.

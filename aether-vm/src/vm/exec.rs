@@ -1,0 +1,856 @@
+//! The execution loop: one fiber's instructions until it ends, blocks or yields, and the
+//! arithmetic fast paths it inlines.
+
+use super::*;
+
+impl<'p, W: Write> Vm<'p, W> {
+    /// Run fiber `id` until it ends, blocks or yields.
+    pub(super) fn exec(&mut self, id: u32, f: &mut Fiber) -> Exit {
+        let program = self.program;
+        let code = program.code.as_slice();
+        let constants = program.constants.as_slice();
+        let top = *f.frames.last().expect("a running fiber has a frame");
+        let mut ip = top.ip;
+        let mut base = top.base;
+
+        // The instruction counter lives in a local while the loop runs; `save_ip!` (called
+        // on every way out of the loop) writes it back with the frame's ip.
+        let mut steps = self.run.steps;
+        let mut next_check = self.run.next_check;
+        macro_rules! save_ip {
+            () => {
+                self.run.steps = steps;
+                if let Some(fr) = f.frames.last_mut() {
+                    fr.ip = ip;
+                }
+            };
+        }
+        macro_rules! fail {
+            ($kind:expr, $msg:expr) => {{
+                save_ip!();
+                return Exit::Failed(self.error_in(&f.frames, $kind, $msg));
+            }};
+        }
+        macro_rules! pop {
+            () => {
+                f.stack
+                    .pop()
+                    .expect("the compiler keeps the stack balanced")
+            };
+        }
+
+        loop {
+            steps += 1;
+            if steps >= next_check {
+                save_ip!();
+                if let Some(exit) = self.checkpoint(f) {
+                    return exit;
+                }
+                next_check = self.run.next_check;
+            }
+            let instr = code[ip];
+            ip += 1;
+            match instr {
+                Instr::Const(k) => f.stack.push(constants[k as usize].clone()),
+                Instr::Null => f.stack.push(Value::Null),
+                Instr::Pop => discard(pop!()),
+                Instr::LoadLocal(slot) => {
+                    let v = f.stack[base + slot as usize].clone();
+                    f.stack.push(v);
+                }
+                Instr::StoreLocal(slot) => {
+                    let v = pop!();
+                    discard(std::mem::replace(&mut f.stack[base + slot as usize], v));
+                }
+                Instr::LoadGlobal(slot) => match &self.globals[slot as usize] {
+                    Some(v) => f.stack.push(v.clone()),
+                    None => {
+                        let name = &program.globals[slot as usize];
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("top-level variable `{name}` is read before it is initialised")
+                        );
+                    }
+                },
+                Instr::StoreGlobal(slot) => {
+                    let v = pop!();
+                    self.globals[slot as usize] = Some(v);
+                }
+                Instr::TakeLocal(slot) => {
+                    let v = std::mem::take(&mut f.stack[base + slot as usize]);
+                    f.stack.push(v);
+                }
+                Instr::TakeGlobal(slot) => match self.globals[slot as usize].take() {
+                    Some(v) => f.stack.push(v),
+                    None => {
+                        let name = &program.globals[slot as usize];
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("top-level variable `{name}` is read before it is initialised")
+                        );
+                    }
+                },
+                Instr::ListPush => {
+                    let v = pop!();
+                    match pop!() {
+                        Value::List(mut items) => {
+                            Rc::make_mut(&mut items).push(v);
+                            f.stack.push(Value::List(items));
+                        }
+                        other => fail!(
+                            ErrorClass::Runtime,
+                            format!("append() takes a list, not {}", other.type_name())
+                        ),
+                    }
+                }
+                Instr::Binary(op) => {
+                    let n = f.stack.len();
+                    if let (Value::Int(x), Value::Int(y)) = (&f.stack[n - 2], &f.stack[n - 1]) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            f.stack.truncate(n - 1);
+                            f.stack[n - 2] = v;
+                            continue;
+                        }
+                    }
+                    let b = pop!();
+                    let a = pop!();
+                    let res = binary(op, a, &b);
+                    discard(b);
+                    match res {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::LocalConstTest { slot, k, op } => {
+                    let at = ip - 1;
+                    ip += 2;
+                    let a = &f.stack[base + slot as usize];
+                    let b = &constants[k as usize];
+                    let truth = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
+                            int_op(op, *x, *y).is_some_and(|v| v.is_truthy())
+                        }
+                        _ => match binary(op, a.clone(), b) {
+                            Ok(v) => v.is_truthy(),
+                            Err(e) => fail!(ErrorClass::Runtime, e.message),
+                        },
+                    };
+                    if truth {
+                        ip = at + 4;
+                    } else if let Instr::JumpIfFalse(t) = code[at + 3] {
+                        ip = t as usize;
+                    }
+                }
+                Instr::LocalConstStore { src, k, op, dst } => {
+                    ip += 2;
+                    let a = &f.stack[base + src as usize];
+                    let b = &constants[k as usize];
+                    let v = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
+                            int_op(op, *x, *y).unwrap_or_default()
+                        }
+                        _ => match binary(op, a.clone(), b) {
+                            Ok(v) => v,
+                            Err(e) => fail!(ErrorClass::Runtime, e.message),
+                        },
+                    };
+                    ip += 1;
+                    discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
+                }
+                Instr::BinLocalConst { slot, k, op } => {
+                    // Fused `LoadLocal; Const; Binary`: the two instructions after this
+                    // one are the originals, kept for jumps that land between them.
+                    ip += 2;
+                    let a = &f.stack[base + slot as usize];
+                    let b = &constants[k as usize];
+                    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            f.stack.push(v);
+                            continue;
+                        }
+                    }
+                    match binary(op, a.clone(), b) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinLocalLocal { a, b, op } => {
+                    ip += 2;
+                    let x = &f.stack[base + a as usize];
+                    let y = &f.stack[base + b as usize];
+                    if let (Value::Int(x), Value::Int(y)) = (x, y) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            f.stack.push(v);
+                            continue;
+                        }
+                    }
+                    let y = y.clone();
+                    match binary(op, x.clone(), &y) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinConst { k, op } => {
+                    ip += 1;
+                    let b = &constants[k as usize];
+                    // Ints in place on the top of the stack: no pop and push.
+                    if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last(), b) {
+                        if let Some(v) = int_op(op, *x, *y) {
+                            if let Some(top) = f.stack.last_mut() {
+                                *top = v;
+                            }
+                            continue;
+                        }
+                    }
+                    let a = pop!();
+                    match binary(op, a, b) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::BinJumpIfFalse { op, target } => {
+                    let b = pop!();
+                    let a = pop!();
+                    match binary(op, a, &b) {
+                        Ok(v) if v.is_truthy() => ip += 1,
+                        Ok(_) => ip = target as usize,
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::Not => {
+                    let v = pop!();
+                    f.stack.push(Value::Bool(!v.is_truthy()));
+                }
+                Instr::Neg => {
+                    let v = pop!();
+                    match v.neg() {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::Jump(t) => ip = t as usize,
+                Instr::JumpIfFalse(t) => {
+                    if !pop!().is_truthy() {
+                        ip = t as usize;
+                    }
+                }
+                Instr::JumpIfFalseKeep(t) => {
+                    if f.stack.last().is_some_and(|v| !v.is_truthy()) {
+                        ip = t as usize;
+                    } else {
+                        pop!();
+                    }
+                }
+                Instr::JumpIfTrueKeep(t) => {
+                    if f.stack.last().is_some_and(Value::is_truthy) {
+                        ip = t as usize;
+                    } else {
+                        pop!();
+                    }
+                }
+                Instr::MakeList(n) => {
+                    let items = f.stack.split_off(f.stack.len() - n as usize);
+                    f.stack.push(Value::from(items));
+                }
+                Instr::MakeMap(n) => {
+                    let flat = f.stack.split_off(f.stack.len() - 2 * n as usize);
+                    let mut map = Map::new();
+                    let mut it = flat.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        if let Value::Str(k) = k {
+                            map.insert(k.as_str(), v);
+                        }
+                    }
+                    f.stack.push(Value::from(map));
+                }
+                Instr::Index => {
+                    let i = pop!();
+                    let t = pop!();
+                    match t.get_index(&i) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::GetField(k) => {
+                    let t = pop!();
+                    let Value::Str(name) = &constants[k as usize] else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "internal: a field name is not a string"
+                        );
+                    };
+                    match t.get_field(name) {
+                        Ok(v) => f.stack.push(v),
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::SetIndex => {
+                    let v = pop!();
+                    let i = pop!();
+                    let mut t = pop!();
+                    if let Err(e) = t.set_index(&i, v) {
+                        fail!(ErrorClass::Runtime, e.message);
+                    }
+                    f.stack.push(t);
+                }
+                Instr::SetField(k) => {
+                    let v = pop!();
+                    let mut t = pop!();
+                    let Value::Str(name) = &constants[k as usize] else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "internal: a field name is not a string"
+                        );
+                    };
+                    if let Err(e) = t.set_field(name, v) {
+                        fail!(ErrorClass::Runtime, e.message);
+                    }
+                    f.stack.push(t);
+                }
+                Instr::CallAction { func, argc } => {
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
+                        );
+                    }
+                    save_ip!();
+                    let callee = &program.functions[func as usize];
+                    base = f.stack.len() - argc as usize;
+                    for _ in argc..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame { func, ip, base });
+                }
+                Instr::CallValue { argc } => {
+                    let at = f.stack.len() - argc as usize - 1;
+                    let (func, name) = match &f.stack[at] {
+                        Value::Action(a) => (a.func, a.name.clone()),
+                        other => {
+                            let kind = other.type_name();
+                            fail!(
+                                ErrorClass::Runtime,
+                                format!("a value of type {kind} is not callable")
+                            );
+                        }
+                    };
+                    let callee = &program.functions[func as usize];
+                    if argc > callee.arity || argc < callee.required {
+                        let want = if callee.required == callee.arity {
+                            format!("{}", callee.arity)
+                        } else {
+                            format!("{} to {}", callee.required, callee.arity)
+                        };
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("action `{name}` takes {want} arguments, not {argc}")
+                        );
+                    }
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
+                        );
+                    }
+                    f.stack.remove(at);
+                    for _ in argc..callee.arity {
+                        f.stack.push(missing());
+                    }
+                    save_ip!();
+                    base = f.stack.len() - callee.arity as usize;
+                    for _ in callee.arity..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame { func, ip, base });
+                }
+                Instr::JumpIfGiven { slot, target } => {
+                    if !is_missing(&f.stack[base + slot as usize]) {
+                        ip = target as usize;
+                    }
+                }
+                Instr::CallWorkflow {
+                    workflow,
+                    if_not_run,
+                } => {
+                    let w = workflow as usize;
+                    if if_not_run && self.run.workflow_ran[w] {
+                        f.stack.push(Value::Null);
+                        continue;
+                    }
+                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
+                        );
+                    }
+                    self.run.workflow_ran[w] = true;
+                    let info = &program.workflows[w];
+                    let name = info.name.as_deref().unwrap_or("workflow");
+                    let fields = map_of(vec![("workflow", Value::from(name))]);
+                    self.record(f, "workflow", fields, Some(info.span));
+                    save_ip!();
+                    let callee = &program.functions[info.func as usize];
+                    base = f.stack.len();
+                    for _ in 0..callee.n_locals {
+                        f.stack.push(Value::Null);
+                    }
+                    ip = callee.entry as usize;
+                    f.frames.push(Frame {
+                        func: info.func,
+                        ip,
+                        base,
+                    });
+                }
+                Instr::CallNative { func, argc } => {
+                    let n = f.stack.len() - argc as usize;
+                    let functions = self.functions;
+                    let Some((decl, imp)) = functions.get(func) else {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!("internal: no function has id {func} in this build's table")
+                        );
+                    };
+                    if let Some(cap) = decl.capability {
+                        if self.config.enforce_capabilities && !self.config.granted[cap as usize] {
+                            fail!(
+                                ErrorClass::Permission,
+                                format!(
+                                    "`{}` needs capability `{}`, which the script does not declare (add it to `require: capabilities:`)",
+                                    decl.qualified_name(),
+                                    cap.as_str()
+                                )
+                            );
+                        }
+                    }
+                    let res = match imp {
+                        Impl::Native(nf) => {
+                            let r = nf(&Args::new(decl, &f.stack[n..]));
+                            // Natives charge for the elements they walk, so `max_steps`
+                            // bounds their work too.
+                            let walked: usize = f.stack[n..].iter().map(value_size).sum();
+                            steps += (walked / 16) as u64;
+                            r.map_err(|e| (ErrorClass::Runtime, e.message))
+                        }
+                        Impl::Intrinsic(which) => {
+                            let args: Vec<Value> = f.stack[n..].to_vec();
+                            save_ip!();
+                            let span = program.span_at(index_u32(ip) - 1);
+                            self.call_intrinsic(f, which, &Args::new(decl, &args), span)
+                                .map_err(|m| (ErrorClass::Runtime, m))
+                        }
+                        Impl::Host(_) if !self.config.host_functions => {
+                            fail!(
+                                ErrorClass::Runtime,
+                                format!(
+                                    "not available yet: `{}()` is not provided by this build's runtime host",
+                                    decl.qualified_name()
+                                )
+                            );
+                        }
+                        Impl::Host(hid) => {
+                            if decl.effectful && self.must_wait_for_tx(id, f.in_tx) {
+                                // Another fiber's transaction is open on the one database
+                                // connection: this write waits until it ends.
+                                ip -= 1;
+                                save_ip!();
+                                self.tx.waiters.push(id);
+                                return Exit::Blocked;
+                            }
+                            let args = f.stack.split_off(n);
+                            save_ip!();
+                            let mut events = Vec::new();
+                            let (answer, cost) = {
+                                self.ensure_runtime();
+                                let _guard = self.sched.runtime.as_ref().map(|rt| rt.enter());
+                                let mut cx = HostCx {
+                                    cost: 0,
+                                    events: &mut events,
+                                };
+                                let answer = self.host.call(hid, args, &mut cx);
+                                (answer, cx.cost)
+                            };
+                            steps = steps.saturating_add(cost);
+                            let span = program.span_at(index_u32(ip) - 1);
+                            for (kind, fields) in events {
+                                self.record(f, &kind, fields, span);
+                            }
+                            match answer {
+                                HostCall::Ready(r) => r.map_err(|he| (he.class, he.message)),
+                                HostCall::Pending(fut) => {
+                                    self.sched.host_futures.push((id, fut));
+                                    return Exit::Blocked;
+                                }
+                            }
+                        }
+                    };
+                    f.stack.truncate(n);
+                    match res {
+                        Ok(v) => f.stack.push(v),
+                        Err((class, msg)) => fail!(class, msg),
+                    }
+                }
+                Instr::Return => {
+                    let v = pop!();
+                    let frame = f.frames.pop().expect("a frame is running");
+                    f.stack.truncate(frame.base);
+                    let Some(caller) = f.frames.last() else {
+                        self.run.steps = steps;
+                        return Exit::Done(v);
+                    };
+                    f.stack.push(v);
+                    ip = caller.ip;
+                    base = caller.base;
+                }
+                Instr::IterStart => {
+                    let v = pop!();
+                    let items: Value = match &v {
+                        Value::List(_) => v,
+                        Value::Map(m) => Value::from(m.keys().map(Value::from).collect::<Vec<_>>()),
+                        Value::Str(s) => Value::from(
+                            s.chars()
+                                .map(|c| Value::from(c.to_string()))
+                                .collect::<Vec<_>>(),
+                        ),
+                        other => {
+                            let kind = other.type_name();
+                            fail!(ErrorClass::Runtime, format!("cannot iterate over {kind}"));
+                        }
+                    };
+                    f.stack.push(items);
+                    f.stack.push(Value::Int(0));
+                }
+                Instr::IterNext(exit) => {
+                    let n = f.stack.len();
+                    let next = match (&f.stack[n - 2], &f.stack[n - 1]) {
+                        (Value::List(items), Value::Int(i)) => usize::try_from(*i)
+                            .ok()
+                            .and_then(|at| items.get(at))
+                            .cloned()
+                            .map(|item| (item, *i + 1)),
+                        _ => None,
+                    };
+                    match next {
+                        Some((item, i)) => {
+                            f.stack[n - 1] = Value::Int(i);
+                            f.stack.push(item);
+                        }
+                        None => {
+                            f.stack.truncate(n - 2);
+                            ip = exit as usize;
+                        }
+                    }
+                }
+                Instr::Assert { has_message } => {
+                    let message = if has_message { Some(pop!()) } else { None };
+                    let cond = pop!();
+                    if !cond.is_truthy() {
+                        let text =
+                            message.map_or_else(|| "assertion failed".to_string(), |m| m.display());
+                        fail!(ErrorClass::Runtime, text);
+                    }
+                }
+                Instr::Spawn { func, argc } => {
+                    let args = f.stack.split_off(f.stack.len() - argc as usize);
+                    let depth = f.depth_base + f.frames.len();
+                    if depth > self.config.budget.max_depth {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "call depth limit of {} exceeded",
+                                self.config.budget.max_depth
+                            )
+                        );
+                    }
+                    let child = self.new_fiber(func, args, Some(id), depth);
+                    let context = self.tx_context(id, f.in_tx);
+                    if let Some(c) = self.sched.fibers.get_mut(&child) {
+                        c.in_tx = context;
+                    }
+                    f.stack.push(Value::Pending(child));
+                }
+                Instr::Await => {
+                    let v = pop!();
+                    let Value::Pending(child) = v else {
+                        f.stack.push(v);
+                        continue;
+                    };
+                    match self.sched.results.get(&child) {
+                        Some(res) => {
+                            let res = res.clone();
+                            self.sched.consumed.insert(child);
+                            match res {
+                                Ok(v) => f.stack.push(v),
+                                Err(e) => {
+                                    save_ip!();
+                                    return Exit::Failed(e);
+                                }
+                            }
+                        }
+                        None => {
+                            save_ip!();
+                            if !self.sched.fibers.contains_key(&child) {
+                                fail!(ErrorClass::Runtime, "the awaited work was cancelled");
+                            }
+                            self.sched.waiters.entry(child).or_default().push(id);
+                            return Exit::Blocked;
+                        }
+                    }
+                }
+                Instr::Sleep => {
+                    let v = pop!();
+                    let ms = match v {
+                        Value::Duration(ms) => ms,
+                        Value::Int(n) => n as f64 * 1000.0,
+                        Value::Float(x) => x * 1000.0,
+                        other => fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "`sleep` takes a duration or a number of seconds, not {}",
+                                other.type_name()
+                            )
+                        ),
+                    };
+                    if !ms.is_finite() || ms < 0.0 {
+                        fail!(
+                            ErrorClass::Runtime,
+                            "`sleep` takes a duration or a number of seconds that is not negative"
+                        );
+                    }
+                    save_ip!();
+                    self.sched.timers.push(Timer {
+                        at: instant_after(Instant::now(), wait_of_ms(ms)),
+                        owner: id,
+                        kind: TimerKind::Sleep,
+                    });
+                    return Exit::Blocked;
+                }
+                Instr::Emit { name, has_payload } => {
+                    let payload = if has_payload { pop!() } else { Value::Null };
+                    let name = constants[name as usize].clone();
+                    save_ip!();
+                    let span = program.span_at(index_u32(ip) - 1);
+                    let fields = map_of(vec![("name", name), ("payload", payload)]);
+                    self.record(f, "emit", fields, span);
+                }
+                Instr::TxBegin => {
+                    if self.must_wait_for_tx(id, f.in_tx) {
+                        // Another fiber's transaction is open: wait, then begin again.
+                        ip -= 1;
+                        save_ip!();
+                        self.tx.waiters.push(id);
+                        return Exit::Blocked;
+                    }
+                    let joins = self.tx.owner.is_some_and(|o| o != id);
+                    if !joins {
+                        if let Err(he) = self.host.begin() {
+                            fail!(he.class, he.message);
+                        }
+                        self.tx.owner = Some(id);
+                    }
+                    f.tx.push(Vec::new());
+                    f.joined.push(joins);
+                }
+                Instr::TxCommit => {
+                    let joined = f.joined.pop().unwrap_or(false);
+                    if joined {
+                        // A block that joined another fiber's transaction: its events go to
+                        // the enclosing level, or to the owner's, and commit with it.
+                        let held = f.tx.pop().unwrap_or_default();
+                        match f.tx.last_mut() {
+                            Some(outer) => outer.extend(held),
+                            None => {
+                                for e in held {
+                                    self.record(f, &e.kind, e.fields, e.span);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let outermost = f.tx.len() == 1;
+                    let result = self.host.commit();
+                    if outermost {
+                        self.release_tx(id);
+                    }
+                    if let Err(he) = result {
+                        // The host undid the writes; the held events go with them.
+                        let dropped = f.tx.pop().map_or(0, |h| h.len());
+                        let fields = map_of(vec![
+                            ("outcome", Value::from("rollback")),
+                            ("events_dropped", Value::Int(dropped as i64)),
+                        ]);
+                        self.publish("transaction", fields, None);
+                        fail!(he.class, he.message);
+                    }
+                    let held = f.tx.pop().unwrap_or_default();
+                    save_ip!();
+                    let span = program.span_at(index_u32(ip) - 1);
+                    match f.tx.last_mut() {
+                        Some(outer) => outer.extend(held),
+                        None => {
+                            let n = held.len();
+                            for e in held {
+                                self.publish(&e.kind, e.fields, e.span);
+                            }
+                            let fields = map_of(vec![
+                                ("outcome", Value::from("commit")),
+                                ("events", Value::Int(n as i64)),
+                            ]);
+                            self.publish("transaction", fields, span);
+                        }
+                    }
+                }
+                Instr::Trigger { task } => {
+                    let data = match pop!() {
+                        Value::Map(m) => m.as_ref().clone(),
+                        _ => Map::new(),
+                    };
+                    let Value::Str(task) = &constants[task as usize] else {
+                        fail!(ErrorClass::Runtime, "internal: a task name is not a string");
+                    };
+                    if self.config.enforce_capabilities && !program.grants("kernel.submit") {
+                        fail!(
+                            ErrorClass::Permission,
+                            "`trigger` needs capability `kernel.submit`, which the script does not declare (add it to `require: capabilities:`)"
+                        );
+                    }
+                    if let Err(he) = self.host.trigger(task, data) {
+                        fail!(he.class, he.message);
+                    }
+                }
+                Instr::RunStep { step, argc } => {
+                    let args = f.stack.split_off(f.stack.len() - argc as usize);
+                    let spec = &program.steps[step as usize];
+                    if let Some(cap) = spec.requires.iter().find(|c| !program.grants(c)) {
+                        fail!(
+                            ErrorClass::Permission,
+                            format!(
+                                "step `{}` requires capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)",
+                                spec.label
+                            )
+                        );
+                    }
+                    save_ip!();
+                    f.step = Some(StepRun {
+                        step,
+                        args,
+                        attempt: 0,
+                        child: None,
+                    });
+                    // The attempt starts once this fiber is parked (start_attempt finds it
+                    // in the fiber table through the backoff path with no wait).
+                    self.sched.timers.push(Timer {
+                        at: Instant::now(),
+                        owner: id,
+                        kind: TimerKind::Backoff,
+                    });
+                    return Exit::Blocked;
+                }
+            }
+        }
+    }
+}
+
+/// Drop a value, without the out-of-line drop call for the kinds that own nothing.
+#[inline(always)]
+pub(super) fn discard(v: Value) {
+    match v {
+        Value::Str(_) | Value::List(_) | Value::Map(_) | Value::Action(_) => drop(v),
+        other => std::mem::forget(other),
+    }
+}
+
+/// `a op b` for two ints when the result is an int or bool without overflow; `None`
+/// leaves the case (and its error message) to [`binary`].
+#[inline(always)]
+pub(super) fn int_op(op: BinaryOp, x: i64, y: i64) -> Option<Value> {
+    match op {
+        BinaryOp::Add => x.checked_add(y).map(Value::Int),
+        BinaryOp::Sub => x.checked_sub(y).map(Value::Int),
+        BinaryOp::Mul => x.checked_mul(y).map(Value::Int),
+        BinaryOp::Rem if y != 0 => Some(Value::Int(x.wrapping_rem(y))),
+        BinaryOp::Lt => Some(Value::Bool(x < y)),
+        BinaryOp::Le => Some(Value::Bool(x <= y)),
+        BinaryOp::Gt => Some(Value::Bool(x > y)),
+        BinaryOp::Ge => Some(Value::Bool(x >= y)),
+        BinaryOp::Eq => Some(Value::Bool(x == y)),
+        BinaryOp::NotEq => Some(Value::Bool(x != y)),
+        _ => None,
+    }
+}
+
+/// A binary operator (never `and`/`or`, which compile to jumps). `a` is owned: a string or
+/// list nobody else holds grows in place under `+`.
+#[inline(always)]
+pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (&a, b) {
+        if let Some(v) = int_op(op, *x, *y) {
+            return Ok(v);
+        }
+    }
+    if op == BinaryOp::Add {
+        match (&mut a, b) {
+            (Value::Str(x), Value::Str(y)) => {
+                if let Some(buf) = Rc::get_mut(x) {
+                    buf.push_str(y);
+                    return Ok(a);
+                }
+            }
+            (Value::List(x), Value::List(y)) => {
+                if let Some(items) = Rc::get_mut(x) {
+                    items.extend(y.iter().cloned());
+                    return Ok(a);
+                }
+            }
+            _ => {}
+        }
+    }
+    match op {
+        BinaryOp::Add => a.add(b),
+        BinaryOp::Sub => a.sub(b),
+        BinaryOp::Mul => a.mul(b),
+        BinaryOp::Div => a.div(b),
+        BinaryOp::Rem => a.rem(b),
+        BinaryOp::Eq => Ok(Value::Bool(a == *b)),
+        BinaryOp::NotEq => Ok(Value::Bool(a != *b)),
+        BinaryOp::Lt => a.lt(b).map(Value::Bool),
+        BinaryOp::Le => a.le(b).map(Value::Bool),
+        BinaryOp::Gt => a.gt(b).map(Value::Bool),
+        BinaryOp::Ge => a.ge(b).map(Value::Bool),
+        BinaryOp::In => a.is_in(b).map(Value::Bool),
+        BinaryOp::NotIn => a.is_in(b).map(|x| Value::Bool(!x)),
+        BinaryOp::And | BinaryOp::Or => Err(ValueError::new(
+            "internal: `and`/`or` reached the arithmetic instruction",
+        )),
+    }
+}
+
+/// The marker of a parameter a call through an action reference did not give (never
+/// visible to scripts: the callee's prologue replaces it with the default).
+pub(super) fn missing() -> Value {
+    Value::Pending(u32::MAX)
+}
+
+pub(super) fn is_missing(v: &Value) -> bool {
+    matches!(v, Value::Pending(u32::MAX))
+}
+
+/// Elements a native walks in an argument (top level only).
+pub(super) fn value_size(v: &Value) -> usize {
+    match v {
+        Value::List(items) => items.len(),
+        Value::Map(m) => m.len(),
+        Value::Str(s) => s.len() / 8,
+        _ => 0,
+    }
+}

@@ -1,0 +1,112 @@
+//! Workflow steps: attempts in child fibers, timeouts, retries with backoff.
+
+use super::*;
+
+impl<'p, W: Write> Vm<'p, W> {
+    /// Start (or restart) the attempt of the step fiber `p` waits for.
+    pub(super) fn start_attempt(&mut self, p: u32) {
+        let program = self.program;
+        let Some(f) = self.sched.fibers.get_mut(&p) else {
+            return;
+        };
+        let depth = f.depth_base + f.frames.len();
+        let Some(st) = f.step.as_mut() else {
+            return;
+        };
+        st.attempt += 1;
+        let step = &program.steps[st.step as usize];
+        let args = st.args.clone();
+        let attempt = st.attempt;
+        let parent_in_tx = self.sched.fibers.get(&p).and_then(|f| f.in_tx);
+        let context = self.tx_context(p, parent_in_tx);
+        let child = self.new_fiber(step.func, args, Some(p), depth);
+        if let Some(c) = self.sched.fibers.get_mut(&child) {
+            c.step_of = Some(p);
+            c.in_tx = context;
+        }
+        if let Some(st) = self.sched.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
+            st.child = Some(child);
+        }
+        if let Some(ms) = step.timeout_ms {
+            self.sched.timers.push(Timer {
+                at: instant_after(Instant::now(), wait_of_ms(ms)),
+                owner: p,
+                kind: TimerKind::StepTimeout { child },
+            });
+        }
+        let fields = map_of(vec![
+            ("step", Value::from(step.label.as_str())),
+            ("status", Value::from("started")),
+            ("attempt", Value::Int(attempt as i64)),
+        ]);
+        self.publish("step", fields, Some(step.span));
+    }
+
+    pub(super) fn step_attempt_done(&mut self, p: u32, child: u32, res: Result<Value, VmError>) {
+        let program = self.program;
+        let Some(f) = self.sched.fibers.get_mut(&p) else {
+            return;
+        };
+        let Some(st) = f.step.as_mut() else {
+            return;
+        };
+        if st.child != Some(child) {
+            return;
+        }
+        st.child = None;
+        let attempt = st.attempt;
+        let step = &program.steps[st.step as usize];
+        self.sched
+            .timers
+            .retain(|t| !(t.owner == p && matches!(t.kind, TimerKind::StepTimeout { .. })));
+        match res {
+            Ok(v) => {
+                if let Some(f) = self.sched.fibers.get_mut(&p) {
+                    f.step = None;
+                }
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("succeeded")),
+                    ("attempt", Value::Int(attempt as i64)),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                self.deliver(p, Ok(v));
+            }
+            Err(e) if attempt <= step.retry => {
+                let wait_ms = step.backoff_ms * 2f64.powi(attempt as i32 - 1);
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("retrying")),
+                    ("attempt", Value::Int(attempt as i64)),
+                    ("error", Value::from(e.message())),
+                    ("backoff", Value::Duration(wait_ms)),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                self.sched.timers.push(Timer {
+                    at: instant_after(Instant::now(), wait_of_ms(wait_ms)),
+                    owner: p,
+                    kind: TimerKind::Backoff,
+                });
+            }
+            Err(mut e) => {
+                if let Some(f) = self.sched.fibers.get_mut(&p) {
+                    f.step = None;
+                }
+                let fields = map_of(vec![
+                    ("step", Value::from(step.label.as_str())),
+                    ("status", Value::from("failed")),
+                    ("attempt", Value::Int(attempt as i64)),
+                    ("error", Value::from(e.message())),
+                ]);
+                self.publish("step", fields, Some(step.span));
+                if attempt > 1 {
+                    e.0.message = format!(
+                        "step `{}` failed after {attempt} attempts: {}",
+                        step.label, e.0.message
+                    );
+                }
+                self.deliver(p, Err(e));
+            }
+        }
+    }
+}

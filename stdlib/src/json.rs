@@ -1,0 +1,184 @@
+//! JSON: `json_encode`, `json_decode`.
+
+use std::rc::Rc;
+
+use aether_check::decl::FnDecl;
+use aether_vm::{format_duration, Args, Map, Native, Value, ValueError};
+
+use crate::helpers::*;
+
+/// The natives of this section, each declared beside its implementation.
+pub(crate) fn natives() -> Vec<Native> {
+    vec![
+        (
+            FnDecl::global("json_encode")
+                .param("x")
+                .doc("The value encoded as a JSON string."),
+            json_encode,
+        ),
+        (
+            FnDecl::global("json_decode")
+                .param("s")
+                .doc("The value decoded from JSON string s."),
+            json_decode,
+        ),
+    ]
+}
+
+/// The value with every duration replaced by the string of its canonical form.
+pub(crate) fn durations_as_strings(v: &Value) -> Value {
+    fn has_duration(v: &Value) -> bool {
+        match v {
+            Value::Duration(_) => true,
+            Value::List(items) => items.iter().any(has_duration),
+            Value::Map(map) => map.values().any(has_duration),
+            _ => false,
+        }
+    }
+    if !has_duration(v) {
+        return v.clone();
+    }
+    match v {
+        Value::Duration(ms) => Value::from(format_duration(*ms)),
+        Value::List(items) => {
+            Value::from(items.iter().map(durations_as_strings).collect::<Vec<_>>())
+        }
+        Value::Map(map) => Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), durations_as_strings(v)))
+                .collect::<Map>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `json_encode(x)`: JSON text with the separators and number forms of `display()`
+/// (`{"a": 1, "b": [2.5, null]}`); durations as strings of their canonical form.
+fn json_encode(args: &Args<'_>) -> Result<Value, ValueError> {
+    let x = args.get("x")?;
+    // Outside strings, repr() is JSON once durations are strings: JSON escapes, finite
+    // floats in ECMAScript form (`3.0`, `1e+21`), `null`, `true`, `[..]`, `{"k": ..}`.
+    Ok(Value::from(durations_as_strings(x).repr()))
+}
+
+pub(crate) fn from_json(j: serde_json::Value) -> Value {
+    match j {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            // serde_json refuses numbers beyond the f64 range, so this is finite.
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::from(s),
+        serde_json::Value::Array(items) => {
+            Value::from(items.into_iter().map(from_json).collect::<Vec<_>>())
+        }
+        serde_json::Value::Object(entries) => Value::from(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Rc::<str>::from(k), from_json(v)))
+                .collect::<Map>(),
+        ),
+    }
+}
+
+/// `json_decode(s)`: the value of JSON text `s`. Integers that fit an int are ints,
+/// other numbers floats; objects keep their order.
+fn json_decode(args: &Args<'_>) -> Result<Value, ValueError> {
+    let s = args.get("s")?;
+    let text = string_arg("json_decode", "s", s)?;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(j) => Ok(from_json(j)),
+        Err(e) => fail(format!("json_decode() cannot parse the text: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+
+    fn encode(x: Value) -> String {
+        call("json_encode", vec![x]).unwrap().display()
+    }
+
+    #[test]
+    fn json_encode_forms() {
+        assert_eq!(encode(Value::Null), "null");
+        assert_eq!(encode(Value::Bool(true)), "true");
+        assert_eq!(encode(Value::Int(-42)), "-42");
+        assert_eq!(encode(Value::Float(3.0)), "3.0");
+        assert_eq!(encode(Value::Float(1e21)), "1e+21");
+        assert_eq!(encode(Value::Float(1.5e-7)), "1.5e-7");
+        assert_eq!(encode(s("a\"b\\\n\u{1}é")), r#""a\"b\\\n\u0001é""#);
+        assert_eq!(encode(dur(90_000.0)), r#""1m30s""#);
+        assert_eq!(
+            encode(v(r#"{"k": [1, "x", null], "e": {}, "l": []}"#)),
+            r#"{"k": [1, "x", null], "e": {}, "l": []}"#
+        );
+        let mut m = Map::new();
+        m.insert("d", list(vec![dur(150.0), Value::Int(1)]));
+        m.insert("q\"", Value::Float(0.5));
+        assert_eq!(encode(Value::from(m)), r#"{"d": ["150ms", 1], "q\"": 0.5}"#);
+        // Every output is JSON.
+        for x in [
+            v(r#"{"a": [1.5, -0.0, 1e300]}"#),
+            dur(1.0),
+            s("\u{7f}\u{2028}"),
+        ] {
+            let text = encode(x);
+            serde_json::from_str::<serde_json::Value>(&text).expect(&text);
+        }
+    }
+
+    #[test]
+    fn json_decode_forms() {
+        let dec = |text: &str| call("json_decode", vec![s(text)]);
+        assert_eq!(
+            dec(r#" {"b": 1, "a": [1.5, "x", null, true, 1.0]} "#)
+                .unwrap()
+                .repr(),
+            r#"{"b": 1, "a": [1.5, "x", null, true, 1.0]}"#
+        );
+        assert_eq!(
+            dec("9223372036854775807").unwrap().repr(),
+            "9223372036854775807"
+        );
+        assert_eq!(
+            dec("-9223372036854775808").unwrap().repr(),
+            "-9223372036854775808"
+        );
+        assert_eq!(
+            dec("9223372036854775808").unwrap().repr(),
+            "9223372036854776000.0"
+        );
+        assert_eq!(dec("1e2").unwrap().repr(), "100.0");
+        assert_eq!(dec("0.1").unwrap().repr(), "0.1");
+        assert_eq!(dec(r#""\u00e9\n""#).unwrap().repr(), "\"é\\n\"");
+        assert_eq!(
+            dec(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap().repr(),
+            r#"{"a": 3, "b": 2}"#
+        );
+        assert_eq!(
+            dec("[1,").unwrap_err().message,
+            "json_decode() cannot parse the text: EOF while parsing a value at line 1 column 3"
+        );
+        assert_eq!(
+            dec("").unwrap_err().message,
+            "json_decode() cannot parse the text: EOF while parsing a value at line 1 column 0"
+        );
+        assert_eq!(
+            dec("1e400").unwrap_err().message,
+            "json_decode() cannot parse the text: number out of range at line 1 column 5"
+        );
+        assert_eq!(
+            dec("[1] x").unwrap_err().message,
+            "json_decode() cannot parse the text: trailing characters at line 1 column 5"
+        );
+        assert_eq!(
+            err("json_decode", vec![Value::Int(1)]),
+            "json_decode() s must be a str, not int"
+        );
+    }
+}
