@@ -1,7 +1,7 @@
 //! Name resolution for the editor: every definition (actions, workflows, step bindings,
 //! variables, parameters) and every use of one, plus uses of native functions, by span.
 //!
-//! Follows LANGUAGE.md's scope rules: actions and named workflows are hoisted; `let`
+//! Follows docs/contract/LANGUAGE.md's scope rules: actions and named workflows are hoisted; `let`
 //! declares in the current block; `x: e` assigns when `x` is visible in the current action
 //! (or at top level) and declares otherwise; `parallel:` and `transaction:` open no scope;
 //! actions read top-level variables; a step's `as` binding is visible to later steps.

@@ -64,7 +64,7 @@ impl Switches {
     }
 
     /// Whether strict signature mode is on from the environment: a strict switch, or
-    /// profile prod without the unsafe escape hatch (LANGUAGE.md section 9).
+    /// profile prod without the unsafe escape hatch (docs/contract/LANGUAGE.md section 9).
     pub(crate) fn strict_signatures(&self, profile: Option<Profile>) -> bool {
         self.signing_strict || (profile == Some(Profile::Prod) && !self.prod_unsafe_allow)
     }

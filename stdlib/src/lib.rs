@@ -13,7 +13,7 @@
 //! those that need a runtime module (`store`, `reflect`, ...) are declared in
 //! `aether-runtime`.
 //!
-//! Decisions where STDLIB.md is silent (each is repeated on the function it concerns):
+//! Decisions where docs/contract/STDLIB.md is silent (each is repeated on the function it concerns):
 //!
 //! - Errors are `ValueError`s in lower case without a trailing period that name the
 //!   function, e.g. `len() takes a str, list or map, not int`. An error of a value
@@ -72,7 +72,7 @@ pub use helpers::RANGE_LIMIT;
 
 use aether_vm::Native;
 
-/// Every pure native, each a declaration with its implementation, in STDLIB.md order.
+/// Every pure native, each a declaration with its implementation, in docs/contract/STDLIB.md order.
 pub fn natives() -> Vec<Native> {
     let mut all = conversions::natives();
     all.extend(collections::natives());
