@@ -242,24 +242,117 @@ impl From<Map> for Value {
 
 /// `==` of the language: structural, ints and floats compared numerically (exactly),
 /// values of different kinds unequal.
+///
+/// Nested collections are compared from a worklist on the heap, never by recursion, so a
+/// list nested 200,000 deep compares like a flat one.
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
-        match (self, other) {
-            (Value::Null, Value::Null) => true,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
-            (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => a == b,
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
-                cmp_int_float(*a, *b) == Some(Ordering::Equal)
+        let mut todo: Vec<(&Value, &Value)> = Vec::new();
+        let (mut a, mut b) = (self, other);
+        loop {
+            if !shallow_eq(a, b, &mut todo) {
+                return false;
             }
-            (Value::Str(a), Value::Str(b)) => a == b,
-            (Value::Duration(a), Value::Duration(b)) => a == b,
-            (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b) || a == b,
-            (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || a == b,
-            (Value::Pending(a), Value::Pending(b)) => a == b,
-            (Value::Action(a), Value::Action(b)) => a.func == b.func,
-            _ => false,
+            match todo.pop() {
+                Some((x, y)) => (a, b) = (x, y),
+                None => return true,
+            }
         }
+    }
+}
+
+/// `a == b` for scalars; for two collections, whether their shapes agree, with their
+/// children left on `todo` to be compared.
+fn shallow_eq<'a>(a: &'a Value, b: &'a Value, todo: &mut Vec<(&'a Value, &'a Value)>) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::Int(a), Value::Int(b)) => a == b,
+        (Value::Float(a), Value::Float(b)) => a == b,
+        (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+            cmp_int_float(*a, *b) == Some(Ordering::Equal)
+        }
+        (Value::Str(a), Value::Str(b)) => a == b,
+        (Value::Duration(a), Value::Duration(b)) => a == b,
+        (Value::List(a), Value::List(b)) => {
+            if Rc::ptr_eq(a, b) {
+                return true;
+            }
+            if a.len() != b.len() {
+                return false;
+            }
+            for (x, y) in a.iter().zip(b.iter()) {
+                if x.is_collection() || y.is_collection() {
+                    todo.push((x, y));
+                } else if !shallow_eq(x, y, todo) {
+                    return false;
+                }
+            }
+            true
+        }
+        (Value::Map(a), Value::Map(b)) => {
+            if Rc::ptr_eq(a, b) {
+                return true;
+            }
+            if a.len() != b.len() {
+                return false;
+            }
+            for (k, x) in a.iter() {
+                let Some(y) = b.get(k) else {
+                    return false;
+                };
+                if x.is_collection() || y.is_collection() {
+                    todo.push((x, y));
+                } else if !shallow_eq(x, y, todo) {
+                    return false;
+                }
+            }
+            true
+        }
+        (Value::Pending(a), Value::Pending(b)) => a == b,
+        (Value::Action(a), Value::Action(b)) => a.func == b.func,
+        _ => false,
+    }
+}
+
+/// Dropping a value frees nested collections from a worklist on the heap: a list or map
+/// whose last holder drops it hands its nested collections to the worklist instead of
+/// dropping them in place, so `l = [l]` repeated 200,000 times is freed without
+/// recursion (the default drop would overflow the host stack).
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut todo: Vec<Value> = Vec::new();
+        take_nested(self, &mut todo);
+        while let Some(mut it) = todo.pop() {
+            take_nested(&mut it, &mut todo);
+        }
+    }
+}
+
+/// Moves the nested collections of `v` onto `todo` when `v` holds the last reference to
+/// its collection (a shared one is only released: the other holder keeps it alive).
+fn take_nested(v: &mut Value, todo: &mut Vec<Value>) {
+    match v {
+        Value::List(rc) => {
+            if let Some(items) = Rc::get_mut(rc) {
+                if items.iter().any(Value::is_collection) {
+                    todo.extend(items.drain(..).filter(Value::is_collection));
+                }
+            }
+        }
+        Value::Map(rc) => {
+            if let Some(map) = Rc::get_mut(rc) {
+                if map.values().any(Value::is_collection) {
+                    todo.extend(
+                        map.entries
+                            .drain(..)
+                            .map(|(_, it)| it)
+                            .filter(Value::is_collection),
+                    );
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -577,46 +670,73 @@ impl Value {
         out
     }
 
+    /// Whether the value is a list or a map.
+    pub fn is_collection(&self) -> bool {
+        matches!(self, Value::List(_) | Value::Map(_))
+    }
+
     fn write_json(&self, out: &mut String) {
+        self.write_nested(out, true);
+    }
+
+    fn write_repr(&self, out: &mut String) {
+        self.write_nested(out, false);
+    }
+
+    /// Writes the value, lists as `[a, b]` and maps as `{"k": v}`, in JSON form or repr
+    /// form. Collections are walked from a worklist on the heap, never by recursion, so
+    /// any depth prints.
+    fn write_nested(&self, out: &mut String, json: bool) {
+        enum Piece<'a> {
+            Value(&'a Value),
+            Text(&'static str),
+            Key(&'a str),
+        }
+        let mut todo = vec![Piece::Value(self)];
+        while let Some(piece) = todo.pop() {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Key(key) => {
+                    write_quoted(out, key);
+                    out.push_str(": ");
+                }
+                Piece::Value(Value::List(items)) => {
+                    out.push('[');
+                    todo.push(Piece::Text("]"));
+                    for (i, it) in items.iter().enumerate().rev() {
+                        todo.push(Piece::Value(it));
+                        if i > 0 {
+                            todo.push(Piece::Text(", "));
+                        }
+                    }
+                }
+                Piece::Value(Value::Map(map)) => {
+                    out.push('{');
+                    todo.push(Piece::Text("}"));
+                    for (i, (k, v)) in map.entries.iter().enumerate().rev() {
+                        todo.push(Piece::Value(v));
+                        todo.push(Piece::Key(k));
+                        if i > 0 {
+                            todo.push(Piece::Text(", "));
+                        }
+                    }
+                }
+                Piece::Value(scalar) if json => scalar.write_json_scalar(out),
+                Piece::Value(scalar) => scalar.write_repr_scalar(out),
+            }
+        }
+    }
+
+    fn write_json_scalar(&self, out: &mut String) {
         match self {
             Value::Duration(ms) => write_quoted(out, &format_duration(*ms)),
             Value::Pending(_) => out.push_str("null"),
             Value::Action(a) => write_quoted(out, &format!("<action {}>", a.name)),
-            Value::List(_) | Value::Map(_) => self.write_collection(out, Value::write_json),
-            other => other.write_repr(out),
+            other => other.write_repr_scalar(out),
         }
     }
 
-    /// A list as `[a, b]` or a map as `{"k": v}`, each element written by `item`.
-    fn write_collection(&self, out: &mut String, item: fn(&Value, &mut String)) {
-        match self {
-            Value::List(items) => {
-                out.push('[');
-                for (i, it) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    item(it, out);
-                }
-                out.push(']');
-            }
-            Value::Map(map) => {
-                out.push('{');
-                for (i, (k, v)) in map.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    write_quoted(out, k);
-                    out.push_str(": ");
-                    item(v, out);
-                }
-                out.push('}');
-            }
-            _ => {}
-        }
-    }
-
-    fn write_repr(&self, out: &mut String) {
+    fn write_repr_scalar(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -630,7 +750,8 @@ impl Value {
                 out.push_str(&a.name);
                 out.push('>');
             }
-            Value::List(_) | Value::Map(_) => self.write_collection(out, Value::write_repr),
+            // Collections never reach here: write_nested takes them apart.
+            Value::List(_) | Value::Map(_) => {}
         }
     }
 
@@ -1682,5 +1803,40 @@ mod json {
         let v = Value::from(vec![Value::Duration(90_000.0), a, Value::Pending(3)]);
         assert_eq!(v.to_json(), r#"["1m30s", "<action job>", null]"#);
         assert_eq!(v.repr(), "[1m30s, <action job>, <pending>]");
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    use super::*;
+
+    fn nested(depth: usize, map: bool) -> Value {
+        let mut v = Value::Null;
+        for _ in 0..depth {
+            v = if map {
+                Value::from(Map::from_iter([("k", v)]))
+            } else {
+                Value::from(vec![v])
+            };
+        }
+        v
+    }
+
+    #[test]
+    fn deep_values_drop_compare_and_print_without_recursion() {
+        for map in [false, true] {
+            let a = nested(300_000, map);
+            let b = nested(300_000, map);
+            assert!(a == b);
+            assert!(a != nested(299_999, map));
+            assert!(a.repr().len() > 300_000);
+            assert!(a.to_json().len() > 300_000);
+            drop(a);
+            // A shared inner collection survives its outer holder.
+            let inner = nested(10, map);
+            let outer = Value::from(vec![inner.clone()]);
+            drop(outer);
+            assert_eq!(inner, nested(10, map));
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use aether_check::decl::FnDecl;
-use aether_vm::{format_duration, Args, Map, Native, Value, ValueError};
+use aether_vm::{Args, Map, Native, Value, ValueError};
 
 use crate::helpers::*;
 
@@ -25,40 +25,14 @@ pub(crate) fn natives() -> Vec<Native> {
     ]
 }
 
-/// The value with every duration replaced by the string of its canonical form.
-pub(crate) fn durations_as_strings(v: &Value) -> Value {
-    fn has_duration(v: &Value) -> bool {
-        match v {
-            Value::Duration(_) => true,
-            Value::List(items) => items.iter().any(has_duration),
-            Value::Map(map) => map.values().any(has_duration),
-            _ => false,
-        }
-    }
-    if !has_duration(v) {
-        return v.clone();
-    }
-    match v {
-        Value::Duration(ms) => Value::from(format_duration(*ms)),
-        Value::List(items) => {
-            Value::from(items.iter().map(durations_as_strings).collect::<Vec<_>>())
-        }
-        Value::Map(map) => Value::from(
-            map.iter()
-                .map(|(k, v)| (k.clone(), durations_as_strings(v)))
-                .collect::<Map>(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// `json_encode(x)`: JSON text with the separators and number forms of `display()`
 /// (`{"a": 1, "b": [2.5, null]}`); durations as strings of their canonical form.
 fn json_encode(args: &Args<'_>) -> Result<Value, ValueError> {
     let x = args.get("x")?;
-    // Outside strings, repr() is JSON once durations are strings: JSON escapes, finite
-    // floats in ECMAScript form (`3.0`, `1e+21`), `null`, `true`, `[..]`, `{"k": ..}`.
-    Ok(Value::from(durations_as_strings(x).repr()))
+    // to_json() is repr() with durations (and action references) as strings: JSON
+    // escapes, finite floats in ECMAScript form (`3.0`, `1e+21`), `null`, `true`, `[..]`,
+    // `{"k": ..}`, written without recursion whatever the depth.
+    Ok(Value::from(x.to_json()))
 }
 
 pub(crate) fn from_json(j: serde_json::Value) -> Value {

@@ -237,7 +237,7 @@ mod tests {
             reverse in any::<bool>(),
         ) {
             let out = sorted_of(list(xs.clone()), reverse).unwrap();
-            let Value::List(out) = out else { panic!("not a list") };
+            let Value::List(out) = &out else { panic!("not a list") };
             for pair in out.windows(2) {
                 let ord = pair[0].compare(&pair[1]).unwrap();
                 let in_order = if reverse { ord.is_ge() } else { ord.is_le() };

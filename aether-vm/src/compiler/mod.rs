@@ -473,7 +473,7 @@ impl<'a> Compiler<'a> {
                 }
                 (MappingKind::Require, "capabilities")
                 | (MappingKind::Meta | MappingKind::Metadata, "requires") => {
-                    if let Some(Value::List(items)) = value {
+                    if let Some(Value::List(items)) = &value {
                         for it in items.iter() {
                             if let Value::Str(c) = it {
                                 self.program.capabilities.push(c.to_string());

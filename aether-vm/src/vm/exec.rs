@@ -92,15 +92,18 @@ impl<'p, W: Write> Vm<'p, W> {
                 },
                 Instr::ListPush => {
                     let v = pop!();
-                    match pop!() {
-                        Value::List(mut items) => {
-                            Rc::make_mut(&mut items).push(v);
-                            f.stack.push(Value::List(items));
-                        }
-                        other => fail!(
+                    let top = f
+                        .stack
+                        .last_mut()
+                        .expect("the compiler keeps the stack balanced");
+                    if let Value::List(items) = top {
+                        Rc::make_mut(items).push(v);
+                    } else {
+                        let kind = top.type_name();
+                        fail!(
                             ErrorClass::Runtime,
-                            format!("append() takes a list, not {}", other.type_name())
-                        ),
+                            format!("append() takes a list, not {kind}")
+                        );
                     }
                 }
                 Instr::Binary(op) => {
@@ -257,7 +260,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     let mut map = Map::new();
                     let mut it = flat.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        if let Value::Str(k) = k {
+                        if let Value::Str(k) = &k {
                             map.insert(k.as_str(), v);
                         }
                     }
@@ -711,7 +714,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Trigger { task } => {
-                    let data = match pop!() {
+                    let data = match &pop!() {
                         Value::Map(m) => m.as_ref().clone(),
                         _ => Map::new(),
                     };

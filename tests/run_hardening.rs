@@ -1,0 +1,66 @@
+//! End-to-end tests of `aether run` against hostile scripts (issue 12, the VM and runtime side): deep values, memory and time budgets.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+/// Runs `aether run` on `src` (written to a fresh directory) with `args` after the file.
+fn run(src: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_in(dir.path(), src, args)
+}
+
+fn run_in(dir: &Path, src: &str, args: &[&str]) -> Run {
+    let file = dir.join("t.aether");
+    std::fs::write(&file, src).expect("write script");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("aether"));
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("AETHERRA_PROFILE")
+        .env_remove("AETHERRA_QUIET")
+        .args(["run", "t.aether"])
+        .args(args);
+    let start = Instant::now();
+    let out = cmd.output().expect("aether runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: start.elapsed(),
+    }
+}
+
+#[test]
+fn deep_values_are_built_shown_compared_encoded_and_dropped() {
+    // Before the fix, dropping `l` (and comparing, printing, encoding it) overflowed the
+    // host stack: exit 134, no status line.
+    let src = "goal: \"deep\"\n\
+               let l = []\n\
+               let l2 = []\n\
+               let m = {}\n\
+               for i in range(200000):\n    l = [l]\n    l2 = [l2]\n    m = {k: m}\n\
+               print(len(str(l)))\n\
+               print(l == l2)\n\
+               print(len(json_encode(m)))\n\
+               l = null\n\
+               m = 1\n\
+               print(\"done\")\n";
+    let res = run(src, &[]);
+    assert_eq!(
+        res.code, 0,
+        "stdout: {}\nstderr: {}",
+        res.stdout, res.stderr
+    );
+    assert!(
+        res.stdout.starts_with("400002\ntrue\n1400002\ndone\n"),
+        "{}",
+        res.stdout
+    );
+}
