@@ -141,11 +141,22 @@ impl<'p, W: Write> Vm<'p, W> {
     }
 
     /// Drop every fiber, rolling back their open transactions.
+    ///
+    /// In one pass, O(fibers): stopping them one by one with [`Vm::kill`] scans the
+    /// timers, the ready queue and the other fibers for each (100,000 sleeping fibers
+    /// took 39 s to stop after a 5 s budget).
     pub(super) fn cancel_all(&mut self) {
-        let ids: Vec<u32> = self.sched.fibers.keys().copied().collect();
-        for id in ids {
-            self.kill(id);
+        let mut fibers: Vec<(u32, Fiber)> = self.sched.fibers.drain().collect();
+        // Roll back in the order the fibers started, whatever the map's order.
+        fibers.sort_unstable_by_key(|(id, _)| *id);
+        for (id, f) in &fibers {
+            if f.task_of.is_some() {
+                self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
+            }
+            self.roll_back(*id, f);
+            self.sched.consumed.insert(*id);
         }
+        self.tx.waiters.clear();
         self.sched.ready.clear();
         self.sched.timers.clear();
         self.sched.host_futures.clear();
@@ -261,8 +272,7 @@ impl<'p, W: Write> Vm<'p, W> {
             return;
         }
         let now = Instant::now();
-        while let Some(i) = self.sched.timers.iter().position(|t| t.at <= now) {
-            let t = self.sched.timers.swap_remove(i);
+        while let Some(t) = self.sched.timers.pop_due(now) {
             match t.kind {
                 TimerKind::Sleep => {
                     if self.sched.fibers.contains_key(&t.owner) {
@@ -306,7 +316,7 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Block until a timer is due, a host future is ready or the run's deadline passes.
     pub(super) fn wait(&mut self) -> Result<(), VmError> {
-        let next_timer = self.sched.timers.iter().map(|t| t.at).min();
+        let next_timer = self.sched.timers.next_at();
         let until = match (next_timer, self.run.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -429,7 +439,7 @@ impl<'p, W: Write> Vm<'p, W> {
             Some(max) => next.min(max + 1),
             None => next,
         };
-        if !self.sched.ready.is_empty() || self.sched.timers.iter().any(|t| t.at <= now) {
+        if !self.sched.ready.is_empty() || self.sched.timers.next_at().is_some_and(|at| at <= now) {
             return Some(Exit::Yield);
         }
         None
