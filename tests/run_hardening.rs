@@ -96,3 +96,24 @@ fn a_timeout_stops_many_sleeping_fibers_within_a_margin_of_its_budget() {
         few.took
     );
 }
+
+#[test]
+fn json_decode_refuses_an_integer_beyond_64_bits() {
+    // Before the fix, the integer became the float 1e+23 silently (exit 0).
+    let res = run(
+        "goal: \"big\"\nprint(json_decode(\"[1, 99999999999999999999999]\"))\n",
+        &[],
+    );
+    assert_eq!(
+        res.code, 21,
+        "stdout: {}\nstderr: {}",
+        res.stdout, res.stderr
+    );
+    assert!(res.stderr.contains("RUNTIME_ERROR"), "{}", res.stderr);
+    assert!(
+        res.stderr.contains("beyond the 64-bit int range"),
+        "{}",
+        res.stderr
+    );
+    assert!(!res.stdout.contains("1e+23"), "{}", res.stdout);
+}

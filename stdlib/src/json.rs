@@ -57,15 +57,63 @@ pub(crate) fn from_json(j: serde_json::Value) -> Value {
     }
 }
 
-/// `json_decode(s)`: the value of JSON text `s`. Integers that fit an int are ints,
-/// other numbers floats; objects keep their order.
+/// `json_decode(s)`: the value of JSON text `s`. Integers are ints, numbers with a
+/// fraction or an exponent floats; objects keep their order. An integer beyond the
+/// 64-bit int range is an error, never silently a float that has lost its digits.
 fn json_decode(args: &Args<'_>) -> Result<Value, ValueError> {
     let s = args.get("s")?;
     let text = string_arg("json_decode", "s", s)?;
+    if let Some(big) = integer_beyond_i64(text) {
+        return fail(format!(
+            "json_decode() cannot decode {big}: an integer beyond the 64-bit int range (write it as a string, or with a fraction or exponent for a float)"
+        ));
+    }
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(j) => Ok(from_json(j)),
         Err(e) => fail(format!("json_decode() cannot parse the text: {e}")),
     }
+}
+
+/// The first integer literal of JSON text `text` (outside strings, without a fraction or
+/// an exponent) that does not fit an `i64`, cut to 40 characters. serde_json reads such a
+/// literal as a float, which cannot be told from a float literal afterwards.
+fn integer_beyond_i64(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let literal = &text[start..i];
+                let digits = literal.strip_prefix('-').unwrap_or(literal);
+                let integer = !digits.is_empty() && digits.bytes().all(|d| d.is_ascii_digit());
+                if integer && literal.parse::<i64>().is_err() {
+                    return Some(literal.chars().take(40).collect());
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -123,9 +171,18 @@ mod tests {
             dec("-9223372036854775808").unwrap().repr(),
             "-9223372036854775808"
         );
+        for big in [
+            "9223372036854775808",
+            "99999999999999999999999",
+            "[1, {\"k\": -9223372036854775809}]",
+        ] {
+            let e = dec(big).unwrap_err().message;
+            assert!(e.contains("beyond the 64-bit int range"), "{big}: {e}");
+        }
+        // Digits inside strings, and floats, are not integers.
         assert_eq!(
-            dec("9223372036854775808").unwrap().repr(),
-            "9223372036854776000.0"
+            dec(r#"["99999999999999999999999", 1e30]"#).unwrap().repr(),
+            r#"["99999999999999999999999", 1e+30]"#
         );
         assert_eq!(dec("1e2").unwrap().repr(), "100.0");
         assert_eq!(dec("0.1").unwrap().repr(), "0.1");
