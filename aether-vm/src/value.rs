@@ -320,12 +320,21 @@ fn shallow_eq<'a>(a: &'a Value, b: &'a Value, todo: &mut Vec<(&'a Value, &'a Val
 /// dropping them in place, so `l = [l]` repeated 200,000 times is freed without
 /// recursion (the default drop would overflow the host stack).
 impl Drop for Value {
+    #[inline]
     fn drop(&mut self) {
-        let mut todo: Vec<Value> = Vec::new();
-        take_nested(self, &mut todo);
-        while let Some(mut it) = todo.pop() {
-            take_nested(&mut it, &mut todo);
+        // Scalars and strings (the hot path) leave at once.
+        if self.is_collection() {
+            drop_nested(self);
         }
+    }
+}
+
+#[inline(never)]
+fn drop_nested(v: &mut Value) {
+    let mut todo: Vec<Value> = Vec::new();
+    take_nested(v, &mut todo);
+    while let Some(mut it) = todo.pop() {
+        take_nested(&mut it, &mut todo);
     }
 }
 
