@@ -17,10 +17,11 @@ pub enum ResultCode {
     ValidationError = 25,
     IoError = 26,
     InternalError = 27,
+    NondeterminismError = 28,
 }
 
 impl ResultCode {
-    pub const ALL: [ResultCode; 10] = [
+    pub const ALL: [ResultCode; 11] = [
         ResultCode::Success,
         ResultCode::GenericFailure,
         ResultCode::ParseError,
@@ -31,6 +32,7 @@ impl ResultCode {
         ResultCode::ValidationError,
         ResultCode::IoError,
         ResultCode::InternalError,
+        ResultCode::NondeterminismError,
     ];
 
     pub fn number(self) -> i32 {
@@ -49,6 +51,7 @@ impl ResultCode {
             ResultCode::ValidationError => "VALIDATION_ERROR",
             ResultCode::IoError => "IO_ERROR",
             ResultCode::InternalError => "INTERNAL_ERROR",
+            ResultCode::NondeterminismError => "NONDETERMINISM_ERROR",
         }
     }
 

@@ -28,6 +28,12 @@ pub enum ErrorClass {
     Permission,
     /// RUNTIME_ERROR raised by a plugin (`PluginError`).
     Plugin,
+    /// NONDETERMINISM_ERROR: a durable run's replay called something other than what its
+    /// journal recorded at that point.
+    Nondeterminism,
+    /// RUNTIME_ERROR of a durable run: an effect started before a crash and its outcome is
+    /// unknown (`IndeterminateError`, alias `Indeterminate`).
+    Indeterminate,
 }
 
 impl ErrorClass {
@@ -35,6 +41,7 @@ impl ErrorClass {
     pub fn code(self) -> i32 {
         match self {
             ErrorClass::Timeout => 23,
+            ErrorClass::Nondeterminism => 28,
             _ => 21,
         }
     }
@@ -42,6 +49,7 @@ impl ErrorClass {
     pub fn code_name(self) -> &'static str {
         match self {
             ErrorClass::Timeout => "TIMEOUT_ERROR",
+            ErrorClass::Nondeterminism => "NONDETERMINISM_ERROR",
             _ => "RUNTIME_ERROR",
         }
     }
@@ -51,7 +59,11 @@ impl ErrorClass {
         match kind {
             "Any" => true,
             "Timeout" | "TIMEOUT_ERROR" => self == ErrorClass::Timeout,
-            "RuntimeError" | "RUNTIME_ERROR" => self != ErrorClass::Timeout,
+            "RuntimeError" | "RUNTIME_ERROR" => {
+                !matches!(self, ErrorClass::Timeout | ErrorClass::Nondeterminism)
+            }
+            "NONDETERMINISM_ERROR" => self == ErrorClass::Nondeterminism,
+            "Indeterminate" | "IndeterminateError" => self == ErrorClass::Indeterminate,
             "PermissionError" => self == ErrorClass::Permission,
             "PluginError" => self == ErrorClass::Plugin,
             _ => false,
@@ -97,9 +109,16 @@ pub enum HostCall {
 pub struct HostCx<'a> {
     pub(crate) cost: u64,
     pub(crate) events: &'a mut Vec<(String, Map)>,
+    pub(crate) fiber: &'a str,
 }
 
 impl HostCx<'_> {
+    /// The calling fiber's structural path: `0` for the main fiber, `0.3` for the third
+    /// fiber it started (the key of a durable run's journal entries).
+    pub fn fiber(&self) -> &str {
+        self.fiber
+    }
+
     /// Charge `steps` more instructions to the run's `max_steps` budget (the call itself
     /// costs one).
     pub fn charge(&mut self, steps: u64) {
@@ -167,6 +186,10 @@ pub trait Host {
         false
     }
 
+    /// Host futures have just completed and their results were handed to their fibers (a
+    /// durable run's host records their outcomes now).
+    fn settled(&mut self) {}
+
     /// A metric recorded by `metrics(map)`.
     fn metric(&mut self, name: &str, value: &Value) {
         let _ = (name, value);
@@ -207,6 +230,9 @@ impl<H: Host + ?Sized> Host for &mut H {
     }
     fn tasks_pending(&self) -> bool {
         (**self).tasks_pending()
+    }
+    fn settled(&mut self) {
+        (**self).settled()
     }
     fn metric(&mut self, name: &str, value: &Value) {
         (**self).metric(name, value)

@@ -55,6 +55,8 @@ pub struct RuntimeHost {
     /// homeostasis corrections, the database itself): one message per kind of write, for
     /// the CLI to print (see [`RuntimeHost::take_lost_writes`]).
     lost_writes: Vec<String>,
+    /// The journal of a durable run (`None`: an ordinary run, which journals nothing).
+    pub(crate) journal: Option<crate::durable::Journal>,
 }
 
 /// Remember a failed write of `what`, once per kind.
@@ -77,6 +79,7 @@ impl RuntimeHost {
             deferred_metrics: Vec::new(),
             deferred_logs: Vec::new(),
             lost_writes: Vec::new(),
+            journal: None,
         }
     }
 
@@ -104,6 +107,22 @@ impl RuntimeHost {
         if let Err(e) = self.record_metric(name, &Value::Float(x)) {
             note_lost(&mut self.lost_writes, "a metric", e.message);
         }
+    }
+
+    /// Make this run durable: effectful calls are journaled, or replayed from `journal`.
+    pub fn set_journal(&mut self, journal: crate::durable::Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// The durable run's journal, once the run is over (outcomes still held are written).
+    pub fn take_journal(&mut self) -> Option<crate::durable::Journal> {
+        self.flush_journal();
+        self.journal.take()
+    }
+
+    /// The state database, opened when this run has not opened it yet.
+    pub fn state_db(&mut self) -> Result<&State, String> {
+        self.state().map_err(|e| e.message)
     }
 
     /// Record how a run ended, when the run kept state (a run that opened no database
@@ -288,9 +307,14 @@ impl Host for RuntimeHost {
                 "internal: unknown host function id",
             )));
         };
-        let args = Args::new(decl, &args);
         // A database round trip is worth more than one instruction.
         cx.charge(10);
+        if decl.effectful && self.journal.is_some() {
+            let name = decl.qualified_name();
+            let bound = Args::new(decl, &args);
+            return self.journaled_call(&name, func, &bound, &args, cx);
+        }
+        let args = Args::new(decl, &args);
         match func {
             HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx)),
             HostFn::Call(f) => f(self, &args, cx),
@@ -389,6 +413,10 @@ impl Host for RuntimeHost {
 
     fn tasks_pending(&self) -> bool {
         self.kernel.pending()
+    }
+
+    fn settled(&mut self) {
+        self.flush_journal();
     }
 
     fn metric(&mut self, name: &str, value: &Value) {

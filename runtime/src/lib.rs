@@ -2,6 +2,7 @@
 //! modules the VM calls, their declarations, and the state they keep under `.aetherra/`.
 
 mod calls;
+pub mod durable;
 pub mod homeostasis;
 pub mod host;
 pub mod kernel;

@@ -92,6 +92,38 @@ const MIGRATIONS: &[&str] = &[
         message    TEXT NOT NULL
     );
     "#,
+    // 4: durable runs and their journal (docs/durable.md).
+    r#"
+    CREATE TABLE durable_runs (
+        id            TEXT PRIMARY KEY,
+        file          TEXT NOT NULL,      -- absolute path of the script
+        script_sha256 TEXT NOT NULL,
+        args          TEXT NOT NULL,      -- JSON object of --arg values
+        status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'waiting',
+                          'needs_attention', 'succeeded', 'failed', 'cancelled')),
+        owner_host    TEXT,
+        owner_pid     INTEGER,
+        owner_start   TEXT,               -- the owner process's start time (/proc)
+        lease_until   REAL,               -- unix seconds
+        result        TEXT,               -- JSON {code, code_name, message, line}
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE INDEX durable_runs_status ON durable_runs(status, updated_at);
+    CREATE TABLE journal (
+        run_id      TEXT NOT NULL REFERENCES durable_runs(id) ON DELETE CASCADE,
+        fiber       TEXT NOT NULL,        -- structural fiber path: 0, 0.1, 0.1.2
+        seq         INTEGER NOT NULL,     -- per fiber, 1, 2, ...
+        completion  INTEGER,              -- order of outcomes across the run's fibers
+        name        TEXT NOT NULL,        -- the function's qualified name
+        digest      TEXT NOT NULL,        -- SHA-256 of the name and the arguments' JSON
+        kind        TEXT NOT NULL CHECK (kind IN ('intent', 'outcome')),
+        result      TEXT,                 -- JSON {"ok": value} or {"err": {class, message}}
+        started_at  TEXT NOT NULL,
+        ended_at    TEXT,
+        PRIMARY KEY (run_id, fiber, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

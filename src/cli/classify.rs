@@ -229,6 +229,7 @@ impl Classifier<'_> {
             net_strict: false,
             diagnostics: false,
             throwaway: true,
+            run_id: None,
         };
         let source = Source {
             text,

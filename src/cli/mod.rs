@@ -14,6 +14,7 @@ mod output;
 mod render;
 mod report;
 mod run;
+mod runs;
 mod signing;
 mod status;
 mod stdio;
@@ -45,6 +46,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Check a script, then run it (workflows, budgets, events, on_error).
     Run(run::RunArgs),
+    /// Durable runs: list, show, resume and cancel (docs/durable.md).
+    Runs(runs::RunsArgs),
     /// Show the runtime's state: kernel, memory, homeostasis and plugins.
     Status(status::StatusArgs),
     /// Triage a tree of workflows: check (and run) each, bucket failures by code, keep history.
@@ -120,6 +123,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
+        Command::Runs(args) => runs::run(args),
         Command::Status(args) => status::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Baseline(args) => baseline::run(args),

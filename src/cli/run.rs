@@ -50,6 +50,35 @@ pub(crate) struct RunArgs {
     events: Option<PathBuf>,
     #[command(flatten)]
     sig: super::signing::StrictSignatureArgs,
+    /// Run durably under a fresh run id (printed on stderr and in the status line): effects
+    /// are journaled and `aether runs resume ID` replays the run after a crash.
+    #[arg(long)]
+    durable: bool,
+    /// Run durably under run id ID: the same id, script and args attach to that run
+    /// (resume it if unfinished, print its result if finished).
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    /// Resume a durable run even though its script changed since it started.
+    #[arg(long)]
+    allow_changed: bool,
+}
+
+/// `aether run` with its arguments given as words (`aether runs resume` builds them).
+#[derive(clap::Parser, Debug)]
+#[command(name = "aether run")]
+struct RunOnly {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub(crate) fn run_words(words: Vec<String>) -> i32 {
+    match <RunOnly as clap::Parser>::try_parse_from(words) {
+        Ok(r) => run(r.run),
+        Err(e) => {
+            errln!("error: {e}");
+            2
+        }
+    }
 }
 
 fn parse_arg(s: &str) -> Result<(String, String), String> {
@@ -138,6 +167,7 @@ fn code_of(n: i32) -> ResultCode {
         23 => ResultCode::TimeoutError,
         24 => ResultCode::UnsupportedFeature,
         27 => ResultCode::InternalError,
+        28 => ResultCode::NondeterminismError,
         _ => ResultCode::RuntimeError,
     }
 }
@@ -301,6 +331,26 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         };
         return finish(&args, &report, None);
     };
+    let run_id = if args.durable || args.id.is_some() {
+        match super::runs::attach(
+            &args.file,
+            args.id.as_deref(),
+            &text,
+            &args.args,
+            &state_dir,
+            args.allow_changed,
+        ) {
+            Ok(id) => Some(id),
+            Err(code) => {
+                if args.emit_error_code {
+                    errln!("AETHER_ERROR_CODE:{code}");
+                }
+                return code;
+            }
+        }
+    } else {
+        None
+    };
 
     // 2. Compile and run; a panic anywhere in here is an internal error, not a crash.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -328,6 +378,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             net_strict: env.net_strict,
             diagnostics: true,
             throwaway: false,
+            run_id: run_id.as_deref(),
         };
         // A reader that goes away (`| head`) drops the rest of the output and leaves the
         // run's result alone (see `stdio`).
@@ -357,17 +408,26 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         suppressed: None,
         finding: None,
     };
-    finish(&args, &report, Some(()))
+    finish_with(&args, &report, run_id.as_deref())
 }
 
 fn finish(args: &RunArgs, report: &FileReport, _ran: Option<()>) -> i32 {
+    finish_with(args, report, None)
+}
+
+fn finish_with(args: &RunArgs, report: &FileReport, run_id: Option<&str>) -> i32 {
     let code = if report.status.ok {
         0
     } else {
         report.status.code.number()
     };
     if args.json_status {
-        outln!("{}", output::status_line(report, &output::timestamp()));
+        let mut line = output::status_line(report, &output::timestamp());
+        if let (Some(id), Ok(Json::Object(mut m))) = (run_id, serde_json::from_str(&line)) {
+            m.insert("run_id".into(), json!(id));
+            line = Json::Object(m).to_string();
+        }
+        outln!("{line}");
     }
     if args.emit_error_code {
         errln!("AETHER_ERROR_CODE:{code}");
@@ -407,6 +467,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) diagnostics: bool,
     /// Keep no state: a fresh in-memory database (`classify`).
     pub(crate) throwaway: bool,
+    /// The durable run this is (claimed by this process already).
+    pub(crate) run_id: Option<&'a str>,
 }
 
 /// Compile and run a checked script against the runtime host; the program's output goes
@@ -562,6 +624,15 @@ pub(crate) fn execute<W: Write>(
         trust,
         throwaway: exec.throwaway,
     });
+    if let Some(id) = exec.run_id {
+        let journal = host
+            .state_db()
+            .and_then(|st| aether_runtime::durable::Journal::load(st, id).map_err(|e| e.0));
+        match journal {
+            Ok(j) => host.set_journal(j),
+            Err(e) => return setup_failed(&mut events, e, show),
+        }
+    }
     let budget = Budget {
         max_steps,
         timeout,
@@ -622,6 +693,9 @@ pub(crate) fn execute<W: Write>(
             }
         }
     };
+    if let Some(id) = exec.run_id {
+        super::runs::record_end(&mut host, id, &outcome);
+    }
     host.record_run(
         display,
         &started_at,

@@ -479,6 +479,7 @@ impl<'p, W: Write> Vm<'p, W> {
                                 let mut cx = HostCx {
                                     cost: 0,
                                     events: &mut events,
+                                    fiber: &f.path,
                                 };
                                 let answer = self.host.call(hid, args, &mut cx);
                                 (answer, cx.cost)

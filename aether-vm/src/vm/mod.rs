@@ -167,6 +167,10 @@ struct Fiber {
     /// Per open `tx` level: whether it joined another fiber's transaction (no savepoint of
     /// its own) rather than opening one.
     joined: Vec<bool>,
+    /// The structural path (`0`, `0.1`, `0.1.2`): see [`HostCx::fiber`].
+    path: Rc<str>,
+    /// How many fibers this one has started.
+    children: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

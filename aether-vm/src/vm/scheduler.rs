@@ -17,6 +17,16 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         let id = self.sched.next_fiber;
         self.sched.next_fiber += 1;
+        // The path comes from structure, not from the id: the n-th fiber a fiber starts is
+        // `PARENT.n`, so a replay names fibers the same way whatever ran in between.
+        let path: Rc<str> = match parent.and_then(|p| self.sched.fibers.get_mut(&p)) {
+            Some(p) => {
+                p.children += 1;
+                format!("{}.{}", p.path, p.children).into()
+            }
+            None if id == 0 => Rc::from("0"),
+            None => format!("k{id}").into(),
+        };
         self.sched.fibers.insert(
             id,
             Fiber {
@@ -34,6 +44,8 @@ impl<'p, W: Write> Vm<'p, W> {
                 task_of: None,
                 in_tx: None,
                 joined: Vec::new(),
+                path,
+                children: 0,
             },
         );
         self.sched.ready.push_back(id);
@@ -372,8 +384,12 @@ impl<'p, W: Write> Vm<'p, W> {
                 let (owner, _) = self.sched.host_futures.remove(i);
                 woken.push((owner, r));
             }
+            let settled = !woken.is_empty();
             for (owner, r) in woken.into_iter().rev() {
                 self.deliver_host(owner, r);
+            }
+            if settled {
+                self.host.settled();
             }
         }
         if self.run.deadline.is_some_and(|d| Instant::now() >= d) {
