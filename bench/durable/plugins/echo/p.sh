@@ -1,0 +1,2 @@
+read line
+echo '{"ok": true, "result": 1}'
