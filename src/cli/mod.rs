@@ -4,6 +4,7 @@ mod baseline;
 mod check;
 mod classify;
 mod discover;
+mod durable;
 mod explain;
 mod fmt;
 mod gate;

@@ -332,7 +332,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         return finish(&args, &report, None);
     };
     let run_id = if args.durable || args.id.is_some() {
-        match super::runs::attach(
+        match super::durable::attach(
             &args.file,
             args.id.as_deref(),
             &text,
@@ -694,7 +694,7 @@ pub(crate) fn execute<W: Write>(
         }
     };
     if let Some(id) = exec.run_id {
-        super::runs::record_end(&mut host, id, &outcome);
+        super::durable::record_end(&mut host, id, outcome.code, &outcome.message, outcome.line);
     }
     host.record_run(
         display,

@@ -1,0 +1,135 @@
+//! The durable side of `aether run --durable / --id`: create or claim the run before it
+//! starts, record how it ended (docs/durable.md).
+
+use std::path::Path;
+
+use serde_json::{json, Value as Json};
+
+use aether_runtime::durable::{self, ClaimError, RunRow};
+use aether_runtime::state::State;
+use aether_syntax::ResultCode;
+
+use super::stdio::errln;
+
+fn args_json(args: &[(String, String)]) -> String {
+    let m: std::collections::BTreeMap<&str, &str> =
+        args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    json!(m).to_string()
+}
+
+/// The recorded result of a finished run: its exit code, after saying so on stderr.
+pub(crate) fn report_finished(row: &RunRow) -> i32 {
+    let result: Json = row
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Json::Null);
+    let code = result.get("code").and_then(Json::as_i64).unwrap_or(1) as i32;
+    let name = result.get("code_name").and_then(Json::as_str).unwrap_or("");
+    let message = result.get("message").and_then(Json::as_str).unwrap_or("");
+    errln!(
+        "run `{}` already finished: {} ({name}{}{message})",
+        row.id,
+        row.status,
+        if message.is_empty() { "" } else { ": " }
+    );
+    code
+}
+
+/// `aether run --durable / --id`: create or claim the run; `Err` is the exit status.
+pub(crate) fn attach(
+    file: &Path,
+    id: Option<&str>,
+    text: &str,
+    args: &[(String, String)],
+    dir: &Path,
+    allow_changed: bool,
+) -> Result<String, i32> {
+    let id = id.map_or_else(durable::fresh_id, str::to_string);
+    if !durable::valid_id(&id) {
+        errln!("error: `{id}` is not a run id: use 1 to 64 letters, digits, `_` or `-`");
+        return Err(2);
+    }
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let path = path.display().to_string();
+    let sha = durable::script_digest(text);
+    let args = args_json(args);
+    let st = State::open(dir).map_err(|e| {
+        errln!("error: {e}");
+        1
+    })?;
+    let fail = |e: aether_runtime::state::StateError| {
+        errln!("error: {e}");
+        1
+    };
+    let Some(row) = durable::find(&st, &id).map_err(fail)? else {
+        durable::create(&st, &id, &path, &sha, &args).map_err(fail)?;
+        errln!("durable run: {id}");
+        return Ok(id);
+    };
+    if row.args != args {
+        errln!("error: run `{id}` was started with other arguments ({}): give the same --arg values or a new id", row.args);
+        return Err(2);
+    }
+    if row.file != path {
+        errln!("error: run `{id}` runs `{}`, not `{path}`", row.file);
+        return Err(2);
+    }
+    if row.script_sha256 != sha && !allow_changed {
+        errln!("error: the script of run `{id}` changed since the run started (sha-256 {} then, {sha} now): resuming would replay a different program; pass --allow-changed to resume anyway", row.script_sha256);
+        return Err(2);
+    }
+    if durable::FINISHED.contains(&row.status.as_str()) {
+        return Err(report_finished(&row));
+    }
+    match durable::claim(&st, &id, allow_changed.then_some(sha.as_str())) {
+        Ok(_) => {
+            errln!("durable run: {id} (resuming)");
+            Ok(id)
+        }
+        Err(ClaimError::Owned(who)) => {
+            errln!("error: run `{id}` is being run by {who}: refusing to run it twice");
+            Err(1)
+        }
+        Err(ClaimError::Finished(_)) => {
+            let row = durable::find(&st, &id).map_err(fail)?;
+            Err(row.as_ref().map_or(1, report_finished))
+        }
+        Err(ClaimError::State(e)) => {
+            errln!("error: {e}");
+            Err(1)
+        }
+    }
+}
+
+/// Record how the durable run `id` ended.
+pub(crate) fn record_end(
+    host: &mut aether_runtime::RuntimeHost,
+    id: &str,
+    code: ResultCode,
+    message: &str,
+    line: Option<u32>,
+) {
+    let needs_attention = host.take_journal().is_some_and(|j| j.needs_attention);
+    let status = if code == ResultCode::Success {
+        "succeeded"
+    } else if needs_attention {
+        "needs_attention"
+    } else {
+        "failed"
+    };
+    let result = json!({
+        "code": code.number(),
+        "code_name": code.name(),
+        "message": message,
+        "line": line,
+    });
+    match host.state_db() {
+        Ok(st) => {
+            if let Err(e) = durable::finish(st, id, status, &result) {
+                errln!("error: cannot record the end of run `{id}`: {e}");
+            }
+        }
+        Err(e) => errln!("error: cannot record the end of run `{id}`: {e}"),
+    }
+}
