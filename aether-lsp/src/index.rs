@@ -12,6 +12,7 @@ use aether_syntax::ast::{
     Action, Arg, Block, Expr, ExprKind, Item, ListItem, MapValue, Param, Script, Stmt, StmtKind,
     Workflow,
 };
+use aether_syntax::visit::{walk_expr, Visitor};
 use aether_syntax::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,6 +422,14 @@ impl Resolver<'_> {
     }
 
     fn expr(&mut self, e: &Expr) {
+        self.visit_expr(e);
+    }
+}
+
+/// Names, calls and module members are recorded; every other expression is walked by the
+/// shared visitor.
+impl<'a> Visitor<'a> for Resolver<'_> {
+    fn visit_expr(&mut self, e: &'a Expr) {
         match &e.kind {
             ExprKind::Name(n) => match self.lookup(n) {
                 Some(id) => self.index.refs.push((e.span, id)),
@@ -450,28 +459,7 @@ impl Resolver<'_> {
                     }
                 }
             }
-            ExprKind::Unary { operand, .. } => self.expr(operand),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            ExprKind::Index { target, index } => {
-                self.expr(target);
-                self.expr(index);
-            }
-            ExprKind::MultiIndex { target, indices } => {
-                self.expr(target);
-                indices.iter().for_each(|i| self.expr(i));
-            }
-            ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
-            ExprKind::Map(entries) => entries.iter().for_each(|(_, v)| self.expr(v)),
-            ExprKind::Null
-            | ExprKind::Bool(_)
-            | ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Str(_)
-            | ExprKind::Duration(_)
-            | ExprKind::Error => {}
+            _ => walk_expr(self, e),
         }
     }
 }
