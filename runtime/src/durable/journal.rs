@@ -1,0 +1,318 @@
+//! The journal of a durable run: every effectful host call's intent and outcome keyed by
+//! `(run_id, fiber_path, seq)`, and replay of what is recorded (docs/durable.md).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use rusqlite::params;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use aether_vm::{Args, ErrorClass, HostCall, HostCx, HostError, Value};
+
+use super::{hex, journal, now_secs, now_text, LEASE_SECS};
+use crate::calls::HostFn;
+use crate::host::RuntimeHost;
+use crate::state::{State, StateError};
+
+/// A recorded call: what replay compares and returns.
+struct Recorded {
+    name: String,
+    digest: String,
+    result: Option<Result<Value, HostError>>,
+}
+
+/// An outcome of a host future, to be written when the VM hands it over.
+type Completion = (String, i64, String);
+
+/// The journal of the durable run this host is running (replaying what is recorded).
+pub struct Journal {
+    pub run_id: String,
+    seqs: HashMap<String, i64>,
+    recorded: HashMap<(String, i64), Recorded>,
+    completions: Rc<RefCell<Vec<Completion>>>,
+    next_completion: i64,
+    lease_renewed: f64,
+    /// An indeterminate effect stopped the run: its status becomes `needs_attention`.
+    pub needs_attention: bool,
+}
+
+pub(super) fn encode(r: &Result<Value, HostError>) -> String {
+    match r {
+        Ok(v) => json!({"ok": crate::calls::to_json(v)}).to_string(),
+        Err(e) => {
+            let class = match e.class {
+                ErrorClass::Timeout => "timeout",
+                ErrorClass::Permission => "permission",
+                ErrorClass::Plugin => "plugin",
+                _ => "runtime",
+            };
+            json!({"err": {"class": class, "message": e.message}}).to_string()
+        }
+    }
+}
+
+pub(super) fn decode(text: &str) -> Result<Result<Value, HostError>, String> {
+    let j: Json = serde_json::from_str(text).map_err(|e| format!("corrupted result: {e}"))?;
+    if let Some(v) = j.get("ok") {
+        return Ok(Ok(crate::memory::from_json(v)));
+    }
+    let err = j.get("err").ok_or("corrupted result: neither ok nor err")?;
+    let class = match err.get("class").and_then(Json::as_str) {
+        Some("timeout") => ErrorClass::Timeout,
+        Some("permission") => ErrorClass::Permission,
+        Some("plugin") => ErrorClass::Plugin,
+        _ => ErrorClass::Runtime,
+    };
+    let message = err.get("message").and_then(Json::as_str).unwrap_or("");
+    Ok(Err(HostError::new(class, message)))
+}
+
+impl Journal {
+    /// Load run `id`'s journal for replay.
+    pub fn load(st: &State, id: &str) -> Result<Journal, StateError> {
+        let mut recorded = HashMap::new();
+        let mut next_completion = 0;
+        for e in journal(st, id)? {
+            let result = match (e.kind.as_str(), &e.result) {
+                ("outcome", Some(text)) => Some(decode(text).map_err(|m| {
+                    StateError(format!(
+                        "run `{id}`: journal entry {}#{}: {m}",
+                        e.fiber, e.seq
+                    ))
+                })?),
+                _ => None,
+            };
+            next_completion = next_completion.max(e.completion.unwrap_or(0));
+            recorded.insert(
+                (e.fiber, e.seq),
+                Recorded {
+                    name: e.name,
+                    digest: e.digest,
+                    result,
+                },
+            );
+        }
+        Ok(Journal {
+            run_id: id.to_string(),
+            seqs: HashMap::new(),
+            recorded,
+            completions: Rc::default(),
+            next_completion,
+            lease_renewed: now_secs(),
+            needs_attention: false,
+        })
+    }
+
+    fn next_key(&mut self, fiber: &str) -> (String, i64) {
+        let n = self.seqs.entry(fiber.to_string()).or_insert(0);
+        *n += 1;
+        (fiber.to_string(), *n)
+    }
+
+    /// Write the outcomes of host futures that have completed.
+    fn flush(&mut self, st: &State) -> Result<(), HostError> {
+        let done: Vec<Completion> = std::mem::take(&mut *self.completions.borrow_mut());
+        for (fiber, seq, result) in done {
+            self.next_completion += 1;
+            st.conn
+                .execute(
+                    "UPDATE journal SET kind = 'outcome', result = ?4, completion = ?5, \
+                     ended_at = ?6 WHERE run_id = ?1 AND fiber = ?2 AND seq = ?3",
+                    params![
+                        self.run_id,
+                        fiber,
+                        seq,
+                        result,
+                        self.next_completion,
+                        now_text()
+                    ],
+                )
+                .map_err(|e| HostError::runtime(format!("journal: {e}")))?;
+        }
+        // Renew the lease now and then, while the run makes progress.
+        let now = now_secs();
+        if now - self.lease_renewed > LEASE_SECS / 3.0 {
+            self.lease_renewed = now;
+            let _ = st.conn.execute(
+                "UPDATE durable_runs SET lease_until = ?2 WHERE id = ?1",
+                params![self.run_id, now + LEASE_SECS],
+            );
+        }
+        Ok(())
+    }
+}
+
+fn digest_of(name: &str, args: &[Value]) -> String {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    for a in args {
+        h.update([0u8]);
+        h.update(a.to_json().as_bytes());
+    }
+    hex(&h.finalize()[..16])
+}
+
+fn journal_error(e: impl std::fmt::Display) -> HostError {
+    HostError::runtime(format!("journal: {e}"))
+}
+
+impl RuntimeHost {
+    /// Write the outcomes of completed host futures (after the VM delivered them).
+    pub(crate) fn flush_journal(&mut self) {
+        let Some(mut j) = self.journal.take() else {
+            return;
+        };
+        if let Ok(st) = self.state() {
+            let _ = j.flush(st);
+        }
+        self.journal = Some(j);
+    }
+
+    /// An effectful call of a durable run: replayed from the journal when recorded there,
+    /// else journaled around the live call (docs/durable.md, "Guarantees").
+    pub(crate) fn journaled_call(
+        &mut self,
+        name: &str,
+        func: &HostFn,
+        decl_args: &Args<'_>,
+        raw: &[Value],
+        cx: &mut HostCx<'_>,
+    ) -> HostCall {
+        let Some(mut j) = self.journal.take() else {
+            return HostCall::Ready(Err(HostError::runtime("internal: no journal")));
+        };
+        let answer = self.journaled_with(&mut j, name, func, decl_args, raw, cx);
+        self.journal = Some(j);
+        answer
+    }
+
+    fn journaled_with(
+        &mut self,
+        j: &mut Journal,
+        name: &str,
+        func: &HostFn,
+        args: &Args<'_>,
+        raw: &[Value],
+        cx: &mut HostCx<'_>,
+    ) -> HostCall {
+        let ready = HostCall::Ready;
+        let st = match self.state() {
+            Ok(st) => st,
+            Err(e) => return ready(Err(e)),
+        };
+        if let Err(e) = j.flush(st) {
+            return ready(Err(e));
+        }
+        let (fiber, seq) = j.next_key(cx.fiber());
+        let digest = digest_of(name, raw);
+        if let Some(rec) = j.recorded.remove(&(fiber.clone(), seq)) {
+            if rec.name != name || rec.digest != digest {
+                let what = if rec.name == name {
+                    format!("`{name}` with different arguments")
+                } else {
+                    format!("`{name}`")
+                };
+                return ready(Err(HostError::new(
+                    ErrorClass::Nondeterminism,
+                    format!(
+                        "the replay diverged from the journal of run `{}`: entry {fiber}#{seq} recorded `{}`, the script now calls {what}",
+                        j.run_id, rec.name
+                    ),
+                )));
+            }
+            return ready(match rec.result {
+                Some(r) => r,
+                None => {
+                    j.needs_attention = true;
+                    Err(HostError::new(
+                        ErrorClass::Indeterminate,
+                        format!(
+                            "IndeterminateError: `{name}` (journal entry {fiber}#{seq} of run `{}`) started before the run was interrupted and its outcome is unknown; it is not run again",
+                            j.run_id
+                        ),
+                    ))
+                }
+            });
+        }
+        let started = now_text();
+        match func {
+            // In-process writes to the state database: the entry commits in the same
+            // transaction as the write (exactly once).
+            HostFn::Sync(f) => {
+                let (begin, commit, undo) = if st.conn.is_autocommit() {
+                    ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+                } else {
+                    (
+                        "SAVEPOINT aether_journal",
+                        "RELEASE aether_journal",
+                        "ROLLBACK TO aether_journal; RELEASE aether_journal",
+                    )
+                };
+                if let Err(e) = st.conn.execute_batch(begin) {
+                    return ready(Err(journal_error(e)));
+                }
+                let r = f(self, args, cx);
+                let Ok(st) = self.state() else {
+                    return ready(Err(HostError::runtime("the state database is not open")));
+                };
+                j.next_completion += 1;
+                let wrote = st
+                    .conn
+                    .execute(
+                        "INSERT INTO journal (run_id, fiber, seq, completion, name, digest, kind, \
+                         result, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'outcome', ?7, ?8, ?9)",
+                        params![j.run_id, fiber, seq, j.next_completion, name, digest, encode(&r), started, now_text()],
+                    )
+                    .and_then(|_| st.conn.execute_batch(commit));
+                if let Err(e) = wrote {
+                    let _ = st.conn.execute_batch(undo);
+                    return ready(Err(journal_error(e)));
+                }
+                ready(r)
+            }
+            // Effects outside the database: the intent is durable before the call runs.
+            HostFn::Call(f) => {
+                if !st.conn.is_autocommit() {
+                    return ready(Err(HostError::runtime(format!(
+                        "in a durable run, `{name}` cannot run inside `transaction:`: its journal entry must commit before the effect starts"
+                    ))));
+                }
+                let wrote = st
+                    .conn
+                    .execute_batch("PRAGMA synchronous = FULL")
+                    .and_then(|()| {
+                        st.conn.execute(
+                            "INSERT INTO journal (run_id, fiber, seq, name, digest, kind, started_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
+                            params![j.run_id, fiber, seq, name, digest, started],
+                        )
+                    });
+                let _ = st.conn.execute_batch("PRAGMA synchronous = NORMAL");
+                if let Err(e) = wrote {
+                    return ready(Err(journal_error(e)));
+                }
+                match f(self, args, cx) {
+                    HostCall::Ready(r) => {
+                        j.completions.borrow_mut().push((fiber, seq, encode(&r)));
+                        if let Ok(st) = self.state() {
+                            if let Err(e) = j.flush(st) {
+                                return ready(Err(e));
+                            }
+                        }
+                        ready(r)
+                    }
+                    HostCall::Pending(fut) => {
+                        let done = Rc::clone(&j.completions);
+                        HostCall::Pending(Box::pin(async move {
+                            let r = fut.await;
+                            done.borrow_mut().push((fiber, seq, encode(&r)));
+                            r
+                        }))
+                    }
+                }
+            }
+        }
+    }
+}
