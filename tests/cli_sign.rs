@@ -1557,6 +1557,13 @@ fn write_plugin(dir: &Path) {
     );
 }
 
+/// `aether plugins pin plugins/one`: pins its `p.sh` in its manifest.
+fn pin_ok(dir: &Path) {
+    let res = run_in(dir, &["plugins", "pin", "plugins/one"]);
+    assert_eq!(res.code, 0, "pin failed:\n{}", res.stderr);
+    assert!(res.stdout.contains("pinned p.sh sha256:"), "{}", res.stdout);
+}
+
 #[test]
 fn signing_a_manifest_writes_a_detached_signature() {
     let dir = tempdir();
@@ -1585,7 +1592,8 @@ fn strict_runs_load_only_plugins_with_a_valid_manifest_signature() {
         "{}",
         res.stderr
     );
-    // Signed: it runs.
+    // Signed (and pinning its script): it runs.
+    pin_ok(dir.path());
     sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
     let res = run_in(dir.path(), &["run", "--strict-signatures", "x.aether"]);
     assert_eq!(res.code, 0, "{}", res.stderr);
@@ -1634,6 +1642,66 @@ fn strict_classify_runs_only_plugins_with_a_signed_manifest_too() {
     assert_eq!(r["path"], "x.aether");
     assert_eq!(r["code_name"], "RUNTIME_ERROR", "{r}");
     assert_eq!(r["signature_verified"], true);
+    pin_ok(dir.path());
     sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
     assert_eq!(classify(dir.path())["code_name"], "SUCCESS");
+}
+
+#[test]
+fn prod_runs_only_plugins_whose_signed_manifest_pins_the_files_they_run() {
+    // Before the fix, replacing the signed plugin's p.sh still ran in --profile prod.
+    let dir = tempdir();
+    let key = trusted_key(dir.path());
+    write_plugin(dir.path());
+    // The plugin changes its own script when it runs: the second start must be refused.
+    write(
+        dir.path(),
+        "plugins/one/p.sh",
+        "read line\necho '# changed' >> p.sh\necho '{\"ok\": true, \"result\": 1}'\n",
+    );
+    write(
+        dir.path(),
+        "x.aether",
+        "goal: \"plugin\"\nrequire:\n    capabilities: [\"plugins.invoke\"]\nprint(run_plugin(\"one\"))\nprint(run_plugin(\"one\"))\n",
+    );
+    sign_ok(dir.path(), &["x.aether"], &key);
+    let prod = ["run", "--profile", "prod", "x.aether"];
+    // Signed, but pinning nothing: not loaded.
+    sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
+    let res = run_in(dir.path(), &prod);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert!(
+        res.stderr
+            .contains("plugin `one` is not loaded: its manifest pins no file"),
+        "{}",
+        res.stderr
+    );
+    // Pinned, but the pins not signed: the signature no longer matches.
+    pin_ok(dir.path());
+    let res = run_in(dir.path(), &prod);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert!(res.stderr.contains("manifest signature"), "{}", res.stderr);
+    // Pinned and signed: the first start runs, the second finds p.sh changed.
+    let manifest = read_text(&dir.path().join("plugins/one/plugin.json"));
+    assert!(manifest.contains("\"pins\""), "{manifest}");
+    sign_ok(dir.path(), &["plugins/one/plugin.json"], &key);
+    let pinned = manifest
+        .split("sha256:")
+        .nth(1)
+        .map(|rest| rest[..64].to_string())
+        .expect("a digest");
+    let res = run_in(dir.path(), &prod);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert_eq!(res.stdout, "1\n");
+    assert!(
+        res.stderr.contains(&format!(
+            "its file p.sh does not match the manifest's pin: expected sha256:{pinned}, found sha256:"
+        )),
+        "{}",
+        res.stderr
+    );
+    // Outside prod an unpinned plugin still runs; a pin that exists is checked everywhere.
+    let res = run_in(dir.path(), &["run", "x.aether"]);
+    assert_eq!(res.code, 21, "{}", res.stderr);
+    assert!(res.stderr.contains("does not match the manifest's pin"), "{}", res.stderr);
 }

@@ -15,16 +15,22 @@ pub enum Capability {
     KernelSubmit,
     PluginsInvoke,
     HomeostasisActuate,
+    KernelRegister,
+    HomeostasisRecord,
+    SecurityRead,
 }
 
 impl Capability {
     /// Every capability, in declaration order (`cap as usize` indexes it).
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 8] = [
         Capability::MemoryWrite,
         Capability::MemoryRead,
         Capability::KernelSubmit,
         Capability::PluginsInvoke,
         Capability::HomeostasisActuate,
+        Capability::KernelRegister,
+        Capability::HomeostasisRecord,
+        Capability::SecurityRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,9 @@ impl Capability {
             Capability::KernelSubmit => "kernel.submit",
             Capability::PluginsInvoke => "plugins.invoke",
             Capability::HomeostasisActuate => "homeostasis.actuate",
+            Capability::KernelRegister => "kernel.register",
+            Capability::HomeostasisRecord => "homeostasis.record",
+            Capability::SecurityRead => "security.read",
         }
     }
 

@@ -22,5 +22,5 @@ pub use host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost, Task,
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
-pub use value::{format_duration, format_float, Map, Value, ValueError};
+pub use value::{format_duration, format_float, Map, Value, ValueError, JSON_MAX_DEPTH};
 pub use vm::{instant_after, wait_of_ms, Budget, Vm, VmError, VmErrorKind, MAX_WAIT};

@@ -34,6 +34,13 @@ use std::rc::Rc;
 use indexmap::IndexMap;
 
 pub use crate::text::{format_duration, format_float};
+
+/// The deepest nesting of lists and maps that a value may have where it is carried as JSON
+/// (stored in memory or the kernel's queues, sent to a plugin, emitted as an event): the
+/// JSON readers of the state, of plugins and of event streams (serde_json's recursion limit)
+/// refuse more, so a deeper value is an error where it would be written, never a silent
+/// `null` where it is read.
+pub const JSON_MAX_DEPTH: usize = 127;
 use crate::text::{write_duration, write_float, write_int, write_quoted};
 
 mod nested;
@@ -554,6 +561,24 @@ impl Value {
         let mut out = String::new();
         self.write_json(&mut out);
         out
+    }
+
+    /// Whether lists and maps nest more than `limit` levels deep (`1` is 0 levels, `[1]` 1,
+    /// `[[1]]` 2). Walked from a worklist on the heap, so any depth is safe to ask about.
+    pub fn nests_deeper_than(&self, limit: usize) -> bool {
+        let mut todo: Vec<(&Value, usize)> = vec![(self, 0)];
+        while let Some((v, depth)) = todo.pop() {
+            let inner: Box<dyn Iterator<Item = &Value>> = match v {
+                Value::List(items) => Box::new(items.iter()),
+                Value::Map(map) => Box::new(map.iter().map(|(_, v)| v)),
+                _ => continue,
+            };
+            if depth + 1 > limit {
+                return true;
+            }
+            todo.extend(inner.filter(|v| v.is_collection()).map(|v| (v, depth + 1)));
+        }
+        false
     }
 
     /// Whether the value is a list or a map.

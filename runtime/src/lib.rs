@@ -3,6 +3,7 @@
 
 mod calls;
 pub mod durable;
+pub mod files;
 pub mod homeostasis;
 pub mod host;
 pub mod kernel;
@@ -134,6 +135,10 @@ mod tests {
             ("run_plugin", Capability::PluginsInvoke),
             ("homeostasis.actuate", Capability::HomeostasisActuate),
             ("self_heal", Capability::HomeostasisActuate),
+            ("kernel.register", Capability::KernelRegister),
+            ("kernel.heartbeat", Capability::KernelRegister),
+            ("homeostasis.record", Capability::HomeostasisRecord),
+            ("security.verify_signature", Capability::SecurityRead),
         ]
         .into_iter()
         .collect();
@@ -154,7 +159,9 @@ mod tests {
     fn capability_holders_write_or_read_state_as_declared() {
         for d in declarations() {
             match d.capability {
-                Some(Capability::MemoryRead) => assert!(!d.effectful, "{} only reads", d.name),
+                Some(Capability::MemoryRead | Capability::SecurityRead) => {
+                    assert!(!d.effectful, "{} only reads", d.name)
+                }
                 Some(_) => assert!(d.effectful, "{} changes state", d.qualified_name()),
                 None => {}
             }

@@ -41,6 +41,18 @@ impl Record {
     }
 }
 
+/// Refuses a value that nests lists and maps deeper than [`aether_vm::JSON_MAX_DEPTH`]:
+/// carried as JSON it could not be read back (it would have become `null`).
+pub fn json_ready(v: &Value, what: &str) -> Result<(), String> {
+    if v.nests_deeper_than(aether_vm::JSON_MAX_DEPTH) {
+        return Err(format!(
+            "{what} nests lists and maps more than {} levels deep, more than JSON carries here (json_encode it to a string)",
+            aether_vm::JSON_MAX_DEPTH
+        ));
+    }
+    Ok(())
+}
+
 /// A JSON value as a script value (numbers that fit are ints).
 pub fn from_json(j: &serde_json::Value) -> Value {
     match j {
@@ -156,6 +168,7 @@ fn store_with(
     kind: &str,
     unique: bool,
 ) -> Result<i64, StateError> {
+    json_ready(content, "the stored value").map_err(StateError)?;
     let json = content.to_json();
     let text = match content {
         Value::Str(s) => s.to_string(),

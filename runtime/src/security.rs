@@ -15,9 +15,17 @@ pub struct Trust {
     pub revoked: Revocations,
 }
 
+/// The most `security.verify_signature` reads: a signed script or manifest is text far
+/// smaller than this; a larger file is refused unread past this many bytes.
+pub const VERIFY_MAX_BYTES: u64 = 4 << 20;
+
 /// `security.verify_signature(path)`: `{ok, reason, key_id}`; `reason` is `ok` or one of
 /// the reasons of `aether verify` (`missing`, `mismatch`, `unknown-key`, ...), plus
-/// `unreadable` and `no-keyring` (the keyring could not be loaded).
+/// `no-keyring` (the keyring could not be loaded) and `unreadable`. It reads at most
+/// [`VERIFY_MAX_BYTES`] (4 MiB) of a regular file, opened without blocking: a path that does
+/// not exist, cannot be opened, is not a regular file (FIFO, device, directory), is larger
+/// than that or is not UTF-8 is `unreadable`, one reason for all, so the call tells a
+/// script nothing about files it cannot read.
 pub fn verify_signature(path: &Path, trust: Option<&Trust>) -> Value {
     let result = |ok: bool, reason: &str, key_id: Option<&str>| {
         let m: Map = [
@@ -32,12 +40,12 @@ pub fn verify_signature(path: &Path, trust: Option<&Trust>) -> Value {
     let Some(trust) = trust else {
         return result(false, "no-keyring", None);
     };
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => return result(false, "unreadable", None),
-        },
-        Err(_) => return result(false, "unreadable", None),
+    let text = match crate::files::read_regular(path, Some(VERIFY_MAX_BYTES))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    {
+        Some(t) => t,
+        None => return result(false, "unreadable", None),
     };
     let v = aether_sign::verify(&text, &trust.keyring, &trust.revoked);
     if v.is_ok() {

@@ -1,6 +1,5 @@
 //! Finding `.aether` files under the paths given on the command line, and reading them.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Directories never descended into.
@@ -94,51 +93,16 @@ pub(crate) fn shown(display: &str) -> String {
         .join("/")
 }
 
-/// Read a file, which must be a regular file (after following symbolic links): a FIFO would
-/// block until a writer came (forever, in a CI job), and a device such as `/dev/zero` never
-/// ends. The file is opened without blocking and its type checked on the open descriptor,
-/// so swapping the path for a FIFO after a check cannot slip through.
+/// Read a file, which must be a regular file ([`aether_runtime::files::read_regular`]: a
+/// FIFO or a device is refused without blocking).
 pub(crate) fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("not a regular file ({})", kind_of(&meta.file_type())),
-        ));
-    }
-    // O_NONBLOCK does not change how a regular file reads.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(1 << 26));
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    aether_runtime::files::read_regular(path, None)
 }
 
 /// [`read_regular`] as UTF-8 text.
 pub(crate) fn read_regular_string(path: &Path) -> std::io::Result<String> {
     String::from_utf8(read_regular(path)?)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8"))
-}
-
-/// What kind of file a non-regular file is, for messages.
-fn kind_of(ty: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ty.is_dir() {
-        "a directory"
-    } else if ty.is_fifo() {
-        "a FIFO"
-    } else if ty.is_socket() {
-        "a socket"
-    } else if ty.is_char_device() {
-        "a character device"
-    } else if ty.is_block_device() {
-        "a block device"
-    } else {
-        "not a file"
-    }
 }
 
 fn is_aether(p: &Path) -> bool {

@@ -12,6 +12,7 @@ mod init;
 mod lsp;
 mod migrate;
 mod output;
+mod plugins;
 mod render;
 mod report;
 mod run;
@@ -77,6 +78,8 @@ enum Command {
     Sign(signing::SignArgs),
     /// Verify signatures and score risk, with an optional markdown report.
     Verify(signing::VerifyArgs),
+    /// Plugin tools: `pin` writes the SHA-256 of a plugin's files into its manifest.
+    Plugins(plugins::PluginsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,6 +135,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Keygen(args) => signing::keygen(args),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
+        Command::Plugins(args) => plugins::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Fmt(args) => fmt::run(args),

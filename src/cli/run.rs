@@ -588,9 +588,11 @@ pub(crate) fn execute<W: Write>(
     let (plugins, mut warnings) =
         aether_runtime::plugins::Plugins::discover(&dirs, plugin_settings);
     if let Some(trust) = exec.strict_trust {
-        // Strict signature mode: only plugins whose manifest is signed by a trusted key.
-        warnings
-            .extend(plugins.retain(|m| aether_runtime::security::verify_manifest(&m.dir, trust)));
+        // Strict signature mode: only plugins whose manifest is signed by a trusted key and
+        // pins the files it runs.
+        warnings.extend(plugins.retain(|m| {
+            aether_runtime::security::verify_manifest(&m.dir, trust).and_then(|()| m.require_pins())
+        }));
     }
     if show && !quiet {
         for w in &warnings {

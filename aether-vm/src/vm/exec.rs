@@ -642,6 +642,15 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::Emit { name, has_payload } => {
                     let payload = if has_payload { pop!() } else { Value::Null };
                     let name = constants[name as usize].clone();
+                    if payload.nests_deeper_than(JSON_MAX_DEPTH) {
+                        fail!(
+                            ErrorClass::Runtime,
+                            format!(
+                                "the payload of event \"{}\" nests lists and maps more than {JSON_MAX_DEPTH} levels deep, more than an event stream carries (json_encode it to a string)",
+                                name.display()
+                            )
+                        );
+                    }
                     save_ip!();
                     let span = program.span_at(index_u32(ip) - 1);
                     let fields = map_of(vec![("name", name), ("payload", payload)]);

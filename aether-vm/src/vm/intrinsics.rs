@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aether_check::decl::{DefaultValue, FnDecl};
+use aether_check::decl::{Capability, DefaultValue, FnDecl};
 use aether_syntax::Span;
 
 use super::{map_of, Fiber, Vm};
@@ -67,6 +67,7 @@ pub(crate) fn intrinsics() -> Vec<(FnDecl, Intrinsic)> {
         (
             FnDecl::global("metrics")
                 .param("map")
+                .capability(Capability::HomeostasisRecord)
                 .effectful()
                 .doc("Records each entry of map as a homeostasis metric."),
             Intrinsic::Metrics,
@@ -238,11 +239,12 @@ mod tests {
     }
 
     #[test]
-    fn only_now_and_the_index_are_free_of_effects() {
+    fn only_now_and_the_index_are_free_of_effects_and_only_metrics_needs_a_capability() {
         for (d, _) in intrinsics() {
             let pure = matches!(d.name, "now" | "load_feature_index");
             assert_eq!(d.effectful, !pure, "{}", d.name);
-            assert_eq!(d.capability, None, "{}", d.name);
+            let cap = (d.name == "metrics").then_some(Capability::HomeostasisRecord);
+            assert_eq!(d.capability, cap, "{}", d.name);
         }
         assert!(find("now").doc.contains("nondeterministic"));
     }

@@ -35,7 +35,7 @@ use crate::host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, NoEvents, NoHost,
 };
 use crate::program::{Instr, Program};
-use crate::value::{format_duration, Map, Value, ValueError};
+use crate::value::{format_duration, Map, Value, ValueError, JSON_MAX_DEPTH};
 
 /// The kind of a run-time error (the same classes a host error has).
 pub type VmErrorKind = ErrorClass;

@@ -17,6 +17,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
             FnDecl::in_module(m, "record")
                 .param("metric")
                 .param("value")
+                .capability(Capability::HomeostasisRecord)
                 .effectful()
                 .doc("Records a measurement of metric."),
             HostFn::Sync(record),
@@ -106,7 +107,7 @@ fn check_slo(h: &mut RuntimeHost, args: &Args<'_>, _: &mut HostCx<'_>) -> Answer
 fn actuate(h: &mut RuntimeHost, args: &Args<'_>, cx: &mut HostCx<'_>) -> Answer {
     let action = str_arg(args, "action", "action")?;
     let target = str_arg(args, "target", "target")?;
-    let params = to_json(arg(args, "params")?);
+    let params = to_json(arg(args, "params")?, "params")?;
     request(h, action, target, &params, cx)
 }
 

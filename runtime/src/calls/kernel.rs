@@ -37,6 +37,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
         (
             FnDecl::in_module(m, "register")
                 .param("name")
+                .capability(Capability::KernelRegister)
                 .effectful()
                 .doc("Registers a service by name."),
             HostFn::Sync(register),
@@ -44,6 +45,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
         (
             FnDecl::in_module(m, "heartbeat")
                 .param("name")
+                .capability(Capability::KernelRegister)
                 .effectful()
                 .doc("Records a heartbeat of the named service."),
             HostFn::Sync(heartbeat),

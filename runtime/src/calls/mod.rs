@@ -93,9 +93,12 @@ pub(crate) fn tags_arg(args: &Args<'_>, param: &str) -> Result<Vec<String>, Host
     }
 }
 
-/// A script value as JSON (for plugins and actuation parameters).
-pub(crate) fn to_json(v: &Value) -> serde_json::Value {
-    serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null)
+/// A script value as JSON (for plugins and actuation parameters); `what` names it in the
+/// error when it nests too deep for JSON ([`crate::memory::json_ready`]).
+pub(crate) fn to_json(v: &Value, what: &str) -> Result<serde_json::Value, HostError> {
+    crate::memory::json_ready(v, what).map_err(HostError::runtime)?;
+    serde_json::from_str(&v.to_json())
+        .map_err(|e| HostError::runtime(format!("internal: {what} is not JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -114,6 +117,24 @@ mod tests {
             );
             assert!(!d.doc.is_empty(), "{} has no doc", d.qualified_name());
         }
+    }
+
+    /// `[[...[1]...]]` with `depth` brackets.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(Value::Int(1), |v, _| Value::from(vec![v]))
+    }
+
+    #[test]
+    fn values_as_deep_as_json_carries_convert_and_deeper_ones_are_refused() {
+        // serde_json reads back exactly JSON_MAX_DEPTH levels.
+        let ok = to_json(&nested(aether_vm::JSON_MAX_DEPTH), "the value").unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&ok.to_string()).is_ok());
+        let e = to_json(&nested(aether_vm::JSON_MAX_DEPTH + 1), "the value").unwrap_err();
+        assert!(e.message.contains("more than 127 levels deep"), "{}", e.message);
+        assert!(serde_json::from_str::<serde_json::Value>(
+            &nested(aether_vm::JSON_MAX_DEPTH + 1).to_json()
+        )
+        .is_err());
     }
 
     #[test]

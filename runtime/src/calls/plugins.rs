@@ -77,7 +77,7 @@ fn invoke(h: &mut RuntimeHost, args: &Args<'_>, cx: &mut HostCx<'_>) -> HostCall
         return HostCall::Ready(Err(e));
     }
     let options = str_arg(args, "function", "function").and_then(|function| {
-        let timeout = crate::plugins::timeout_from_json(&to_json(arg(args, "timeout")?))
+        let timeout = crate::plugins::timeout_from_json(&to_json(arg(args, "timeout")?, "timeout")?)
             .map_err(HostError::runtime)?;
         Ok((function.to_string(), timeout))
     });
@@ -106,9 +106,17 @@ fn start(
         Ok(n) => n.to_string(),
         Err(e) => return ready(Err(e)),
     };
-    let rest: Vec<serde_json::Value> = match args.rest("args") {
-        Ok(items) => items.iter().map(to_json).collect(),
-        Err(_) => Vec::new(),
+    let rest: Result<Vec<serde_json::Value>, HostError> = match args.rest("args") {
+        Ok(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| to_json(v, &format!("argument {} of plugin `{name}`", i + 1)))
+            .collect(),
+        Err(_) => Ok(Vec::new()),
+    };
+    let rest = match rest {
+        Ok(rest) => rest,
+        Err(e) => return ready(Err(e)),
     };
     if let Some(m) = h.config.plugins.manifest(&name) {
         if h.config.enforce_capabilities {

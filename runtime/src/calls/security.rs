@@ -1,6 +1,6 @@
 //! `security.*`: declarations beside implementations; the checks are in [`crate::security`].
 
-use aether_check::decl::FnDecl;
+use aether_check::decl::{Capability, FnDecl};
 use aether_vm::{Args, HostCx, HostError, Value};
 
 use super::{str_arg, tags_arg, HostFn};
@@ -15,7 +15,8 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
         (
             FnDecl::in_module(m, "verify_signature")
                 .param("path")
-                .doc("Verifies the signature of the file at path; {ok, reason, key_id}."),
+                .capability(Capability::SecurityRead)
+                .doc("Verifies the signature of the file at path (a regular file of at most 4 MiB); {ok, reason, key_id}."),
             HostFn::Sync(verify_signature),
         ),
         (

@@ -40,7 +40,11 @@ pub struct Journal {
 
 pub(super) fn encode(r: &Result<Value, HostError>) -> String {
     match r {
-        Ok(v) => json!({"ok": crate::calls::to_json(v)}).to_string(),
+        Ok(v) => match crate::calls::to_json(v, "the result") {
+            Ok(j) => json!({"ok": j}).to_string(),
+            // Journalled as the error it is, never as a `null` result.
+            Err(e) => encode(&Err(e)),
+        },
         Err(e) => {
             let class = match e.class {
                 ErrorClass::Timeout => "timeout",

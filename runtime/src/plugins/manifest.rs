@@ -22,6 +22,8 @@ pub struct Manifest {
     pub deterministic: bool,
     pub side_effects: bool,
     pub timeout: Option<Duration>,
+    /// The SHA-256 pins of its files (`pins`, see [`super::pins`]).
+    pub pins: Vec<super::Pin>,
     /// The plugin directory (absolute when it could be canonicalized).
     pub dir: PathBuf,
 }
@@ -38,7 +40,8 @@ impl Manifest {
     /// Parses manifest text of the plugin in `dir`. Required: `name` (letters, digits, `_`,
     /// `-`, `.`), `version` (semver), `command` (non-empty array of strings). Optional:
     /// `functions` (default `["run"]`), `capabilities` (default `[]`), `deterministic`
-    /// (default false), `side_effects` (default true), `timeout` (seconds > 0). Other fields
+    /// (default false), `side_effects` (default true), `timeout` (seconds > 0), `pins` (file
+    /// path to `"sha256:<hex>"`). Other fields
     /// are ignored. The program (`command[0]`) is resolved against `dir` when it contains a
     /// `/` or a file of that name exists in `dir`; otherwise it is left for a `PATH` lookup.
     pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
@@ -104,6 +107,7 @@ impl Manifest {
             ),
             Some(_) => return Err("timeout must be a number of seconds".into()),
         };
+        let pins = super::pins::parse(obj.get("pins"))?;
         Ok(Manifest {
             name,
             version,
@@ -113,6 +117,7 @@ impl Manifest {
             deterministic,
             side_effects,
             timeout,
+            pins,
             dir: dir.to_path_buf(),
         })
     }

@@ -8,11 +8,12 @@
 //! first line of its stdout: `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.//!
 //! The module's rooms: `manifest` (reading `plugin.json`), `registry` (discovery, the
 //! per-plugin bookkeeping, requirements and admission of an invocation), `breaker` (the
-//! circuit breaker), `protocol` (the request line and the reading of a response) and
+//! circuit breaker), `pins` (the SHA-256 of its files that its manifest pins), `protocol` (the request line and the reading of a response) and
 //! `process` (running the command in its own process group, with its timeout).
 
 mod breaker;
 mod manifest;
+mod pins;
 mod process;
 mod protocol;
 mod registry;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use manifest::{Manifest, MANIFEST_FILE};
+pub use pins::{pin_manifest, Pin};
 pub use protocol::request_line;
 pub use registry::{InvokeFuture, Plugins};
 

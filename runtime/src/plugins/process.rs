@@ -14,8 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::protocol::{interpret, request_line, stderr_tail, trim_secs};
 use super::{Manifest, PluginError, PluginErrorKind};
 
-/// The most of a plugin's stdout that is kept (the response is its first line).
-const STDOUT_CAP: usize = 16 * 1024 * 1024;
+/// The most of a plugin's stdout that is kept (the response is its first line, which must
+/// end within it).
+pub(super) const STDOUT_CAP: usize = 16 * 1024 * 1024;
 /// The most of a plugin's stderr that is kept (its tail).
 const STDERR_KEEP: usize = 8 * 1024;
 /// Linux `ETXTBSY`: the executable is still open for writing somewhere (a race with a
@@ -35,6 +36,11 @@ pub(super) async fn run(
         return Err(failed(format!("plugin {name:?} has no command")));
     };
     let request = request_line(name, function, args);
+    // The files the signed manifest pins are checked before every start: a file swapped
+    // since the plugin was loaded does not run.
+    manifest
+        .verify_pins()
+        .map_err(|e| failed(format!("plugin {name:?} is not started: {e}")))?;
 
     let mut child = spawn(program, program_args, &manifest.dir)
         .await
@@ -104,6 +110,15 @@ async fn spawn(
         // starts can be killed with it (see `ProcessGroup`).
         #[cfg(unix)]
         command.process_group(0);
+        #[cfg(target_os = "linux")]
+        {
+            let host = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+            // SAFETY: `guard::split` does only async-signal-safe system calls (no allocation,
+            // no lock), as a `pre_exec` hook in the child of a multi-threaded process must.
+            unsafe {
+                command.pre_exec(move || guard::split(host));
+            }
+        }
         let result = command.spawn();
         match result {
             Err(e) if e.raw_os_error() == Some(ETXTBSY) && attempt < 10 => {
@@ -111,6 +126,104 @@ async fn spawn(
                 tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
             }
             other => return other,
+        }
+    }
+}
+
+/// A guard between `aether` and a plugin, so that a killed `aether` (SIGKILL included,
+/// which no handler sees) leaves no plugin behind, nor anything the plugin started in its
+/// process group.
+///
+/// The spawned child (the group leader, whose pid `aether` knows) forks once more before
+/// the exec: the new process execs the plugin, the spawned one stays as its guard. The guard
+/// asks for `SIGTERM` when its parent thread ends (`PR_SET_PDEATHSIG`), closes every
+/// descriptor (the pipes are the plugin's), and waits: when the plugin exits, it exits the
+/// same way (status or signal), so `aether` sees the plugin's own end; when `aether` dies,
+/// it kills its whole process group, the plugin and its children with it. The plugin in
+/// turn asks for `SIGKILL` when the guard dies.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the guard ends: plugins are
+/// started from the thread that runs the script, which outlives them (an invocation is
+/// killed when it is dropped). What escapes: a process that leaves the group (`setsid`,
+/// `setpgid`, a daemonizing double fork into a new session); docs/plugins.md says so.
+#[cfg(target_os = "linux")]
+mod guard {
+    /// Runs in the spawned child before the exec. Returns in the process that execs the
+    /// plugin; the guard never returns.
+    pub(super) fn split(host: libc::pid_t) -> std::io::Result<()> {
+        // SAFETY: plain system calls on values of ours; all async-signal-safe.
+        unsafe {
+            let mut signals: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut signals);
+            libc::sigaddset(&mut signals, libc::SIGTERM);
+            libc::sigaddset(&mut signals, libc::SIGCHLD);
+            // Blocked before the death signal is asked for, so it waits for `sigwaitinfo`.
+            libc::sigprocmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != host {
+                // `aether` died before the request took hold.
+                libc::_exit(1);
+            }
+            let guard = libc::getpid();
+            let plugin = libc::fork();
+            if plugin < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if plugin == 0 {
+                libc::sigprocmask(libc::SIG_UNBLOCK, &signals, std::ptr::null_mut());
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                if libc::getppid() != guard {
+                    libc::_exit(1);
+                }
+                return Ok(());
+            }
+            close_all();
+            watch(plugin, &signals)
+        }
+    }
+
+    /// Closes every descriptor of the guard: the plugin's pipes and the exec-status pipe
+    /// of the spawn must end with the plugin, not with its guard.
+    unsafe fn close_all() {
+        // SAFETY: close_range(2) and close(2) take plain integers.
+        unsafe {
+            if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+                let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65_536) as libc::c_int;
+                for fd in 0..max {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+
+    /// The guard's life: wait for the plugin's end or for `aether`'s death.
+    unsafe fn watch(plugin: libc::pid_t, signals: &libc::sigset_t) -> ! {
+        // SAFETY: async-signal-safe system calls on values of ours.
+        unsafe {
+            loop {
+                let mut status = 0;
+                if libc::waitpid(plugin, &mut status, libc::WNOHANG) == plugin {
+                    if libc::WIFSIGNALED(status) {
+                        let sig = libc::WTERMSIG(status);
+                        libc::signal(sig, libc::SIG_DFL);
+                        let mut one: libc::sigset_t = std::mem::zeroed();
+                        libc::sigemptyset(&mut one);
+                        libc::sigaddset(&mut one, sig);
+                        libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                        libc::kill(libc::getpid(), sig);
+                    }
+                    libc::_exit(if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        1
+                    });
+                }
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                if libc::sigwaitinfo(signals, &mut info) == libc::SIGTERM {
+                    // `aether` is gone (or asks the group to end): the whole group goes.
+                    libc::kill(0, libc::SIGKILL);
+                }
+            }
         }
     }
 }
@@ -316,7 +429,8 @@ async fn communicate(
             let _ = stdin.shutdown().await;
         }
     };
-    let read_out = read_capped(stdout, STDOUT_CAP, false);
+    // One byte over the cap is kept, so a response that does not end within it shows.
+    let read_out = read_capped(stdout, STDOUT_CAP + 1, false);
     let read_err = read_capped(stderr, STDERR_KEEP, true);
     let mut write = pin!(write);
     let mut read_out = pin!(read_out);

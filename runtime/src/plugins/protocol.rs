@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::process::STDOUT_CAP;
 use super::{PluginError, PluginErrorKind};
 
 /// The most of the stderr tail quoted in an error message.
@@ -63,6 +64,12 @@ pub(super) fn interpret(
     stderr_note: &str,
 ) -> Result<Value, PluginError> {
     let failed = |msg: String| Err(PluginError::new(PluginErrorKind::Failed, msg));
+    // The first line must end within the cap: stdout past it was not kept.
+    let too_large = stdout.len() > STDOUT_CAP && {
+        let start = stdout.iter().position(|b| !b.is_ascii_whitespace());
+        start.is_none_or(|s| !stdout[s.min(STDOUT_CAP)..STDOUT_CAP].contains(&b'\n'))
+    };
+    let stdout = &stdout[..stdout.len().min(STDOUT_CAP)];
     let text = String::from_utf8_lossy(stdout);
     let first_line = text
         .lines()
@@ -83,6 +90,12 @@ pub(super) fn interpret(
         let reported = reported_error.map(|e| format!(": {e}")).unwrap_or_default();
         return failed(format!(
             "plugin {name:?} function {function:?} {how}{reported}{stderr_note}"
+        ));
+    }
+    if too_large {
+        return failed(format!(
+            "plugin {name:?} function {function:?} wrote a response too large (over {} MiB){stderr_note}",
+            STDOUT_CAP >> 20
         ));
     }
     if first_line.is_empty() {
