@@ -1703,5 +1703,9 @@ fn prod_runs_only_plugins_whose_signed_manifest_pins_the_files_they_run() {
     // Outside prod an unpinned plugin still runs; a pin that exists is checked everywhere.
     let res = run_in(dir.path(), &["run", "x.aether"]);
     assert_eq!(res.code, 21, "{}", res.stderr);
-    assert!(res.stderr.contains("does not match the manifest's pin"), "{}", res.stderr);
+    assert!(
+        res.stderr.contains("does not match the manifest's pin"),
+        "{}",
+        res.stderr
+    );
 }

@@ -141,7 +141,10 @@ fn check_reports_an_undeclared_metrics_call_like_other_capabilities() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("A204"), "{text}");
-    assert!(text.contains("module `homeostasis` is used but not required"), "{text}");
+    assert!(
+        text.contains("module `homeostasis` is used but not required"),
+        "{text}"
+    );
 }
 
 /// Writes a plugin into `DIR/plugins/NAME` running `sh ./p.sh`, whose body is `body`.
@@ -174,9 +177,18 @@ fn a_value_too_deep_for_json_is_an_error_where_it_is_written_never_a_silent_null
     );
     let head = "goal: \"deep\"\nrequire:\n    capabilities: [\"memory\", \"plugins.invoke\"]\n";
     for (call, what) in [
-        ("memory.store(deep)", "the stored value nests lists and maps more than 127 levels deep"),
-        ("emit \"deep_event\" deep", "the payload of event \"deep_event\" nests lists and maps more than 127 levels deep"),
-        ("plugins.invoke(\"echo\", deep)", "argument 1 of plugin `echo` nests lists and maps more than 127 levels deep"),
+        (
+            "memory.store(deep)",
+            "the stored value nests lists and maps more than 127 levels deep",
+        ),
+        (
+            "emit \"deep_event\" deep",
+            "the payload of event \"deep_event\" nests lists and maps more than 127 levels deep",
+        ),
+        (
+            "plugins.invoke(\"echo\", deep)",
+            "argument 1 of plugin `echo` nests lists and maps more than 127 levels deep",
+        ),
     ] {
         let src = format!("{head}{DEEP}{call}\nprint(\"ran\")\n");
         let r = run_in(dir.path(), &src, &["--events", "ev.jsonl"]);
@@ -195,7 +207,10 @@ fn a_value_too_deep_for_json_is_an_error_where_it_is_written_never_a_silent_null
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "true\n1\n");
     let got = std::fs::read_to_string(dir.path().join("plugins/echo/got.txt")).unwrap();
-    assert!(got.contains(&format!("{}1{}", "[".repeat(128), "]".repeat(128))), "{got}");
+    assert!(
+        got.contains(&format!("{}1{}", "[".repeat(128), "]".repeat(128))),
+        "{got}"
+    );
 }
 
 #[test]
@@ -263,7 +278,10 @@ fn a_sigkilled_aether_leaves_no_plugin_nor_its_children_behind() {
         if let (Some(p), Some(g)) = (read_pid("plugin.pid"), read_pid("grandchild.pid")) {
             break (p, g);
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "the plugin started");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the plugin started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     aether.kill().expect("SIGKILL aether");

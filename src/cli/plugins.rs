@@ -36,7 +36,12 @@ pub(crate) fn run(args: PluginsArgs) -> i32 {
         match written {
             Ok(pins) => {
                 for pin in &pins {
-                    outln!("{}: pinned {} sha256:{}", manifest.display(), pin.file, pin.sha256);
+                    outln!(
+                        "{}: pinned {} sha256:{}",
+                        manifest.display(),
+                        pin.file,
+                        pin.sha256
+                    );
                 }
             }
             Err(e) => {

@@ -130,7 +130,11 @@ mod tests {
         let ok = to_json(&nested(aether_vm::JSON_MAX_DEPTH), "the value").unwrap();
         assert!(serde_json::from_str::<serde_json::Value>(&ok.to_string()).is_ok());
         let e = to_json(&nested(aether_vm::JSON_MAX_DEPTH + 1), "the value").unwrap_err();
-        assert!(e.message.contains("more than 127 levels deep"), "{}", e.message);
+        assert!(
+            e.message.contains("more than 127 levels deep"),
+            "{}",
+            e.message
+        );
         assert!(serde_json::from_str::<serde_json::Value>(
             &nested(aether_vm::JSON_MAX_DEPTH + 1).to_json()
         )

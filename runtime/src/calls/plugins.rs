@@ -77,8 +77,9 @@ fn invoke(h: &mut RuntimeHost, args: &Args<'_>, cx: &mut HostCx<'_>) -> HostCall
         return HostCall::Ready(Err(e));
     }
     let options = str_arg(args, "function", "function").and_then(|function| {
-        let timeout = crate::plugins::timeout_from_json(&to_json(arg(args, "timeout")?, "timeout")?)
-            .map_err(HostError::runtime)?;
+        let timeout =
+            crate::plugins::timeout_from_json(&to_json(arg(args, "timeout")?, "timeout")?)
+                .map_err(HostError::runtime)?;
         Ok((function.to_string(), timeout))
     });
     match options {

@@ -203,7 +203,10 @@ mod tests {
         std::fs::write(dir.path().join("p.sh"), "echo evil\n").unwrap();
         let e = m.verify_pins().unwrap_err();
         assert!(e.contains("its file p.sh does not match"), "{e}");
-        assert!(e.contains(&format!("expected sha256:{}", pins[0].sha256)), "{e}");
+        assert!(
+            e.contains(&format!("expected sha256:{}", pins[0].sha256)),
+            "{e}"
+        );
         assert!(e.contains("found sha256:"), "{e}");
     }
 }

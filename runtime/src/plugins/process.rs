@@ -159,7 +159,13 @@ mod guard {
             libc::sigaddset(&mut signals, libc::SIGCHLD);
             // Blocked before the death signal is asked for, so it waits for `sigwaitinfo`.
             libc::sigprocmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             if libc::getppid() != host {
                 // `aether` died before the request took hold.
                 libc::_exit(1);
@@ -171,7 +177,13 @@ mod guard {
             }
             if plugin == 0 {
                 libc::sigprocmask(libc::SIG_UNBLOCK, &signals, std::ptr::null_mut());
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
                 if libc::getppid() != guard {
                     libc::_exit(1);
                 }
