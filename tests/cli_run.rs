@@ -1227,6 +1227,8 @@ trace("debug")
 log("now visible", level="debug")
 metrics({cpu: 0.5})
 print("out 2")
+metadata:
+    requires: ["homeostasis"]
 "#,
     );
     let o = run_ok_with(&script, &["--events", EVENTS]);
