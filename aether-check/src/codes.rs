@@ -274,6 +274,14 @@ rule!(
     "`sleep` of a string, which fails at run time"
 );
 rule!(
+    WAIT_IN_TRANSACTION,
+    "A137",
+    "wait-in-transaction",
+    ValidationError,
+    Error,
+    "a `sleep`, plugin call or `await` inside a `transaction:` block, which would hold the state database's write lock while it waits"
+);
+rule!(
     INVALID_SIGNATURE,
     "A301",
     "invalid-signature",
@@ -470,6 +478,14 @@ rule!(
     Warning,
     "a `while true:` loop with no `break`, no `return` and no time or step budget"
 );
+rule!(
+    CALL_OF_WAITING_ACTION_IN_TRANSACTION,
+    "A208",
+    "call-of-waiting-action-in-transaction",
+    ValidationError,
+    Warning,
+    "a call inside a `transaction:` block of an action that can wait (the run fails if it does)"
+);
 
 /// Rules of the checker, in id order.
 pub static CHECK_RULES: &[&Rule] = &[
@@ -506,6 +522,7 @@ pub static CHECK_RULES: &[&Rule] = &[
     &JUMP_OUT_OF_TRANSACTION,
     &STRING_PLUS_NON_STRING,
     &SLEEP_OF_STRING,
+    &WAIT_IN_TRANSACTION,
     &MISSING_GOAL,
     &LEGACY_INTENT,
     &UNKNOWN_POLICY_KEY,
@@ -513,6 +530,7 @@ pub static CHECK_RULES: &[&Rule] = &[
     &PLUGIN_NOT_REQUIRED,
     &EXPRESSION_STATEMENT_NOT_CALL,
     &ENDLESS_LOOP,
+    &CALL_OF_WAITING_ACTION_IN_TRANSACTION,
     &INVALID_SIGNATURE,
 ];
 

@@ -108,6 +108,10 @@ pub struct FnDecl {
     pub params: Vec<ParamDecl>,
     pub capability: Option<Capability>,
     pub effectful: bool,
+    /// The call suspends its fiber until something outside the VM answers (a plugin's
+    /// process): refused inside a `transaction:`, which must not hold the state database's
+    /// write lock while it waits (A137 at check time, the VM at run time).
+    pub waits: bool,
     pub doc: &'static str,
 }
 
@@ -120,6 +124,7 @@ impl FnDecl {
             params: Vec::new(),
             capability: None,
             effectful: false,
+            waits: false,
             doc: "",
         }
     }
@@ -179,6 +184,12 @@ impl FnDecl {
 
     pub fn effectful(mut self) -> FnDecl {
         self.effectful = true;
+        self
+    }
+
+    /// See [`FnDecl::waits`].
+    pub fn waits(mut self) -> FnDecl {
+        self.waits = true;
         self
     }
 

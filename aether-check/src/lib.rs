@@ -9,6 +9,7 @@ pub mod fingerprint;
 mod hints;
 pub mod risk;
 pub mod spec;
+mod tx_waits;
 
 pub use checker::ERROR_KINDS;
 pub use spec::{PluginRequirement, Policy, Specs, StepSpec, POLICY_KEYS, STEP_OPTIONS};
@@ -74,6 +75,7 @@ impl Analysis {
 /// Same input, same output.
 pub fn check(script: &Script, registry: &Registry) -> (Vec<Diagnostic>, Specs) {
     let (mut diags, specs) = checker::Checker::new(registry).check(script);
+    diags.extend(tx_waits::check(script, registry));
     sort_diagnostics(&mut diags);
     (diags, specs)
 }

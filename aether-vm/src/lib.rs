@@ -23,4 +23,6 @@ pub use host::{
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError, JSON_MAX_DEPTH};
-pub use vm::{instant_after, wait_of_ms, Budget, Vm, VmError, VmErrorKind, MAX_WAIT};
+pub use vm::{
+    instant_after, wait_of_ms, Budget, Vm, VmError, VmErrorKind, MAX_TRANSACTION, MAX_WAIT,
+};

@@ -247,6 +247,15 @@ impl RuntimeHost {
         }
     }
 
+    /// A host call's error: one that found the state database busy names who holds it
+    /// (see [`crate::busy`]).
+    fn name_busy(&self, e: HostError) -> HostError {
+        if e.message.starts_with(crate::busy::BUSY) && !self.config.throwaway {
+            return crate::busy::error(&self.config.state_dir);
+        }
+        e
+    }
+
     /// The homeostasis controller and the open state database, together.
     pub(crate) fn homeo(&mut self) -> Result<(&mut Homeostasis, &State), HostError> {
         self.state()?;
@@ -267,7 +276,7 @@ impl RuntimeHost {
             } else {
                 State::open(&self.config.state_dir)
             }
-            .map_err(crate::calls::runtime_error)?;
+            .map_err(|e| self.name_busy(crate::calls::runtime_error(e)))?;
             self.state = Some(st);
         }
         self.state
@@ -316,7 +325,7 @@ impl Host for RuntimeHost {
         }
         let args = Args::new(decl, &args);
         match func {
-            HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx)),
+            HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx).map_err(|e| self.name_busy(e))),
             HostFn::Call(f) => f(self, &args, cx),
         }
     }
@@ -331,9 +340,17 @@ impl Host for RuntimeHost {
         } else {
             format!("SAVEPOINT aether_tx_{depth}")
         };
-        st.conn
-            .execute_batch(&sql)
-            .map_err(|e| HostError::runtime(format!("cannot start the transaction: {e}")))?;
+        if let Err(e) = st.conn.execute_batch(&sql) {
+            if crate::busy::is_busy(&e) {
+                return Err(crate::busy::error(&self.config.state_dir));
+            }
+            return Err(HostError::runtime(format!(
+                "cannot start the transaction: {e}"
+            )));
+        }
+        if depth == 0 && !self.config.throwaway {
+            crate::busy::claim(&self.config.state_dir);
+        }
         self.depth += 1;
         Ok(())
     }
@@ -343,6 +360,9 @@ impl Host for RuntimeHost {
             return Ok(());
         };
         self.depth = depth;
+        if depth == 0 && !self.config.throwaway {
+            crate::busy::release(&self.config.state_dir);
+        }
         let st = self.state()?;
         let (commit, undo) = if depth == 0 {
             ("COMMIT".to_string(), "ROLLBACK".to_string())
@@ -368,6 +388,9 @@ impl Host for RuntimeHost {
             return;
         };
         self.depth = depth;
+        if depth == 0 && !self.config.throwaway {
+            crate::busy::release(&self.config.state_dir);
+        }
         if let Some(st) = &self.state {
             let undo = if depth == 0 {
                 "ROLLBACK".to_string()

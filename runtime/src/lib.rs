@@ -1,6 +1,7 @@
 //! The runtime host: the `memory`, `kernel`, `homeostasis`, `plugins` and `security`
 //! modules the VM calls, their declarations, and the state they keep under `.aetherra/`.
 
+pub mod busy;
 mod calls;
 pub mod durable;
 pub mod files;

@@ -141,6 +141,10 @@ impl std::fmt::Display for StateError {
 
 impl From<rusqlite::Error> for StateError {
     fn from(e: rusqlite::Error) -> StateError {
+        if crate::busy::is_busy(&e) {
+            // Never SQLite's bare "database is locked" (the host names the holder).
+            return StateError(crate::busy::generic());
+        }
         StateError(format!("state database: {e}"))
     }
 }
@@ -164,7 +168,7 @@ impl State {
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)
             .map_err(|e| StateError(format!("cannot open `{}`: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(crate::busy::BUSY_TIMEOUT)?;
         // Another run may be creating the same database right now: switching to WAL needs
         // a moment alone with the file, so retry for a while instead of failing.
         let mut tries = 0;

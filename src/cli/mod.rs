@@ -13,6 +13,7 @@ mod lsp;
 mod migrate;
 mod output;
 mod plugins;
+mod progress;
 mod render;
 mod report;
 mod run;

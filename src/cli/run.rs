@@ -61,6 +61,10 @@ pub(crate) struct RunArgs {
     /// Resume a durable run even though its script changed since it started.
     #[arg(long)]
     allow_changed: bool,
+    /// Show no progress, warnings or `log` lines on stderr (as AETHERRA_QUIET=1); errors
+    /// still show. Progress (steps, retries, backoff waits) shows only on a terminal.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// `aether run` with its arguments given as words (`aether runs resume` builds them).
@@ -305,7 +309,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     };
     let mut report = check_file(&args.file, functions.registry(), &opts);
     let strict_trust = opts.signatures.map(|t| t.keys);
-    let quiet = env.quiet;
+    let quiet = env.quiet || args.quiet;
     if !report.status.ok || (!quiet && !report.findings.is_empty()) {
         let mut text = String::new();
         render_file(&report, color_enabled(), DEFAULT_MAX_ERRORS, &mut text);
@@ -640,16 +644,28 @@ pub(crate) fn execute<W: Write>(
         timeout,
         ..Budget::default()
     };
+    // Steps, retries and backoffs on a terminal (`progress`); the script's output goes
+    // around the status line.
+    let mut progress = super::progress::Progress::start(show && !quiet, color_enabled());
+    let out = progress.guard(out, std::io::stdout().is_terminal());
     let mut vm = Vm::new(&program, functions, out, budget)
-        .with_stderr(err)
+        .with_stderr(progress.guard(err, true))
         .with_host(&mut host)
         .enforce_capabilities(enforce)
         .deterministic(deterministic)
         .quiet(quiet)
         .with_source(text);
-    if let Some(ev) = events.as_mut() {
-        vm = vm.with_events(ev);
-    }
+    let sinks: Vec<Box<dyn EventSink + '_>> = events
+        .as_mut()
+        .map(|ev| Box::new(ev) as Box<dyn EventSink + '_>)
+        .into_iter()
+        .chain(
+            progress
+                .sink()
+                .map(|p| Box::new(p) as Box<dyn EventSink + '_>),
+        )
+        .collect();
+    vm = vm.with_events(super::progress::Fanout(sinks));
     let run_args: Map = exec
         .args
         .iter()
@@ -658,6 +674,7 @@ pub(crate) fn execute<W: Write>(
     vm.set_args(run_args);
     let started_at = output::timestamp();
     let result = vm.run();
+    progress.finish();
     let handled_by = vm.handled_by().map(str::to_string);
     let handler_error = vm.handler_error().cloned();
     let mut out = vm.into_output();

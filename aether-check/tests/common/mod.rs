@@ -31,7 +31,8 @@ pub(crate) fn registry() -> Registry {
             .param("name")
             .rest("args")
             .capability(Capability::PluginsInvoke)
-            .effectful(),
+            .effectful()
+            .waits(),
         FnDecl::in_module("memory", "store")
             .param("content")
             .opt("tags", DefaultValue::EmptyList)
@@ -56,7 +57,8 @@ pub(crate) fn registry() -> Registry {
             .kw_only("function", DefaultValue::Str("run"))
             .kw_only("timeout", DefaultValue::Null)
             .capability(Capability::PluginsInvoke)
-            .effectful(),
+            .effectful()
+            .waits(),
         FnDecl::in_module("homeostasis", "health"),
     ]);
     r

@@ -462,6 +462,15 @@ impl<'p, W: Write> Vm<'p, W> {
                             );
                         }
                         Impl::Host(hid) => {
+                            if decl.waits {
+                                let what = format!(
+                                    "a call of `{}` inside a `transaction:` block",
+                                    decl.qualified_name()
+                                );
+                                if let Some(msg) = self.wait_refused(f, &what) {
+                                    fail!(ErrorClass::Runtime, msg);
+                                }
+                            }
                             if decl.effectful && self.must_wait_for_tx(id, f.in_tx) {
                                 // Another fiber's transaction is open on the one database
                                 // connection: this write waits until it ends.
@@ -606,6 +615,23 @@ impl<'p, W: Write> Vm<'p, W> {
                             if !self.sched.fibers.contains_key(&child) {
                                 fail!(ErrorClass::Runtime, "the awaited work was cancelled");
                             }
+                            // Work started inside this transaction cannot wait, so awaiting
+                            // it is quick; other work could wait for anything.
+                            let inside = self
+                                .sched
+                                .fibers
+                                .get(&child)
+                                .is_some_and(|c| c.in_tx.is_some() && c.in_tx == self.tx.owner);
+                            if !inside {
+                                if let Some(msg) =
+                                    self.wait_refused(
+                                    f,
+                                    "`await` inside a `transaction:` block of work started outside it",
+                                )
+                                {
+                                    fail!(ErrorClass::Runtime, msg);
+                                }
+                            }
                             self.sched.waiters.entry(child).or_default().push(id);
                             return Exit::Blocked;
                         }
@@ -630,6 +656,10 @@ impl<'p, W: Write> Vm<'p, W> {
                             ErrorClass::Runtime,
                             "`sleep` takes a duration or a number of seconds that is not negative"
                         );
+                    }
+                    if let Some(msg) = self.wait_refused(f, "`sleep` inside a `transaction:` block")
+                    {
+                        fail!(ErrorClass::Runtime, msg);
                     }
                     save_ip!();
                     self.sched.timers.push(Timer {
@@ -670,6 +700,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             fail!(he.class, he.message);
                         }
                         self.tx.owner = Some(id);
+                        self.tx.opened = Some(Instant::now());
                     }
                     f.tx.push(Vec::new());
                     f.joined.push(joins);

@@ -97,6 +97,12 @@ impl Default for Budget {
     }
 }
 
+/// The longest a `transaction:` may stay open. The outermost block holds the state
+/// database's write lock, and another run waits at most the database's busy timeout for it
+/// (the runtime sets that to this plus a second), so a bounded transaction never makes a
+/// concurrent run fail. A block open longer fails with TIMEOUT_ERROR and is rolled back.
+pub const MAX_TRANSACTION: Duration = Duration::from_secs(4);
+
 /// How often (in instructions) a running fiber looks at the clock, the budget and the
 /// other fibers.
 const SLICE: u64 = 1024;
@@ -339,6 +345,8 @@ struct Scheduler {
 #[derive(Default)]
 struct TxLock {
     owner: Option<u32>,
+    /// When the owner opened it (for [`MAX_TRANSACTION`]).
+    opened: Option<Instant>,
     waiters: Vec<u32>,
 }
 

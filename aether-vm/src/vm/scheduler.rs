@@ -450,6 +450,13 @@ impl<'p, W: Write> Vm<'p, W> {
             let e = self.error_in(&frames, ErrorClass::Timeout, self.timeout_message());
             return Some(Exit::Failed(e));
         }
+        if let Some(msg) = self.tx_overran(f, now) {
+            return Some(Exit::Failed(self.error_in(
+                &frames,
+                ErrorClass::Timeout,
+                msg,
+            )));
+        }
         let next = self.run.steps + SLICE;
         self.run.next_check = match self.config.budget.max_steps {
             Some(max) => next.min(max + 1),

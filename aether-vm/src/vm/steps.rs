@@ -56,6 +56,12 @@ impl<'p, W: Write> Vm<'p, W> {
         st.child = None;
         let attempt = st.attempt;
         let step = &program.steps[st.step as usize];
+        // A retry waits out its backoff first: never inside a transaction.
+        let in_tx = self
+            .sched
+            .fibers
+            .get(&p)
+            .is_some_and(|pf| self.in_open_tx(pf));
         self.sched
             .timers
             .retain(|t| !(t.owner == p && matches!(t.kind, TimerKind::StepTimeout { .. })));
@@ -72,7 +78,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 self.publish("step", fields, Some(step.span));
                 self.deliver(p, Ok(v));
             }
-            Err(e) if attempt <= step.retry => {
+            Err(e) if attempt <= step.retry && !in_tx => {
                 let wait_ms = step.backoff_ms * 2f64.powi(attempt as i32 - 1);
                 let fields = map_of(vec![
                     ("step", Value::from(step.label.as_str())),
@@ -102,6 +108,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 if attempt > 1 {
                     e.0.message = format!(
                         "step `{}` failed after {attempt} attempts: {}",
+                        step.label, e.0.message
+                    );
+                } else if attempt <= step.retry {
+                    e.0.message = format!(
+                        "step `{}` failed and is not retried inside a `transaction:` block (its backoff would wait with the state database locked): {}",
                         step.label, e.0.message
                     );
                 }

@@ -4,8 +4,6 @@
 use super::*;
 
 impl<'p, W: Write> Vm<'p, W> {
-    /// Undo the open transactions of a fiber that failed or was stopped, dropping the
-    /// events they held, and record that.
     /// The transaction context a fiber started by `parent` (with context `parent_in_tx`)
     /// runs in.
     pub(super) fn tx_context(&self, parent: u32, parent_in_tx: Option<u32>) -> Option<u32> {
@@ -21,10 +19,39 @@ impl<'p, W: Write> Vm<'p, W> {
         self.tx.owner.is_some_and(|o| o != id && in_tx != Some(o))
     }
 
+    /// Whether fiber `f` runs inside the open transaction (its own, or one it joined or was
+    /// started in): it must not wait, and [`MAX_TRANSACTION`] bounds it.
+    pub(super) fn in_open_tx(&self, f: &Fiber) -> bool {
+        !f.tx.is_empty() || f.in_tx.is_some_and(|o| self.tx.owner == Some(o))
+    }
+
+    /// Why fiber `f` may not wait (`None`: it may); `what` says which wait, and where. A
+    /// transaction holds the state database's write lock: waiting with it would make every
+    /// other run's writes wait too.
+    pub(super) fn wait_refused(&self, f: &Fiber, what: &str) -> Option<String> {
+        self.in_open_tx(f).then(|| {
+            format!(
+                "{what}: a transaction must not wait while it holds the state database's write lock (the transaction is rolled back)"
+            )
+        })
+    }
+
+    /// The open transaction `f` runs in has passed [`MAX_TRANSACTION`].
+    pub(super) fn tx_overran(&self, f: &Fiber, now: Instant) -> Option<String> {
+        let opened = self.tx.opened?;
+        (now.duration_since(opened) > MAX_TRANSACTION && self.in_open_tx(f)).then(|| {
+            format!(
+                "the transaction was open longer than {}, the limit that keeps other runs from finding the state database busy (it is rolled back): do slow work outside `transaction:`",
+                format_duration(MAX_TRANSACTION.as_secs_f64() * 1000.0)
+            )
+        })
+    }
+
     /// The transaction of `owner` has ended: fibers waiting to write go on.
     pub(super) fn release_tx(&mut self, owner: u32) {
         if self.tx.owner == Some(owner) {
             self.tx.owner = None;
+            self.tx.opened = None;
             let waiting: Vec<u32> = self.tx.waiters.drain(..).collect();
             for w in waiting {
                 if self.sched.fibers.contains_key(&w) {
@@ -34,6 +61,8 @@ impl<'p, W: Write> Vm<'p, W> {
         }
     }
 
+    /// Undo the open transactions of a fiber that failed or was stopped, dropping the
+    /// events they held, and record that.
     pub(super) fn roll_back(&mut self, id: u32, f: &Fiber) {
         if f.tx.is_empty() {
             return;

@@ -27,6 +27,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
                 .kw_only("timeout", DefaultValue::Null)
                 .capability(Capability::PluginsInvoke)
                 .effectful()
+                .waits()
                 .doc("Calls function of plugin name with args and returns its result."),
             HostFn::Call(invoke),
         ),
@@ -42,6 +43,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
                 .rest("args")
                 .capability(Capability::PluginsInvoke)
                 .effectful()
+                .waits()
                 .doc("plugins.invoke(name, args...)."),
             HostFn::Call(run_plugin),
         ),

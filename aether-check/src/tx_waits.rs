@@ -1,0 +1,237 @@
+//! Waits inside `transaction:` blocks: a `sleep`, a plugin call or an `await` there (A137),
+//! or a call of an action that can wait (A208), would hold the state database's write lock
+//! while nothing happens, and every other run's writes would wait for it.
+//!
+//! The VM refuses the same waits at run time (what this pass cannot see: a wait reached
+//! through a function value, a step's retry backoff); see docs/reliability.md.
+
+use std::collections::{HashMap, HashSet};
+
+use aether_syntax::ast::*;
+use aether_syntax::visit::{walk_expr, walk_stmt, Visitor};
+use aether_syntax::{Diagnostic, Span};
+
+use crate::codes::{CALL_OF_WAITING_ACTION_IN_TRANSACTION, WAIT_IN_TRANSACTION};
+use crate::decl::Registry;
+
+/// A wait found in a block: where, and what it is ("`sleep`", "a call of `plugins.invoke`").
+type Wait = (Span, String);
+
+/// The A137 and A208 diagnostics of a script.
+pub(crate) fn check(script: &Script, registry: &Registry) -> Vec<Diagnostic> {
+    let actions: HashMap<&str, &Action> = script
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Action(a) => Some((a.name.text.as_str(), a)),
+            _ => None,
+        })
+        .collect();
+    let waiting = waiting_actions(&actions, registry);
+    let mut pass = TxPass {
+        registry,
+        actions: &actions,
+        waiting: &waiting,
+        depth: 0,
+        started_inside: HashSet::new(),
+        out: Vec::new(),
+    };
+    for item in &script.items {
+        match item {
+            Item::Stmt(s) => pass.visit_stmt(s),
+            Item::Action(a) => pass.visit_block(&a.body),
+            _ => {}
+        }
+    }
+    pass.out
+}
+
+/// What a call expression calls, when it is a name the script or the registry knows.
+enum Callee<'a> {
+    Action(&'a str),
+    Waiting(String),
+    Other,
+}
+
+fn callee<'a>(expr: &'a Expr, actions: &HashMap<&str, &Action>, registry: &Registry) -> Callee<'a> {
+    let ExprKind::Call { callee, .. } = &expr.kind else {
+        return Callee::Other;
+    };
+    let decl = match &callee.kind {
+        ExprKind::Name(n) if actions.contains_key(n.as_str()) => return Callee::Action(n),
+        ExprKind::Name(n) => registry.global(n),
+        ExprKind::Member { target, name } => match &target.kind {
+            ExprKind::Name(m) => registry.module_fn(m, &name.text),
+            _ => None,
+        },
+        _ => None,
+    };
+    match decl {
+        Some(d) if d.waits => Callee::Waiting(d.qualified_name()),
+        _ => Callee::Other,
+    }
+}
+
+/// The first wait of each action that can wait, directly or through the actions it calls.
+fn waiting_actions<'a>(
+    actions: &HashMap<&'a str, &'a Action>,
+    registry: &Registry,
+) -> HashMap<&'a str, Wait> {
+    let mut direct: HashMap<&str, Wait> = HashMap::new();
+    let mut calls: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (&name, action) in actions {
+        let mut scan = Scan {
+            registry,
+            actions,
+            first: None,
+            calls: Vec::new(),
+        };
+        scan.visit_block(&action.body);
+        if let Some(w) = scan.first {
+            direct.insert(name, w);
+        }
+        calls.insert(name, scan.calls);
+    }
+    // An action waits when one it calls waits: propagate until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (&name, callees) in &calls {
+            if direct.contains_key(name) {
+                continue;
+            }
+            if let Some(w) = callees.iter().find_map(|c| direct.get(c)).cloned() {
+                direct.insert(name, w);
+                changed = true;
+            }
+        }
+    }
+    direct
+}
+
+/// The waits and action calls of one action's body.
+struct Scan<'r, 'a> {
+    registry: &'r Registry,
+    actions: &'r HashMap<&'a str, &'a Action>,
+    first: Option<Wait>,
+    calls: Vec<&'a str>,
+}
+
+impl<'a> Visitor<'a> for Scan<'_, 'a> {
+    fn visit_stmt(&mut self, stmt: &'a Stmt) {
+        match &stmt.kind {
+            StmtKind::Sleep(_) => {
+                self.first.get_or_insert((stmt.span, "`sleep`".into()));
+            }
+            StmtKind::Await(_) => {
+                self.first.get_or_insert((stmt.span, "`await`".into()));
+            }
+            _ => {}
+        }
+        walk_stmt(self, stmt);
+    }
+
+    fn visit_expr(&mut self, expr: &'a Expr) {
+        match callee(expr, self.actions, self.registry) {
+            Callee::Action(name) => self.calls.push(name),
+            Callee::Waiting(name) => {
+                self.first
+                    .get_or_insert((expr.span, format!("a call of `{name}`")));
+            }
+            Callee::Other => {}
+        }
+        walk_expr(self, expr);
+    }
+}
+
+/// The walk over every `transaction:` block.
+struct TxPass<'r, 'a> {
+    registry: &'r Registry,
+    actions: &'r HashMap<&'a str, &'a Action>,
+    waiting: &'r HashMap<&'a str, Wait>,
+    /// Open `transaction:` blocks around the node being visited.
+    depth: usize,
+    /// Names a `parallel:` inside the open transaction declared: their work runs in the
+    /// transaction, cannot wait, and may be awaited there.
+    started_inside: HashSet<&'a str>,
+    out: Vec<Diagnostic>,
+}
+
+impl TxPass<'_, '_> {
+    fn wait(&mut self, span: Span, what: &str) {
+        self.out.push(
+            Diagnostic::new(
+                &WAIT_IN_TRANSACTION,
+                what,
+            )
+            .with_primary(span, "would wait while the transaction holds the state database's write lock")
+            .with_help("do the waiting before or after the `transaction:` block, and keep only the writes inside it"),
+        );
+    }
+}
+
+impl<'a> Visitor<'a> for TxPass<'_, 'a> {
+    fn visit_stmt(&mut self, stmt: &'a Stmt) {
+        if let StmtKind::Transaction(body) = &stmt.kind {
+            self.depth += 1;
+            self.visit_block(body);
+            self.depth -= 1;
+            if self.depth == 0 {
+                self.started_inside.clear();
+            }
+            return;
+        }
+        if self.depth > 0 {
+            match &stmt.kind {
+                StmtKind::Sleep(_) => self.wait(stmt.span, "`sleep` inside a `transaction:` block"),
+                StmtKind::Parallel(body) => {
+                    for s in &body.stmts {
+                        if let StmtKind::Let { name, .. } | StmtKind::Declare { name, .. } = &s.kind
+                        {
+                            self.started_inside.insert(&name.text);
+                        }
+                    }
+                }
+                StmtKind::Await(values) => {
+                    for v in values {
+                        let inside = matches!(&v.kind, ExprKind::Name(n) if self.started_inside.contains(n.as_str()));
+                        if !inside {
+                            self.wait(
+                                v.span,
+                                "`await` inside a `transaction:` block of work started outside it",
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk_stmt(self, stmt);
+    }
+
+    fn visit_expr(&mut self, expr: &'a Expr) {
+        if self.depth > 0 {
+            match callee(expr, self.actions, self.registry) {
+                Callee::Waiting(name) => self.wait(
+                    expr.span,
+                    &format!("a call of `{name}` inside a `transaction:` block"),
+                ),
+                Callee::Action(name) => {
+                    if let Some((at, what)) = self.waiting.get(name).cloned() {
+                        self.out.push(
+                            Diagnostic::new(
+                                &CALL_OF_WAITING_ACTION_IN_TRANSACTION,
+                                format!("`{name}` can wait, and it is called inside a `transaction:` block"),
+                            )
+                            .with_primary(expr.span, "the run fails here if the call waits")
+                            .with_secondary(at, format!("{what} waits"))
+                            .with_help("call it before or after the `transaction:` block"),
+                        );
+                    }
+                }
+                Callee::Other => {}
+            }
+        }
+        walk_expr(self, expr);
+    }
+}
