@@ -3,7 +3,10 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/codes");
+    // Read at run time, not `env!` at compile time: a build script binary reused from
+    // another checkout (a seeded target/ dir) would otherwise embed that checkout's pages.
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&root).join("docs/codes");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut pages: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("docs/codes exists")
