@@ -1966,9 +1966,11 @@ fn transaction_cut_by_a_timeout_records_its_rollback() {
     let script = Script::new(
         r#"goal: "tx timeout"
 emit "before"
+let t0 = now()
 transaction:
     emit "held" 1
-    sleep 200ms
+    while now() - t0 < 2:
+        t0 = t0
 emit "after"
 "#,
     );
@@ -1986,9 +1988,11 @@ emit "after"
     let script = Script::new(
         r#"goal: "tx step timeout"
 action slow():
+    let t0 = now()
     transaction:
         emit "held" 1
-        sleep 200ms
+        while now() - t0 < 2:
+            t0 = t0
 workflow w:
     steps:
         - slow timeout=30ms
