@@ -218,3 +218,30 @@ fn a_wait_written_inside_a_transaction_does_not_run() {
     assert!(err.contains("A137"), "{err}");
     assert!(!dir.path().join("state/aether.db").exists());
 }
+
+#[test]
+fn a_failing_step_inside_a_transaction_is_not_retried_after_a_backoff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = r#"goal: "retry inside"
+action flaky():
+    assert false, "boom"
+workflow w:
+    steps:
+        - flaky retry=2 backoff=5s
+transaction:
+    memory.store("x", tags=["t"])
+    w()
+"#;
+    let started = Instant::now();
+    let res = aether(dir.path(), "t.aether", src)
+        .output()
+        .expect("aether runs");
+    let err = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(21), "{err}");
+    assert!(
+        err.contains("step `flaky` failed and is not retried inside a `transaction:` block"),
+        "{err}"
+    );
+    // Before: two backoffs (5 s, then 10 s) with the write lock held.
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+}
