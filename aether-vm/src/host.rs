@@ -190,6 +190,37 @@ pub trait Host {
     /// durable run's host records their outcomes now).
     fn settled(&mut self) {}
 
+    /// Whether this is a durable run: the VM then journals its own non-determinism through
+    /// [`Host::journal_value`] (`now()`, `sleep` deadlines, step attempts, backoffs).
+    fn durable(&self) -> bool {
+        false
+    }
+
+    /// A durable run's record of a value the VM chose by itself (the clock, a deadline):
+    /// `live` is this execution's value; the host journals it under fiber `fiber`'s next key
+    /// with `name` and a digest of `args`, or, replaying, returns the value recorded there
+    /// (an error when the replay diverged).
+    fn journal_value(
+        &mut self,
+        fiber: &str,
+        name: &str,
+        args: &[Value],
+        live: Value,
+    ) -> Result<Value, HostError> {
+        let _ = (fiber, name, args);
+        Ok(live)
+    }
+
+    /// Add `end` to the last value fiber `fiber` journaled as `name` (how a step attempt
+    /// ended).
+    fn journal_end(&mut self, fiber: &str, name: &str, end: &str) {
+        let _ = (fiber, name, end);
+    }
+
+    /// Every fiber waits: a replaying host may let go of an answer it held back to keep the
+    /// recorded completion order (the fibers that came earlier are gone).
+    fn idle(&mut self) {}
+
     /// A metric recorded by `metrics(map)`.
     fn metric(&mut self, name: &str, value: &Value) {
         let _ = (name, value);
@@ -233,6 +264,24 @@ impl<H: Host + ?Sized> Host for &mut H {
     }
     fn settled(&mut self) {
         (**self).settled()
+    }
+    fn durable(&self) -> bool {
+        (**self).durable()
+    }
+    fn journal_value(
+        &mut self,
+        fiber: &str,
+        name: &str,
+        args: &[Value],
+        live: Value,
+    ) -> Result<Value, HostError> {
+        (**self).journal_value(fiber, name, args, live)
+    }
+    fn journal_end(&mut self, fiber: &str, name: &str, end: &str) {
+        (**self).journal_end(fiber, name, end)
+    }
+    fn idle(&mut self) {
+        (**self).idle()
     }
     fn metric(&mut self, name: &str, value: &Value) {
         (**self).metric(name, value)

@@ -442,6 +442,28 @@ impl Host for RuntimeHost {
         self.flush_journal();
     }
 
+    fn durable(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    fn journal_value(
+        &mut self,
+        fiber: &str,
+        name: &str,
+        args: &[Value],
+        live: Value,
+    ) -> Result<Value, HostError> {
+        RuntimeHost::journal_value(self, fiber, name, args, live)
+    }
+
+    fn journal_end(&mut self, fiber: &str, name: &str, end: &str) {
+        RuntimeHost::journal_end(self, fiber, name, end)
+    }
+
+    fn idle(&mut self) {
+        self.journal_idle();
+    }
+
     fn metric(&mut self, name: &str, value: &Value) {
         // `metrics(map)` already validated the values; a storage failure must not fail
         // the script's observability call.

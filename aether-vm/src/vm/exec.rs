@@ -445,6 +445,13 @@ impl<'p, W: Write> Vm<'p, W> {
                             steps += (walked / 16) as u64;
                             r.map_err(|e| (ErrorClass::Runtime, e.message))
                         }
+                        Impl::Intrinsic(Intrinsic::Now)
+                            if self.config.durable && !self.config.deterministic =>
+                        {
+                            // The clock of a durable run is journaled (replay reads it back).
+                            let path = Rc::clone(&f.path);
+                            self.durable_now(&path).map_err(|he| (he.class, he.message))
+                        }
                         Impl::Intrinsic(which) => {
                             let args: Vec<Value> = f.stack[n..].to_vec();
                             save_ip!();
@@ -661,9 +668,14 @@ impl<'p, W: Write> Vm<'p, W> {
                     {
                         fail!(ErrorClass::Runtime, msg);
                     }
+                    let at = match self.deadline_of(&f.path, "sleep", vec![Value::Duration(ms)], ms)
+                    {
+                        Ok(at) => at,
+                        Err(he) => fail!(he.class, he.message),
+                    };
                     save_ip!();
                     self.sched.timers.push(Timer {
-                        at: instant_after(Instant::now(), wait_of_ms(ms)),
+                        at,
                         owner: id,
                         kind: TimerKind::Sleep,
                     });
@@ -790,6 +802,7 @@ impl<'p, W: Write> Vm<'p, W> {
                         args,
                         attempt: 0,
                         child: None,
+                        timed_out: false,
                     });
                     // The attempt starts once this fiber is parked (start_attempt finds it
                     // in the fiber table through the backoff path with no wait).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aether_syntax::ast::BinaryOp;
 use aether_syntax::Span;
 
+mod durable;
 mod exec;
 mod intrinsics;
 mod scheduler;
@@ -151,6 +152,8 @@ struct StepRun {
     attempt: u32,
     /// The fiber running the current attempt.
     child: Option<u32>,
+    /// The current attempt ran past the step's timeout (how a durable run journals its end).
+    timed_out: bool,
 }
 
 struct Fiber {
@@ -308,6 +311,8 @@ struct Config {
     granted: [bool; Capability::ALL.len()],
     /// Whether the host provides module functions at all (set at run start).
     host_functions: bool,
+    /// Whether the host journals a durable run (set at run start): see [`Host::durable`].
+    durable: bool,
 }
 
 /// The run's counters, clocks and outcome.
@@ -380,6 +385,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 line_starts: Vec::new(),
                 granted: [false; Capability::ALL.len()],
                 host_functions: false,
+                durable: false,
             },
             run: RunState {
                 steps: 0,
@@ -505,6 +511,7 @@ impl<'p, W: Write> Vm<'p, W> {
             self.config.granted[cap as usize] = self.program.grants(cap.as_str());
         }
         self.config.host_functions = self.host.provides_functions();
+        self.config.durable = self.host.durable();
     }
 
     fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {

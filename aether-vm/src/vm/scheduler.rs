@@ -304,6 +304,14 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 TimerKind::StepTimeout { child } => {
+                    if let Some(st) = self
+                        .sched
+                        .fibers
+                        .get_mut(&t.owner)
+                        .and_then(|f| f.step.as_mut())
+                    {
+                        st.timed_out = true;
+                    }
                     self.kill(child);
                     let Some(st) = self
                         .sched
@@ -351,6 +359,8 @@ impl<'p, W: Write> Vm<'p, W> {
             };
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         } else {
+            // A replaying host may hold answers back to keep the recorded order.
+            self.host.idle();
             self.ensure_runtime();
             let Some(rt) = self.sched.runtime.as_ref() else {
                 return Ok(());

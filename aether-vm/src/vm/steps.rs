@@ -14,9 +14,22 @@ impl<'p, W: Write> Vm<'p, W> {
             return;
         };
         st.attempt += 1;
+        st.timed_out = false;
         let step = &program.steps[st.step as usize];
         let args = st.args.clone();
         let attempt = st.attempt;
+        let path = Rc::clone(&f.path);
+        let timeout_at = match self.durable_attempt(&path, &step.label, attempt, step.timeout_ms) {
+            Ok(at) => at,
+            Err(he) => {
+                if let Some(f) = self.sched.fibers.get_mut(&p) {
+                    f.step = None;
+                }
+                let e = VmError::new(he.class, he.message, Some(step.span));
+                self.deliver(p, Err(e));
+                return;
+            }
+        };
         let parent_in_tx = self.sched.fibers.get(&p).and_then(|f| f.in_tx);
         let context = self.tx_context(p, parent_in_tx);
         let child = self.new_fiber(step.func, args, Some(p), depth);
@@ -27,9 +40,9 @@ impl<'p, W: Write> Vm<'p, W> {
         if let Some(st) = self.sched.fibers.get_mut(&p).and_then(|f| f.step.as_mut()) {
             st.child = Some(child);
         }
-        if let Some(ms) = step.timeout_ms {
+        if let Some(at) = timeout_at {
             self.sched.timers.push(Timer {
-                at: instant_after(Instant::now(), wait_of_ms(ms)),
+                at,
                 owner: p,
                 kind: TimerKind::StepTimeout { child },
             });
@@ -55,6 +68,11 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         st.child = None;
         let attempt = st.attempt;
+        let end = match (&res, st.timed_out) {
+            (_, true) => "timeout",
+            (Ok(_), _) => "ok",
+            (Err(_), _) => "error",
+        };
         let step = &program.steps[st.step as usize];
         // A retry waits out its backoff first: never inside a transaction.
         let in_tx = self
@@ -62,6 +80,8 @@ impl<'p, W: Write> Vm<'p, W> {
             .fibers
             .get(&p)
             .is_some_and(|pf| self.in_open_tx(pf));
+        let path = Rc::clone(&f.path);
+        self.durable_attempt_end(&path, end);
         self.sched
             .timers
             .retain(|t| !(t.owner == p && matches!(t.kind, TimerKind::StepTimeout { .. })));
@@ -88,11 +108,20 @@ impl<'p, W: Write> Vm<'p, W> {
                     ("backoff", Value::Duration(wait_ms)),
                 ]);
                 self.publish("step", fields, Some(step.span));
-                self.sched.timers.push(Timer {
-                    at: instant_after(Instant::now(), wait_of_ms(wait_ms)),
-                    owner: p,
-                    kind: TimerKind::Backoff,
-                });
+                let args = vec![Value::from(step.label.as_str()), Value::Int(attempt as i64)];
+                match self.deadline_of(&path, "backoff", args, wait_ms) {
+                    Ok(at) => self.sched.timers.push(Timer {
+                        at,
+                        owner: p,
+                        kind: TimerKind::Backoff,
+                    }),
+                    Err(he) => {
+                        if let Some(f) = self.sched.fibers.get_mut(&p) {
+                            f.step = None;
+                        }
+                        self.deliver(p, Err(VmError::new(he.class, he.message, Some(step.span))));
+                    }
+                }
             }
             Err(mut e) => {
                 if let Some(f) = self.sched.fibers.get_mut(&p) {

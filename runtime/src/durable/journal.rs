@@ -2,7 +2,7 @@
 //! `(run_id, fiber_path, seq)`, and replay of what is recorded (docs/durable.md).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use rusqlite::params;
@@ -17,10 +17,12 @@ use crate::host::RuntimeHost;
 use crate::state::{State, StateError};
 
 /// A recorded call: what replay compares and returns.
-struct Recorded {
-    name: String,
-    digest: String,
-    result: Option<Result<Value, HostError>>,
+pub(super) struct Recorded {
+    pub(super) name: String,
+    pub(super) digest: String,
+    pub(super) result: Option<Result<Value, HostError>>,
+    /// Its place in the order outcomes were recorded across fibers.
+    completion: Option<i64>,
 }
 
 /// An outcome of a host future, to be written when the VM hands it over.
@@ -32,8 +34,15 @@ pub struct Journal {
     seqs: HashMap<String, i64>,
     recorded: HashMap<(String, i64), Recorded>,
     completions: Rc<RefCell<Vec<Completion>>>,
-    next_completion: i64,
+    pub(super) next_completion: i64,
     lease_renewed: f64,
+    /// Replay order: the completion numbers of recorded entries not replayed yet, and of
+    /// the replayed answers held back until the entries before them are replayed.
+    outstanding: Rc<RefCell<BTreeSet<i64>>>,
+    held: Rc<RefCell<BTreeSet<i64>>>,
+    /// The last value each (fiber, name) journaled: its key and value (a step attempt's
+    /// end is added to it).
+    pub(super) last_value: HashMap<(String, String), (i64, Value)>,
     /// An indeterminate effect stopped the run: its status becomes `needs_attention`.
     pub needs_attention: bool,
 }
@@ -78,6 +87,7 @@ impl Journal {
     pub fn load(st: &State, id: &str) -> Result<Journal, StateError> {
         let mut recorded = HashMap::new();
         let mut next_completion = 0;
+        let mut outstanding = BTreeSet::new();
         for e in journal(st, id)? {
             let result = match (e.kind.as_str(), &e.result) {
                 ("outcome", Some(text)) => Some(decode(text).map_err(|m| {
@@ -89,12 +99,14 @@ impl Journal {
                 _ => None,
             };
             next_completion = next_completion.max(e.completion.unwrap_or(0));
+            outstanding.extend(e.completion);
             recorded.insert(
                 (e.fiber, e.seq),
                 Recorded {
                     name: e.name,
                     digest: e.digest,
                     result,
+                    completion: e.completion,
                 },
             );
         }
@@ -106,17 +118,90 @@ impl Journal {
             next_completion,
             lease_renewed: now_secs(),
             needs_attention: false,
+            outstanding: Rc::new(RefCell::new(outstanding)),
+            held: Rc::default(),
+            last_value: HashMap::new(),
         })
     }
 
-    fn next_key(&mut self, fiber: &str) -> (String, i64) {
+    pub(super) fn next_key(&mut self, fiber: &str) -> (String, i64) {
         let n = self.seqs.entry(fiber.to_string()).or_insert(0);
         *n += 1;
         (fiber.to_string(), *n)
     }
 
+    /// The entry recorded at `key`, if any, taken for replay; `Err` when the script now
+    /// calls something else there (`NONDETERMINISM_ERROR`).
+    pub(super) fn replay(
+        &mut self,
+        key: &(String, i64),
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<Recorded>, HostError> {
+        let Some(rec) = self.recorded.remove(key) else {
+            return Ok(None);
+        };
+        if rec.name == name && rec.digest == digest {
+            return Ok(Some(rec));
+        }
+        let what = if rec.name == name {
+            format!("`{name}` with different arguments")
+        } else {
+            format!("`{name}`")
+        };
+        Err(HostError::new(
+            ErrorClass::Nondeterminism,
+            format!(
+                "the replay diverged from the journal of run `{}`: entry {}#{} recorded `{}`, the script now calls {what}",
+                self.run_id, key.0, key.1, rec.name
+            ),
+        ))
+    }
+
+    /// A replayed entry is consumed now (its answer goes to its fiber).
+    pub(super) fn consumed(&self, rec: &Recorded) {
+        if let Some(c) = rec.completion {
+            self.outstanding.borrow_mut().remove(&c);
+        }
+    }
+
+    /// The replayed answer `r` of `rec`: at once when every entry recorded before it has
+    /// been replayed, else held back (a pending call) until they are, so fibers wake in the
+    /// recorded completion order and `parallel:` branches interleave as they did.
+    fn in_order(&self, rec: &Recorded, r: Result<Value, HostError>) -> HostCall {
+        let Some(c) = rec.completion else {
+            return HostCall::Ready(r);
+        };
+        let first = self.outstanding.borrow().first().copied();
+        if first.is_none_or(|f| f >= c) {
+            self.consumed(rec);
+            return HostCall::Ready(r);
+        }
+        self.held.borrow_mut().insert(c);
+        let outstanding = Rc::clone(&self.outstanding);
+        let held = Rc::clone(&self.held);
+        let mut answer = Some(r);
+        HostCall::Pending(Box::pin(std::future::poll_fn(move |_| {
+            let first = outstanding.borrow().first().copied();
+            if first.is_some_and(|f| f < c) {
+                return std::task::Poll::Pending;
+            }
+            outstanding.borrow_mut().remove(&c);
+            held.borrow_mut().remove(&c);
+            std::task::Poll::Ready(answer.take().unwrap_or(Ok(Value::Null)))
+        })))
+    }
+
+    /// Every fiber waits: the entries recorded before the first held answer will not be
+    /// replayed (their fibers are gone), so that answer goes next.
+    pub(crate) fn idle(&self) {
+        if let Some(h) = self.held.borrow().first().copied() {
+            self.outstanding.borrow_mut().retain(|c| *c >= h);
+        }
+    }
+
     /// Write the outcomes of host futures that have completed.
-    fn flush(&mut self, st: &State) -> Result<(), HostError> {
+    pub(super) fn flush(&mut self, st: &State) -> Result<(), HostError> {
         let done: Vec<Completion> = std::mem::take(&mut *self.completions.borrow_mut());
         for (fiber, seq, result) in done {
             self.next_completion += 1;
@@ -148,7 +233,7 @@ impl Journal {
     }
 }
 
-fn digest_of(name: &str, args: &[Value]) -> String {
+pub(super) fn digest_of(name: &str, args: &[Value]) -> String {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     for a in args {
@@ -158,7 +243,7 @@ fn digest_of(name: &str, args: &[Value]) -> String {
     hex(&h.finalize()[..16])
 }
 
-fn journal_error(e: impl std::fmt::Display) -> HostError {
+pub(super) fn journal_error(e: impl std::fmt::Display) -> HostError {
     HostError::runtime(format!("journal: {e}"))
 }
 
@@ -211,34 +296,31 @@ impl RuntimeHost {
         }
         let (fiber, seq) = j.next_key(cx.fiber());
         let digest = digest_of(name, raw);
-        if let Some(rec) = j.recorded.remove(&(fiber.clone(), seq)) {
-            if rec.name != name || rec.digest != digest {
-                let what = if rec.name == name {
-                    format!("`{name}` with different arguments")
-                } else {
-                    format!("`{name}`")
-                };
-                return ready(Err(HostError::new(
-                    ErrorClass::Nondeterminism,
-                    format!(
-                        "the replay diverged from the journal of run `{}`: entry {fiber}#{seq} recorded `{}`, the script now calls {what}",
-                        j.run_id, rec.name
-                    ),
-                )));
-            }
-            return ready(match rec.result {
-                Some(r) => r,
+        let key = (fiber, seq);
+        let rec = match j.replay(&key, name, &digest) {
+            Ok(rec) => rec,
+            Err(e) => return ready(Err(e)),
+        };
+        let (fiber, seq) = key;
+        if let Some(rec) = rec {
+            return match rec.result.clone() {
+                // Inside `transaction:` the answer cannot wait (the block holds the write).
+                Some(r) if st.conn.is_autocommit() => j.in_order(&rec, r),
+                Some(r) => {
+                    j.consumed(&rec);
+                    ready(r)
+                }
                 None => {
                     j.needs_attention = true;
-                    Err(HostError::new(
+                    ready(Err(HostError::new(
                         ErrorClass::Indeterminate,
                         format!(
                             "IndeterminateError: `{name}` (journal entry {fiber}#{seq} of run `{}`) started before the run was interrupted and its outcome is unknown; it is not run again",
                             j.run_id
                         ),
-                    ))
+                    )))
                 }
-            });
+            };
         }
         let started = now_text();
         match func {

@@ -294,6 +294,7 @@ pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
 }
 
 mod journal;
+mod timers;
 pub use journal::Journal;
 #[cfg(test)]
 use journal::{decode, encode};
