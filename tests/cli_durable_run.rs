@@ -44,3 +44,23 @@ fn parallel_branches_replay_in_the_recorded_completion_order() {
     assert_eq!(out.stdout, "b\na\ndid a did b\n2\n");
     assert_eq!(d.ledger(), "a\nb\n", "no effect ran twice");
 }
+
+#[test]
+fn a_step_timeout_and_its_backoff_are_replayed_from_the_journal() {
+    let d = Dir::new();
+    // Attempt 1 times out after 1 s, the backoff waits 6 s: killed during the backoff, the
+    // resumed run replays attempt 1's recorded timeout (its plugin call is not repeated)
+    // and waits only what is left of the backoff before attempt 2.
+    d.script("action slow():\n    return run_plugin(\"ledger\", \"s\", 3)\nworkflow w:\n    steps:\n        - slow as r retry=1 timeout=\"1s\" backoff=6s\n");
+    d.kill_at("st", 1, Duration::from_millis(2500));
+    assert_eq!(d.ledger(), "s\n");
+    let start = Instant::now();
+    let out = d.aether(&["runs", "resume", "st"]);
+    let took = start.elapsed();
+    assert_eq!(out.code, 23, "{}", out.stderr);
+    assert!(out.stderr.contains("after 2 attempts"), "{}", out.stderr);
+    assert_eq!(d.ledger(), "s\ns\n", "attempt 1 was not run again");
+    assert!(took < Duration::from_millis(6000), "waited {took:?}");
+    let journal = d.aether(&["runs", "show", "st", "--journal"]).stdout;
+    assert!(journal.contains("backoff"), "{journal}");
+}
