@@ -64,3 +64,153 @@ fn a_step_timeout_and_its_backoff_are_replayed_from_the_journal() {
     let journal = d.aether(&["runs", "show", "st", "--journal"]).stdout;
     assert!(journal.contains("backoff"), "{journal}");
 }
+
+/// Run `w.aether --id ID` in the background, its output captured.
+fn start(d: &Dir, id: &str) -> std::process::Child {
+    d.cmd(&["run", "w.aether", "--id", id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn aether")
+}
+
+fn finish(child: std::process::Child) -> (i32, String, String) {
+    let out = child.wait_with_output().expect("aether ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const APPROVAL: &str = "print(run_plugin(\"ledger\", \"a\", 2))\nlet v = wait_signal(\"approve\", timeout=30s)\nprint(v.by)\nprint(run_plugin(\"ledger\", \"b\", 0))\n";
+
+#[test]
+fn a_signal_sent_before_the_wait_is_buffered_and_a_duplicate_key_is_ignored() {
+    let d = Dir::new();
+    d.script(APPROVAL);
+    let child = start(&d, "sig1");
+    while d.ledger().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The run is still in its plugin call: the signal waits in the mailbox.
+    let sent = d.aether(&[
+        "runs",
+        "signal",
+        "sig1",
+        "approve",
+        "--data",
+        "{\"by\": \"ann\"}",
+        "--key",
+        "k1",
+    ]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let again = d.aether(&[
+        "runs",
+        "signal",
+        "sig1",
+        "approve",
+        "--data",
+        "{\"by\": \"bob\"}",
+        "--key",
+        "k1",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("already sent"), "{}", again.stderr);
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "did a\nann\ndid b\n");
+    let show = d.status("sig1");
+    let signals = show["signals"].as_array().expect("signals");
+    assert_eq!(signals.len(), 1, "the duplicate was not stored: {show}");
+    assert_eq!(signals[0]["consumed_by"], "0#3", "entry 0#2 is the deadline");
+}
+
+#[test]
+fn a_signal_sent_while_the_run_waits_and_after_a_crash_is_consumed_once() {
+    let d = Dir::new();
+    d.script(APPROVAL);
+    // Killed while it waits: the resumed run waits again and takes the signal sent meanwhile.
+    d.kill_at("sig2", 1, Duration::from_millis(2600));
+    let sent = d.aether(&[
+        "runs",
+        "signal",
+        "sig2",
+        "approve",
+        "--data",
+        "{\"by\": \"cy\"}",
+    ]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let out = d.aether(&["runs", "resume", "sig2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "did a\ncy\ndid b\n");
+    assert_eq!(d.ledger(), "a\nb\n");
+    // A signal sent while the run already waits wakes it.
+    d.script("let v = wait_signal(\"go\")\nprint(v)\n");
+    let child = start(&d, "sig3");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        d.aether(&["runs", "signal", "sig3", "go", "--data", "7"])
+            .code,
+        0
+    );
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!((code, stdout.as_str()), (0, "7\n"), "{stderr}");
+    // Replaying the finished wait returns the recorded payload; the signal is not taken twice.
+    let show = d.status("sig3");
+    assert_eq!(show["signals"][0]["consumed_by"], "0#2");
+}
+
+#[test]
+fn a_wait_times_out_and_wait_signal_needs_a_durable_run() {
+    let d = Dir::new();
+    d.script("let v = wait_signal(\"never\", timeout=1s)\n");
+    let out = d.aether(&["run", "w.aether", "--durable"]);
+    assert_eq!(out.code, 23, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no signal `never` arrived"),
+        "{}",
+        out.stderr
+    );
+    let plain = d.aether(&["run", "w.aether"]);
+    assert_eq!(plain.code, 21, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("wait_signal needs a durable run"),
+        "{}",
+        plain.stderr
+    );
+}
+
+#[test]
+fn bad_signals_are_refused_and_change_nothing() {
+    let d = Dir::new();
+    d.script("print(1)\n");
+    assert_eq!(d.aether(&["run", "w.aether", "--id", "done-1"]).code, 0);
+    let before = d.aether(&["runs", "show", "done-1", "--json"]).stdout;
+    for (args, code, needle) in [
+        (
+            vec!["runs", "signal", "done-1", "go"],
+            1,
+            "is finished (succeeded)",
+        ),
+        (vec!["runs", "signal", "nope", "go"], 2, "no run `nope`"),
+        (vec!["runs", "signal", "a/b", "go"], 2, "is not a run id"),
+    ] {
+        let out = d.aether(&args);
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+    d.script("let v = wait_signal(\"go\", timeout=2s)\n");
+    let child = start(&d, "open-1");
+    std::thread::sleep(Duration::from_millis(300));
+    let bad = d.aether(&["runs", "signal", "open-1", "go", "--data", "{nope"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--data is not JSON"), "{}", bad.stderr);
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 23, "the malformed signal was not delivered: {stderr}");
+    assert_eq!(d.status("open-1")["signals"], serde_json::json!([]));
+    assert_eq!(
+        d.aether(&["runs", "show", "done-1", "--json"]).stdout,
+        before
+    );
+}

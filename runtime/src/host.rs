@@ -318,7 +318,7 @@ impl Host for RuntimeHost {
         };
         // A database round trip is worth more than one instruction.
         cx.charge(10);
-        if decl.effectful && self.journal.is_some() {
+        if decl.effectful && self.journal.is_some() && !matches!(func, HostFn::SelfJournaled(_)) {
             let name = decl.qualified_name();
             let bound = Args::new(decl, &args);
             return self.journaled_call(&name, func, &bound, &args, cx);
@@ -326,7 +326,7 @@ impl Host for RuntimeHost {
         let args = Args::new(decl, &args);
         match func {
             HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx).map_err(|e| self.name_busy(e))),
-            HostFn::Call(f) => f(self, &args, cx),
+            HostFn::Call(f) | HostFn::SelfJournaled(f) => f(self, &args, cx),
         }
     }
 

@@ -124,6 +124,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, fiber, seq)
     ) WITHOUT ROWID;
     "#,
+    // 5: the signal mailbox of durable runs and what a run waits for (docs/durable.md).
+    r#"
+    CREATE TABLE signals (
+        id          INTEGER PRIMARY KEY,  -- the order signals arrived in
+        run_id      TEXT NOT NULL REFERENCES durable_runs(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        data        TEXT NOT NULL,        -- JSON payload
+        key         TEXT,                 -- de-duplication key (`runs signal --key`)
+        sent_at     TEXT NOT NULL,
+        consumed_at TEXT,                 -- set in the transaction that journals the wait
+        consumed_by TEXT,                 -- that journal entry: fiber#seq
+        UNIQUE (run_id, key)
+    );
+    CREATE INDEX signals_waiting ON signals(run_id, name, consumed_at, id);
+    ALTER TABLE durable_runs ADD COLUMN waiting_for TEXT; -- the signal a wait needs
+    ALTER TABLE durable_runs ADD COLUMN wake_at REAL;     -- unix seconds: when the wait ends
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -18,6 +18,7 @@ mod render;
 mod report;
 mod run;
 mod runs;
+mod signal;
 mod signing;
 mod status;
 mod stdio;

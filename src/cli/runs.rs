@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
 
-use aether_runtime::durable::{self, ClaimError, RunRow};
+use aether_runtime::durable::{self, signals, ClaimError, RunRow};
 use aether_runtime::state::State;
 
 use super::durable::report_finished;
@@ -52,6 +52,17 @@ enum RunsCommand {
     },
     /// Cancel an unfinished run (refused while a live process runs it).
     Cancel { id: String },
+    /// Send signal NAME to an unfinished run; its `wait_signal(NAME)` returns the data.
+    Signal {
+        id: String,
+        name: String,
+        /// The payload, as JSON.
+        #[arg(long, value_name = "JSON", default_value = "null")]
+        data: String,
+        /// A de-duplication key: a second signal with the same key is ignored.
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
 }
 
 const STATUSES: &[&str] = &[
@@ -158,8 +169,22 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
             } else {
                 Vec::new()
             };
+            let mail = signals::mailbox(&st, &id).map_err(|e| {
+                errln!("error: {e}");
+                1
+            })?;
             if json {
                 let mut j = row_json(&row);
+                j["signals"] = mail
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "name": m.name, "key": m.key, "sent_at": m.sent_at,
+                            "data": serde_json::from_str::<Json>(&m.data).unwrap_or(Json::Null),
+                            "consumed_at": m.consumed_at, "consumed_by": m.consumed_by,
+                        })
+                    })
+                    .collect();
                 if journal {
                     j["journal"] = entries
                         .iter()
@@ -182,6 +207,13 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
                 outln!("  updated  {}", row.updated_at);
                 if let Some(r) = &row.result {
                     outln!("  result   {r}");
+                }
+                for m in &mail {
+                    let state = m
+                        .consumed_by
+                        .as_deref()
+                        .map_or_else(|| "buffered".to_string(), |by| format!("consumed by {by}"));
+                    outln!("  signal   {} {} ({state})", m.name, m.data);
                 }
                 for e in &entries {
                     let result = e.result.as_deref().unwrap_or("(no outcome: indeterminate)");
@@ -229,6 +261,16 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
                 words.push("--json-status".into());
             }
             Ok(super::run::run_words(words))
+        }
+        RunsCommand::Signal {
+            id,
+            name,
+            data,
+            key,
+        } => {
+            let st = open(dir)?;
+            find_run(&st, &id)?;
+            super::signal::send(&st, &id, &name, &data, key.as_deref())
         }
         RunsCommand::Cancel { id } => {
             let st = open(dir)?;

@@ -10,6 +10,7 @@ mod kernel;
 mod memory;
 mod plugins;
 mod security;
+mod signals;
 
 use std::sync::LazyLock;
 
@@ -26,6 +27,9 @@ pub(crate) enum HostFn {
     Sync(fn(&mut RuntimeHost, &Args<'_>, &mut HostCx<'_>) -> Result<Value, HostError>),
     /// May answer with a future (a plugin process).
     Call(fn(&mut RuntimeHost, &Args<'_>, &mut HostCx<'_>) -> HostCall),
+    /// Keeps a durable run's journal itself (`wait_signal`: its result commits with the
+    /// signal it consumes), so the host does not journal it around the call.
+    SelfJournaled(fn(&mut RuntimeHost, &Args<'_>, &mut HostCx<'_>) -> HostCall),
 }
 
 /// Every host function, each a declaration with its implementation, by host id.
@@ -37,6 +41,7 @@ fn functions() -> Vec<(FnDecl, HostFn)> {
     all.extend(homeostasis::functions());
     all.extend(plugins::functions());
     all.extend(security::functions());
+    all.extend(signals::functions());
     all
 }
 

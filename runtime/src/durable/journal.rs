@@ -168,7 +168,7 @@ impl Journal {
     /// The replayed answer `r` of `rec`: at once when every entry recorded before it has
     /// been replayed, else held back (a pending call) until they are, so fibers wake in the
     /// recorded completion order and `parallel:` branches interleave as they did.
-    fn in_order(&self, rec: &Recorded, r: Result<Value, HostError>) -> HostCall {
+    pub(super) fn in_order(&self, rec: &Recorded, r: Result<Value, HostError>) -> HostCall {
         let Some(c) = rec.completion else {
             return HostCall::Ready(r);
         };
@@ -198,6 +198,17 @@ impl Journal {
         if let Some(h) = self.held.borrow().first().copied() {
             self.outstanding.borrow_mut().retain(|c| *c >= h);
         }
+    }
+
+    /// Where a host future puts its outcome for [`Journal::flush`] to number and write.
+    pub(super) fn completion_sink(&self) -> Rc<RefCell<Vec<Completion>>> {
+        Rc::clone(&self.completions)
+    }
+
+    /// An outcome already in the journal gets its completion number now.
+    pub(super) fn settled_now(&mut self, st: &State, c: Completion) -> Result<(), HostError> {
+        self.completions.borrow_mut().push(c);
+        self.flush(st)
     }
 
     /// Write the outcomes of host futures that have completed.
@@ -359,7 +370,7 @@ impl RuntimeHost {
                 ready(r)
             }
             // Effects outside the database: the intent is durable before the call runs.
-            HostFn::Call(f) => {
+            HostFn::Call(f) | HostFn::SelfJournaled(f) => {
                 if !st.conn.is_autocommit() {
                     return ready(Err(HostError::runtime(format!(
                         "in a durable run, `{name}` cannot run inside `transaction:`: its journal entry must commit before the effect starts"

@@ -294,6 +294,7 @@ pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
 }
 
 mod journal;
+pub mod signals;
 mod timers;
 pub use journal::Journal;
 #[cfg(test)]
