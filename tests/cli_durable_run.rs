@@ -123,7 +123,10 @@ fn a_signal_sent_before_the_wait_is_buffered_and_a_duplicate_key_is_ignored() {
     let show = d.status("sig1");
     let signals = show["signals"].as_array().expect("signals");
     assert_eq!(signals.len(), 1, "the duplicate was not stored: {show}");
-    assert_eq!(signals[0]["consumed_by"], "0#3", "entry 0#2 is the deadline");
+    assert_eq!(
+        signals[0]["consumed_by"], "0#3",
+        "entry 0#2 is the deadline"
+    );
 }
 
 #[test]
@@ -213,4 +216,99 @@ fn bad_signals_are_refused_and_change_nothing() {
         d.aether(&["runs", "show", "done-1", "--json"]).stdout,
         before
     );
+}
+
+#[test]
+fn a_detached_run_waits_outside_any_process_until_resume_due() {
+    let d = Dir::new();
+    d.script("print(run_plugin(\"ledger\", \"a\", 0))\nlet v = wait_signal(\"approve\")\nprint(v)\nsleep 1s\nprint(run_plugin(\"ledger\", \"b\", 0))\n");
+    let left = d.aether(&["run", "w.aether", "--id", "dt", "--detach-waits"]);
+    assert_eq!(left.code, 0, "{}", left.stderr);
+    assert!(left.stderr.contains("is waiting"), "{}", left.stderr);
+    assert_eq!(d.status("dt")["status"], "waiting");
+    let early = d.aether(&["runs", "resume", "--due"]);
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    assert!(
+        early.stderr.contains("resumed 0 run(s)"),
+        "{}",
+        early.stderr
+    );
+    assert_eq!(
+        d.aether(&["runs", "signal", "dt", "approve", "--data", "7"])
+            .code,
+        0
+    );
+    // The signal makes it due; resumed, it takes the signal (its 1 s sleep is short enough
+    // to stay in the process).
+    let second = d.aether(&["runs", "resume", "--due"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("resumed 1 run(s)"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stdout, "did a\n7\ndid b\n");
+    assert_eq!(d.status("dt")["status"], "succeeded");
+    assert_eq!(d.ledger(), "a\nb\n");
+}
+
+#[test]
+fn the_worker_resumes_an_interrupted_run_once() {
+    let d = Dir::new();
+    d.script("print(run_plugin(\"ledger\", \"a\", 0))\nsleep 3s\nprint(run_plugin(\"ledger\", \"b\", 0))\n");
+    d.kill_at("wk", 1, Duration::from_millis(500));
+    assert_eq!(d.status("wk")["status"], "running");
+    let out = d.aether(&["worker", "--once"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("worker: resuming run `wk`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(d.status("wk")["status"], "succeeded");
+    assert_eq!(d.ledger(), "a\nb\n");
+    let idle = d.aether(&["worker", "--once"]);
+    assert_eq!(idle.code, 0, "{}", idle.stderr);
+    assert!(!idle.stderr.contains("resuming"), "{}", idle.stderr);
+}
+
+#[test]
+fn the_worker_stops_on_sigterm() {
+    let d = Dir::new();
+    d.script("print(1)\n");
+    assert_eq!(d.aether(&["run", "w.aether", "--durable"]).code, 0);
+    let child = d
+        .cmd(&["worker", "--poll", "100ms"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker");
+    std::thread::sleep(Duration::from_millis(600));
+    let pid = child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let (code, _, _) = finish(child);
+    assert_eq!(code, 0, "the worker exits 0 on SIGTERM");
+}
+
+#[test]
+fn a_long_sleep_leaves_the_process_and_comes_due_at_its_deadline() {
+    let d = Dir::new();
+    // Past the 5-minute threshold a durable sleep leaves on its own.
+    d.script("print(run_plugin(\"ledger\", \"a\", 0))\nsleep 10m\nprint(\"late\")\n");
+    let left = d.aether(&["run", "w.aether", "--id", "long"]);
+    assert_eq!(left.code, 0, "{}", left.stderr);
+    assert!(left.stderr.contains("is waiting"), "{}", left.stderr);
+    let show = d.status("long");
+    assert_eq!(show["status"], "waiting");
+    let due = d.aether(&["runs", "resume", "--due"]);
+    assert!(
+        due.stderr.contains("resumed 0 run(s)"),
+        "not due yet: {}",
+        due.stderr
+    );
+    assert_eq!(d.ledger(), "a\n");
 }

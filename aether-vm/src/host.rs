@@ -34,6 +34,9 @@ pub enum ErrorClass {
     /// RUNTIME_ERROR of a durable run: an effect started before a crash and its outcome is
     /// unknown (`IndeterminateError`, alias `Indeterminate`).
     Indeterminate,
+    /// Not a failure: a durable run left the process to wait (status `waiting`); no
+    /// `on_error` rule matches it, and `aether runs resume --due` continues the run.
+    Detached,
 }
 
 impl ErrorClass {
@@ -57,11 +60,12 @@ impl ErrorClass {
     /// Whether an `on_error` rule for `kind` (a code name or an alias) matches this class.
     pub fn matches(self, kind: &str) -> bool {
         match kind {
-            "Any" => true,
+            "Any" => self != ErrorClass::Detached,
             "Timeout" | "TIMEOUT_ERROR" => self == ErrorClass::Timeout,
-            "RuntimeError" | "RUNTIME_ERROR" => {
-                !matches!(self, ErrorClass::Timeout | ErrorClass::Nondeterminism)
-            }
+            "RuntimeError" | "RUNTIME_ERROR" => !matches!(
+                self,
+                ErrorClass::Timeout | ErrorClass::Nondeterminism | ErrorClass::Detached
+            ),
             "NONDETERMINISM_ERROR" => self == ErrorClass::Nondeterminism,
             "Indeterminate" | "IndeterminateError" => self == ErrorClass::Indeterminate,
             "PermissionError" => self == ErrorClass::Permission,
@@ -221,6 +225,15 @@ pub trait Host {
     /// recorded completion order (the fibers that came earlier are gone).
     fn idle(&mut self) {}
 
+    /// Every fiber of a durable run waits, for nothing sooner than `wake` (unix seconds of
+    /// the next timer; `None`: only for host futures): `true` when the host had the run
+    /// leave the process (status `waiting`); the VM then ends it with
+    /// [`ErrorClass::Detached`].
+    fn detach(&mut self, wake: Option<f64>) -> bool {
+        let _ = wake;
+        false
+    }
+
     /// A metric recorded by `metrics(map)`.
     fn metric(&mut self, name: &str, value: &Value) {
         let _ = (name, value);
@@ -282,6 +295,9 @@ impl<H: Host + ?Sized> Host for &mut H {
     }
     fn idle(&mut self) {
         (**self).idle()
+    }
+    fn detach(&mut self, wake: Option<f64>) -> bool {
+        (**self).detach(wake)
     }
     fn metric(&mut self, name: &str, value: &Value) {
         (**self).metric(name, value)

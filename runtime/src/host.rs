@@ -464,6 +464,10 @@ impl Host for RuntimeHost {
         self.journal_idle();
     }
 
+    fn detach(&mut self, wake: Option<f64>) -> bool {
+        self.journal_detach(wake)
+    }
+
     fn metric(&mut self, name: &str, value: &Value) {
         // `metrics(map)` already validated the values; a storage failure must not fail
         // the script's observability call.

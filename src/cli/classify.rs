@@ -230,6 +230,7 @@ impl Classifier<'_> {
             diagnostics: false,
             throwaway: true,
             run_id: None,
+            detach_waits: false,
         };
         let source = Source {
             text,

@@ -110,7 +110,12 @@ pub(crate) fn record_end(
     message: &str,
     line: Option<u32>,
 ) {
-    let needs_attention = host.take_journal().is_some_and(|j| j.needs_attention);
+    let journal = host.take_journal();
+    if journal.as_ref().is_some_and(|j| j.detached) {
+        errln!("run `{id}` is waiting (status `waiting`): `aether runs resume --due` or `aether worker` continues it when its timer is due or its signal arrives");
+        return;
+    }
+    let needs_attention = journal.is_some_and(|j| j.needs_attention);
     let status = if code == ResultCode::Success {
         "succeeded"
     } else if needs_attention {

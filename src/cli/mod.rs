@@ -25,6 +25,7 @@ mod stdio;
 mod switches;
 mod trends;
 mod util;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -50,8 +51,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Check a script, then run it (workflows, budgets, events, on_error).
     Run(run::RunArgs),
-    /// Durable runs: list, show, resume and cancel (docs/durable.md).
+    /// Durable runs: list, show, resume, signal and cancel (docs/durable.md).
     Runs(runs::RunsArgs),
+    /// Resume durable runs that are due or interrupted, in a loop (docs/durable.md).
+    Worker(worker::WorkerArgs),
     /// Show the runtime's state: kernel, memory, homeostasis and plugins.
     Status(status::StatusArgs),
     /// Triage a tree of workflows: check (and run) each, bucket failures by code, keep history.
@@ -130,6 +133,7 @@ pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Worker(args) => worker::run(args),
         Command::Status(args) => status::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Baseline(args) => baseline::run(args),

@@ -65,6 +65,10 @@ pub(crate) struct RunArgs {
     /// still show. Progress (steps, retries, backoff waits) shows only on a terminal.
     #[arg(long, short)]
     quiet: bool,
+    /// A durable run leaves the process (status `waiting`) as soon as every fiber waits
+    /// on a timer or a signal, instead of after 5 minutes of waiting ahead.
+    #[arg(long)]
+    detach_waits: bool,
 }
 
 /// `aether run` with its arguments given as words (`aether runs resume` builds them).
@@ -383,6 +387,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             diagnostics: true,
             throwaway: false,
             run_id: run_id.as_deref(),
+            detach_waits: args.detach_waits,
         };
         // A reader that goes away (`| head`) drops the rest of the output and leaves the
         // run's result alone (see `stdio`).
@@ -473,6 +478,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) throwaway: bool,
     /// The durable run this is (claimed by this process already).
     pub(crate) run_id: Option<&'a str>,
+    /// `--detach-waits`: a durable run leaves the process as soon as it only waits.
+    pub(crate) detach_waits: bool,
 }
 
 /// Compile and run a checked script against the runtime host; the program's output goes
@@ -635,7 +642,11 @@ pub(crate) fn execute<W: Write>(
             .state_db()
             .and_then(|st| aether_runtime::durable::Journal::load(st, id).map_err(|e| e.0));
         match journal {
-            Ok(j) => host.set_journal(j),
+            Ok(mut j) => {
+                let after = aether_runtime::durable::DETACH_AFTER_SECS;
+                j.detach_after = Some(if exec.detach_waits { 0.0 } else { after });
+                host.set_journal(j);
+            }
             Err(e) => return setup_failed(&mut events, e, show),
         }
     }
@@ -685,6 +696,13 @@ pub(crate) fn execute<W: Write>(
 
     let outcome = match result {
         Ok(_) => Outcome {
+            code: ResultCode::Success,
+            message: String::new(),
+            line: None,
+            span: None,
+        },
+        // Not a failure: the durable run left the process to wait (`record_end` says so).
+        Err(e) if e.kind() == aether_vm::ErrorClass::Detached => Outcome {
             code: ResultCode::Success,
             message: String::new(),
             line: None,

@@ -41,8 +41,15 @@ enum RunsCommand {
         json: bool,
     },
     /// Resume an unfinished run: replay its script, recorded effects returning their results.
+    /// With --due: every waiting run whose timer is due or whose signal arrived; with
+    /// --all-interrupted: every running run whose owner process is gone.
     Resume {
-        id: String,
+        #[arg(required_unless_present_any = ["due", "all_interrupted"], conflicts_with_all = ["due", "all_interrupted"])]
+        id: Option<String>,
+        #[arg(long)]
+        due: bool,
+        #[arg(long)]
+        all_interrupted: bool,
         /// Resume even though the script changed since the run started.
         #[arg(long)]
         allow_changed: bool,
@@ -121,6 +128,58 @@ fn find_run(st: &State, id: &str) -> Result<RunRow, i32> {
             Err(1)
         }
     }
+}
+
+fn state_error(e: aether_runtime::state::StateError) -> i32 {
+    errln!("error: {e}");
+    1
+}
+
+/// Replay run `row` in this process (`aether run FILE --id ID` with its recorded args).
+fn resume(row: &RunRow, dir: &Path, allow_changed: bool, json_status: bool) -> i32 {
+    let mut words = vec![
+        "aether run".to_string(),
+        row.file.clone(),
+        "--id".into(),
+        row.id.clone(),
+        "--state-dir".into(),
+        dir.display().to_string(),
+    ];
+    if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&row.args) {
+        for (k, v) in m {
+            words.push("--arg".into());
+            words.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    if allow_changed {
+        words.push("--allow-changed".into());
+    }
+    if json_status {
+        words.push("--json-status".into());
+    }
+    super::run::run_words(words)
+}
+
+/// Resume each of `ids` in turn (`--due`, `--all-interrupted`): the exit status is 0 when
+/// every one ended or went back to waiting, else the first other status.
+fn resume_all(ids: &[String], dir: &Path) -> i32 {
+    let mut first_bad = 0;
+    for id in ids {
+        let row = match open(dir).and_then(|st| find_run(&st, id)) {
+            Ok(row) => row,
+            Err(code) => {
+                first_bad = if first_bad == 0 { code } else { first_bad };
+                continue;
+            }
+        };
+        errln!("resuming run `{id}`");
+        let code = resume(&row, dir, false, false);
+        if code != 0 && first_bad == 0 {
+            first_bad = code;
+        }
+    }
+    errln!("resumed {} run(s)", ids.len());
+    first_bad
 }
 
 pub(crate) fn run(args: RunsArgs) -> i32 {
@@ -231,36 +290,31 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
         }
         RunsCommand::Resume {
             id,
+            due,
+            all_interrupted,
             allow_changed,
             json_status,
         } => {
             let st = open(dir)?;
+            let Some(id) = id else {
+                let mut ids = if due {
+                    durable::due(&st)
+                } else {
+                    Ok(Vec::new())
+                }
+                .map_err(state_error)?;
+                if all_interrupted {
+                    ids.extend(durable::interrupted(&st).map_err(state_error)?);
+                }
+                drop(st);
+                return Ok(resume_all(&ids, dir));
+            };
             let row = find_run(&st, &id)?;
             if durable::FINISHED.contains(&row.status.as_str()) {
                 return Err(report_finished(&row));
             }
             drop(st);
-            let mut words = vec![
-                "aether run".to_string(),
-                row.file.clone(),
-                "--id".into(),
-                id,
-                "--state-dir".into(),
-                dir.display().to_string(),
-            ];
-            if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&row.args) {
-                for (k, v) in m {
-                    words.push("--arg".into());
-                    words.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-                }
-            }
-            if allow_changed {
-                words.push("--allow-changed".into());
-            }
-            if json_status {
-                words.push("--json-status".into());
-            }
-            Ok(super::run::run_words(words))
+            Ok(resume(&row, dir, allow_changed, json_status))
         }
         RunsCommand::Signal {
             id,

@@ -98,6 +98,21 @@ impl<W: Write> Vm<'_, W> {
         })
     }
 
+    /// Every fiber waits (the next timer is due at `next`): whether the host had the run
+    /// leave the process. Only when something outside the run can end the wait: a timer
+    /// or a host future (a deadlock stays an error).
+    pub(super) fn detached(&mut self, next: Option<Instant>) -> bool {
+        if next.is_none() && self.sched.host_futures.is_empty() {
+            return false;
+        }
+        let wake = next.map(|at| {
+            let now = Instant::now();
+            let ahead = at.saturating_duration_since(now).as_secs_f64();
+            wall_now() + ahead
+        });
+        self.host.detach(wake)
+    }
+
     /// A step attempt of fiber `path` ended (`ok`, `error` or `timeout`).
     pub(super) fn durable_attempt_end(&mut self, path: &str, end: &str) {
         if self.config.durable {

@@ -337,6 +337,13 @@ impl<'p, W: Write> Vm<'p, W> {
     /// Block until a timer is due, a host future is ready or the run's deadline passes.
     pub(super) fn wait(&mut self) -> Result<(), VmError> {
         let next_timer = self.sched.timers.next_at();
+        if self.config.durable && self.detached(next_timer) {
+            return Err(VmError::new(
+                ErrorClass::Detached,
+                "the run left the process to wait (status `waiting`)",
+                None,
+            ));
+        }
         let until = match (next_timer, self.run.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

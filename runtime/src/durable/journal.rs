@@ -45,6 +45,12 @@ pub struct Journal {
     pub(super) last_value: HashMap<(String, String), (i64, Value)>,
     /// An indeterminate effect stopped the run: its status becomes `needs_attention`.
     pub needs_attention: bool,
+    /// The run left the process to wait: its status is `waiting` (set by `detach`).
+    pub detached: bool,
+    /// Leave the process when every fiber waits at least this many seconds (`None`: never).
+    pub detach_after: Option<f64>,
+    /// Effects outside the database in flight (a run never leaves while one is).
+    pub(super) live: Rc<std::cell::Cell<usize>>,
 }
 
 pub(super) fn encode(r: &Result<Value, HostError>) -> String {
@@ -118,6 +124,9 @@ impl Journal {
             next_completion,
             lease_renewed: now_secs(),
             needs_attention: false,
+            detached: false,
+            detach_after: None,
+            live: Rc::default(),
             outstanding: Rc::new(RefCell::new(outstanding)),
             held: Rc::default(),
             last_value: HashMap::new(),
@@ -194,6 +203,11 @@ impl Journal {
 
     /// Every fiber waits: the entries recorded before the first held answer will not be
     /// replayed (their fibers are gone), so that answer goes next.
+    /// Whether answers are held back (the run is still replaying).
+    pub(super) fn holding(&self) -> bool {
+        !self.held.borrow().is_empty()
+    }
+
     pub(crate) fn idle(&self) {
         if let Some(h) = self.held.borrow().first().copied() {
             self.outstanding.borrow_mut().retain(|c| *c >= h);
@@ -402,8 +416,11 @@ impl RuntimeHost {
                     }
                     HostCall::Pending(fut) => {
                         let done = Rc::clone(&j.completions);
+                        let live = Rc::clone(&j.live);
+                        live.set(live.get() + 1);
                         HostCall::Pending(Box::pin(async move {
                             let r = fut.await;
+                            live.set(live.get().saturating_sub(1));
                             done.borrow_mut().push((fiber, seq, encode(&r)));
                             r
                         }))

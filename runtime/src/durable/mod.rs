@@ -296,9 +296,11 @@ pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
 mod journal;
 pub mod signals;
 mod timers;
+mod waiting;
 pub use journal::Journal;
 #[cfg(test)]
 use journal::{decode, encode};
+pub use waiting::{due, interrupted, DETACH_AFTER_SECS};
 
 #[cfg(test)]
 mod tests {
