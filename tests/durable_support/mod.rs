@@ -8,22 +8,22 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// A scratch directory with a `ledger` plugin: `run_plugin("ledger", KEY, SECS)` appends
 /// KEY to the ledger file, sleeps SECS, then answers `did KEY`.
-pub struct Dir {
+pub(crate) struct Dir {
     tmp: tempfile::TempDir,
 }
 
-pub const HEAD: &str = "goal: \"durable\"\nrequire:\n    capabilities: [\"plugins.invoke\", \"memory.write\"]\n    plugins: [\"ledger>=1.0.0\"]\n";
+pub(crate) const HEAD: &str = "goal: \"durable\"\nrequire:\n    capabilities: [\"plugins.invoke\", \"memory.write\"]\n    plugins: [\"ledger>=1.0.0\"]\n";
 
 impl Dir {
-    pub fn new() -> Dir {
+    pub(crate) fn new() -> Dir {
         let d = Dir {
             tmp: tempfile::tempdir().expect("tempdir"),
         };
@@ -48,23 +48,23 @@ echo "{\"ok\": true, \"result\": \"did $key\"}"
         d
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.tmp.path()
     }
 
-    pub fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.path().join("state")
     }
 
-    pub fn ledger(&self) -> String {
+    pub(crate) fn ledger(&self) -> String {
         std::fs::read_to_string(self.path().join("ledger")).unwrap_or_default()
     }
 
-    pub fn script(&self, body: &str) {
+    pub(crate) fn script(&self, body: &str) {
         std::fs::write(self.path().join("w.aether"), format!("{HEAD}{body}")).expect("script");
     }
 
-    pub fn cmd(&self, args: &[&str]) -> StdCommand {
+    pub(crate) fn cmd(&self, args: &[&str]) -> StdCommand {
         let bin = assert_cmd::cargo::cargo_bin("aether");
         let mut cmd = StdCommand::new(bin);
         cmd.current_dir(self.path())
@@ -78,7 +78,7 @@ echo "{\"ok\": true, \"result\": \"did $key\"}"
         cmd
     }
 
-    pub fn aether(&self, args: &[&str]) -> Out {
+    pub(crate) fn aether(&self, args: &[&str]) -> Out {
         let mut cmd = Command::from_std(self.cmd(args));
         let out = cmd.output().expect("aether runs");
         Out {
@@ -88,7 +88,7 @@ echo "{\"ok\": true, \"result\": \"did $key\"}"
         }
     }
 
-    pub fn spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         self.cmd(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -98,7 +98,7 @@ echo "{\"ok\": true, \"result\": \"did $key\"}"
 
     /// Start `run w.aether --id ID`, wait until the ledger has `lines` lines (plus
     /// `settle`), then SIGKILL it.
-    pub fn kill_at(&self, id: &str, lines: usize, settle: Duration) {
+    pub(crate) fn kill_at(&self, id: &str, lines: usize, settle: Duration) {
         let mut child = self.spawn(&["run", "w.aether", "--id", id]);
         let start = Instant::now();
         while self.ledger().lines().count() < lines {
@@ -114,7 +114,7 @@ echo "{\"ok\": true, \"result\": \"did $key\"}"
         child.wait().expect("reaped");
     }
 
-    pub fn status(&self, id: &str) -> serde_json::Value {
+    pub(crate) fn status(&self, id: &str) -> serde_json::Value {
         let out = self.aether(&["runs", "show", id, "--json"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         serde_json::from_str(&out.stdout).expect("json")
