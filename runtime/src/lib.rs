@@ -189,6 +189,7 @@ mod tests {
             "escalate_to",
             "run_plugin",
             "self_heal",
+            "wait_signal",
         ]
         .into_iter()
         .map(String::from)

@@ -24,7 +24,8 @@ impl RuntimeHost {
         let Some(after) = j.detach_after else {
             return false;
         };
-        if j.live.get() > 0 || j.holding() {
+        if j.live.get() > 0 || j.holding() || wake.is_some_and(|w| w - now_secs() < after) {
+            // A signal wait's deadline could only make the wake earlier.
             return false;
         }
         let id = j.run_id.clone();
