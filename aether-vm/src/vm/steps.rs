@@ -74,13 +74,13 @@ impl<'p, W: Write> Vm<'p, W> {
             (Err(_), _) => "error",
         };
         let step = &program.steps[st.step as usize];
+        let path = Rc::clone(&f.path);
         // A retry waits out its backoff first: never inside a transaction.
         let in_tx = self
             .sched
             .fibers
             .get(&p)
             .is_some_and(|pf| self.in_open_tx(pf));
-        let path = Rc::clone(&f.path);
         self.durable_attempt_end(&path, end);
         self.sched
             .timers

@@ -11,6 +11,7 @@ pub(super) fn functions() -> Vec<(FnDecl, HostFn)> {
             .param("name")
             .opt("timeout", DefaultValue::Null)
             .effectful()
+            .waits()
             .doc("In a durable run, waits for signal name (sent with `aether runs signal`) and returns its payload; TIMEOUT_ERROR when timeout passes first."),
         HostFn::SelfJournaled(crate::durable::signals::wait_signal),
     )]
