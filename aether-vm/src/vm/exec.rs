@@ -110,8 +110,9 @@ impl<'p, W: Write> Vm<'p, W> {
                     let n = f.stack.len();
                     if let (Value::Int(x), Value::Int(y)) = (&f.stack[n - 2], &f.stack[n - 1]) {
                         if let Some(v) = int_op(op, *x, *y) {
-                            f.stack.truncate(n - 1);
-                            f.stack[n - 2] = v;
+                            // Two ints: nothing to drop, so no drop calls on the way.
+                            discard(pop!());
+                            discard(std::mem::replace(&mut f.stack[n - 2], v));
                             continue;
                         }
                     }
@@ -129,11 +130,13 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip += 2;
                     let a = &f.stack[base + slot as usize];
                     let b = &constants[k as usize];
-                    let truth = match (a, b) {
-                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
-                            int_op(op, *x, *y).is_some_and(|v| v.is_truthy())
-                        }
-                        _ => match binary(op, a.clone(), b) {
+                    let fast = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => int_test(op, *x, *y),
+                        _ => None,
+                    };
+                    let truth = match fast {
+                        Some(t) => t,
+                        None => match binary(op, a.clone(), b) {
                             Ok(v) => v.is_truthy(),
                             Err(e) => fail!(ErrorClass::Runtime, e.message),
                         },
@@ -148,11 +151,13 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip += 2;
                     let a = &f.stack[base + src as usize];
                     let b = &constants[k as usize];
-                    let v = match (a, b) {
-                        (Value::Int(x), Value::Int(y)) if int_op(op, *x, *y).is_some() => {
-                            int_op(op, *x, *y).unwrap_or_default()
-                        }
-                        _ => match binary(op, a.clone(), b) {
+                    let fast = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => int_op(op, *x, *y),
+                        _ => None,
+                    };
+                    let v = match fast {
+                        Some(v) => v,
+                        None => match binary(op, a.clone(), b) {
                             Ok(v) => v,
                             Err(e) => fail!(ErrorClass::Runtime, e.message),
                         },
@@ -200,7 +205,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last(), b) {
                         if let Some(v) = int_op(op, *x, *y) {
                             if let Some(top) = f.stack.last_mut() {
-                                *top = v;
+                                discard(std::mem::replace(top, v));
                             }
                             continue;
                         }
@@ -212,6 +217,15 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::BinJumpIfFalse { op, target } => {
+                    let n = f.stack.len();
+                    if let (Value::Int(x), Value::Int(y)) = (&f.stack[n - 2], &f.stack[n - 1]) {
+                        if let Some(truth) = int_test(op, *x, *y) {
+                            discard(pop!());
+                            discard(pop!());
+                            ip = if truth { ip + 1 } else { target as usize };
+                            continue;
+                        }
+                    }
                     let b = pop!();
                     let a = pop!();
                     match binary(op, a, &b) {
@@ -233,9 +247,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::Jump(t) => ip = t as usize,
                 Instr::JumpIfFalse(t) => {
-                    if !pop!().is_truthy() {
+                    let c = pop!();
+                    if !c.is_truthy() {
                         ip = t as usize;
                     }
+                    discard(c);
                 }
                 Instr::JumpIfFalseKeep(t) => {
                     if f.stack.last().is_some_and(|v| !v.is_truthy()) {
@@ -514,7 +530,7 @@ impl<'p, W: Write> Vm<'p, W> {
                             }
                         }
                     };
-                    f.stack.truncate(n);
+                    truncate(&mut f.stack, n);
                     match res {
                         Ok(v) => f.stack.push(v),
                         Err((class, msg)) => fail!(class, msg),
@@ -523,7 +539,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::Return => {
                     let v = pop!();
                     let frame = f.frames.pop().expect("a frame is running");
-                    f.stack.truncate(frame.base);
+                    truncate(&mut f.stack, frame.base);
                     let Some(caller) = f.frames.last() else {
                         self.run.steps = steps;
                         return Exit::Done(v);
@@ -827,6 +843,17 @@ pub(super) fn discard(v: Value) {
     }
 }
 
+/// `stack.truncate(len)` without the out-of-line drop glue for the values that own
+/// nothing (a frame's int locals, a native's scalar arguments).
+#[inline(always)]
+fn truncate(stack: &mut Vec<Value>, len: usize) {
+    while stack.len() > len {
+        if let Some(v) = stack.pop() {
+            discard(v);
+        }
+    }
+}
+
 /// `a op b` for two ints when the result is an int or bool without overflow; `None`
 /// leaves the case (and its error message) to [`binary`].
 #[inline(always)]
@@ -842,6 +869,21 @@ pub(super) fn int_op(op: BinaryOp, x: i64, y: i64) -> Option<Value> {
         BinaryOp::Ge => Some(Value::Bool(x >= y)),
         BinaryOp::Eq => Some(Value::Bool(x == y)),
         BinaryOp::NotEq => Some(Value::Bool(x != y)),
+        _ => None,
+    }
+}
+
+/// The truth of `a op b` for two ints when it is a comparison, without making the bool
+/// value (a `Value` temporary costs a drop call); `None` for the other operators.
+#[inline(always)]
+pub(super) fn int_test(op: BinaryOp, x: i64, y: i64) -> Option<bool> {
+    match op {
+        BinaryOp::Lt => Some(x < y),
+        BinaryOp::Le => Some(x <= y),
+        BinaryOp::Gt => Some(x > y),
+        BinaryOp::Ge => Some(x >= y),
+        BinaryOp::Eq => Some(x == y),
+        BinaryOp::NotEq => Some(x != y),
         _ => None,
     }
 }
