@@ -221,6 +221,54 @@ fn the_step_budget_stops_an_endless_loop() {
     assert_eq!(res.expect_err("budget").0, VmErrorKind::Timeout);
 }
 
+/// The budget is checked on jumps back and on entering an action: recursion without a
+/// loop (depth stays low, calls multiply) must stop too, inside the action.
+#[test]
+fn the_step_budget_stops_recursion_without_a_loop() {
+    let src = "goal: \"g\"\naction fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\nprint(fib(40))\n";
+    let (out, res) = run_with(
+        src,
+        Budget {
+            max_steps: Some(10_000),
+            ..Budget::default()
+        },
+    );
+    let (kind, message, line) = res.expect_err("budget");
+    assert_eq!(kind, VmErrorKind::Timeout);
+    assert_eq!(
+        message,
+        "the step budget of 10000 instructions ran out (policy max_steps)"
+    );
+    assert!((3..=5).contains(&line), "line {line}");
+    assert_eq!(out, "");
+}
+
+/// A budget that runs out in a loop stops at the loop's jump back: at most one loop body
+/// past the budget, whatever the budget (above 1,024: the first check comes after 1,024
+/// instructions).
+#[test]
+fn the_step_budget_overshoots_by_at_most_one_loop_body() {
+    let src = "goal: \"g\"\nlet i = 0\nwhile true:\n    i = i + 1\n    i = i - 1\n    i = i + 1\n";
+    for max in 3000..3012 {
+        let analysis = aether_check::analyze(src, &registry());
+        let table = table();
+        let program = compile(&analysis, table.registry()).expect("compiles");
+        let budget = Budget {
+            max_steps: Some(max),
+            ..Budget::default()
+        };
+        let mut vm = Vm::new(&program, &table, Vec::new(), budget);
+        let err = vm.run().expect_err("budget");
+        assert_eq!(err.kind(), VmErrorKind::Timeout);
+        let body = program.code.len() as u64;
+        assert!(
+            vm.steps() > max && vm.steps() <= max + body,
+            "max {max}: stopped after {} steps",
+            vm.steps()
+        );
+    }
+}
+
 #[test]
 fn reading_a_top_level_variable_before_it_is_set_is_an_error() {
     let src = "goal: \"g\"\naction show():\n    return late\nprint(show())\nlet late = 1\n";

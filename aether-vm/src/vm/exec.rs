@@ -39,15 +39,25 @@ impl<'p, W: Write> Vm<'p, W> {
             };
         }
 
+        // The budget and the clock are checked only where control can repeat: on a jump
+        // back (every loop's back edge) and on entering an action (recursion). Between two
+        // checks runs at most one loop body or one action's straight-line code, so a run
+        // stops at most that far past `max_steps` (counted exactly, one per instruction),
+        // always at the same place for the same script.
+        macro_rules! check_budget {
+            () => {
+                if steps >= next_check {
+                    save_ip!();
+                    if let Some(exit) = self.checkpoint(f) {
+                        return exit;
+                    }
+                    next_check = self.run.next_check;
+                }
+            };
+        }
+
         loop {
             steps += 1;
-            if steps >= next_check {
-                save_ip!();
-                if let Some(exit) = self.checkpoint(f) {
-                    return exit;
-                }
-                next_check = self.run.next_check;
-            }
             let instr = code[ip];
             ip += 1;
             match instr {
@@ -245,7 +255,13 @@ impl<'p, W: Write> Vm<'p, W> {
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
                 }
-                Instr::Jump(t) => ip = t as usize,
+                Instr::Jump(t) => {
+                    let back = (t as usize) < ip;
+                    ip = t as usize;
+                    if back {
+                        check_budget!();
+                    }
+                }
                 Instr::JumpIfFalse(t) => {
                     let c = pop!();
                     if !c.is_truthy() {
@@ -344,6 +360,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     ip = callee.entry as usize;
                     f.frames.push(Frame { func, ip, base });
+                    check_budget!();
                 }
                 Instr::CallValue { argc } => {
                     let at = f.stack.len() - argc as usize - 1;
@@ -389,6 +406,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     ip = callee.entry as usize;
                     f.frames.push(Frame { func, ip, base });
+                    check_budget!();
                 }
                 Instr::JumpIfGiven { slot, target } => {
                     if !is_missing(&f.stack[base + slot as usize]) {
@@ -430,6 +448,7 @@ impl<'p, W: Write> Vm<'p, W> {
                         ip,
                         base,
                     });
+                    check_budget!();
                 }
                 Instr::CallNative { func, argc } => {
                     let n = f.stack.len() - argc as usize;

@@ -445,7 +445,8 @@ impl<'p, W: Write> Vm<'p, W> {
         });
     }
 
-    /// The budget and clock check every `SLICE` instructions; `Some` when the fiber must stop.
+    /// The budget and clock check (on back jumps and action entries, once `SLICE` instructions
+    /// have run since the last one); `Some` when the fiber must stop.
     pub(super) fn checkpoint(&mut self, f: &Fiber) -> Option<Exit> {
         // The frame's ip is the instruction about to run (after a jump back it is not the
         // one after the last instruction run): the error points at it.
