@@ -22,6 +22,8 @@
 # Environment:
 #   RUNS=N        timed runs per command (default 5)
 #   AETHER=PATH   binary to measure (default target/release/aether)
+#   BASE=PATH     an older aether binary to time in the same hyperfine run (column
+#                 `base`, and the ratio new/base: < 1 means the new binary is faster)
 #   SKIP_BUILD=1  do not run `cargo build --release --locked`
 #   PYTHON=PATH   python interpreter (default: sys.executable of `python3`)
 #
@@ -90,6 +92,8 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release --locked
 fi
 [[ -x "$AETHER" ]] || die "aether binary not found at $AETHER"
+BASE=${BASE:-}
+[[ -z "$BASE" || -x "$BASE" ]] || die "base binary not found at $BASE"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -100,12 +104,16 @@ command_for() { # LANG PROGRAM
     case "$1" in
         aether) file=$(printf '%q' "$ROOT/$PROGRAMS_DIR/$2.aether")
                 echo "$(printf '%q' "$AETHER") run $file" ;;
+        base) file=$(printf '%q' "$ROOT/$PROGRAMS_DIR/$2.aether")
+              echo "$(printf '%q' "$BASE") run $file" ;;
         python3) echo "$(printf '%q' "$PYTHON") $(printf '%q' "$ROOT/$PROGRAMS_DIR/$2.py")" ;;
         lua5.4) echo "lua5.4 $(printf '%q' "$ROOT/$PROGRAMS_DIR/$2.lua")" ;;
     esac
 }
 
 LANGS=(aether python3 lua5.4)
+TIMED_LANGS=("${LANGS[@]}")
+[[ -z "$BASE" ]] || TIMED_LANGS=(base "${LANGS[@]}")
 TIMED=()
 DO_HELLO=0
 for p in "${PROGRAMS[@]}"; do
@@ -142,7 +150,7 @@ done
 for p in "${TIMED[@]}"; do
     echo "run_bench: timing $p ($RUNS runs each)" >&2
     args=()
-    for lang in "${LANGS[@]}"; do
+    for lang in "${TIMED_LANGS[@]}"; do
         args+=(-n "$lang" "$(command_for "$lang" "$p")")
     done
     hyperfine --warmup 1 --runs "$RUNS" --export-json "$TMP/$p.json" "${args[@]}" >&2
@@ -150,8 +158,9 @@ done
 
 if (( DO_HELLO )); then
     echo "run_bench: timing start-up (hello, 50 runs each)" >&2
-    hyperfine -N --warmup 5 --runs 50 --export-json "$TMP/hello.json" \
-        -n aether "$(command_for aether hello)" \
+    hello=(-n aether "$(command_for aether hello)")
+    [[ -z "$BASE" ]] || hello+=(-n base "$(command_for base hello)")
+    hyperfine -N --warmup 5 --runs 50 --export-json "$TMP/hello.json" "${hello[@]}" \
         -n python3 "$(printf '%q' "$PYTHON") -c 'print(\"hello\")'" \
         -n lua5.4 "lua5.4 -e 'print(\"hello\")'" >&2
 fi
@@ -183,17 +192,38 @@ def ratio(x, y):
 
 
 if programs:
-    print("| program | aether (s) | python3 (s) | lua5.4 (s) | aether/python | aether/lua |")
-    print("|---|---:|---:|---:|---:|---:|")
+    with_base = "base" in means(programs[0])
+    head = "| program | aether (s) |"
+    rule = "|---|---:|"
+    if with_base:
+        head += " base (s) |"
+        rule += "---:|"
+    head += " python3 (s) | lua5.4 (s) | **aether/lua** | aether/python |"
+    rule += "---:|---:|---:|---:|"
+    if with_base:
+        head += " **aether/base** |"
+        rule += "---:|"
+    print(head)
+    print(rule)
     for p in programs:
         m = means(p)
         a, py, lua = m["aether"], m["python3"], m["lua5.4"]
-        print(f"| {p} | {a:.3f} | {py:.3f} | {lua:.3f} | {ratio(a, py)} | {ratio(a, lua)} |")
+        row = f"| {p} | {a:.3f} |"
+        if with_base:
+            row += f" {m['base']:.3f} |"
+        row += f" {py:.3f} | {lua:.3f} | **{ratio(a, lua)}** | {ratio(a, py)} |"
+        if with_base:
+            row += f" **{ratio(a, m['base'])}** |"
+        print(row)
+    print()
+    print("Ratios are mean times in the same hyperfine run: aether/lua < 1 means aether is")
+    print("faster than Lua 5.4" + (", aether/base < 1 means faster than the base binary." if with_base else "."))
 
 if do_hello:
     m = means("hello")
     if programs:
         print()
-    print(f"start-up (hello, mean of 50 runs): aether {m['aether'] * 1000:.1f} ms"
+    base = f", base {m['base'] * 1000:.1f} ms" if "base" in m else ""
+    print(f"start-up (hello, mean of 50 runs): aether {m['aether'] * 1000:.1f} ms{base}"
           f" (python3 {m['python3'] * 1000:.1f} ms, lua5.4 {m['lua5.4'] * 1000:.1f} ms)")
 PY
