@@ -3,8 +3,11 @@
 mod cli;
 
 /// Scripts allocate many small values; mimalloc is faster at that than the system allocator.
+/// The counting wrapper keeps the per-thread live bytes the memory budget reads
+/// (`aether_vm::heap`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: aether_vm::heap::Counting<mimalloc::MiMalloc> =
+    aether_vm::heap::Counting(mimalloc::MiMalloc);
 
 fn main() {
     // Compatibility with the original tool: `aether --check PATH` is `aether check PATH`.

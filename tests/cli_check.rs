@@ -1355,3 +1355,28 @@ fn sarif_uris_are_percent_encoded_and_absolute_paths_use_file_scheme() {
         "{uri}"
     );
 }
+
+#[test]
+fn a_memory_budget_that_is_not_a_positive_size_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = |value: &str| {
+        format!("goal: \"bounded\"\npolicy:\n    max_memory: {value}\nprint(\"working\")\n")
+    };
+    let mut report = String::new();
+    for (i, value) in ["\"512 megs\"", "-5", "\"-1GB\"", "0", "true", "\"\""]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("bad{i}.aether");
+        write(dir.path(), &name, bad(value).as_bytes());
+        let res = run_in(dir.path(), &["check", &name]);
+        assert_eq!(res.code, 25, "{value}: {}", res.stderr);
+        report.push_str(&format!("== max_memory: {value}\n{}\n", res.stderr));
+    }
+    for good in ["\"512MB\"", "\"1.5 GiB\"", "1000000", "\"64kib\""] {
+        write(dir.path(), "good.aether", bad(good).as_bytes());
+        let res = run_in(dir.path(), &["check", "good.aether"]);
+        assert_eq!(res.code, 0, "{good}: {}", res.stderr);
+    }
+    insta::assert_snapshot!("invalid_memory_size", report);
+}

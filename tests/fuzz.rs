@@ -768,6 +768,82 @@ fn binary_never_reports_internal_error_on_mutated_files() {
     );
 }
 
+/// Budgets every fuzzed run gets: the policy's step and memory budgets are appended to
+/// the file (a later `policy:` block wins), the time and memory budgets given as options.
+const RUN_BUDGETS: &str = "\npolicy:\n    max_steps: 2000000\n    max_memory: \"96MiB\"\n";
+
+#[test]
+fn binary_runs_mutated_files_under_budgets_without_crashing() {
+    // Mutated real workflows, plus seeds that grow without end, each run with `--timeout`,
+    // `max_steps` and a memory budget: every run ends by itself (no panic, abort or signal)
+    // with a status line, and never as INTERNAL_ERROR.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner =
+        TestRunner::new_with_rng(config(1), TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let strategy = mutated_file();
+    let mut sources: Vec<String> = (0..24)
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("generate a mutated file")
+                .current()
+        })
+        .collect();
+    sources.push("goal: \"g\"\nlet s = \"x\"\nwhile true:\n    s = s + s\n".into());
+    sources.push("goal: \"g\"\nlet l = [0]\nwhile true:\n    l = l + l\n".into());
+    sources.push("goal: \"g\"\nlet m = {}\nlet i = 0\nwhile true:\n    m[str(i)] = range(1000)\n    i = i + 1\n".into());
+    let files: Vec<PathBuf> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, src)| {
+            let path = dir.path().join(format!("run_{i:02}.aether"));
+            std::fs::write(&path, format!("{src}{RUN_BUDGETS}")).expect("write");
+            path
+        })
+        .collect();
+    let run_one = |path: &PathBuf| {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("aether"))
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("AETHERRA_PROFILE")
+            .arg("run")
+            .arg(path)
+            .args(["--json-status", "--timeout", "1s", "--max-memory", "64MiB"])
+            .args(["--state-dir", "state"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("aether starts");
+        (path.clone(), out)
+    };
+    let (left, right) = files.split_at(files.len() / 2);
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let a = s.spawn(|| left.iter().map(run_one).collect::<Vec<_>>());
+        let b = s.spawn(|| right.iter().map(run_one).collect::<Vec<_>>());
+        let mut all = a.join().expect("runner thread");
+        all.extend(b.join().expect("runner thread"));
+        all
+    });
+    let mut memory_limits = 0;
+    for (path, out) in outcomes {
+        let src = std::fs::read_to_string(&path).expect("read back");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = out.status.code();
+        assert!(
+            code.is_some() && ![Some(27), Some(101), Some(134)].contains(&code),
+            "exit {code:?} (signal, panic, abort or internal error)\nstderr:\n{stderr}\nsource:\n{src}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let status: serde_json::Value = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok().filter(|v: &serde_json::Value| v.get("code").is_some()))
+            .unwrap_or_else(|| panic!("no status line\nstdout:\n{stdout}\nstderr:\n{stderr}\nsource:\n{src}"));
+        assert_eq!(Some(status["code"].as_i64().expect("code") as i32), code, "{status}");
+        memory_limits += usize::from(code == Some(29));
+    }
+    assert!(memory_limits >= 3, "the three growing seeds stop at the memory budget");
+}
+
 #[test]
 fn deeply_nested_expressions_do_not_abort_the_checker() {
     // FIXME: the checker walks expressions recursively; at this depth it overflows the stack and

@@ -23,6 +23,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "IO_ERROR",
     "INTERNAL_ERROR",
     "NONDETERMINISM_ERROR",
+    "MEMORY_LIMIT_ERROR",
     "Timeout",
     "Indeterminate",
     "PermissionError",

@@ -274,6 +274,14 @@ rule!(
     "`sleep` of a string, which fails at run time"
 );
 rule!(
+    INVALID_MEMORY_SIZE,
+    "A134",
+    "invalid-memory-size",
+    ValidationError,
+    Error,
+    "a `policy: max_memory` that is not a positive size such as \"256MB\""
+);
+rule!(
     WAIT_IN_TRANSACTION,
     "A137",
     "wait-in-transaction",
@@ -522,6 +530,7 @@ pub static CHECK_RULES: &[&Rule] = &[
     &JUMP_OUT_OF_TRANSACTION,
     &STRING_PLUS_NON_STRING,
     &SLEEP_OF_STRING,
+    &INVALID_MEMORY_SIZE,
     &WAIT_IN_TRANSACTION,
     &MISSING_GOAL,
     &LEGACY_INTENT,

@@ -17,6 +17,7 @@ use crate::codes::*;
 pub const POLICY_KEYS: &[&str] = &[
     "timeout",
     "max_steps",
+    "max_memory",
     "deterministic",
     "seed",
     "mock_io",
@@ -161,6 +162,8 @@ pub struct Policy {
     pub timeout_ms: Option<f64>,
     /// `max_steps`: the instructions the run may execute.
     pub max_steps: Option<u64>,
+    /// `max_memory`: the bytes the run may hold (see [`parse_size`]).
+    pub max_memory: Option<u64>,
     /// `deterministic: true`: `now()` is frozen and only deterministic plugins run.
     pub deterministic: bool,
     /// `seed`: the seed of the run's random choices.
@@ -193,7 +196,7 @@ impl Policy {
             let MapValue::Expr(v) = &e.value else {
                 if matches!(
                     e.key.as_str(),
-                    "timeout" | "max_steps" | "deterministic" | "seed" | "mock_io"
+                    "timeout" | "max_steps" | "max_memory" | "deterministic" | "seed" | "mock_io"
                 ) {
                     diags.push(policy_kind(e.key_span, &e.key, "a single value"));
                 }
@@ -208,6 +211,11 @@ impl Policy {
                 ("max_steps", ExprKind::Int(n)) if *n > 0 => self.max_steps = Some(*n as u64),
                 ("max_steps", _) if is_constant(v) => {
                     diags.push(policy_kind(v.span, "max_steps", "a positive integer"))
+                }
+                ("max_memory", _) => {
+                    if let Some(bytes) = memory_size(v, diags) {
+                        self.max_memory = Some(bytes);
+                    }
                 }
                 ("seed", _) => match int_value(v) {
                     Some(n) => self.seed = Some(n),
@@ -232,6 +240,95 @@ fn policy_kind(span: Span, key: &str, wanted: &str) -> Diagnostic {
     )
     .with_primary(span, "wrong kind of value")
     .with_help(format!("set `{key}` to {wanted}"))
+}
+
+/// `policy: max_memory`: a size string (`"256MB"`) or a whole number of bytes. A value that
+/// is not a positive size is A134; a computed one (A113, already reported) is `None`.
+fn memory_size(v: &Expr, diags: &mut Vec<Diagnostic>) -> Option<u64> {
+    let parsed = match &v.kind {
+        ExprKind::Str(s) => parse_size(s),
+        ExprKind::Int(n) => parse_size(&n.to_string()),
+        ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } if is_constant(v) => Err("a size must not be negative".to_string()),
+        ExprKind::Error => return None,
+        _ if !is_constant(v) => return None,
+        _ => Err("a size is a string such as \"256MB\" or a number of bytes".to_string()),
+    };
+    parsed
+        .map_err(|why| {
+            diags.push(
+                Diagnostic::new(
+                    &INVALID_MEMORY_SIZE,
+                    format!("policy `max_memory` is not a valid size: {why}"),
+                )
+                .with_primary(v.span, "not a size")
+                .with_help(SIZE_HELP),
+            )
+        })
+        .ok()
+}
+
+/// How to write a size, for diagnostics and usage errors.
+pub const SIZE_HELP: &str = "write a positive size such as \"512MB\", \"1GiB\" or a number of bytes (units B, KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB powers of 1024; any case)";
+
+/// The one parser of a memory size (`policy: max_memory` and `aether run --max-memory`): a
+/// positive number, optionally with a fraction, then optionally a unit: `B`, `KB`, `MB`,
+/// `GB`, `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), in any case,
+/// with or without a space. A bare number is bytes. Zero, negative numbers, unknown units and
+/// sizes past 2^64 bytes are errors (the text says why).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.starts_with('-') {
+        return Err("a size must not be negative".to_string());
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim_start());
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(format!("`{t}` does not start with a number"));
+    }
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000u64.pow(2),
+        "gb" => 1000u64.pow(3),
+        "tb" => 1000u64.pow(4),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("unknown unit `{unit}`")),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` is not a number"))?;
+    let bytes = (value * scale as f64).floor();
+    if bytes < 1.0 {
+        return Err("a size must be at least 1 byte".to_string());
+    }
+    if bytes >= u64::MAX as f64 {
+        return Err("a size must be below 16 EiB".to_string());
+    }
+    Ok(bytes as u64)
+}
+
+/// A size for people: the largest binary unit that keeps it at or above 1 (`256 MiB`,
+/// `1.5 GiB`, `900 B`).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// A constant setting (a mapping block's entry, a step option): a computed value is a
@@ -417,6 +514,37 @@ mod tests {
     }
 
     #[test]
+    fn sizes_parse_in_one_place() {
+        assert_eq!(parse_size("256MB"), Ok(256_000_000));
+        assert_eq!(parse_size("256 mib"), Ok(256 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size(" 2 kB "), Ok(2000));
+        for bad in ["", "MB", "-1MB", "0", "0.1", "12 parsecs", "1.2.3MB", ".5GB", "99999999TB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(format_size(256 << 20), "256 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(900), "900 B");
+    }
+
+    #[test]
+    fn max_memory_is_a_positive_size() {
+        let ok = analyze("goal: \"g\"\npolicy:\n    max_memory: \"64MiB\"\n");
+        assert_eq!(rules(&ok), vec![]);
+        assert_eq!(ok.specs.policy.max_memory, Some(64 << 20));
+        let bytes = analyze("goal: \"g\"\npolicy:\n    max_memory: 1000000\n");
+        assert_eq!(bytes.specs.policy.max_memory, Some(1_000_000));
+        for bad in ["\"64 furlongs\"", "-5", "\"-5MB\"", "0", "true", "\"\""] {
+            let a = analyze(&format!("goal: \"g\"\npolicy:\n    max_memory: {bad}\n"));
+            let got = rules(&a);
+            assert_eq!(got.len(), 1, "{bad}: {got:?}");
+            assert_eq!(got[0].0, "A134", "{bad}: {got:?}");
+            assert_eq!(a.specs.policy.max_memory, None);
+        }
+    }
+
+    #[test]
     fn step_options_are_typed_by_the_check() {
         let src = "goal: \"g\"\nworkflow:\n    steps:\n        - fetch(\"a\") retry=3 backoff=\"250ms\" timeout=2s requires=\"plugins.invoke\"\n        - fetch(\"b\")\n";
         let a = analyze(src);
@@ -460,6 +588,7 @@ mod tests {
             Policy {
                 timeout_ms: None,
                 max_steps: Some(500),
+                max_memory: None,
                 deterministic: true,
                 seed: Some(-7),
                 mock_io: true,

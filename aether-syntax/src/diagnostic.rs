@@ -18,10 +18,11 @@ pub enum ResultCode {
     IoError = 26,
     InternalError = 27,
     NondeterminismError = 28,
+    MemoryLimitError = 29,
 }
 
 impl ResultCode {
-    pub const ALL: [ResultCode; 11] = [
+    pub const ALL: [ResultCode; 12] = [
         ResultCode::Success,
         ResultCode::GenericFailure,
         ResultCode::ParseError,
@@ -33,6 +34,7 @@ impl ResultCode {
         ResultCode::IoError,
         ResultCode::InternalError,
         ResultCode::NondeterminismError,
+        ResultCode::MemoryLimitError,
     ];
 
     pub fn number(self) -> i32 {
@@ -52,6 +54,7 @@ impl ResultCode {
             ResultCode::IoError => "IO_ERROR",
             ResultCode::InternalError => "INTERNAL_ERROR",
             ResultCode::NondeterminismError => "NONDETERMINISM_ERROR",
+            ResultCode::MemoryLimitError => "MEMORY_LIMIT_ERROR",
         }
     }
 

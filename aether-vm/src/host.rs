@@ -31,6 +31,11 @@ pub enum ErrorClass {
     /// NONDETERMINISM_ERROR: a durable run's replay called something other than what its
     /// journal recorded at that point.
     Nondeterminism,
+    /// MEMORY_LIMIT_ERROR: the run's memory budget (`policy: max_memory`, `--max-memory`)
+    /// ran out. Only an `on_error` rule for `MEMORY_LIMIT_ERROR` or `Any` handles it (not
+    /// `RuntimeError`), a step does not retry it, and the handler runs after the failed
+    /// run's fibers are gone, under the same budget.
+    Memory,
     /// RUNTIME_ERROR of a durable run: an effect started before a crash and its outcome is
     /// unknown (`IndeterminateError`, alias `Indeterminate`).
     Indeterminate,
@@ -45,6 +50,7 @@ impl ErrorClass {
         match self {
             ErrorClass::Timeout => 23,
             ErrorClass::Nondeterminism => 28,
+            ErrorClass::Memory => 29,
             _ => 21,
         }
     }
@@ -53,6 +59,7 @@ impl ErrorClass {
         match self {
             ErrorClass::Timeout => "TIMEOUT_ERROR",
             ErrorClass::Nondeterminism => "NONDETERMINISM_ERROR",
+            ErrorClass::Memory => "MEMORY_LIMIT_ERROR",
             _ => "RUNTIME_ERROR",
         }
     }
@@ -64,9 +71,13 @@ impl ErrorClass {
             "Timeout" | "TIMEOUT_ERROR" => self == ErrorClass::Timeout,
             "RuntimeError" | "RUNTIME_ERROR" => !matches!(
                 self,
-                ErrorClass::Timeout | ErrorClass::Nondeterminism | ErrorClass::Detached
+                ErrorClass::Timeout
+                    | ErrorClass::Nondeterminism
+                    | ErrorClass::Detached
+                    | ErrorClass::Memory
             ),
             "NONDETERMINISM_ERROR" => self == ErrorClass::Nondeterminism,
+            "MEMORY_LIMIT_ERROR" => self == ErrorClass::Memory,
             "Indeterminate" | "IndeterminateError" => self == ErrorClass::Indeterminate,
             "PermissionError" => self == ErrorClass::Permission,
             "PluginError" => self == ErrorClass::Plugin,

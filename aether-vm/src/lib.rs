@@ -10,11 +10,17 @@
 
 pub mod compiler;
 pub mod functions;
+pub mod heap;
 pub mod host;
 pub mod program;
 mod text;
 pub mod value;
 pub mod vm;
+
+/// Unit tests count live bytes as the binary does, so the memory budget is exercised.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: heap::Counting<std::alloc::System> = heap::Counting(std::alloc::System);
 
 pub use compiler::{compile, CompileError};
 pub use functions::{Args, FnTable, Native, NativeFn};

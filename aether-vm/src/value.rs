@@ -34,6 +34,8 @@ use std::rc::Rc;
 use indexmap::IndexMap;
 
 pub use crate::text::{format_duration, format_float};
+use crate::heap;
+use crate::text::{write_duration, write_float, write_int, write_quoted};
 
 /// The deepest nesting of lists and maps that a value may have where it is carried as JSON
 /// (stored in memory or the kernel's queues, sent to a plugin, emitted as an event): the
@@ -41,7 +43,6 @@ pub use crate::text::{format_duration, format_float};
 /// refuse more, so a deeper value is an error where it would be written, never a silent
 /// `null` where it is read.
 pub const JSON_MAX_DEPTH: usize = 127;
-use crate::text::{write_duration, write_float, write_int, write_quoted};
 
 mod nested;
 
@@ -103,6 +104,30 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
+/// The bytes of one value in a list (a size test keeps `Value` at two words).
+pub const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+
+/// Refuse, before it allocates, a growth of `buf` by `extra` bytes the memory budget
+/// cannot hold: a full buffer reallocates to at least twice its capacity.
+pub fn reserve_str(buf: &str, capacity: usize, extra: usize) -> Result<(), ValueError> {
+    if capacity - buf.len() >= extra {
+        return Ok(());
+    }
+    heap::reserve(buf.len().saturating_add(extra).max(capacity.saturating_mul(2)))
+}
+
+/// [`reserve_str`] for `extra` more items of a list, which is copied first when shared.
+pub fn reserve_push(items: &Rc<Vec<Value>>, extra: usize) -> Result<(), ValueError> {
+    let (len, cap) = (items.len(), items.capacity());
+    if Rc::strong_count(items) > 1 {
+        heap::reserve_items(len.saturating_add(extra), VALUE_BYTES)
+    } else if cap - len >= extra {
+        Ok(())
+    } else {
+        heap::reserve_items(len.saturating_add(extra).max(cap.saturating_mul(2)), VALUE_BYTES)
+    }
+}
+
 /// What an action reference points at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionRef {
@@ -156,6 +181,21 @@ impl Map {
                 self.entries.insert(Rc::from(key), value);
                 None
             }
+        }
+    }
+
+    /// Refuse, before it allocates, an insertion the memory budget cannot hold: the copy of
+    /// a shared map (copy on write) or the reallocation of a full one.
+    pub fn reserve_insert(map: &Rc<Map>) -> Result<(), ValueError> {
+        /// An entry: its hash, key and value, and its slot in the hash index.
+        const ENTRY: usize = 56;
+        let n = map.entries.len();
+        if Rc::strong_count(map) > 1 {
+            heap::reserve_items(n + 1, ENTRY)
+        } else if n == map.entries.capacity() {
+            heap::reserve_items(n.max(4) * 2, ENTRY)
+        } else {
+            Ok(())
         }
     }
 
@@ -373,12 +413,14 @@ impl Value {
     pub fn add(&self, other: &Value) -> Result<Value, ValueError> {
         match (self, other) {
             (Value::Str(a), Value::Str(b)) => {
+                heap::reserve(a.len().saturating_add(b.len()))?;
                 let mut s = String::with_capacity(a.len() + b.len());
                 s.push_str(a);
                 s.push_str(b);
                 Ok(Value::from(s))
             }
             (Value::List(a), Value::List(b)) => {
+                heap::reserve_items(a.len().saturating_add(b.len()), VALUE_BYTES)?;
                 let mut items = Vec::with_capacity(a.len() + b.len());
                 items.extend(a.iter().cloned());
                 items.extend(b.iter().cloned());
@@ -485,6 +527,7 @@ impl Value {
     pub fn set_field(&mut self, name: &str, value: Value) -> Result<(), ValueError> {
         match self {
             Value::Map(map) => {
+                Map::reserve_insert(map)?;
                 Rc::make_mut(map).insert(name, value);
                 Ok(())
             }
@@ -502,10 +545,14 @@ impl Value {
         match (&mut *self, index) {
             (Value::List(items), _) => {
                 let slot = list_slot(items, index)?;
+                if Rc::strong_count(items) > 1 {
+                    heap::reserve_items(items.len(), VALUE_BYTES)?;
+                }
                 Rc::make_mut(items)[slot] = value;
                 Ok(())
             }
             (Value::Map(map), Value::Str(key)) => {
+                Map::reserve_insert(map)?;
                 Rc::make_mut(map).insert(key.as_str(), value);
                 Ok(())
             }
@@ -522,6 +569,7 @@ impl Value {
     pub fn push(&mut self, item: Value) -> Result<(), ValueError> {
         match self {
             Value::List(items) => {
+                reserve_push(items, 1)?;
                 Rc::make_mut(items).push(item);
                 Ok(())
             }
@@ -544,6 +592,31 @@ impl Value {
             }
             _ => self.repr(),
         }
+    }
+
+    /// [`Value::display`] within the run's memory budget (`str`, `print`, `format`,
+    /// `join`): the text of a nested value, which may show a shared part many times over,
+    /// is refused as it would grow past the budget.
+    pub fn display_in_budget(&self) -> Result<String, ValueError> {
+        match self {
+            Value::Str(s) => {
+                heap::reserve(s.len())?;
+                Ok(s.to_string())
+            }
+            Value::List(_) | Value::Map(_) => {
+                let mut out = String::new();
+                self.write_nested(&mut out, false, true)?;
+                Ok(out)
+            }
+            _ => Ok(self.display()),
+        }
+    }
+
+    /// [`Value::to_json`] within the run's memory budget (`json_encode`).
+    pub fn to_json_in_budget(&self) -> Result<String, ValueError> {
+        let mut out = String::new();
+        self.write_nested(&mut out, true, true)?;
+        Ok(out)
     }
 
     /// The text of a value inside a collection: JSON-like, strings quoted and escaped,
@@ -587,17 +660,19 @@ impl Value {
     }
 
     fn write_json(&self, out: &mut String) {
-        self.write_nested(out, true);
+        // Without a budget, writing cannot fail.
+        let _ = self.write_nested(out, true, false);
     }
 
     fn write_repr(&self, out: &mut String) {
-        self.write_nested(out, false);
+        let _ = self.write_nested(out, false, false);
     }
 
     /// Writes the value, lists as `[a, b]` and maps as `{"k": v}`, in JSON form or repr
     /// form. Collections are walked from a worklist on the heap, never by recursion, so
-    /// any depth prints.
-    fn write_nested(&self, out: &mut String, json: bool) {
+    /// any depth prints. With `budget`, each piece that would make `out` reallocate asks
+    /// the memory budget first.
+    fn write_nested(&self, out: &mut String, json: bool, budget: bool) -> Result<(), ValueError> {
         enum Piece<'a> {
             Value(&'a Value),
             Text(&'static str),
@@ -605,6 +680,17 @@ impl Value {
         }
         let mut todo = vec![Piece::Value(self)];
         while let Some(piece) = todo.pop() {
+            if budget {
+                // Quotes and a few escapes around a string; other pieces are short.
+                let need = match &piece {
+                    Piece::Value(Value::Str(s)) => s.len().saturating_add(s.len() / 8 + 2),
+                    Piece::Key(k) => k.len().saturating_add(k.len() / 8 + 4),
+                    _ => 32,
+                };
+                if out.capacity() - out.len() < need {
+                    heap::reserve(out.len().saturating_add(need).max(out.capacity() * 2))?;
+                }
+            }
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Key(key) => {
@@ -636,6 +722,7 @@ impl Value {
                 Piece::Value(scalar) => scalar.write_repr_scalar(out),
             }
         }
+        Ok(())
     }
 
     fn write_json_scalar(&self, out: &mut String) {

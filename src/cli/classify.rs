@@ -58,6 +58,10 @@ pub(crate) struct ClassifyArgs {
     /// Time budget of each run (`8s`, `500ms`, `1m`, or seconds).
     #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = super::run::parse_timeout)]
     timeout: Duration,
+    /// Memory budget of each run (`256MiB`, `1GB`, or bytes); the smaller of this and a
+    /// file's `policy: max_memory` applies. Files run `--jobs` at a time, each with its own.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = aether_check::spec::parse_size)]
+    max_memory: u64,
     /// Check only: do not run the files that check clean.
     #[arg(long)]
     check_only: bool,
@@ -179,6 +183,7 @@ struct Classifier<'a> {
     /// Strict signature mode: plugins must have signed manifests.
     plugin_trust: Option<aether_runtime::security::Trust>,
     timeout: Duration,
+    max_memory: u64,
     check_only: bool,
     /// The throwaway state directory every run sees (empty: each run's database is a
     /// fresh in-memory one, so runs never share state).
@@ -217,6 +222,7 @@ impl Classifier<'_> {
             file: path,
             args: &[],
             timeout: Some(self.timeout),
+            max_memory: Some(self.max_memory),
             profile: Profile::Test,
             state_dir: self.state_dir.clone(),
             events: None,
@@ -507,6 +513,7 @@ pub(crate) fn run(args: ClassifyArgs) -> i32 {
         trust,
         plugin_trust,
         timeout: args.timeout,
+        max_memory: args.max_memory,
         check_only: args.check_only,
         state_dir: throwaway.path().to_path_buf(),
         keyring: args.sig.keyring.as_deref(),

@@ -33,6 +33,12 @@ pub(crate) struct RunArgs {
     /// this and `policy: timeout` applies.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Memory budget of the run (`512MB`, `1GiB`, or bytes; KB/MB/GB are powers of 1000,
+    /// KiB/MiB/GiB of 1024); the smaller of this and `policy: max_memory` applies. Past it
+    /// the run stops with MEMORY_LIMIT_ERROR (29) [default: `policy: max_memory`, else
+    /// 2 GiB in profile dev, 512 MiB in test, 1 GiB in prod].
+    #[arg(long, value_name = "SIZE", value_parser = aether_check::spec::parse_size)]
+    max_memory: Option<u64>,
     /// Run profile [default: $AETHERRA_PROFILE, else dev].
     #[arg(long, value_enum)]
     profile: Option<Profile>,
@@ -170,12 +176,24 @@ pub(crate) struct Outcome {
     pub(crate) span: Option<Span>,
 }
 
+/// The memory budget of a run when neither `--max-memory` nor `policy: max_memory` sets
+/// one (docs/running.md): generous in dev, tight in test (CI runs several at once), and
+/// in prod what a single workflow of the reference set needs many times over.
+pub(crate) fn default_max_memory(profile: Profile) -> u64 {
+    match profile {
+        Profile::Dev => 2 << 30,
+        Profile::Test => 512 << 20,
+        Profile::Prod => 1 << 30,
+    }
+}
+
 fn code_of(n: i32) -> ResultCode {
     match n {
         23 => ResultCode::TimeoutError,
         24 => ResultCode::UnsupportedFeature,
         27 => ResultCode::InternalError,
         28 => ResultCode::NondeterminismError,
+        29 => ResultCode::MemoryLimitError,
         _ => ResultCode::RuntimeError,
     }
 }
@@ -372,6 +390,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             file: &args.file,
             args: &args.args,
             timeout: args.timeout,
+            max_memory: args.max_memory,
             profile,
             state_dir: args
                 .state_dir
@@ -459,6 +478,9 @@ pub(crate) struct Execution<'a> {
     pub(crate) file: &'a std::path::Path,
     pub(crate) args: &'a [(String, String)],
     pub(crate) timeout: Option<Duration>,
+    /// The caller's memory budget (`--max-memory`): the smaller of it and the policy's
+    /// applies; with neither, the profile's default ([`default_max_memory`]).
+    pub(crate) max_memory: Option<u64>,
     pub(crate) profile: Profile,
     pub(crate) state_dir: PathBuf,
     pub(crate) events: Option<&'a std::path::Path>,
@@ -533,6 +555,10 @@ pub(crate) fn execute<W: Write>(
         (a, b) => a.or(b),
     };
     let max_steps = policy.max_steps;
+    let max_memory = match (exec.max_memory, policy.max_memory) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(default_max_memory(profile)),
+    };
     let deterministic = policy.deterministic;
     let enforce = profile != Profile::Dev || exec.require_capabilities;
 
@@ -653,6 +679,7 @@ pub(crate) fn execute<W: Write>(
     let budget = Budget {
         max_steps,
         timeout,
+        max_memory: Some(max_memory),
         ..Budget::default()
     };
     // Steps, retries and backoffs on a terminal (`progress`); the script's output goes

@@ -3,7 +3,8 @@
 use std::cmp::Ordering;
 
 use aether_check::decl::{DefaultValue, FnDecl};
-use aether_vm::{Args, Native, Value, ValueError};
+use aether_vm::value::VALUE_BYTES;
+use aether_vm::{heap, Args, Native, Value, ValueError};
 
 use crate::helpers::*;
 
@@ -109,6 +110,8 @@ fn range(args: &Args<'_>) -> Result<Value, ValueError> {
             "range() would make {count} elements, more than the limit of {RANGE_LIMIT}"
         ));
     }
+    // Below RANGE_LIMIT, so it fits a usize.
+    heap::reserve_items(count as usize, VALUE_BYTES)?;
     // Every element lies between start and stop, so it fits an i64.
     let items = (0..count)
         .map(|i| Value::Int((start + i * step) as i64))
@@ -198,6 +201,7 @@ fn append(args: &Args<'_>) -> Result<Value, ValueError> {
     let x = args.get("x")?;
     match xs {
         Value::List(items) => {
+            heap::reserve_items(items.len() + 1, VALUE_BYTES)?;
             let mut out = Vec::with_capacity(items.len() + 1);
             out.extend(items.iter().cloned());
             out.push(x.clone());

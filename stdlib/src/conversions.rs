@@ -70,7 +70,7 @@ fn str_(args: &Args<'_>) -> Result<Value, ValueError> {
     let x = args.get("x")?;
     Ok(match x {
         Value::Str(_) => x.clone(),
-        other => Value::from(other.display()),
+        other => Value::from(other.display_in_budget()?),
     })
 }
 

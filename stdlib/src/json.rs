@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use aether_check::decl::FnDecl;
-use aether_vm::{Args, Map, Native, Value, ValueError};
+use aether_vm::{heap, Args, Map, Native, Value, ValueError};
 
 use crate::helpers::*;
 
@@ -32,7 +32,7 @@ fn json_encode(args: &Args<'_>) -> Result<Value, ValueError> {
     // to_json() is repr() with durations (and action references) as strings: JSON
     // escapes, finite floats in ECMAScript form (`3.0`, `1e+21`), `null`, `true`, `[..]`,
     // `{"k": ..}`, written without recursion whatever the depth.
-    Ok(Value::from(x.to_json()))
+    Ok(Value::from(x.to_json_in_budget()?))
 }
 
 pub(crate) fn from_json(j: serde_json::Value) -> Value {
@@ -68,8 +68,16 @@ fn json_decode(args: &Args<'_>) -> Result<Value, ValueError> {
             "json_decode() cannot decode {big}: an integer beyond the 64-bit int range (write it as a string, or with a fraction or exponent for a float)"
         ));
     }
+    // The decoded value takes a few times the text's bytes; what it took is checked after
+    // each stage (no check can run while serde_json parses).
+    heap::reserve(text.len().saturating_mul(4))?;
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(j) => Ok(from_json(j)),
+        Ok(j) => {
+            heap::check()?;
+            let v = from_json(j);
+            heap::check()?;
+            Ok(v)
+        }
         Err(e) => fail(format!("json_decode() cannot parse the text: {e}")),
     }
 }

@@ -1,7 +1,7 @@
 //! Strings: `format`, `split`, `join`, `upper`, `lower`, `trim`, `startswith`, `endswith`.
 
 use aether_check::decl::FnDecl;
-use aether_vm::{Args, Native, Value, ValueError};
+use aether_vm::{heap, Args, Native, Value, ValueError};
 
 use crate::helpers::*;
 
@@ -108,6 +108,16 @@ fn format(args: &Args<'_>) -> Result<Value, ValueError> {
             if fill.len() == 1 { "was" } else { "were" },
         ));
     }
+    // The strings filled in are known; other values' text is short unless nested, and a
+    // nested value's text is built (and refused) by display.
+    let text_len: usize = fill
+        .iter()
+        .map(|v| match v {
+            Value::Str(s) => s.len(),
+            _ => 0,
+        })
+        .fold(template.len(), usize::saturating_add);
+    heap::reserve(text_len)?;
     let mut fill = fill.iter();
     let mut out = String::with_capacity(template.len());
     for piece in pieces {
@@ -117,7 +127,7 @@ fn format(args: &Args<'_>) -> Result<Value, ValueError> {
                 let v = fill.next().expect("counted above");
                 match v {
                     Value::Str(s) => out.push_str(s),
-                    other => out.push_str(&other.display()),
+                    other => out.push_str(&other.display_in_budget()?),
                 }
             }
         }
@@ -135,6 +145,9 @@ fn split(args: &Args<'_>) -> Result<Value, ValueError> {
     if sep.is_empty() {
         return fail("split() separator must not be empty".into());
     }
+    // Each part is a string of its own (about 56 bytes besides its text).
+    let parts = s.matches(sep).count().saturating_add(1);
+    heap::reserve(parts.saturating_mul(56).saturating_add(s.len()))?;
     Ok(Value::from(
         s.split(sep).map(Value::from).collect::<Vec<_>>(),
     ))
@@ -148,6 +161,14 @@ fn join(args: &Args<'_>) -> Result<Value, ValueError> {
         return fail(format!("join() takes a list, not {}", xs.type_name()));
     };
     let sep = string_arg("join", "separator", sep)?;
+    let text_len = items
+        .iter()
+        .map(|it| match it {
+            Value::Str(s) => s.len().saturating_add(sep.len()),
+            _ => sep.len(),
+        })
+        .fold(0, usize::saturating_add);
+    heap::reserve(text_len)?;
     let mut out = String::new();
     for (i, it) in items.iter().enumerate() {
         if i > 0 {
@@ -155,7 +176,7 @@ fn join(args: &Args<'_>) -> Result<Value, ValueError> {
         }
         match it {
             Value::Str(s) => out.push_str(s),
-            other => out.push_str(&other.display()),
+            other => out.push_str(&other.display_in_budget()?),
         }
     }
     Ok(Value::from(out))

@@ -107,6 +107,9 @@ impl<'p, W: Write> Vm<'p, W> {
                         .last_mut()
                         .expect("the compiler keeps the stack balanced");
                     if let Value::List(items) = top {
+                        if let Err(e) = crate::value::reserve_push(items, 1) {
+                            fail!(ErrorClass::Runtime, e.message);
+                        }
                         Rc::make_mut(items).push(v);
                     } else {
                         let kind = top.type_name();
@@ -920,12 +923,19 @@ pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, Val
         match (&mut a, b) {
             (Value::Str(x), Value::Str(y)) => {
                 if let Some(buf) = Rc::get_mut(x) {
+                    crate::value::reserve_str(buf, buf.capacity(), y.len())?;
                     buf.push_str(y);
                     return Ok(a);
                 }
             }
             (Value::List(x), Value::List(y)) => {
                 if let Some(items) = Rc::get_mut(x) {
+                    if items.capacity() - items.len() < y.len() {
+                        crate::heap::reserve_items(
+                            (items.len() + y.len()).max(items.capacity() * 2),
+                            crate::value::VALUE_BYTES,
+                        )?;
+                    }
                     items.extend(y.iter().cloned());
                     return Ok(a);
                 }

@@ -122,7 +122,7 @@ impl<W: Write> Vm<'_, W> {
                     if i > 0 {
                         line.push(' ');
                     }
-                    line.push_str(&it.display());
+                    line.push_str(&it.display_in_budget().map_err(message)?);
                 }
                 line.push('\n');
                 self.out
@@ -131,7 +131,11 @@ impl<W: Write> Vm<'_, W> {
                 Ok(Value::Null)
             }
             Intrinsic::Log => {
-                let message = args.get("message").map_err(message)?.display();
+                let message = args
+                    .get("message")
+                    .map_err(message)?
+                    .display_in_budget()
+                    .map_err(message)?;
                 let level = level_of(Some(args.get("level").map_err(self::message)?))?;
                 if level >= self.run.min_level {
                     self.write_err(&format!("[{}] {message}", LEVELS[level]));
@@ -151,7 +155,11 @@ impl<W: Write> Vm<'_, W> {
                 Ok(Value::Null)
             }
             Intrinsic::Narrate => {
-                let text = args.get("text").map_err(message)?.display();
+                let text = args
+                    .get("text")
+                    .map_err(message)?
+                    .display_in_budget()
+                    .map_err(message)?;
                 self.write_err(&format!("[narrate] {text}"));
                 self.record(
                     f,

@@ -77,7 +77,7 @@ impl VmError {
     }
 }
 
-/// Limits of one run. The defaults: no step or time budget, call depth 256.
+/// Limits of one run. The defaults: no step, time or memory budget, call depth 256.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     /// Instructions the run may execute (`policy: max_steps`); `None` is unlimited.
@@ -86,6 +86,8 @@ pub struct Budget {
     pub max_depth: usize,
     /// Wall-clock time the run may take (`policy: timeout`, `--timeout`).
     pub timeout: Option<Duration>,
+    /// Bytes the run may hold (`policy: max_memory`, `--max-memory`): see [`crate::heap`].
+    pub max_memory: Option<u64>,
 }
 
 impl Default for Budget {
@@ -94,6 +96,7 @@ impl Default for Budget {
             max_steps: None,
             max_depth: 256,
             timeout: None,
+            max_memory: None,
         }
     }
 }
@@ -517,6 +520,13 @@ impl<'p, W: Write> Vm<'p, W> {
     fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {
         let span_of = |f: &Frame| self.program.span_at(index_u32(f.ip.saturating_sub(1)));
         let span = frames.last().and_then(span_of);
+        // A value operation refused by the memory budget reports an ordinary error; the
+        // ledger says it was the budget's.
+        let kind = if crate::heap::take_refused() {
+            ErrorClass::Memory
+        } else {
+            kind
+        };
         let mut trace = Vec::new();
         for (i, f) in frames.iter().enumerate().rev() {
             if f.func == 0 {
@@ -540,6 +550,8 @@ impl<'p, W: Write> Vm<'p, W> {
     /// the value of a top-level `return`, or null. A failure runs the first matching
     /// `on_error` rule and is still returned.
     pub fn run(&mut self) -> Result<Value, VmError> {
+        // The budget counts what this thread allocates from here on, handler included.
+        let _memory = crate::heap::Scope::start(self.config.budget.max_memory);
         self.prepare_calls();
         if let Some(slot) = self.program.global_slot(ARGS_GLOBAL) {
             self.globals[slot].get_or_insert_with(|| Value::from(Map::new()));

@@ -463,6 +463,13 @@ impl<'p, W: Write> Vm<'p, W> {
                 )));
             }
         }
+        if let Some(message) = crate::heap::over_budget() {
+            return Some(Exit::Failed(self.error_in(
+                &frames,
+                ErrorClass::Memory,
+                message,
+            )));
+        }
         let now = Instant::now();
         if self.run.deadline.is_some_and(|d| now >= d) {
             let e = self.error_in(&frames, ErrorClass::Timeout, self.timeout_message());

@@ -98,7 +98,8 @@ impl<'p, W: Write> Vm<'p, W> {
                 self.publish("step", fields, Some(step.span));
                 self.deliver(p, Ok(v));
             }
-            Err(e) if attempt <= step.retry && !in_tx => {
+            // The memory budget is the run's: a retry would only run out again.
+            Err(e) if attempt <= step.retry && !in_tx && e.kind() != ErrorClass::Memory => {
                 let wait_ms = step.backoff_ms * 2f64.powi(attempt as i32 - 1);
                 let fields = map_of(vec![
                     ("step", Value::from(step.label.as_str())),
