@@ -279,6 +279,9 @@ pub const SIZE_HELP: &str = "write a positive size such as \"512MB\", \"1GiB\" o
 /// sizes past 2^64 bytes are errors (the text says why).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    if t.is_empty() {
+        return Err("the size is empty".to_string());
+    }
     if t.starts_with('-') {
         return Err("a size must not be negative".to_string());
     }
