@@ -166,14 +166,22 @@ fn doubling_a_string_stops_at_the_default_budget_naming_the_line() {
     // Before the fix: `memory allocation of 1073741824 bytes failed`, exit 134, no status.
     let res = run(STRING_BOMB, &["--json-status"]);
     assert_memory_limit(&res, 4);
-    assert!(res.stderr.contains("2 GiB"), "the dev default: {}", res.stderr);
+    assert!(
+        res.stderr.contains("2 GiB"),
+        "the dev default: {}",
+        res.stderr
+    );
 }
 
 #[test]
 fn doubling_a_list_stops_at_the_profiles_default_and_at_an_explicit_budget() {
     let res = run(LIST_BOMB, &["--json-status", "--profile", "test"]);
     assert_memory_limit(&res, 4);
-    assert!(res.stderr.contains("512 MiB"), "the test default: {}", res.stderr);
+    assert!(
+        res.stderr.contains("512 MiB"),
+        "the test default: {}",
+        res.stderr
+    );
     let res = run(LIST_BOMB, &["--json-status", "--max-memory", "32MiB"]);
     assert_memory_limit(&res, 4);
     assert!(res.stderr.contains("32 MiB"), "{}", res.stderr);
@@ -233,7 +241,11 @@ fn a_memory_limit_runs_only_its_own_handler_with_the_fibers_released() {
                while true:\n    s = s + s\n";
     let res = run(src, &["--max-memory", "16MiB"]);
     assert_eq!(res.code, 29, "{}", res.stderr);
-    assert!(!res.stdout.contains("handled"), "RuntimeError does not match: {}", res.stdout);
+    assert!(
+        !res.stdout.contains("handled"),
+        "RuntimeError does not match: {}",
+        res.stdout
+    );
     let src = src.replace("when: RuntimeError", "when: MEMORY_LIMIT_ERROR");
     let res = run(&src, &["--max-memory", "16MiB"]);
     assert_eq!(res.code, 29, "{}", res.stderr);
@@ -253,7 +265,10 @@ fn classify_survives_a_memory_bomb_and_an_endless_loop_among_normal_files() {
         ("a_ok.aether", "goal: \"fine\"\nprint(\"hello\")\n"),
         ("b_bomb.aether", STRING_BOMB),
         ("c_list_bomb.aether", LIST_BOMB),
-        ("d_loop.aether", "goal: \"spin\"\nlet n = 0\nwhile true:\n    n = n + 1\n"),
+        (
+            "d_loop.aether",
+            "goal: \"spin\"\nlet n = 0\nwhile true:\n    n = n + 1\n",
+        ),
         ("e_fails.aether", "goal: \"fail\"\nprint(1 / 0)\n"),
         ("f_ok.aether", "goal: \"fine too\"\nprint(len(range(10)))\n"),
     ];

@@ -523,7 +523,17 @@ mod tests {
         assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size(" 2 kB "), Ok(2000));
-        for bad in ["", "MB", "-1MB", "0", "0.1", "12 parsecs", "1.2.3MB", ".5GB", "99999999TB"] {
+        for bad in [
+            "",
+            "MB",
+            "-1MB",
+            "0",
+            "0.1",
+            "12 parsecs",
+            "1.2.3MB",
+            ".5GB",
+            "99999999TB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
         assert_eq!(format_size(256 << 20), "256 MiB");

@@ -227,7 +227,11 @@ mod tests {
         let scope = Scope::start(Some(1 << 20));
         assert!(reserve(1000).is_ok());
         let e = reserve(2 << 20).unwrap_err();
-        assert!(e.message.contains("memory budget of 1 MiB"), "{}", e.message);
+        assert!(
+            e.message.contains("memory budget of 1 MiB"),
+            "{}",
+            e.message
+        );
         assert!(take_refused());
         assert!(!take_refused());
         let held: Vec<u8> = vec![1; 2 << 20];

@@ -33,8 +33,8 @@ use std::rc::Rc;
 
 use indexmap::IndexMap;
 
-pub use crate::text::{format_duration, format_float};
 use crate::heap;
+pub use crate::text::{format_duration, format_float};
 use crate::text::{write_duration, write_float, write_int, write_quoted};
 
 /// The deepest nesting of lists and maps that a value may have where it is carried as JSON
@@ -113,7 +113,11 @@ pub fn reserve_str(buf: &str, capacity: usize, extra: usize) -> Result<(), Value
     if capacity - buf.len() >= extra {
         return Ok(());
     }
-    heap::reserve(buf.len().saturating_add(extra).max(capacity.saturating_mul(2)))
+    heap::reserve(
+        buf.len()
+            .saturating_add(extra)
+            .max(capacity.saturating_mul(2)),
+    )
 }
 
 /// [`reserve_str`] for `extra` more items of a list, which is copied first when shared.
@@ -124,7 +128,10 @@ pub fn reserve_push(items: &Rc<Vec<Value>>, extra: usize) -> Result<(), ValueErr
     } else if cap - len >= extra {
         Ok(())
     } else {
-        heap::reserve_items(len.saturating_add(extra).max(cap.saturating_mul(2)), VALUE_BYTES)
+        heap::reserve_items(
+            len.saturating_add(extra).max(cap.saturating_mul(2)),
+            VALUE_BYTES,
+        )
     }
 }
 
