@@ -107,31 +107,30 @@ impl std::error::Error for ValueError {}
 /// The bytes of one value in a list (a size test keeps `Value` at two words).
 pub const VALUE_BYTES: usize = std::mem::size_of::<Value>();
 
-/// Refuse, before it allocates, a growth of `buf` by `extra` bytes the memory budget
-/// cannot hold: a full buffer reallocates to at least twice its capacity.
-pub fn reserve_str(buf: &str, capacity: usize, extra: usize) -> Result<(), ValueError> {
-    if capacity - buf.len() >= extra {
+/// Refuse, before it allocates, a growth of a buffer of `len` items (of `item` bytes) in
+/// `capacity` by `extra` items the memory budget cannot hold: a full buffer reallocates to
+/// at least twice its capacity.
+pub fn reserve_grow(
+    len: usize,
+    capacity: usize,
+    extra: usize,
+    item: usize,
+) -> Result<(), ValueError> {
+    if capacity - len >= extra {
         return Ok(());
     }
-    heap::reserve(
-        buf.len()
-            .saturating_add(extra)
-            .max(capacity.saturating_mul(2)),
+    heap::reserve_items(
+        len.saturating_add(extra).max(capacity.saturating_mul(2)),
+        item,
     )
 }
 
-/// [`reserve_str`] for `extra` more items of a list, which is copied first when shared.
+/// [`reserve_grow`] for `extra` more items of a list, which is copied first when shared.
 pub fn reserve_push(items: &Rc<Vec<Value>>, extra: usize) -> Result<(), ValueError> {
-    let (len, cap) = (items.len(), items.capacity());
     if Rc::strong_count(items) > 1 {
-        heap::reserve_items(len.saturating_add(extra), VALUE_BYTES)
-    } else if cap - len >= extra {
-        Ok(())
+        heap::reserve_items(items.len().saturating_add(extra), VALUE_BYTES)
     } else {
-        heap::reserve_items(
-            len.saturating_add(extra).max(cap.saturating_mul(2)),
-            VALUE_BYTES,
-        )
+        reserve_grow(items.len(), items.capacity(), extra, VALUE_BYTES)
     }
 }
 

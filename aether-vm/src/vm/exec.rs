@@ -923,19 +923,15 @@ pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, Val
         match (&mut a, b) {
             (Value::Str(x), Value::Str(y)) => {
                 if let Some(buf) = Rc::get_mut(x) {
-                    crate::value::reserve_str(buf, buf.capacity(), y.len())?;
+                    crate::value::reserve_grow(buf.len(), buf.capacity(), y.len(), 1)?;
                     buf.push_str(y);
                     return Ok(a);
                 }
             }
             (Value::List(x), Value::List(y)) => {
                 if let Some(items) = Rc::get_mut(x) {
-                    if items.capacity() - items.len() < y.len() {
-                        crate::heap::reserve_items(
-                            (items.len() + y.len()).max(items.capacity() * 2),
-                            crate::value::VALUE_BYTES,
-                        )?;
-                    }
+                    let (len, cap) = (items.len(), items.capacity());
+                    crate::value::reserve_grow(len, cap, y.len(), crate::value::VALUE_BYTES)?;
                     items.extend(y.iter().cloned());
                     return Ok(a);
                 }
