@@ -307,3 +307,20 @@ fn classify_survives_a_memory_bomb_and_an_endless_loop_among_normal_files() {
     assert_eq!(category("e_fails.aether"), "RUNTIME_ERROR");
     assert_eq!(category("f_ok.aether"), "SUCCESS");
 }
+
+#[test]
+fn the_text_of_a_value_that_shares_itself_stops_at_the_budget() {
+    // 2^40 copies of a short string in the text of a value of a few KiB: `str`, `print`
+    // and `json_encode` write it within the budget or stop at their line.
+    for (line, show) in [
+        (5, "print(len(str(l)))"),
+        (5, "print(len(json_encode(l)))"),
+        (5, "print(l)"),
+    ] {
+        let src = format!(
+            "goal: \"share\"\nlet l = [\"xxxxxxxxxx\"]\nfor i in range(40):\n    l = [l, l]\n{show}\n"
+        );
+        let res = run(&src, &["--json-status", "--max-memory", "16MiB"]);
+        assert_memory_limit(&res, line);
+    }
+}
