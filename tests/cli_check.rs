@@ -1040,7 +1040,7 @@ fn github_annotations() {
         lines,
         [
             format!(
-                "::warning file={path},line=3,col=5,endLine=3,endColumn=12,title=A203 unknown-policy-key::unknown policy key `retries`%0Ahelp: known keys: timeout, max_steps, deterministic, seed, mock_io, risk_budget, token_budget, data_class; other keys are kept but have no effect"
+                "::warning file={path},line=3,col=5,endLine=3,endColumn=12,title=A203 unknown-policy-key::unknown policy key `retries`%0Ahelp: known keys: timeout, max_steps, max_memory, deterministic, seed, mock_io, risk_budget, token_budget, data_class; other keys are kept but have no effect"
             ),
             format!(
                 "::error file={path},line=6,col=11,endLine=6,endColumn=15,title=A103 undefined-variable::undefined variable `totl`%0Ahelp: did you mean `total`?"
