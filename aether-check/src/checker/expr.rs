@@ -10,16 +10,25 @@ use super::{did_you_mean, replace_with, suggest, Checker, BUILTIN_VALUES};
 use crate::codes::*;
 use crate::decl::{FnDecl, ParamKind};
 
+/// What a signature is shown as in a diagnostic. Formatting it costs more than checking the
+/// call, so it is kept as a reference and written only when a diagnostic needs it.
+enum Shown<'a> {
+    Decl(&'a FnDecl),
+    Action(&'a Action),
+    /// A named workflow: called with no arguments.
+    Workflow(&'a str),
+}
+
 /// A callable's parameters, from an action or a native declaration.
 struct Signature<'a> {
-    display: String,
+    shown: Shown<'a>,
     params: Vec<(&'a str, bool, ParamKind)>,
 }
 
 impl<'a> Signature<'a> {
     fn of_decl(d: &'a FnDecl) -> Signature<'a> {
         Signature {
-            display: d.signature(),
+            shown: Shown::Decl(d),
             params: d
                 .params
                 .iter()
@@ -34,20 +43,38 @@ impl<'a> Signature<'a> {
             .iter()
             .map(|p| (p.name.text.as_str(), p.default.is_some(), ParamKind::Normal))
             .collect();
-        let shown: Vec<String> = a
-            .params()
-            .iter()
-            .map(|p| {
-                if p.default.is_some() {
-                    format!("{}=…", p.name.text)
-                } else {
-                    p.name.text.clone()
-                }
-            })
-            .collect();
         Signature {
-            display: format!("{}({})", a.name.text, shown.join(", ")),
+            shown: Shown::Action(a),
             params,
+        }
+    }
+
+    fn of_workflow(name: &'a str) -> Signature<'a> {
+        Signature {
+            shown: Shown::Workflow(name),
+            params: vec![],
+        }
+    }
+
+    /// The signature as diagnostics show it: `name(a, b=…)`.
+    fn display(&self) -> String {
+        match self.shown {
+            Shown::Decl(d) => d.signature(),
+            Shown::Action(a) => {
+                let shown: Vec<String> = a
+                    .params()
+                    .iter()
+                    .map(|p| {
+                        if p.default.is_some() {
+                            format!("{}=…", p.name.text)
+                        } else {
+                            p.name.text.clone()
+                        }
+                    })
+                    .collect();
+                format!("{}({})", a.name.text, shown.join(", "))
+            }
+            Shown::Workflow(n) => format!("{n}()"),
         }
     }
 }
@@ -169,11 +196,7 @@ impl Checker<'_> {
                 } else if let Some(action) = self.actions.get(n.as_str()).copied() {
                     self.arguments(&Signature::of_action(action), args, span, callee.span);
                 } else if self.workflows.contains_key(n.as_str()) {
-                    let sig = Signature {
-                        display: format!("{n}()"),
-                        params: vec![],
-                    };
-                    self.arguments(&sig, args, span, callee.span);
+                    self.arguments(&Signature::of_workflow(n), args, span, callee.span);
                 } else if let Some(decl) = self.registry.global(n) {
                     if let Some(cap) = decl.capability {
                         self.use_module(cap.module(), callee.span);
@@ -291,14 +314,14 @@ impl Checker<'_> {
                     &WRONG_ARITY,
                     format!(
                         "`{}` takes {} positional argument{plural} but {positional} {} given",
-                        sig.display,
+                        sig.display(),
                         normal.len(),
                         if positional == 1 { "was" } else { "were" }
                     ),
                 )
                 .with_primary(extra.value.span, "unexpected argument")
                 .with_secondary(callee_span, "called here")
-                .with_help(format!("the signature is `{}`", sig.display)),
+                .with_help(format!("the signature is `{}`", sig.display())),
             );
             return;
         }
@@ -328,10 +351,10 @@ impl Checker<'_> {
                         Some(s) => d
                             .with_help(format!(
                                 "did you mean `{s}=`? the signature is `{}`",
-                                sig.display
+                                sig.display()
                             ))
                             .with_fix(replace_with(kw.span, s)),
-                        None => d.with_help(format!("the signature is `{}`", sig.display)),
+                        None => d.with_help(format!("the signature is `{}`", sig.display())),
                     };
                     self.push(d);
                 }
@@ -343,7 +366,7 @@ impl Checker<'_> {
                                 format!("argument `{}` is given more than once", kw.text),
                             )
                             .with_primary(kw.span, "given again")
-                            .with_help(format!("the signature is `{}`", sig.display)),
+                            .with_help(format!("the signature is `{}`", sig.display())),
                         );
                     }
                 }
@@ -366,11 +389,11 @@ impl Checker<'_> {
                     &WRONG_ARITY,
                     format!(
                         "missing required argument{plural} {list} in call to `{}`",
-                        sig.display
+                        sig.display()
                     ),
                 )
                 .with_primary(call_span, format!("missing {list}"))
-                .with_help(format!("the signature is `{}`", sig.display)),
+                .with_help(format!("the signature is `{}`", sig.display())),
             );
         }
     }
