@@ -1,7 +1,5 @@
 //! Expressions: name reads, calls and their arguments, module use.
 
-use std::collections::HashSet;
-
 use aether_syntax::ast::*;
 use aether_syntax::visit::{walk_expr, Visitor};
 use aether_syntax::{Diagnostic, Span};
@@ -325,7 +323,8 @@ impl Checker<'_> {
             );
             return;
         }
-        let mut filled: HashSet<&str> = normal.iter().take(positional).map(|p| p.0).collect();
+        // Parameters are few: a vector is cheaper than a hashed set.
+        let mut filled: Vec<&str> = normal.iter().take(positional).map(|p| p.0).collect();
         // A misspelt keyword also leaves its parameter unfilled: report the spelling only.
         let mut unknown_keyword = false;
         for a in args {
@@ -359,7 +358,7 @@ impl Checker<'_> {
                     self.push(d);
                 }
                 Some(p) => {
-                    if !filled.insert(p.0) {
+                    if filled.contains(&p.0) {
                         self.push(
                             Diagnostic::new(
                                 &DUPLICATE_ARGUMENT,
@@ -368,13 +367,15 @@ impl Checker<'_> {
                             .with_primary(kw.span, "given again")
                             .with_help(format!("the signature is `{}`", sig.display())),
                         );
+                    } else {
+                        filled.push(p.0);
                     }
                 }
             }
         }
         let missing: Vec<&str> = normal
             .iter()
-            .filter(|p| !p.1 && !filled.contains(p.0))
+            .filter(|p| !p.1 && !filled.contains(&p.0))
             .map(|p| p.0)
             .collect();
         if !missing.is_empty() && !unknown_keyword {

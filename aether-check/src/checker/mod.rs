@@ -4,7 +4,9 @@ mod expr;
 mod scope;
 mod stmt;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use aether_syntax::ast::*;
 use aether_syntax::diagnostic::Fix;

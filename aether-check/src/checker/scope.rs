@@ -1,6 +1,6 @@
 //! Frames and scopes: the variables a function body can see, and which are pending.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// A variable declared in a frame (top-level names seen from actions are `Checker::globals`).
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! Statements: declarations, assignments, control flow and the pending-value analysis.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use aether_syntax::ast::*;
 use aether_syntax::Diagnostic;
