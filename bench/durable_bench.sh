@@ -4,7 +4,8 @@
 #                                 transaction: exactly once)
 #   bench/durable/plugins.aether  100 plugin calls (intent committed with synchronous=FULL
 #                                 before the call, outcome after: at most once)
-# Prints the mean time of each run and the difference per effect.
+# Prints, per workflow, the p50 run times, the journal overhead per effect at p50 and p95
+# (difference of the run-time quantiles over the number of effects) and durable effects/s.
 #
 # Usage: bench/durable_bench.sh [AETHER_BINARY]   (default target/release/aether, built
 #   with --locked unless SKIP_BUILD=1). Environment: RUNS=N timed runs (default 10).
@@ -35,10 +36,15 @@ bench() { # NAME FILE EFFECTS
         --export-json "$TMP/$name.json" \
         -n plain "$BIN run $file --arg tag=x --state-dir $TMP/s" \
         -n durable "$BIN run $file --arg tag=x --state-dir $TMP/s --durable" >/dev/null 2>&1
+    # Per effect: the difference of the run-time quantiles (p50, p95) over the effects; the
+    # effects per second of a durable run in one process (start-up included).
     jq -r --arg name "$name" --argjson n "$n" '
-        (.results[0].mean) as $p | (.results[1].mean) as $d |
-        "\($name): plain \($p * 1000 | floor) ms, durable \($d * 1000 | floor) ms, " +
-        "journal overhead \((($d - $p) / $n * 1000000) | floor) us per effect (\($n) effects, mean of \(.results[0].times | length) runs)"
+        def q(p): sort | .[((length - 1) * p | floor)];
+        (.results[0].times) as $p | (.results[1].times) as $d |
+        "\($name): plain p50 \($p | q(0.5) * 1000 | floor) ms, durable p50 \($d | q(0.5) * 1000 | floor) ms; " +
+        "journal overhead per effect p50 \(((($d | q(0.5)) - ($p | q(0.5))) / $n * 1000000) | floor) us, " +
+        "p95 \(((($d | q(0.95)) - ($p | q(0.95))) / $n * 1000000) | floor) us; " +
+        "durable \(($n / ($d | q(0.5))) | floor) effects/s (\($n) effects, \($p | length) runs)"
     ' "$TMP/$name.json"
 }
 

@@ -57,6 +57,8 @@ pub struct RuntimeHost {
     lost_writes: Vec<String>,
     /// The journal of a durable run (`None`: an ordinary run, which journals nothing).
     pub(crate) journal: Option<crate::durable::Journal>,
+    /// The idempotency key of the plugin call being started by a durable run's journal.
+    pub(crate) idempotency_key: Option<String>,
 }
 
 /// Remember a failed write of `what`, once per kind.
@@ -80,6 +82,7 @@ impl RuntimeHost {
             deferred_logs: Vec::new(),
             lost_writes: Vec::new(),
             journal: None,
+            idempotency_key: None,
         }
     }
 

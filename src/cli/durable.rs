@@ -82,6 +82,11 @@ pub(crate) fn attach(
     if durable::FINISHED.contains(&row.status.as_str()) {
         return Err(report_finished(&row));
     }
+    // A corrupted journal is refused before the run is claimed, so the database stays as it was.
+    if let Err(e) = durable::Journal::load(&st, &id) {
+        errln!("error: {e}");
+        return Err(1);
+    }
     match durable::claim(&st, &id, allow_changed.then_some(sha.as_str())) {
         Ok(_) => {
             errln!("durable run: {id} (resuming)");
@@ -136,5 +141,38 @@ pub(crate) fn record_end(
             }
         }
         Err(e) => errln!("error: cannot record the end of run `{id}`: {e}"),
+    }
+}
+
+/// The state database of `runs` subcommands: a missing one is exit 2 (nothing to look at).
+pub(crate) fn open(dir: &Path) -> Result<State, i32> {
+    if !dir.join(aether_runtime::state::DB_FILE).exists() {
+        errln!(
+            "error: no state database in `{}` (no durable run was started there)",
+            dir.display()
+        );
+        return Err(2);
+    }
+    State::open(dir).map_err(|e| {
+        errln!("error: {e}");
+        1
+    })
+}
+
+pub(crate) fn find_run(st: &State, id: &str) -> Result<RunRow, i32> {
+    if !durable::valid_id(id) {
+        errln!("error: `{id}` is not a run id: use 1 to 64 letters, digits, `_` or `-`");
+        return Err(2);
+    }
+    match durable::find(st, id) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => {
+            errln!("error: no run `{id}` (see `aether runs list`)");
+            Err(2)
+        }
+        Err(e) => {
+            errln!("error: {e}");
+            Err(1)
+        }
     }
 }

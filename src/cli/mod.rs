@@ -18,6 +18,7 @@ mod render;
 mod report;
 mod run;
 mod runs;
+mod runs_ops;
 mod signal;
 mod signing;
 mod status;
@@ -51,7 +52,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Check a script, then run it (workflows, budgets, events, on_error).
     Run(run::RunArgs),
-    /// Durable runs: list, show, resume, signal and cancel (docs/durable.md).
+    /// Durable runs: list, show, resume, signal, cancel, resolve, export, verify, stuck, prune
+    /// (docs/durable.md).
     Runs(runs::RunsArgs),
     /// Resume durable runs that are due or interrupted, in a loop (docs/durable.md).
     Worker(worker::WorkerArgs),

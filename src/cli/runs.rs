@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
 
-use aether_runtime::durable::{self, signals, ClaimError, RunRow};
-use aether_runtime::state::State;
+use aether_runtime::durable::{self, entry_json, row_json, signals, ClaimError, RunRow};
 
-use super::durable::report_finished;
+use super::durable::{find_run, open, report_finished};
 use super::stdio::{errln, outln};
 
 #[derive(Args, Debug)]
@@ -70,65 +69,11 @@ enum RunsCommand {
         #[arg(long, value_name = "K")]
         key: Option<String>,
     },
+    #[command(flatten)]
+    Ops(super::runs_ops::OpsCommand),
 }
 
-const STATUSES: &[&str] = &[
-    "pending",
-    "running",
-    "waiting",
-    "needs_attention",
-    "succeeded",
-    "failed",
-    "cancelled",
-];
-
-fn open(dir: &Path) -> Result<State, i32> {
-    if !dir.join(aether_runtime::state::DB_FILE).exists() {
-        errln!(
-            "error: no state database in `{}` (no durable run was started there)",
-            dir.display()
-        );
-        return Err(2);
-    }
-    State::open(dir).map_err(|e| {
-        errln!("error: {e}");
-        1
-    })
-}
-
-fn row_json(r: &RunRow) -> Json {
-    json!({
-        "id": r.id,
-        "file": r.file,
-        "script_sha256": r.script_sha256,
-        "args": serde_json::from_str::<Json>(&r.args).unwrap_or(Json::Null),
-        "status": r.status,
-        "owner_host": r.owner_host,
-        "owner_pid": r.owner_pid,
-        "lease_until": r.lease_until,
-        "result": r.result.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    })
-}
-
-fn find_run(st: &State, id: &str) -> Result<RunRow, i32> {
-    if !durable::valid_id(id) {
-        errln!("error: `{id}` is not a run id: use 1 to 64 letters, digits, `_` or `-`");
-        return Err(2);
-    }
-    match durable::find(st, id) {
-        Ok(Some(r)) => Ok(r),
-        Ok(None) => {
-            errln!("error: no run `{id}` (see `aether runs list`)");
-            Err(2)
-        }
-        Err(e) => {
-            errln!("error: {e}");
-            Err(1)
-        }
-    }
-}
+use durable::STATUSES;
 
 fn state_error(e: aether_runtime::state::StateError) -> i32 {
     errln!("error: {e}");
@@ -245,17 +190,7 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
                     })
                     .collect();
                 if journal {
-                    j["journal"] = entries
-                        .iter()
-                        .map(|e| {
-                            json!({
-                                "fiber": e.fiber, "seq": e.seq, "completion": e.completion,
-                                "name": e.name, "digest": e.digest, "kind": e.kind,
-                                "result": e.result.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()),
-                                "started_at": e.started_at, "ended_at": e.ended_at,
-                            })
-                        })
-                        .collect();
+                    j["journal"] = entries.iter().map(entry_json).collect();
                 }
                 outln!("{j}");
             } else {
@@ -326,6 +261,7 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
             find_run(&st, &id)?;
             super::signal::send(&st, &id, &name, &data, key.as_deref())
         }
+        RunsCommand::Ops(op) => super::runs_ops::command(op, dir),
         RunsCommand::Cancel { id } => {
             let st = open(dir)?;
             find_run(&st, &id)?;

@@ -113,6 +113,16 @@ fn collect(state_dir: &std::path::Path) -> Value {
         }),
         Err(e) => unavailable(e.clone()),
     };
+    let durable = match &state {
+        Ok(st) => match aether_runtime::durable::summary(st) {
+            Ok(mut d) => {
+                d["available"] = json!(true);
+                d
+            }
+            Err(e) => unavailable(e.0),
+        },
+        Err(e) => unavailable(e.clone()),
+    };
     let plugins = match PluginSettings::from_env() {
         Ok(settings) => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -136,6 +146,7 @@ fn collect(state_dir: &std::path::Path) -> Value {
             "overall_running": false,
         },
         "runs": runs,
+        "durable": durable,
         "kernel": kernel,
         "memory": memory,
         "homeostasis": homeostasis,
@@ -201,6 +212,18 @@ fn prometheus(s: &Value) -> String {
         "Corrective actions allowed and recorded",
         &s["homeostasis"]["actions_executed"],
     );
+    metric(
+        "aetherra_durable_journal_entries",
+        "gauge",
+        "Entries in the journals of durable runs",
+        &s["durable"]["journal_entries"],
+    );
+    metric(
+        "aetherra_durable_journal_bytes",
+        "gauge",
+        "Bytes of journal entries (their text columns)",
+        &s["durable"]["journal_bytes"],
+    );
     let installed = s["plugins"]["installed"]
         .as_array()
         .map(|a| json!(a.len()))
@@ -211,6 +234,15 @@ fn prometheus(s: &Value) -> String {
         "Plugins discovered",
         &installed,
     );
+    if let Some(by) = s["durable"]["by_status"].as_object() {
+        out.push_str("# HELP aetherra_durable_runs Durable runs by status\n");
+        out.push_str("# TYPE aetherra_durable_runs gauge\n");
+        for (status, n) in by {
+            out.push_str(&format!(
+                "aetherra_durable_runs{{status=\"{status}\"}} {n}\n"
+            ));
+        }
+    }
     out
 }
 
@@ -267,6 +299,23 @@ fn text(s: &Value) -> String {
         out.push_str(&format!(
             "runs:        {} recorded, {} failed{last}\n",
             r["total"], r["failed"]
+        ));
+    }
+    let d = &s["durable"];
+    if let Some(by) = d["by_status"].as_object() {
+        let counts: Vec<String> = by
+            .iter()
+            .filter(|(_, n)| n.as_i64() != Some(0))
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        let counts = if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        };
+        out.push_str(&format!(
+            "durable:     {counts}; journal {} entries, {} bytes\n",
+            d["journal_entries"], d["journal_bytes"]
         ));
     }
     let p = &s["plugins"];

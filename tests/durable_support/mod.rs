@@ -15,27 +15,22 @@ pub(crate) struct Out {
 }
 
 /// A scratch directory with a `ledger` plugin: `run_plugin("ledger", KEY, SECS)` appends
-/// KEY to the ledger file, sleeps SECS, then answers `did KEY`.
+/// KEY to the ledger file, sleeps SECS, then answers `did KEY`; and an idempotent `keyed` plugin:
+/// `run_plugin("keyed", SECS)` appends its idempotency key (`none` without one).
 pub(crate) struct Dir {
     tmp: tempfile::TempDir,
 }
 
-pub(crate) const HEAD: &str = "goal: \"durable\"\nrequire:\n    capabilities: [\"plugins.invoke\", \"memory.write\"]\n    plugins: [\"ledger>=1.0.0\"]\n";
+pub(crate) const HEAD: &str = "goal: \"durable\"\nrequire:\n    capabilities: [\"plugins.invoke\", \"memory.write\"]\n    plugins: [\"ledger>=1.0.0\", \"keyed>=1.0.0\"]\n";
 
 impl Dir {
     pub(crate) fn new() -> Dir {
         let d = Dir {
             tmp: tempfile::tempdir().expect("tempdir"),
         };
-        let p = d.path().join("plugins").join("ledger");
-        std::fs::create_dir_all(&p).expect("plugin dir");
-        std::fs::write(
-            p.join("plugin.json"),
+        d.plugin(
+            "ledger",
             r#"{"name": "ledger", "version": "1.0.0", "command": ["sh", "./p.sh"], "functions": ["run"], "timeout": 30}"#,
-        )
-        .expect("manifest");
-        std::fs::write(
-            p.join("p.sh"),
             r#"read line
 key=$(printf '%s' "$line" | sed -n 's/.*"args":\["\([^"]*\)",\([0-9]*\)\].*/\1/p')
 secs=$(printf '%s' "$line" | sed -n 's/.*"args":\["\([^"]*\)",\([0-9]*\)\].*/\2/p')
@@ -43,13 +38,32 @@ echo "$key" >> "$LEDGER"
 sleep "${secs:-0}"
 echo "{\"ok\": true, \"result\": \"did $key\"}"
 "#,
-        )
-        .expect("plugin script");
+        );
+        // `run_plugin("keyed", SECS)`: an idempotent plugin appending its idempotency key.
+        d.plugin(
+            "keyed",
+            r#"{"name": "keyed", "version": "1.0.0", "command": ["sh", "./p.sh"], "idempotent": true, "timeout": 30}"#,
+            r#"read line
+key=$(printf '%s' "$line" | sed -n 's/.*"idempotency_key":"\([^"]*\)".*/\1/p')
+secs=$(printf '%s' "$line" | sed -n 's/.*"args":\[\([0-9]*\)\].*/\1/p')
+echo "${key:-none}" >> "$LEDGER"
+sleep "${secs:-0}"
+echo "{\"ok\": true, \"result\": \"key $key\"}"
+"#,
+        );
         d
     }
 
     pub(crate) fn path(&self) -> &Path {
         self.tmp.path()
+    }
+
+    /// Install plugin `name` with its manifest and `p.sh`.
+    pub(crate) fn plugin(&self, name: &str, manifest: &str, script: &str) {
+        let p = self.path().join("plugins").join(name);
+        std::fs::create_dir_all(&p).expect("plugin dir");
+        std::fs::write(p.join("plugin.json"), manifest).expect("manifest");
+        std::fs::write(p.join("p.sh"), script).expect("plugin script");
     }
 
     pub(crate) fn state(&self) -> PathBuf {

@@ -8,7 +8,7 @@
 mod homeostasis;
 mod kernel;
 mod memory;
-mod plugins;
+pub(crate) mod plugins;
 mod security;
 mod signals;
 

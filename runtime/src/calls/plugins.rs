@@ -153,7 +153,11 @@ fn start(
         cx.event("plugin_mocked", fields);
         return ready(Ok(Value::Null));
     }
-    let fut = h.config.plugins.invoke(&name, function, rest, timeout);
+    let key = h.idempotency_key.take();
+    let fut = h
+        .config
+        .plugins
+        .invoke_keyed(&name, function, rest, timeout, key);
     HostCall::Pending(Box::pin(async move {
         match fut.await {
             Ok(j) => Ok(memory::from_json(&j)),
@@ -169,4 +173,19 @@ fn start(
             }
         }
     }))
+}
+
+/// Whether `name(raw...)` calls a plugin whose manifest declares it `idempotent` (an
+/// interrupted call of it is retried with its idempotency key on resume).
+pub(crate) fn idempotent_call(h: &RuntimeHost, name: &str, raw: &[Value]) -> bool {
+    if name != "run_plugin" && name != "plugins.invoke" {
+        return false;
+    }
+    let Some(Value::Str(plugin)) = raw.first() else {
+        return false;
+    };
+    h.config
+        .plugins
+        .manifest(plugin)
+        .is_some_and(|m| m.idempotent)
 }

@@ -94,7 +94,9 @@ impl Journal {
         let mut recorded = HashMap::new();
         let mut next_completion = 0;
         let mut outstanding = BTreeSet::new();
-        for e in journal(st, id)? {
+        let entries = journal(st, id)?;
+        check_keys(id, &entries)?;
+        for e in entries {
             let result = match (e.kind.as_str(), &e.result) {
                 ("outcome", Some(text)) => Some(decode(text).map_err(|m| {
                     StateError(format!(
@@ -231,18 +233,20 @@ impl Journal {
         for (fiber, seq, result) in done {
             self.next_completion += 1;
             st.conn
-                .execute(
+                .prepare_cached(
                     "UPDATE journal SET kind = 'outcome', result = ?4, completion = ?5, \
                      ended_at = ?6 WHERE run_id = ?1 AND fiber = ?2 AND seq = ?3",
-                    params![
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
                         self.run_id,
                         fiber,
                         seq,
                         result,
                         self.next_completion,
                         now_text()
-                    ],
-                )
+                    ])
+                })
                 .map_err(|e| HostError::runtime(format!("journal: {e}")))?;
         }
         // Renew the lease now and then, while the run makes progress.
@@ -256,6 +260,25 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// Each fiber's entries must be numbered 1, 2, 3, ...: a gap means a row was lost, and
+/// replaying past it would run a recorded effect again.
+fn check_keys(id: &str, entries: &[super::Entry]) -> Result<(), StateError> {
+    let mut seqs: HashMap<&str, Vec<i64>> = HashMap::new();
+    for e in entries {
+        seqs.entry(&e.fiber).or_default().push(e.seq);
+    }
+    for (fiber, mut s) in seqs {
+        s.sort_unstable();
+        if let Some((i, seq)) = s.iter().enumerate().find(|(i, seq)| **seq != *i as i64 + 1) {
+            return Err(StateError(format!(
+                "run `{id}`: the journal is corrupted: fiber {fiber} has entry {fiber}#{seq} where {fiber}#{} belongs (a row is missing); nothing was run",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn digest_of(name: &str, args: &[Value]) -> String {
@@ -327,26 +350,33 @@ impl RuntimeHost {
             Err(e) => return ready(Err(e)),
         };
         let (fiber, seq) = key;
+        let mut retry = false;
         if let Some(rec) = rec {
-            return match rec.result.clone() {
+            match rec.result.clone() {
                 // Inside `transaction:` the answer cannot wait (the block holds the write).
-                Some(r) if st.conn.is_autocommit() => j.in_order(&rec, r),
+                Some(r) if st.conn.is_autocommit() => return j.in_order(&rec, r),
                 Some(r) => {
                     j.consumed(&rec);
-                    ready(r)
+                    return ready(r);
                 }
+                // An idempotent plugin: run again with the same key (its intent is durable).
+                None if crate::calls::plugins::idempotent_call(self, name, raw) => retry = true,
                 None => {
                     j.needs_attention = true;
-                    ready(Err(HostError::new(
+                    return ready(Err(HostError::new(
                         ErrorClass::Indeterminate,
                         format!(
-                            "IndeterminateError: `{name}` (journal entry {fiber}#{seq} of run `{}`) started before the run was interrupted and its outcome is unknown; it is not run again",
-                            j.run_id
+                            "IndeterminateError: `{name}` (journal entry {fiber}#{seq} of run `{}`) started before the run was interrupted and its outcome is unknown; it is not run again (settle it with `aether runs resolve {} {fiber}:{seq} --succeeded JSON | --failed MSG | --retry`)",
+                            j.run_id, j.run_id
                         ),
-                    )))
+                    )));
                 }
-            };
+            }
         }
+        let st = match self.state() {
+            Ok(st) => st,
+            Err(e) => return ready(Err(e)),
+        };
         let started = now_text();
         match func {
             // In-process writes to the state database: the entry commits in the same
@@ -371,11 +401,11 @@ impl RuntimeHost {
                 j.next_completion += 1;
                 let wrote = st
                     .conn
-                    .execute(
+                    .prepare_cached(
                         "INSERT INTO journal (run_id, fiber, seq, completion, name, digest, kind, \
                          result, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'outcome', ?7, ?8, ?9)",
-                        params![j.run_id, fiber, seq, j.next_completion, name, digest, encode(&r), started, now_text()],
                     )
+                    .and_then(|mut stmt| stmt.execute(params![j.run_id, fiber, seq, j.next_completion, name, digest, encode(&r), started, now_text()]))
                     .and_then(|_| st.conn.execute_batch(commit));
                 if let Err(e) = wrote {
                     let _ = st.conn.execute_batch(undo);
@@ -390,21 +420,30 @@ impl RuntimeHost {
                         "in a durable run, `{name}` cannot run inside `transaction:`: its journal entry must commit before the effect starts"
                     ))));
                 }
-                let wrote = st
-                    .conn
-                    .execute_batch("PRAGMA synchronous = FULL")
-                    .and_then(|()| {
-                        st.conn.execute(
-                            "INSERT INTO journal (run_id, fiber, seq, name, digest, kind, started_at) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
-                            params![j.run_id, fiber, seq, name, digest, started],
-                        )
-                    });
-                let _ = st.conn.execute_batch("PRAGMA synchronous = NORMAL");
+                // The intent is durable (fsync'd) before the effect starts; an intent being
+                // retried is durable already.
+                let wrote = if retry {
+                    Ok(0)
+                } else {
+                    st.conn
+                        .pragma_update(None, "synchronous", "FULL")
+                        .and_then(|()| {
+                            st.conn
+                                .prepare_cached(
+                                    "INSERT INTO journal (run_id, fiber, seq, name, digest, kind, \
+                                     started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
+                                )?
+                                .execute(params![j.run_id, fiber, seq, name, digest, started])
+                        })
+                };
+                let _ = st.conn.pragma_update(None, "synchronous", "NORMAL");
                 if let Err(e) = wrote {
                     return ready(Err(journal_error(e)));
                 }
-                match f(self, args, cx) {
+                self.idempotency_key = Some(format!("{}:{fiber}:{seq}", j.run_id));
+                let call = f(self, args, cx);
+                self.idempotency_key = None;
+                match call {
                     HostCall::Ready(r) => {
                         j.completions.borrow_mut().push((fiber, seq, encode(&r)));
                         if let Ok(st) = self.state() {

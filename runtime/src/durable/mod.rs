@@ -8,6 +8,17 @@ use sha2::{Digest, Sha256};
 
 use crate::state::{State, StateError};
 
+/// Every status a run can have.
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "running",
+    "waiting",
+    "needs_attention",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
 /// Statuses a run is finished in.
 pub const FINISHED: &[&str] = &["succeeded", "failed", "cancelled"];
 
@@ -223,8 +234,17 @@ pub fn create(st: &State, id: &str, file: &str, sha: &str, args: &str) -> Result
 /// live process (on this machine) or holds an unexpired lease (elsewhere). One writer at a
 /// time (BEGIN IMMEDIATE), so of two racing claims exactly one wins.
 pub fn claim(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimError> {
+    immediate(st, || claim_in_tx(st, id, sha))
+}
+
+/// Run `f` in one `BEGIN IMMEDIATE` transaction (one writer at a time): committed when it
+/// returns `Ok`, rolled back when it returns `Err`.
+pub(crate) fn immediate<T, E: From<rusqlite::Error>>(
+    st: &State,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     st.conn.execute_batch("BEGIN IMMEDIATE")?;
-    let res = claim_in_tx(st, id, sha);
+    let res = f();
     let end = if res.is_ok() { "COMMIT" } else { "ROLLBACK" };
     st.conn.execute_batch(end)?;
     res
@@ -236,16 +256,8 @@ fn claim_in_tx(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimE
         return Err(ClaimError::Finished(row.status));
     }
     let me = i64::from(std::process::id());
-    if let (Some(h), Some(pid)) = (&row.owner_host, row.owner_pid) {
-        let start: Option<String> = st.conn.query_row(
-            "SELECT owner_start FROM durable_runs WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        let ours = *h == host_name() && pid == me;
-        if !ours && owner_alive(h, pid, start.as_deref(), row.lease_until.unwrap_or(0.0)) {
-            return Err(ClaimError::Owned(format!("process {pid} on {h}")));
-        }
+    if let Some(who) = live_owner(st, &row)? {
+        return Err(ClaimError::Owned(who));
     }
     st.conn.execute(
         "UPDATE durable_runs SET status = 'running', owner_host = ?2, owner_pid = ?3, \
@@ -264,6 +276,21 @@ fn claim_in_tx(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimE
     Ok(row)
 }
 
+/// `process PID on HOST` when another live process owns `row` (this process does not count).
+pub(crate) fn live_owner(st: &State, row: &RunRow) -> Result<Option<String>, StateError> {
+    let (Some(h), Some(pid)) = (&row.owner_host, row.owner_pid) else {
+        return Ok(None);
+    };
+    let start: Option<String> = st.conn.query_row(
+        "SELECT owner_start FROM durable_runs WHERE id = ?1",
+        [&row.id],
+        |r| r.get(0),
+    )?;
+    let ours = *h == host_name() && pid == i64::from(std::process::id());
+    let alive = owner_alive(h, pid, start.as_deref(), row.lease_until.unwrap_or(0.0));
+    Ok((!ours && alive).then(|| format!("process {pid} on {h}")))
+}
+
 /// Record how a run ended and release it.
 pub fn finish(st: &State, id: &str, status: &str, result: &Json) -> Result<(), StateError> {
     st.conn.execute(
@@ -276,10 +303,8 @@ pub fn finish(st: &State, id: &str, status: &str, result: &Json) -> Result<(), S
 
 /// Cancel an unfinished run whose owner is gone: `Ok(false)` when it is finished already.
 pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
-    st.conn.execute_batch("BEGIN IMMEDIATE")?;
-    let res = claim_in_tx(st, id, None).map(|_| ());
-    let res = match res {
-        Ok(()) => {
+    immediate(st, || match claim_in_tx(st, id, None) {
+        Ok(_) => {
             let r = json!({"code": 1, "code_name": "GENERIC_FAILURE", "message": "cancelled", "line": null});
             finish(st, id, "cancelled", &r)
                 .map(|()| true)
@@ -287,19 +312,22 @@ pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
         }
         Err(ClaimError::Finished(_)) => Ok(false),
         Err(e) => Err(e),
-    };
-    let end = if res.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    st.conn.execute_batch(end)?;
-    res
+    })
 }
 
+mod export;
 mod journal;
+mod ops;
+mod resolve;
 pub mod signals;
 mod timers;
 mod waiting;
+pub use export::{entry_json, export_lines, row_json, verify_chain, Verified};
 pub use journal::Journal;
 #[cfg(test)]
 use journal::{decode, encode};
+pub use ops::{parse_age, prune, stuck, summary};
+pub use resolve::{parse_entry_key, resolve, Settle};
 pub use waiting::{due, interrupted, DETACH_AFTER_SECS};
 
 #[cfg(test)]

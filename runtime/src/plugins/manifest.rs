@@ -21,6 +21,9 @@ pub struct Manifest {
     pub capabilities: Vec<String>,
     pub deterministic: bool,
     pub side_effects: bool,
+    /// A repeated call with the same idempotency key has no further effect: in a durable run
+    /// an interrupted call is retried with its key instead of stopping (docs/durable.md).
+    pub idempotent: bool,
     pub timeout: Option<Duration>,
     /// The SHA-256 pins of its files (`pins`, see [`super::pins`]).
     pub pins: Vec<super::Pin>,
@@ -40,8 +43,8 @@ impl Manifest {
     /// Parses manifest text of the plugin in `dir`. Required: `name` (letters, digits, `_`,
     /// `-`, `.`), `version` (semver), `command` (non-empty array of strings). Optional:
     /// `functions` (default `["run"]`), `capabilities` (default `[]`), `deterministic`
-    /// (default false), `side_effects` (default true), `timeout` (seconds > 0), `pins` (file
-    /// path to `"sha256:<hex>"`). Other fields
+    /// (default false), `side_effects` (default true), `idempotent` (default false), `timeout`
+    /// (seconds > 0), `pins` (file path to `"sha256:<hex>"`). Other fields
     /// are ignored. The program (`command[0]`) is resolved against `dir` when it contains a
     /// `/` or a file of that name exists in `dir`; otherwise it is left for a `PATH` lookup.
     pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
@@ -97,6 +100,7 @@ impl Manifest {
         };
         let deterministic = flag(obj, "deterministic", false)?;
         let side_effects = flag(obj, "side_effects", true)?;
+        let idempotent = flag(obj, "idempotent", false)?;
         let timeout = match obj.get("timeout") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(
@@ -116,6 +120,7 @@ impl Manifest {
             capabilities,
             deterministic,
             side_effects,
+            idempotent,
             timeout,
             pins,
             dir: dir.to_path_buf(),

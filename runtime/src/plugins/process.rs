@@ -23,19 +23,21 @@ const STDERR_KEEP: usize = 8 * 1024;
 /// concurrent fork); spawning is retried a few times.
 const ETXTBSY: i32 = 26;
 
-/// Runs the plugin's command once and interprets its answer.
+/// Runs the plugin's command once and interprets its answer; `key` is the call's idempotency
+/// key, sent in the request.
 pub(super) async fn run(
     manifest: &Manifest,
     function: &str,
     args: &[Value],
     timeout: Duration,
+    key: Option<&str>,
 ) -> Result<Value, PluginError> {
     let name = &manifest.name;
     let failed = |msg: String| PluginError::new(PluginErrorKind::Failed, msg);
     let Some((program, program_args)) = manifest.command.split_first() else {
         return Err(failed(format!("plugin {name:?} has no command")));
     };
-    let request = request_line(name, function, args);
+    let request = request_line(name, function, args, key);
     // The files the signed manifest pins are checked before every start: a file swapped
     // since the plugin was loaded does not run.
     manifest

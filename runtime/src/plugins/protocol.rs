@@ -14,12 +14,20 @@ const STDERR_QUOTE: usize = 500;
 /// The most of an invalid response quoted in an error message.
 const RESPONSE_QUOTE: usize = 200;
 
-/// The request line sent to a plugin: compact JSON, keys in the order function, args, plugin.
-pub fn request_line(plugin: &str, function: &str, args: &[Value]) -> String {
+/// The request line sent to a plugin: compact JSON, keys in the order function, args, plugin,
+/// then `idempotency_key` when the call has one (a call of a durable run: `run_id:fiber:seq`,
+/// the same on a retry; older plugins ignore the extra key).
+pub fn request_line(plugin: &str, function: &str, args: &[Value], key: Option<&str>) -> String {
     let function = Value::String(function.to_string());
     let args = Value::Array(args.to_vec());
     let plugin = Value::String(plugin.to_string());
-    format!("{{\"function\":{function},\"args\":{args},\"plugin\":{plugin}}}\n")
+    match key {
+        Some(k) => {
+            let k = Value::String(k.to_string());
+            format!("{{\"function\":{function},\"args\":{args},\"plugin\":{plugin},\"idempotency_key\":{k}}}\n")
+        }
+        None => format!("{{\"function\":{function},\"args\":{args},\"plugin\":{plugin}}}\n"),
+    }
 }
 
 /// `" (stderr: ...)"` with the trimmed tail of stderr, or nothing when it is empty.

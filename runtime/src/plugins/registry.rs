@@ -238,6 +238,7 @@ impl Plugins {
             "last_duration_ms": e.last_duration.map(|d| d.as_secs_f64() * 1000.0),
             "deterministic": m.deterministic,
             "side_effects": m.side_effects,
+            "idempotent": m.idempotent,
             "functions": m.functions,
             "capabilities": m.capabilities,
             "timeout_s": timeout.as_secs_f64(),
@@ -300,6 +301,18 @@ impl Plugins {
         args: Vec<Value>,
         timeout: Option<Duration>,
     ) -> InvokeFuture {
+        self.invoke_keyed(name, function, args, timeout, None)
+    }
+
+    /// [`Plugins::invoke`] sending the idempotency key `key` in the request (docs/plugins.md).
+    pub fn invoke_keyed(
+        &self,
+        name: &str,
+        function: &str,
+        args: Vec<Value>,
+        timeout: Option<Duration>,
+        key: Option<String>,
+    ) -> InvokeFuture {
         let admitted = self.admit(name, function, timeout);
         let (manifest, timeout, trial) = match admitted {
             Ok(a) => a,
@@ -313,7 +326,7 @@ impl Plugins {
         let function = function.to_string();
         Box::pin(async move {
             let started = Instant::now();
-            let outcome = run(&manifest, &function, &args, timeout).await;
+            let outcome = run(&manifest, &function, &args, timeout, key.as_deref()).await;
             guard.finish(started.elapsed(), &outcome);
             outcome
         })
