@@ -394,7 +394,8 @@ fn stuck_prune_and_status_report_runs() {
         "{}",
         status.stdout
     );
-    assert_eq!(s["durable"]["journal_entries"], 2, "{}", status.stdout);
+    // `old`: its plugin call; `dead`: its plugin call and its sleep's deadline.
+    assert_eq!(s["durable"]["journal_entries"], 3, "{}", status.stdout);
     let prom = d.aether(&["status", "--prometheus"]);
     assert!(
         prom.stdout
