@@ -312,3 +312,26 @@ fn a_long_sleep_leaves_the_process_and_comes_due_at_its_deadline() {
     );
     assert_eq!(d.ledger(), "a\n");
 }
+
+#[test]
+fn a_waiting_run_past_its_wake_time_is_stuck() {
+    let d = Dir::new();
+    d.script("sleep 1s\nprint(\"woke\")\n");
+    let left = d.aether(&["run", "w.aether", "--id", "late", "--detach-waits"]);
+    assert_eq!(left.code, 0, "{}", left.stderr);
+    assert_eq!(d.status("late")["status"], "waiting");
+    // Not stuck while its wake time is ahead.
+    let ahead = d.aether(&["runs", "stuck", "--json"]);
+    assert_eq!(ahead.stdout, "[]\n", "{}", ahead.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stuck = d.aether(&["runs", "stuck"]);
+    assert_eq!(stuck.code, 0, "{}", stuck.stderr);
+    assert!(
+        stuck.stdout.contains("late") && stuck.stdout.contains("wake time passed"),
+        "{}",
+        stuck.stdout
+    );
+    let resumed = d.aether(&["runs", "resume", "--due"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(d.aether(&["runs", "stuck", "--json"]).stdout, "[]\n");
+}

@@ -34,8 +34,9 @@ fn cutoff(secs: f64) -> String {
     (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Unfinished runs that need someone: `needs_attention`, or `running` while no live process
-/// owns it (the owner died on this machine, or its lease expired elsewhere). With `older_than`,
+/// Unfinished runs that need someone: `needs_attention`, `running` while no live process
+/// owns it (the owner died on this machine, or its lease expired elsewhere), or `waiting`
+/// past its wake time. With `older_than`,
 /// only runs not updated for that many seconds. Each with the reason.
 pub fn stuck(st: &State, older_than: Option<f64>) -> Result<Vec<(RunRow, String)>, StateError> {
     let limit = older_than.map(cutoff);
@@ -57,11 +58,30 @@ pub fn stuck(st: &State, older_than: Option<f64>) -> Result<Vec<(RunRow, String)
                 ),
                 None => format!("{}: no process owns it", row.status),
             },
+            "waiting" => match overdue(st, &row.id)? {
+                Some(late) => format!(
+                    "waiting: its wake time passed {late:.0}s ago and no worker has resumed it \
+                     (see `aether runs resume --due` or `aether worker`)"
+                ),
+                None => continue,
+            },
             _ => continue,
         };
         out.push((row, reason));
     }
     Ok(out)
+}
+
+/// How many seconds ago a waiting run's wake time passed; `None` when it has none or it is
+/// still ahead.
+fn overdue(st: &State, id: &str) -> Result<Option<f64>, StateError> {
+    let wake: Option<f64> = st.conn.query_row(
+        "SELECT wake_at FROM durable_runs WHERE id = ?1",
+        params![id],
+        |r| r.get(0),
+    )?;
+    let now = super::now_secs();
+    Ok(wake.filter(|w| *w <= now).map(|w| now - w))
 }
 
 /// Delete the finished runs not updated for `older_than` seconds, with their journals, in one
