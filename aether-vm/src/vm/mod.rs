@@ -14,17 +14,17 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use aether_syntax::ast::BinaryOp;
 use aether_syntax::Span;
 
 mod durable;
 mod exec;
 mod intrinsics;
+mod ops;
 mod scheduler;
 mod steps;
 mod tx;
 
-use exec::missing;
+use ops::missing;
 
 pub(crate) use intrinsics::{intrinsics, Intrinsic};
 
@@ -36,7 +36,7 @@ use crate::host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, NoEvents, NoHost,
 };
 use crate::program::{Instr, Program};
-use crate::value::{format_duration, Map, Value, ValueError, JSON_MAX_DEPTH};
+use crate::value::{format_duration, Map, Value, JSON_MAX_DEPTH};
 
 /// The kind of a run-time error (the same classes a host error has).
 pub type VmErrorKind = ErrorClass;

@@ -1,0 +1,131 @@
+//! The value operations the execution loop inlines: int fast paths, binary operators,
+//! dropping values without the out-of-line drop glue, and small helpers of calls.
+
+use std::rc::Rc;
+
+use aether_syntax::ast::BinaryOp;
+
+use crate::value::{Value, ValueError};
+
+/// Drop a value, without the out-of-line drop call for the kinds that own nothing.
+#[inline(always)]
+pub(super) fn discard(v: Value) {
+    match v {
+        Value::Str(_) | Value::List(_) | Value::Map(_) | Value::Action(_) => drop(v),
+        other => std::mem::forget(other),
+    }
+}
+
+/// `stack.truncate(len)` without the out-of-line drop glue for the values that own
+/// nothing (a frame's int locals, a native's scalar arguments).
+#[inline(always)]
+pub(super) fn truncate(stack: &mut Vec<Value>, len: usize) {
+    while stack.len() > len {
+        if let Some(v) = stack.pop() {
+            discard(v);
+        }
+    }
+}
+
+/// `a op b` for two ints when the result is an int or bool without overflow; `None`
+/// leaves the case (and its error message) to [`binary`].
+#[inline(always)]
+pub(super) fn int_op(op: BinaryOp, x: i64, y: i64) -> Option<Value> {
+    match op {
+        BinaryOp::Add => x.checked_add(y).map(Value::Int),
+        BinaryOp::Sub => x.checked_sub(y).map(Value::Int),
+        BinaryOp::Mul => x.checked_mul(y).map(Value::Int),
+        BinaryOp::Rem if y != 0 => Some(Value::Int(x.wrapping_rem(y))),
+        BinaryOp::Lt => Some(Value::Bool(x < y)),
+        BinaryOp::Le => Some(Value::Bool(x <= y)),
+        BinaryOp::Gt => Some(Value::Bool(x > y)),
+        BinaryOp::Ge => Some(Value::Bool(x >= y)),
+        BinaryOp::Eq => Some(Value::Bool(x == y)),
+        BinaryOp::NotEq => Some(Value::Bool(x != y)),
+        _ => None,
+    }
+}
+
+/// The truth of `a op b` for two ints when it is a comparison, without making the bool
+/// value (a `Value` temporary costs a drop call); `None` for the other operators.
+#[inline(always)]
+pub(super) fn int_test(op: BinaryOp, x: i64, y: i64) -> Option<bool> {
+    match op {
+        BinaryOp::Lt => Some(x < y),
+        BinaryOp::Le => Some(x <= y),
+        BinaryOp::Gt => Some(x > y),
+        BinaryOp::Ge => Some(x >= y),
+        BinaryOp::Eq => Some(x == y),
+        BinaryOp::NotEq => Some(x != y),
+        _ => None,
+    }
+}
+
+/// A binary operator (never `and`/`or`, which compile to jumps). `a` is owned: a string or
+/// list nobody else holds grows in place under `+`.
+#[inline(always)]
+pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (&a, b) {
+        if let Some(v) = int_op(op, *x, *y) {
+            return Ok(v);
+        }
+    }
+    if op == BinaryOp::Add {
+        match (&mut a, b) {
+            (Value::Str(x), Value::Str(y)) => {
+                if let Some(buf) = Rc::get_mut(x) {
+                    crate::value::reserve_grow(buf.len(), buf.capacity(), y.len(), 1)?;
+                    buf.push_str(y);
+                    return Ok(a);
+                }
+            }
+            (Value::List(x), Value::List(y)) => {
+                if let Some(items) = Rc::get_mut(x) {
+                    let (len, cap) = (items.len(), items.capacity());
+                    crate::value::reserve_grow(len, cap, y.len(), crate::value::VALUE_BYTES)?;
+                    items.extend(y.iter().cloned());
+                    return Ok(a);
+                }
+            }
+            _ => {}
+        }
+    }
+    match op {
+        BinaryOp::Add => a.add(b),
+        BinaryOp::Sub => a.sub(b),
+        BinaryOp::Mul => a.mul(b),
+        BinaryOp::Div => a.div(b),
+        BinaryOp::Rem => a.rem(b),
+        BinaryOp::Eq => Ok(Value::Bool(a == *b)),
+        BinaryOp::NotEq => Ok(Value::Bool(a != *b)),
+        BinaryOp::Lt => a.lt(b).map(Value::Bool),
+        BinaryOp::Le => a.le(b).map(Value::Bool),
+        BinaryOp::Gt => a.gt(b).map(Value::Bool),
+        BinaryOp::Ge => a.ge(b).map(Value::Bool),
+        BinaryOp::In => a.is_in(b).map(Value::Bool),
+        BinaryOp::NotIn => a.is_in(b).map(|x| Value::Bool(!x)),
+        BinaryOp::And | BinaryOp::Or => Err(ValueError::new(
+            "internal: `and`/`or` reached the arithmetic instruction",
+        )),
+    }
+}
+
+/// The marker of a parameter a call through an action reference did not give (never
+/// visible to scripts: the callee's prologue replaces it with the default).
+pub(super) fn missing() -> Value {
+    Value::Pending(u32::MAX)
+}
+
+pub(super) fn is_missing(v: &Value) -> bool {
+    matches!(v, Value::Pending(u32::MAX))
+}
+
+/// Elements a native walks in an argument (top level only).
+pub(super) fn value_size(v: &Value) -> usize {
+    match v {
+        Value::List(items) => items.len(),
+        Value::Map(m) => m.len(),
+        Value::Str(s) => s.len() / 8,
+        _ => 0,
+    }
+}
