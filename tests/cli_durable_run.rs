@@ -226,6 +226,13 @@ fn a_detached_run_waits_outside_any_process_until_resume_due() {
     assert_eq!(left.code, 0, "{}", left.stderr);
     assert!(left.stderr.contains("is waiting"), "{}", left.stderr);
     assert_eq!(d.status("dt")["status"], "waiting");
+    assert_eq!(d.status("dt")["waiting_for"], "approve");
+    let shown = d.aether(&["runs", "show", "dt"]);
+    assert!(
+        shown.stdout.contains("waits    for signal `approve`"),
+        "{}",
+        shown.stdout
+    );
     let early = d.aether(&["runs", "resume", "--due"]);
     assert_eq!(early.code, 0, "{}", early.stderr);
     assert!(
@@ -320,6 +327,14 @@ fn a_waiting_run_past_its_wake_time_is_stuck() {
     let left = d.aether(&["run", "w.aether", "--id", "late", "--detach-waits"]);
     assert_eq!(left.code, 0, "{}", left.stderr);
     assert_eq!(d.status("late")["status"], "waiting");
+    assert!(
+        d.status("late")["wake_at"].is_f64(),
+        "the wake time is shown"
+    );
+    assert!(d
+        .aether(&["runs", "show", "late"])
+        .stdout
+        .contains("  wakes    20"));
     // Not stuck while its wake time is ahead.
     let ahead = d.aether(&["runs", "stuck", "--json"]);
     assert_eq!(ahead.stdout, "[]\n", "{}", ahead.stderr);

@@ -202,6 +202,12 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
                 if let Some(r) = &row.result {
                     outln!("  result   {r}");
                 }
+                if let Some(name) = &row.waiting_for {
+                    outln!("  waits    for signal `{name}`");
+                }
+                if let Some(at) = row.wake_at {
+                    outln!("  wakes    {}", durable::unix_text(at));
+                }
                 for m in &mail {
                     let state = m
                         .consumed_by

@@ -24,6 +24,8 @@ pub fn row_json(r: &RunRow) -> Json {
         "result": r.result.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()),
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "waiting_for": r.waiting_for,
+        "wake_at": r.wake_at,
     })
 }
 
@@ -150,6 +152,8 @@ mod tests {
             result: None,
             created_at: "t0".into(),
             updated_at: "t1".into(),
+            waiting_for: None,
+            wake_at: None,
         };
         let e = |seq| Entry {
             fiber: "0".into(),

@@ -39,6 +39,10 @@ pub struct RunRow {
     pub result: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A `waiting` run: the signal it waits for, if any.
+    pub waiting_for: Option<String>,
+    /// A `waiting` run: when its timer is due (unix seconds), if it waits on one.
+    pub wake_at: Option<f64>,
 }
 
 /// One journal entry, as `runs show --journal` prints it.
@@ -57,6 +61,14 @@ pub struct Entry {
 
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Unix seconds as the timestamps of `runs show` print them (RFC 3339, UTC).
+pub fn unix_text(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64).map_or_else(
+        || format!("{secs}"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
 }
 
 fn now_secs() -> f64 {
@@ -140,11 +152,13 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         result: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        waiting_for: r.get(11)?,
+        wake_at: r.get(12)?,
     })
 }
 
 const ROW_COLUMNS: &str = "id, file, script_sha256, args, status, owner_host, owner_pid, \
-     lease_until, result, created_at, updated_at";
+     lease_until, result, created_at, updated_at, waiting_for, wake_at";
 
 /// The row of run `id`.
 pub fn find(st: &State, id: &str) -> Result<Option<RunRow>, StateError> {

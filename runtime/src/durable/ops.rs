@@ -58,7 +58,7 @@ pub fn stuck(st: &State, older_than: Option<f64>) -> Result<Vec<(RunRow, String)
                 ),
                 None => format!("{}: no process owns it", row.status),
             },
-            "waiting" => match overdue(st, &row.id)? {
+            "waiting" => match overdue(row.wake_at) {
                 Some(late) => format!(
                     "waiting: its wake time passed {late:.0}s ago and no worker has resumed it \
                      (see `aether runs resume --due` or `aether worker`)"
@@ -74,14 +74,9 @@ pub fn stuck(st: &State, older_than: Option<f64>) -> Result<Vec<(RunRow, String)
 
 /// How many seconds ago a waiting run's wake time passed; `None` when it has none or it is
 /// still ahead.
-fn overdue(st: &State, id: &str) -> Result<Option<f64>, StateError> {
-    let wake: Option<f64> = st.conn.query_row(
-        "SELECT wake_at FROM durable_runs WHERE id = ?1",
-        params![id],
-        |r| r.get(0),
-    )?;
+fn overdue(wake_at: Option<f64>) -> Option<f64> {
     let now = super::now_secs();
-    Ok(wake.filter(|w| *w <= now).map(|w| now - w))
+    wake_at.filter(|w| *w <= now).map(|w| now - w)
 }
 
 /// Delete the finished runs not updated for `older_than` seconds, with their journals, in one
