@@ -115,6 +115,17 @@ pub enum Instr {
     /// `[] -> [result]`: run workflow `workflow`; with `if_not_run`, only when the main
     /// body did not already call it (then `[] -> [null]`)
     CallWorkflow { workflow: u32, if_not_run: bool },
+    /// `[v] -> [locals[slot] op v]`: the compiler's form of `x op e` for a local `x` and an
+    /// `e` that is neither a constant nor a local (`total + i * 3`). It reads the local
+    /// after `e` is evaluated, which cannot change it: an expression never assigns a local
+    /// and a call's frame cannot reach its caller's.
+    LocalBinary { slot: u16, op: BinaryOp },
+    /// `[v] -> []`, `locals[dst] = v op constants[k]`: `Const; Binary; StoreLocal` fused
+    /// (`total = (...) % K`)
+    BinConstStore { k: u32, op: BinaryOp, dst: u16 },
+    /// `ip = target`, a jump back to a `LocalConstTest` (a `while` loop's test), and that
+    /// test at once: `Jump; LocalConstTest` fused (the budget is checked between the two)
+    JumpBackTest(u32),
 }
 
 /// A compiled action (function 0 is the script's main body).
@@ -233,6 +244,15 @@ impl Program {
                 continue;
             }
             let fused = match (next(0), next(1), next(2)) {
+                (Some(Instr::Const(k)), Some(b), Some(Instr::StoreLocal(dst)))
+                    if binary(b).is_some() =>
+                {
+                    binary(b).map(|op| Instr::BinConstStore {
+                        k: *k,
+                        op,
+                        dst: *dst,
+                    })
+                }
                 (Some(Instr::LoadLocal(slot)), Some(Instr::Const(k)), Some(b))
                     if binary(b).is_some() =>
                 {
@@ -259,6 +279,20 @@ impl Program {
             };
             if let Some(instr) = fused {
                 self.code[ip] = instr;
+            }
+        }
+        // A jump back to a loop's fused test (its `Jump` is never part of a sequence
+        // fused above, so the original is still in place).
+        for ip in 0..self.code.len() {
+            if let Instr::Jump(t) = self.code[ip] {
+                let back = (t as usize) < ip;
+                let test = matches!(
+                    self.code.get(t as usize),
+                    Some(Instr::LocalConstTest { .. })
+                );
+                if back && test {
+                    self.code[ip] = Instr::JumpBackTest(t);
+                }
             }
         }
     }

@@ -54,7 +54,7 @@ enum Use {
 /// constant operand (a literal, so never negative), `x` and `y` are parameters.
 type Form = (&'static str, Use, fn(&Instr) -> bool);
 
-const FORMS: [Form; 7] = [
+const FORMS: [Form; 10] = [
     ("z = x OP K\n    print(z)", Use::Print, |i| {
         matches!(i, Instr::LocalConstStore { .. })
     }),
@@ -77,9 +77,21 @@ const FORMS: [Form; 7] = [
     ("print((x + 0) OP K)", Use::Print, |i| {
         matches!(i, Instr::BinConst { .. })
     }),
-    ("print(x OP (y + 0))", Use::Print, |i| {
+    ("print((x + 0) OP (y + 0))", Use::Print, |i| {
         matches!(i, Instr::Binary(_))
     }),
+    ("print(x OP (y + 0))", Use::Print, |i| {
+        matches!(i, Instr::LocalBinary { .. })
+    }),
+    ("z = (x + 0) OP K\n    print(z)", Use::Print, |i| {
+        matches!(i, Instr::BinConstStore { .. })
+    }),
+    // The test runs twice: at the loop's head, then fused with the jump back.
+    (
+        "while x OP K:\n        z = z + 1\n        if z == 2:\n            break\n    print(z == 2)",
+        Use::Test,
+        |i| matches!(i, Instr::JumpBackTest(_)),
+    ),
 ];
 
 /// Run `form` with operator `op`, `x`, and `k` as both the constant and `y`; returns
@@ -170,4 +182,97 @@ proptest! {
     ) {
         check(op, x, k);
     }
+}
+
+/// Run `src` (a script of `action t()` and its call) with a step budget; stdout, the
+/// error (kind, message, line) and the steps counted.
+fn run_src(
+    src: &str,
+    max_steps: Option<u64>,
+) -> (String, Result<(), (VmErrorKind, String, u32)>, u64) {
+    let table = FnTable::new();
+    let analysis = aether_check::analyze(src, table.registry());
+    assert!(
+        !analysis.diagnostics.iter().any(|d| d.is_error()),
+        "does not check:\n{src}"
+    );
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let budget = Budget {
+        max_steps,
+        ..Budget::default()
+    };
+    let mut vm = Vm::new(&program, &table, Vec::new(), budget);
+    let res = vm.run();
+    let steps = vm.steps();
+    let out = String::from_utf8(vm.into_output()).expect("utf-8 output");
+    let index = LineIndex::new(src);
+    let res = res.map(|_| ()).map_err(|e| {
+        let line = e.span().map_or(0, |s| index.line_col(src, s.start).line);
+        (e.kind(), e.message().to_string(), line)
+    });
+    (out, res, steps)
+}
+
+/// The test fused with a loop's jump back fails on the `while` line when it is the
+/// second test (not the head's) that overflows, and takes the slow path for non-ints.
+#[test]
+fn the_jump_back_test_fails_on_the_loop_line_and_handles_any_value() {
+    let src = "goal: \"g\"\naction t():\n    let x = 9223372036854775805\n    while x + 1:\n        x = x + 1\n    return x\nt()\n";
+    let (_, res, _) = run_src(src, None);
+    let (kind, message, line) = res.expect_err("overflow on the second test");
+    assert_eq!(kind, VmErrorKind::Runtime);
+    assert!(message.contains("overflow"), "{message}");
+    assert_eq!(line, 4);
+
+    let src = "goal: \"g\"\naction t():\n    let s = \"\"\n    while s != \"aaa\":\n        s = s + \"a\"\n    print(s)\nt()\n";
+    let (out, res, _) = run_src(src, None);
+    assert_eq!(res, Ok(()));
+    assert_eq!(out, "aaa\n");
+
+    let src = "goal: \"g\"\naction t():\n    let x = 1.5\n    while x < 4:\n        x = x + 1\n    print(x)\nt()\n";
+    let (out, res, _) = run_src(src, None);
+    assert_eq!(res, Ok(()));
+    assert_eq!(out, "4.5\n");
+}
+
+/// A loop's jump back fused with its test counts as one instruction, like the other fused
+/// instructions, and the budget still stops such a loop.
+#[test]
+fn a_fused_loop_counts_one_step_per_instruction_and_obeys_the_budget() {
+    let loop_of = |n: u32| {
+        format!("goal: \"g\"\naction t():\n    let i = 0\n    while i < {n}:\n        i = i + 1\n    print(i)\nt()\n")
+    };
+    let (out, res, ten) = run_src(&loop_of(10), None);
+    assert_eq!((out.as_str(), res), ("10\n", Ok(())));
+    let (_, _, twenty) = run_src(&loop_of(20), None);
+    // Per iteration: the store `i = i + 1`, and the jump back with the test.
+    assert_eq!(twenty - ten, 20);
+
+    let (out, res, steps) = run_src(&loop_of(1_000_000), Some(5_000));
+    let (kind, _, line) = res.expect_err("budget");
+    assert_eq!((kind, out.as_str()), (VmErrorKind::Timeout, ""));
+    assert!((4..=5).contains(&line), "line {line}");
+    assert!(steps > 5_000 && steps < 5_100, "{steps} steps");
+}
+
+/// `x op e` with `e` compound reads `x` after `e` (`LocalBinary`): a call in `e` cannot
+/// change it, and the operator keeps its operand order and its error line.
+#[test]
+fn a_local_operand_read_after_the_right_side_is_the_same_value() {
+    let src = "goal: \"g\"\naction bump(v):\n    v = v + 100\n    return v\naction name(v):\n    return \"b\"\naction t():\n    let x = 1\n    let s = \"a\"\n    print(x + bump(x))\n    print(x - bump(x) * 2)\n    print(s + name(x))\n    print(x + (x + 1) * 3)\n    print(x + (9223372036854775807 + 0))\nt()\n";
+    let table = FnTable::new();
+    let analysis = aether_check::analyze(src, table.registry());
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let fused = program
+        .code
+        .iter()
+        .filter(|i| matches!(i, Instr::LocalBinary { .. }))
+        .count();
+    assert_eq!(fused, 5, "{:?}", program.code);
+    let (out, res, _) = run_src(src, None);
+    assert_eq!(out, "102\n-201\nab\n7\n");
+    let (kind, message, line) = res.expect_err("overflow");
+    assert_eq!(kind, VmErrorKind::Runtime);
+    assert!(message.contains("overflow"), "{message}");
+    assert_eq!(line, 14);
 }

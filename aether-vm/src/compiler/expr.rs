@@ -151,6 +151,14 @@ impl<'a> Compiler<'a> {
                 let end = self.here();
                 self.patch(at, end);
             }
+            ExprKind::Binary { op, lhs, rhs } if self.local_operand(lhs, rhs).is_some() => {
+                // `x op e` for a local `x` and a compound `e`: `e` first, then one
+                // instruction with `x` as its register operand (nothing in `e` can assign
+                // `x`, so reading it last reads the same value).
+                let slot = self.local_operand(lhs, rhs).expect("checked by the guard");
+                self.expr(rhs)?;
+                self.emit(Instr::LocalBinary { slot, op: *op }, span);
+            }
             ExprKind::Binary { op, lhs, rhs } => {
                 self.expr(lhs)?;
                 self.expr(rhs)?;
@@ -178,6 +186,29 @@ impl<'a> Compiler<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The slot of `lhs` when `lhs op rhs` compiles to `LocalBinary`: `lhs` names a
+    /// local of this action and `rhs` is compound (a constant or a local operand has its
+    /// own fused instructions).
+    fn local_operand(&self, lhs: &Expr, rhs: &Expr) -> Option<u16> {
+        let ExprKind::Name(n) = &lhs.kind else {
+            return None;
+        };
+        let simple = match &rhs.kind {
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Str(_) => true,
+            ExprKind::Name(r) => matches!(self.lookup(r), Some(Var::Local(_))),
+            _ => false,
+        };
+        match self.lookup(n) {
+            Some(Var::Local(slot)) if !simple => Some(slot),
+            _ => None,
+        }
     }
 
     pub(super) fn call(

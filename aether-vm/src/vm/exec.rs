@@ -1,7 +1,10 @@
 //! The execution loop: one fiber's instructions until it ends, blocks or yields. The
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
-use super::ops::{binary, discard, int_op, int_test, is_missing, truncate, value_size};
+use super::ops::{
+    bin_const_store, binary, discard, int_op, int_test, is_missing, local_binary, test, truncate,
+    value_size,
+};
 use super::*;
 
 impl<'p, W: Write> Vm<'p, W> {
@@ -245,6 +248,37 @@ impl<'p, W: Write> Vm<'p, W> {
                     match binary(op, a, &b) {
                         Ok(v) if v.is_truthy() => ip += 1,
                         Ok(_) => ip = target as usize,
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::LocalBinary { slot, op } => {
+                    if let Err(e) = local_binary(&mut f.stack, base + slot as usize, op) {
+                        fail!(ErrorClass::Runtime, e.message);
+                    }
+                }
+                Instr::BinConstStore { k, op, dst } => {
+                    ip += 1;
+                    let (dst, k) = (base + dst as usize, &constants[k as usize]);
+                    if let Err(e) = bin_const_store(&mut f.stack, dst, op, k) {
+                        fail!(ErrorClass::Runtime, e.message);
+                    }
+                    ip += 1;
+                }
+                Instr::JumpBackTest(t) => {
+                    ip = t as usize;
+                    check_budget!();
+                    // The loop's test, run here instead of dispatched.
+                    let Instr::LocalConstTest { slot, k, op } = code[ip] else {
+                        continue;
+                    };
+                    ip += 3;
+                    match test(op, &f.stack[base + slot as usize], &constants[k as usize]) {
+                        Ok(true) => ip += 1,
+                        Ok(false) => {
+                            if let Instr::JumpIfFalse(exit) = code[ip] {
+                                ip = exit as usize;
+                            }
+                        }
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
                 }

@@ -110,6 +110,75 @@ pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, Val
     }
 }
 
+/// [`binary`] out of line, for the slow paths of the fused instructions (the strings,
+/// lists, floats and errors that miss the int fast path).
+#[inline(never)]
+pub(super) fn binary_cold(op: BinaryOp, a: Value, b: &Value) -> Result<Value, ValueError> {
+    binary(op, a, b)
+}
+
+/// The truth of `a op b` (a loop's or an `if`'s test of a local against a constant).
+#[inline(always)]
+pub(super) fn test(op: BinaryOp, a: &Value, b: &Value) -> Result<bool, ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        if let Some(truth) = int_test(op, *x, *y) {
+            return Ok(truth);
+        }
+    }
+    binary_cold(op, a.clone(), b).map(|v| v.is_truthy())
+}
+
+/// `LocalBinary`: the value on the top of the stack becomes `stack[slot] op` it.
+#[inline(always)]
+pub(super) fn local_binary(
+    stack: &mut Vec<Value>,
+    slot: usize,
+    op: BinaryOp,
+) -> Result<(), ValueError> {
+    let n = stack.len();
+    if let (Value::Int(x), Value::Int(y)) = (&stack[slot], &stack[n - 1]) {
+        if let Some(v) = int_op(op, *x, *y) {
+            // Two ints: nothing to drop.
+            discard(std::mem::replace(&mut stack[n - 1], v));
+            return Ok(());
+        }
+    }
+    local_binary_cold(stack, slot, op)
+}
+
+#[inline(never)]
+fn local_binary_cold(stack: &mut Vec<Value>, slot: usize, op: BinaryOp) -> Result<(), ValueError> {
+    let b = stack.pop().expect("the compiler keeps the stack balanced");
+    let a = stack[slot].clone();
+    let v = binary(op, a, &b)?;
+    stack.push(v);
+    Ok(())
+}
+
+/// `BinConstStore`: pop `v`, store `v op k` in `stack[dst]`.
+#[inline(always)]
+pub(super) fn bin_const_store(
+    stack: &mut Vec<Value>,
+    dst: usize,
+    op: BinaryOp,
+    k: &Value,
+) -> Result<(), ValueError> {
+    let a = stack.pop().expect("the compiler keeps the stack balanced");
+    let fast = match (&a, k) {
+        (Value::Int(x), Value::Int(y)) => int_op(op, *x, *y),
+        _ => None,
+    };
+    let v = match fast {
+        Some(v) => {
+            discard(a);
+            v
+        }
+        None => binary_cold(op, a, k)?,
+    };
+    discard(std::mem::replace(&mut stack[dst], v));
+    Ok(())
+}
+
 /// The marker of a parameter a call through an action reference did not give (never
 /// visible to scripts: the callee's prologue replaces it with the default).
 pub(super) fn missing() -> Value {
