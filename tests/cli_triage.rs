@@ -1553,6 +1553,124 @@ fn jobs_do_not_change_the_report() {
     assert_eq!(pretty(&one), pretty(&four));
 }
 
+/// Leaves state of every kind behind: memory records, the run log, an escalation, a service,
+/// a task that dead-letters, metrics, an actuation (a cooldown), a trace level, an event,
+/// and a step and time budget of its own.
+const ISOLATION_WRITER: &str = r#"goal: "leave every kind of state behind"
+metadata:
+    requires: ["memory", "kernel", "homeostasis"]
+policy:
+    max_steps: 400
+    timeout: 1s
+
+action boom(n):
+    assert false, "boom " + str(n)
+
+memory.store("leaked secret", tags=["leak"])
+store("another leaked record", tag="leak")
+log("the writer was here")
+escalate_to("oncall", "paged by the writer")
+kernel.register("leaky_service")
+kernel.submit("boom", data={n: 1})
+metrics({queue_depth: 100000})
+homeostasis.record("task_latency_ms", 999999)
+let r = homeostasis.actuate("restart", "db")
+assert r.ok, "the writer's first actuation is allowed: " + r.reason
+trace("error")
+emit "leaked_event" {from: "writer"}
+"#;
+
+/// Fails when it sees anything of another file's run (or its budgets).
+const ISOLATION_PROBE: &str = r#"goal: "see no state of another file"
+metadata:
+    requires: ["memory", "kernel", "homeostasis"]
+
+assert memory.count() == 0, "memory leaked: " + str(memory.count()) + " records"
+assert len(memory.recall("leaked secret")) == 0, "recall found another file's record"
+assert len(load_logs()) == 0, "the run log leaked"
+assert len(kernel.dlq()) == 0, "dead letters leaked: " + str(kernel.dlq())
+assert len(kernel.services()) == 0, "services leaked: " + str(kernel.services())
+assert homeostasis.check_slo("queue_depth"), "metrics leaked"
+assert homeostasis.health() == 1.0, "health sees another file's metrics: " + str(homeostasis.health())
+let r = homeostasis.actuate("restart", "db")
+assert r.ok, "a cooldown leaked: " + r.reason
+log("the probe's own line")
+assert len(load_logs()) == 1, "the trace level leaked: " + str(len(load_logs())) + " log lines"
+let total = 0
+for i in range(200):
+    total = total + i
+sleep 1200ms
+let id = memory.store("first of this run")
+assert id == 2, "ids do not start afresh: " + str(id)
+"#;
+
+/// Times out inside an open `transaction:` block, after a write outside it.
+const ISOLATION_STUCK: &str = r#"goal: "time out inside an open transaction"
+metadata:
+    requires: ["memory"]
+policy:
+    timeout: 300ms
+
+memory.store("written before the transaction")
+transaction:
+    memory.store("written inside the unfinished transaction")
+    let spins = 0
+    while true:
+        spins = spins + 1
+"#;
+
+/// Every file `classify` runs gets its own state: nothing one run stores, records, queues,
+/// registers or sets (memory, run log, kernel, homeostasis, trace level, budgets) is seen
+/// by the next run on the same worker thread, even after a run that timed out inside an
+/// open transaction.
+#[test]
+fn runs_do_not_see_each_others_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a_writer.aether", ISOLATION_WRITER.as_bytes());
+    write(dir.path(), "b_probe.aether", ISOLATION_PROBE.as_bytes());
+    write(dir.path(), "c_stuck.aether", ISOLATION_STUCK.as_bytes());
+    // The second probe without the budget part (its sleep only tests the first file's budget).
+    let quick: String = ISOLATION_PROBE
+        .lines()
+        .take_while(|l| !l.starts_with("let total"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let quick = quick + "let id = memory.store(\"first of this run\")\nassert id == 2, \"ids do not start afresh: \" + str(id)\n";
+    write(dir.path(), "d_probe.aether", quick.as_bytes());
+    for jobs in ["1", "2"] {
+        let (doc, _) = classify_json(dir.path(), &["--jobs", jobs]);
+        let got: Vec<(String, String, Value)> = doc["workflows"]
+            .as_array()
+            .expect("workflows")
+            .iter()
+            .map(|r| {
+                (
+                    r["path"].as_str().expect("path").to_string(),
+                    r["category"].as_str().expect("category").to_string(),
+                    r["error"].clone(),
+                )
+            })
+            .collect();
+        let ok = |p: &str| (p.to_string(), "SUCCESS".to_string(), Value::Null);
+        assert_eq!(
+            got,
+            vec![
+                ok("a_writer.aether"),
+                ok("b_probe.aether"),
+                (
+                    "c_stuck.aether".to_string(),
+                    "TIMEOUT_ERROR".to_string(),
+                    Value::from(
+                        "the run's time budget of 300ms ran out (policy timeout or --timeout)"
+                    ),
+                ),
+                ok("d_probe.aether"),
+            ],
+            "--jobs {jobs}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // baseline
 
