@@ -275,7 +275,7 @@ impl RuntimeHost {
     pub(crate) fn state(&mut self) -> Result<&State, HostError> {
         if self.state.is_none() {
             let st = if self.config.throwaway {
-                State::in_memory()
+                State::scratch()
             } else {
                 State::open(&self.config.state_dir)
             }
@@ -309,6 +309,19 @@ impl RuntimeHost {
         let st = self.state()?;
         homeostasis::insert_metric(st, name, x, &at)
             .map_err(|e| HostError::runtime(format!("state database: {e}")))
+    }
+}
+
+impl Drop for RuntimeHost {
+    /// A throwaway run's database goes back to this thread, emptied, for its next
+    /// throwaway run ([`State::recycle`]); not while unwinding from a panic, when it may be
+    /// in any state (it is closed then).
+    fn drop(&mut self) {
+        if let Some(st) = self.state.take().filter(|_| self.config.throwaway) {
+            if !std::thread::panicking() {
+                st.recycle();
+            }
+        }
     }
 }
 

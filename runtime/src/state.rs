@@ -143,6 +143,49 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+impl Scratch {
+    /// The reset of the database open on `conn`, from `PRAGMA table_list` (which tells
+    /// ordinary, virtual and shadow tables apart).
+    fn of(conn: &Connection) -> Result<Scratch, StateError> {
+        let mut stmt = conn.prepare(
+            "SELECT name, type FROM pragma_table_list WHERE schema = 'main' ORDER BY name",
+        )?;
+        let tables = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let mut statements = Vec::new();
+        let mut indexes = Vec::new();
+        for (name, kind) in &tables {
+            match kind.as_str() {
+                "table" if name == "sqlite_sequence" || !name.starts_with("sqlite_") => {
+                    statements.push(format!("DELETE FROM {}", quoted(name)));
+                }
+                "virtual" => {
+                    let sql: String = conn.query_row(
+                        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )?;
+                    // Only an external-content FTS5 index can be emptied without its rows
+                    // (its content table's rows are deleted above).
+                    let lower = sql.to_ascii_lowercase();
+                    if !lower.contains("using fts5") || !lower.contains("content=") {
+                        return Err(StateError(format!(
+                            "cannot empty the virtual table `{name}` of a throwaway database"
+                        )));
+                    }
+                    let q = quoted(name);
+                    indexes.push(format!("INSERT INTO {q}({q}) VALUES ('delete-all')"));
+                }
+                _ => {}
+            }
+        }
+        statements.extend(indexes);
+        Ok(Scratch { statements })
+    }
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -170,6 +213,29 @@ impl From<rusqlite::Error> for StateError {
 pub struct State {
     pub conn: Connection,
     path: PathBuf,
+    /// A throwaway database's reset: what [`State::recycle`] empties (`None`: not a
+    /// throwaway one, never recycled).
+    scratch: Option<Scratch>,
+}
+
+/// How to empty a throwaway database (from SQLite's own list of its tables): the ordinary
+/// tables' rows are deleted, each external-content full-text index is emptied with its
+/// `delete-all` command (its shadow tables with it).
+struct Scratch {
+    /// One statement per table, in one transaction: `DELETE FROM t` for each ordinary table
+    /// (`sqlite_sequence` too, when it exists, so AUTOINCREMENT ids start afresh), then
+    /// `INSERT INTO v(v) VALUES('delete-all')` for each full-text table.
+    statements: Vec<String>,
+}
+
+/// Statements each throwaway database keeps prepared: its reset plus what the runtime
+/// prepares with `prepare_cached` (more than rusqlite's default of 16, so that the reset
+/// does not evict the runtime's statements and the other way round).
+const SCRATCH_STATEMENT_CACHE: usize = 64;
+
+thread_local! {
+    /// This thread's emptied throwaway database, ready for its next throwaway run.
+    static SCRATCH: std::cell::RefCell<Option<State>> = const { std::cell::RefCell::new(None) };
 }
 
 impl State {
@@ -201,7 +267,11 @@ impl State {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut state = State { conn, path };
+        let mut state = State {
+            conn,
+            path,
+            scratch: None,
+        };
         state.migrate()?;
         Ok(state)
     }
@@ -213,9 +283,63 @@ impl State {
         let mut state = State {
             conn,
             path: PathBuf::from(":memory:"),
+            scratch: None,
         };
         state.migrate()?;
         Ok(state)
+    }
+
+    /// An empty in-memory database for a run whose state is thrown away (`aether classify`):
+    /// the one this thread's previous throwaway run gave back with [`State::recycle`],
+    /// emptied, or else a new one. Either way it holds no row of another run, and its ids
+    /// start at 1: creating the schema is most of the cost of a short run, so it is created
+    /// once per thread, not once per run.
+    pub fn scratch() -> Result<State, StateError> {
+        if let Some(state) = SCRATCH.with(|s| s.borrow_mut().take()) {
+            return Ok(state);
+        }
+        let mut state = State::in_memory()?;
+        state
+            .conn
+            .set_prepared_statement_cache_capacity(SCRATCH_STATEMENT_CACHE);
+        state.scratch = Some(Scratch::of(&state.conn)?);
+        Ok(state)
+    }
+
+    /// Give back a throwaway run's database ([`State::scratch`]): an open transaction is
+    /// rolled back, every table emptied, and the database kept for this thread's next
+    /// throwaway run. One that is not a throwaway database, or that cannot be emptied, is
+    /// closed instead (the next run then creates a new one).
+    pub fn recycle(self) {
+        if self.scratch.is_none() || self.empty().is_err() {
+            return;
+        }
+        SCRATCH.with(|s| *s.borrow_mut() = Some(self));
+    }
+
+    /// Roll back what is open and delete every row ([`Scratch`]), in one transaction.
+    fn empty(&self) -> Result<(), StateError> {
+        let Some(scratch) = &self.scratch else {
+            return Err(StateError("not a throwaway database".into()));
+        };
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        // Deferred, so the order of the deletes cannot trip a foreign key (all are
+        // empty at the commit); the setting ends with the transaction.
+        self.conn
+            .execute_batch("BEGIN; PRAGMA defer_foreign_keys = ON")?;
+        let deleted = scratch
+            .statements
+            .iter()
+            .try_for_each(|sql| self.conn.prepare_cached(sql)?.execute([]).map(drop));
+        match deleted.and_then(|()| self.conn.execute_batch("COMMIT")) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        }
     }
 
     /// Apply the migrations this database lacks, one transaction each. The version is read
@@ -271,6 +395,131 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION);
         drop(a);
         State::open(dir.path()).expect("reopen");
+    }
+
+    /// Every row of every table (shadow tables of the full-text index included), by table,
+    /// as text: two databases with the same dump hold the same state.
+    fn dump(st: &State) -> Vec<(String, Vec<String>)> {
+        let mut names = st
+            .conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name")
+            .expect("prepare");
+        let names: Vec<String> = names
+            .query_map([], |r| r.get(0))
+            .expect("tables")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        names
+            .into_iter()
+            .map(|name| {
+                let mut stmt = st
+                    .conn
+                    .prepare(&format!("SELECT * FROM \"{name}\""))
+                    .expect("select");
+                let columns = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        (0..columns)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i)
+                                    .map(|v| format!("{v:?}"))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|cols| cols.join("|"))
+                    })
+                    .expect("rows")
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("row");
+                (name, rows)
+            })
+            .collect()
+    }
+
+    /// Writes to every table the runtime has, through the runtime where it can; `open`
+    /// leaves the last write in an open transaction.
+    fn fill(st: &State, open: bool) {
+        use aether_vm::Value;
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for i in 0..30 {
+            let text = format!("note {i} about disk pressure and queue {}", i % 7);
+            crate::memory::store(st, &Value::from(text.as_str()), &tags(&["a", "b"]), "note")
+                .expect("store");
+        }
+        crate::memory::store_unique(st, &Value::from("a log line"), &tags(&["log"]), "log")
+            .expect("log");
+        crate::homeostasis::insert_metric(st, "queue_depth", 5.0, "2026-01-01T00:00:00Z")
+            .expect("metric");
+        st.conn
+            .execute_batch(
+                "INSERT INTO dead_letters (task, data, priority, reason, attempts, at) VALUES ('t', '{}', 'normal', 'r', 3, 'x');
+                 INSERT INTO services VALUES ('svc', 'x', 'x');
+                 INSERT INTO actuations (action, target, params, ok, reason, at, at_epoch) VALUES ('restart', 'db', '{}', 1, 'allowed', 'x', 1.0);
+                 INSERT INTO audit (at, actor, event, detail) VALUES ('x', 'homeostasis', 'e', '{}');
+                 INSERT INTO runs (file, started_at, ended_at, code, code_name, message) VALUES ('f', 'x', 'x', 0, 'SUCCESS', '');
+                 INSERT INTO durable_runs (id, file, script_sha256, args, status, created_at, updated_at) VALUES ('r1', 'f', 's', '{}', 'running', 'x', 'x');
+                 INSERT INTO journal (run_id, fiber, seq, name, digest, kind, started_at) VALUES ('r1', '0', 1, 'n', 'd', 'intent', 'x');
+                 INSERT INTO signals (run_id, name, data, sent_at) VALUES ('r1', 'go', '{}', 'x');",
+            )
+            .expect("rows");
+        crate::memory::forget(st, 3).expect("forget");
+        if open {
+            st.conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+            crate::memory::store(st, &Value::from("inside"), &[], "note").expect("store");
+        }
+    }
+
+    /// What a run sees of memory: ids, ranked recall, counts.
+    fn observe(st: &State) -> Vec<String> {
+        let mut seen = Vec::new();
+        for query in ["disk pressure", "queue 3", "note", "", "nothing matches"] {
+            let hits = crate::memory::recall(st, query, 7, &[]).expect("recall");
+            seen.push(format!(
+                "{query}: {:?}",
+                hits.iter()
+                    .map(|r| (r.id, r.content.display()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        seen.push(format!(
+            "count {}",
+            crate::memory::count(st, &[]).expect("count")
+        ));
+        seen
+    }
+
+    #[test]
+    fn a_recycled_throwaway_database_is_a_new_one() {
+        let first = State::scratch().expect("scratch");
+        let empty = dump(&State::in_memory().expect("fresh"));
+        assert_eq!(dump(&first), empty);
+        for open in [false, true] {
+            let st = State::scratch().expect("scratch");
+            fill(&st, open);
+            assert_ne!(dump(&st), empty);
+            st.recycle();
+            assert!(
+                SCRATCH.with(|s| s.borrow().is_some()),
+                "kept for the next run"
+            );
+            let st = State::scratch().expect("the recycled one");
+            assert!(SCRATCH.with(|s| s.borrow().is_none()));
+            assert!(st.conn.is_autocommit(), "no transaction left open");
+            assert_eq!(dump(&st), empty, "emptied (open transaction: {open})");
+            // The next run stores, recalls and counts exactly as on a new database.
+            let fresh = State::in_memory().expect("fresh");
+            fill(&fresh, false);
+            fill(&st, false);
+            assert_eq!(observe(&st), observe(&fresh));
+            st.recycle();
+        }
+        drop(first);
+    }
+
+    #[test]
+    fn only_throwaway_databases_are_recycled() {
+        SCRATCH.with(|s| s.borrow_mut().take());
+        State::in_memory().expect("db").recycle();
+        assert!(SCRATCH.with(|s| s.borrow().is_none()));
     }
 
     #[test]
