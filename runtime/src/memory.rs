@@ -122,10 +122,15 @@ fn atomically<T>(
             "ROLLBACK TO aether_write; RELEASE aether_write",
         )
     };
-    state.conn.execute_batch(begin)?;
+    // Prepared once per connection: a short run stores a record per log line.
+    state.conn.prepare_cached(begin)?.execute([])?;
     match f() {
-        Ok(v) => match state.conn.execute_batch(commit) {
-            Ok(()) => Ok(v),
+        Ok(v) => match state
+            .conn
+            .prepare_cached(commit)
+            .and_then(|mut st| st.execute([]))
+        {
+            Ok(_) => Ok(v),
             Err(e) => {
                 let _ = state.conn.execute_batch(undo);
                 Err(e.into())
@@ -136,6 +141,17 @@ fn atomically<T>(
             Err(e)
         }
     }
+}
+
+/// Lower-case hexadecimal digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -183,19 +199,13 @@ fn store_with(
             let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             h.update(format!("\0{}\0{}\0{n}", std::process::id(), now()).as_bytes());
         }
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hex(&h.finalize())
     };
     atomically(state, || {
         let sp = &state.conn;
         let existing: Option<(i64, String)> = sp
-            .query_row(
-                "SELECT id, tags FROM memory WHERE hash = ?1",
-                params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT id, tags FROM memory WHERE hash = ?1")?
+            .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let id = match existing {
             Some((id, old)) => {
@@ -206,10 +216,8 @@ fn store_with(
                     }
                 }
                 let all_json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
-                sp.execute(
-                    "UPDATE memory SET tags = ?1 WHERE id = ?2",
-                    params![all_json, id],
-                )?;
+                sp.prepare_cached("UPDATE memory SET tags = ?1 WHERE id = ?2")?
+                    .execute(params![all_json, id])?;
                 id
             }
             None => {
@@ -228,10 +236,10 @@ fn store_with(
             }
         };
         for t in tags {
-            sp.execute(
+            sp.prepare_cached(
                 "INSERT OR IGNORE INTO memory_tags (memory_id, tag) VALUES (?1, ?2)",
-                params![id, t],
-            )?;
+            )?
+            .execute(params![id, t])?;
         }
         Ok(id)
     })
@@ -690,7 +698,8 @@ pub fn count(state: &State, tags: &[String]) -> Result<i64, StateError> {
     let values: Vec<rusqlite::types::Value> = tags.iter().map(|t| t.clone().into()).collect();
     Ok(state
         .conn
-        .query_row(&sql, params_from_iter(values), |r| r.get(0))?)
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(values), |r| r.get(0))?)
 }
 
 /// `{entries, size_bytes, path}`.
