@@ -30,13 +30,68 @@ pub struct Lexed<'src> {
     pub comments: Vec<Span>,
 }
 
-struct Line<'src> {
+struct Line {
     indent: usize,
     /// The indentation had a tab (already reported): skip follow-on dedent errors.
     tab_in_indent: bool,
     start: usize,
     end: usize,
-    toks: Vec<Spanned<'src>>,
+    /// Where the line's tokens start in the layout pass's one token vector; they run to
+    /// `toks_end` (to the vector's end while the line is being built).
+    toks_start: usize,
+    toks_end: usize,
+}
+
+impl Line {
+    fn toks(&self) -> std::ops::Range<usize> {
+        self.toks_start..self.toks_end
+    }
+}
+
+/// A finished line: its tokens run to the end of `toks` so far.
+fn finish_line(lines: &mut Vec<Line>, line: Option<Line>, toks: &[Spanned<'_>]) {
+    if let Some(mut line) = line {
+        line.toks_end = toks.len();
+        lines.push(line);
+    }
+}
+
+/// Whether a line with these tokens opens an indented block below it: it ends in `:` (or
+/// is an on_error `- when: KIND` line), or starts with a block keyword (even when its `:`
+/// is missing: the parser reports the missing `:` once and skips the block).
+fn opens_block(toks: &[Spanned<'_>]) -> bool {
+    matches!(toks.last(), Some((_, Tok::Colon, _)))
+        || matches!(
+            toks,
+            [
+                (_, Tok::Dash, _),
+                (_, Tok::Ident(_), _),
+                (_, Tok::Colon, _),
+                _
+            ]
+        )
+        || matches!(
+            toks.first(),
+            Some((
+                _,
+                Tok::If
+                    | Tok::Elif
+                    | Tok::Else
+                    | Tok::For
+                    | Tok::While
+                    | Tok::Action
+                    | Tok::Workflow
+                    | Tok::Parallel
+                    | Tok::Transaction
+                    | Tok::OnError
+                    | Tok::Meta
+                    | Tok::Metadata
+                    | Tok::Policy
+                    | Tok::Require
+                    | Tok::PluginContract,
+                _
+            ))
+        )
 }
 
 /// Keywords that start a statement or block: a line starting with one of these at the
@@ -388,12 +443,16 @@ impl<'src> Layout<'src> {
         Some((span, next))
     }
 
-    fn lines(&mut self) -> Vec<Line<'src>> {
-        let mut lines: Vec<Line<'src>> = Vec::new();
-        let mut cur: Option<Line<'src>> = None;
+    /// The logical lines and, in one vector, their tokens (each line holds a range of it).
+    fn lines(&mut self) -> (Vec<Line>, Vec<Spanned<'src>>) {
+        let mut lines: Vec<Line> = Vec::with_capacity(self.src.len() / 24);
+        let mut toks: Vec<Spanned<'src>> = Vec::with_capacity(self.raw.len());
+        let mut cur: Option<Line> = None;
         let mut brackets: Vec<(Tok<'src>, Span)> = Vec::new();
         while self.pos < self.raw.len() {
-            let (raw, span) = self.raw[self.pos].clone();
+            // Look-ahead only reads tokens after `pos`, so this one can be moved out.
+            let span = self.raw[self.pos].1;
+            let raw = std::mem::replace(&mut self.raw[self.pos].0, Err(()));
             self.pos += 1;
             let raw = match raw {
                 Ok(r) => r,
@@ -402,9 +461,9 @@ impl<'src> Layout<'src> {
                     continue;
                 }
             };
-            if raw == RawToken::Newline {
+            if matches!(raw, RawToken::Newline) {
                 if brackets.is_empty() {
-                    lines.extend(cur.take());
+                    finish_line(&mut lines, cur.take(), &toks);
                     continue;
                 }
                 // Inside brackets a newline is ignored, unless the next line plainly starts
@@ -416,12 +475,12 @@ impl<'src> Layout<'src> {
                 if self.line_has_unterminated_string {
                     close_unclosed(
                         &mut brackets,
-                        line,
+                        &mut toks,
                         span.start as usize,
                         &mut self.diags,
                         true,
                     );
-                    lines.extend(cur.take());
+                    finish_line(&mut lines, cur.take(), &toks);
                     continue;
                 }
                 let next = self.peek_token(self.pos);
@@ -436,12 +495,12 @@ impl<'src> Layout<'src> {
                         let quiet = self.line_has_unterminated_string;
                         close_unclosed(
                             &mut brackets,
-                            line,
+                            &mut toks,
                             span.start as usize,
                             &mut self.diags,
                             quiet,
                         );
-                        lines.extend(cur.take());
+                        finish_line(&mut lines, cur.take(), &toks);
                     }
                 }
                 continue;
@@ -454,7 +513,8 @@ impl<'src> Layout<'src> {
                     tab_in_indent,
                     start: span.start as usize,
                     end: span.end as usize,
-                    toks: vec![],
+                    toks_start: toks.len(),
+                    toks_end: toks.len(),
                 };
                 if indent == 0 {
                     if let RawToken::Ident(word @ ("goal" | "intent")) = raw {
@@ -465,17 +525,16 @@ impl<'src> Layout<'src> {
                                 Tok::Intent
                             };
                             let colon = self.raw[self.pos].1;
-                            line.toks.push((span.start as usize, kw, span.end as usize));
-                            line.toks
-                                .push((colon.start as usize, Tok::Colon, colon.end as usize));
-                            line.toks.push((
+                            toks.push((span.start as usize, kw, span.end as usize));
+                            toks.push((colon.start as usize, Tok::Colon, colon.end as usize));
+                            toks.push((
                                 text_span.start as usize,
                                 Tok::UnquotedText,
                                 text_span.end as usize,
                             ));
                             line.end = text_span.end as usize;
                             self.pos = next;
-                            lines.push(line);
+                            finish_line(&mut lines, Some(line), &toks);
                             continue;
                         }
                     }
@@ -485,18 +544,17 @@ impl<'src> Layout<'src> {
             let line = cur.as_mut().expect("line started above");
             // `-9223372036854775808`: the magnitude alone overflows an i64, but negated it
             // is the smallest int. After a unary minus, the two make one literal.
-            if raw == RawToken::Number(NumLit::IntOverflow)
+            if matches!(raw, RawToken::Number(NumLit::IntOverflow))
                 && is_min_int_magnitude(&self.src[span.range()])
-                && ends_in_unary_minus(&line.toks)
+                && ends_in_unary_minus(&toks[line.toks_start..])
             {
-                let (start, _, _) = line.toks.pop().expect("a minus was checked for");
+                let (start, _, _) = toks.pop().expect("a minus was checked for");
                 line.end = span.end as usize;
-                line.toks
-                    .push((start, Tok::Int(i64::MIN), span.end as usize));
+                toks.push((start, Tok::Int(i64::MIN), span.end as usize));
                 continue;
             }
             let mut tok = self.convert(raw, span);
-            if line.toks.is_empty() {
+            if toks.len() == line.toks_start {
                 match tok {
                     Tok::Minus => tok = Tok::Dash,
                     Tok::Ident("intent") if line.indent == 0 => {
@@ -516,7 +574,7 @@ impl<'src> Layout<'src> {
                             let (open, open_span) = brackets.pop().expect("len checked");
                             self.diags.push(unclosed(&open, open_span));
                             let at = span.start as usize;
-                            line.toks.push((at, closer_for(&open), at));
+                            toks.push((at, closer_for(&open), at));
                         }
                         brackets.pop();
                     } else {
@@ -534,16 +592,15 @@ impl<'src> Layout<'src> {
                 _ => {}
             }
             line.end = span.end as usize;
-            line.toks
-                .push((span.start as usize, tok, span.end as usize));
+            toks.push((span.start as usize, tok, span.end as usize));
         }
-        if let Some(mut line) = cur.take() {
+        if let Some(line) = cur.take() {
             let at = line.end;
             let quiet = self.line_has_unterminated_string;
-            close_unclosed(&mut brackets, &mut line, at, &mut self.diags, quiet);
-            lines.push(line);
+            close_unclosed(&mut brackets, &mut toks, at, &mut self.diags, quiet);
+            finish_line(&mut lines, Some(line), &toks);
         }
-        lines
+        (lines, toks)
     }
 }
 
@@ -590,7 +647,7 @@ fn unclosed(open: &Tok<'_>, span: Span) -> Diagnostic {
 
 fn close_unclosed<'src>(
     brackets: &mut Vec<(Tok<'src>, Span)>,
-    line: &mut Line<'src>,
+    toks: &mut Vec<Spanned<'src>>,
     at: usize,
     diags: &mut Vec<Diagnostic>,
     quiet: bool,
@@ -599,14 +656,15 @@ fn close_unclosed<'src>(
         if !quiet {
             diags.push(unclosed(&open, span));
         }
-        line.toks.push((at, closer_for(&open), at));
+        toks.push((at, closer_for(&open), at));
     }
 }
 
 /// Lex a whole source text into the parser's token stream.
 pub fn lex(src: &str) -> Lexed<'_> {
     let mut lexer = RawToken::lexer(src);
-    let mut raw = Vec::new();
+    // About one token per 5 bytes of source (the benchmark corpus has one per 4.5).
+    let mut raw = Vec::with_capacity(src.len() / 5);
     let mut comments = Vec::new();
     let mut gap_start = 0;
     while let Some(tok) = lexer.next() {
@@ -623,10 +681,13 @@ pub fn lex(src: &str) -> Lexed<'_> {
         pos: 0,
         diags: Vec::new(),
     };
-    let lines = layout.lines();
+    let (lines, mut line_toks) = layout.lines();
     let mut diags = layout.diags;
 
-    let mut tokens = Vec::with_capacity(lines.iter().map(|l| l.toks.len() + 2).sum());
+    let mut tokens = Vec::with_capacity(line_toks.len() + 2 * lines.len());
+    // Whether the line before this one opens a block (computed before its tokens move
+    // into `tokens`).
+    let mut prev_opens_block = false;
     // (column, real): a level pushed to recover from a bad dedent is not real and
     // emits no Dedent when popped, so one mistake gives one error.
     let mut stack: Vec<(usize, bool)> = vec![(0, true)];
@@ -636,45 +697,7 @@ pub fn lex(src: &str) -> Lexed<'_> {
         let top = stack.last().expect("stack never empty").0;
         if line.indent > top {
             // Only a line ending in `:` (or an on_error `- when: KIND` line) opens a block.
-            let prev = i
-                .checked_sub(1)
-                .map(|p| lines[p].toks.as_slice())
-                .unwrap_or(&[]);
-            // A block keyword opens a block even when its `:` is missing: the parser
-            // reports the missing `:` once and skips the block.
-            let opens_block = matches!(prev.last(), Some((_, Tok::Colon, _)))
-                || matches!(
-                    prev,
-                    [
-                        (_, Tok::Dash, _),
-                        (_, Tok::Ident(_), _),
-                        (_, Tok::Colon, _),
-                        _
-                    ]
-                )
-                || matches!(
-                    prev.first(),
-                    Some((
-                        _,
-                        Tok::If
-                            | Tok::Elif
-                            | Tok::Else
-                            | Tok::For
-                            | Tok::While
-                            | Tok::Action
-                            | Tok::Workflow
-                            | Tok::Parallel
-                            | Tok::Transaction
-                            | Tok::OnError
-                            | Tok::Meta
-                            | Tok::Metadata
-                            | Tok::Policy
-                            | Tok::Require
-                            | Tok::PluginContract,
-                        _
-                    ))
-                );
-            if opens_block {
+            if prev_opens_block {
                 stack.push((line.indent, true));
                 tokens.push((line.start, Tok::Indent, line.start));
             } else {
@@ -713,9 +736,8 @@ pub fn lex(src: &str) -> Lexed<'_> {
             }
         }
         // A reserved block: `agent:` / `visualize:` with an indented body.
-        if let [(s, Tok::Ident(name @ ("agent" | "visualize")), _), (_, Tok::Colon, _)] =
-            line.toks.as_slice()
-        {
+        let toks = &line_toks[line.toks()];
+        if let [(s, Tok::Ident(name @ ("agent" | "visualize")), _), (_, Tok::Colon, _)] = toks {
             if lines
                 .get(i + 1)
                 .is_some_and(|next| next.indent > line.indent)
@@ -730,18 +752,20 @@ pub fn lex(src: &str) -> Lexed<'_> {
                         &rules::UNSUPPORTED_BLOCK,
                         format!("`{name}:` blocks are reserved and not supported"),
                     )
-                    .with_primary(Span::new(*s, line.toks[1].2), "reserved block")
+                    .with_primary(Span::new(*s, toks[1].2), "reserved block")
                     .with_help(format!(
                         "remove the `{name}:` block; `{name}` is only usable as an ordinary name"
                     )),
                 );
                 tokens.push((*s, Tok::ReservedBlock(name), end));
                 tokens.push((end, Tok::Newline, end));
+                prev_opens_block = opens_block(&line_toks[lines[j - 1].toks()]);
                 i = j;
                 continue;
             }
         }
-        let nesting = line.toks.iter().filter(|(_, t, _)| adds_nesting(t)).count();
+        prev_opens_block = opens_block(toks);
+        let nesting = toks.iter().filter(|(_, t, _)| adds_nesting(t)).count();
         // The stack's first level is the file's top level, not a block.
         let depth = stack.len() - 1;
         if nesting > MAX_LINE_NESTING || depth > MAX_BLOCK_DEPTH {
@@ -771,7 +795,12 @@ pub fn lex(src: &str) -> Lexed<'_> {
             i += 1;
             continue;
         }
-        tokens.extend(line.toks.iter().cloned());
+        // Each line's tokens move once (a string's text is not copied).
+        tokens.extend(
+            line_toks[line.toks()]
+                .iter_mut()
+                .map(|(s, t, e)| (*s, std::mem::replace(t, Tok::Newline), *e)),
+        );
         tokens.push((line.end, Tok::Newline, line.end));
         i += 1;
     }
