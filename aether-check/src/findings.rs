@@ -46,7 +46,10 @@ pub fn place(
     suppressions: &Suppressions,
     strict: bool,
 ) -> Vec<Finding> {
-    let index = source.map(LineIndex::new);
+    // Only a diagnostic with a position needs the line index (a clean file builds none).
+    let index = source
+        .filter(|_| diags.iter().any(|d| !d.labels().is_empty()))
+        .map(LineIndex::new);
     let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
     diags
         .into_iter()

@@ -288,6 +288,10 @@ impl miette::Diagnostic for Adapter<'_> {
 /// Render the findings of a file as a human-readable report: at most `max_errors` of them
 /// (0 for all), then a line saying how many more there are.
 pub(crate) fn render_file(report: &FileReport, color: bool, max_errors: usize, out: &mut String) {
+    if report.findings.iter().all(|f| f.suppressed) {
+        // Nothing to show: a clean file costs no line index and no report handler.
+        return;
+    }
     let text = report.source.as_deref().unwrap_or_default();
     let index = LineIndex::new(text);
     let name = inert(&report.display).into_owned();

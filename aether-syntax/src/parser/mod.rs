@@ -64,18 +64,21 @@ pub fn parse(src: &str) -> Parsed {
     check_layout(&ast, &mut diags);
 
     // One syntax error per line: recovery can trip more than once over the same mistake,
-    // and a lexical error already explains the tokens around it.
-    let index = LineIndex::new(src);
-    let mut lines_with_errors: Vec<u32> = diags
-        .iter()
-        .map(|d| index.line_col(src, d.span().start).line)
-        .collect();
-    for rec in recovered {
-        let d = syntax_error(rec.error, src.len());
-        let line = index.line_col(src, d.span().start).line;
-        if !lines_with_errors.contains(&line) {
-            lines_with_errors.push(line);
-            diags.push(d);
+    // and a lexical error already explains the tokens around it. (The line index is
+    // built only for a file with syntax errors.)
+    if !recovered.is_empty() {
+        let index = LineIndex::new(src);
+        let mut lines_with_errors: Vec<u32> = diags
+            .iter()
+            .map(|d| index.line_col(src, d.span().start).line)
+            .collect();
+        for rec in recovered {
+            let d = syntax_error(rec.error, src.len());
+            let line = index.line_col(src, d.span().start).line;
+            if !lines_with_errors.contains(&line) {
+                lines_with_errors.push(line);
+                diags.push(d);
+            }
         }
     }
     sort_diagnostics(&mut diags);
