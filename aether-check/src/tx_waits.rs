@@ -27,11 +27,10 @@ pub(crate) fn check(script: &Script, registry: &Registry) -> Vec<Diagnostic> {
             _ => None,
         })
         .collect();
-    let waiting = waiting_actions(&actions, registry);
     let mut pass = TxPass {
         registry,
         actions: &actions,
-        waiting: &waiting,
+        waiting: None,
         depth: 0,
         started_inside: HashSet::new(),
         out: Vec::new(),
@@ -148,7 +147,9 @@ impl<'a> Visitor<'a> for Scan<'_, 'a> {
 struct TxPass<'r, 'a> {
     registry: &'r Registry,
     actions: &'r HashMap<&'a str, &'a Action>,
-    waiting: &'r HashMap<&'a str, Wait>,
+    /// The actions that can wait, worked out the first time a transaction calls an action
+    /// (most scripts have no transaction, and scanning every action's body is not free).
+    waiting: Option<HashMap<&'a str, Wait>>,
     /// Open `transaction:` blocks around the node being visited.
     depth: usize,
     /// Names a `parallel:` inside the open transaction declared: their work runs in the
@@ -210,27 +211,35 @@ impl<'a> Visitor<'a> for TxPass<'_, 'a> {
     }
 
     fn visit_expr(&mut self, expr: &'a Expr) {
-        if self.depth > 0 {
-            match callee(expr, self.actions, self.registry) {
-                Callee::Waiting(name) => self.wait(
-                    expr.span,
-                    &format!("a call of `{name}` inside a `transaction:` block"),
-                ),
-                Callee::Action(name) => {
-                    if let Some((at, what)) = self.waiting.get(name).cloned() {
-                        self.out.push(
-                            Diagnostic::new(
-                                &CALL_OF_WAITING_ACTION_IN_TRANSACTION,
-                                format!("`{name}` can wait, and it is called inside a `transaction:` block"),
-                            )
-                            .with_primary(expr.span, "the run fails here if the call waits")
-                            .with_secondary(at, format!("{what} waits"))
-                            .with_help("call it before or after the `transaction:` block"),
-                        );
-                    }
+        // An expression holds no statement, so none outside a transaction holds one.
+        if self.depth == 0 {
+            return;
+        }
+        match callee(expr, self.actions, self.registry) {
+            Callee::Waiting(name) => self.wait(
+                expr.span,
+                &format!("a call of `{name}` inside a `transaction:` block"),
+            ),
+            Callee::Action(name) => {
+                let (actions, registry) = (self.actions, self.registry);
+                let waiting = self
+                    .waiting
+                    .get_or_insert_with(|| waiting_actions(actions, registry));
+                if let Some((at, what)) = waiting.get(name).cloned() {
+                    self.out.push(
+                        Diagnostic::new(
+                            &CALL_OF_WAITING_ACTION_IN_TRANSACTION,
+                            format!(
+                                "`{name}` can wait, and it is called inside a `transaction:` block"
+                            ),
+                        )
+                        .with_primary(expr.span, "the run fails here if the call waits")
+                        .with_secondary(at, format!("{what} waits"))
+                        .with_help("call it before or after the `transaction:` block"),
+                    );
                 }
-                Callee::Other => {}
             }
+            Callee::Other => {}
         }
         walk_expr(self, expr);
     }
