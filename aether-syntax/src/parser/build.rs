@@ -13,6 +13,14 @@ pub(super) fn block(stmts: Vec<Stmt>) -> Block {
     Block { stmts, span }
 }
 
+/// A statement boxed for the parser's symbol stack (see `Items` in the grammar).
+pub(super) fn stmt(kind: StmtKind, l: usize, r: usize) -> Box<Stmt> {
+    Box::new(Stmt {
+        kind,
+        span: Span::new(l, r),
+    })
+}
+
 pub(super) fn binary(op: BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Expr {
     Expr::new(
         ExprKind::Binary {
