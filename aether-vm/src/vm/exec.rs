@@ -16,6 +16,9 @@ impl<'p, W: Write> Vm<'p, W> {
         let top = *f.frames.last().expect("a running fiber has a frame");
         let mut ip = top.ip;
         let mut base = top.base;
+        // The most frames this fiber may hold below a new call: a call with more open
+        // (counting the calls open in the fibers that started it) is over the depth limit.
+        let max_frames = self.config.budget.max_depth.saturating_sub(f.depth_base);
 
         // The instruction counter lives in a local while the loop runs; `save_ip!` (called
         // on every way out of the loop) writes it back with the frame's ip.
@@ -381,7 +384,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     f.stack.push(t);
                 }
                 Instr::CallAction { func, argc } => {
-                    if f.depth_base + f.frames.len() > self.config.budget.max_depth {
+                    if f.frames.len() > max_frames {
                         fail!(
                             ErrorClass::Runtime,
                             format!(
@@ -390,11 +393,15 @@ impl<'p, W: Write> Vm<'p, W> {
                             )
                         );
                     }
-                    save_ip!();
+                    // The caller's frame keeps where to come back to (and the call site,
+                    // for an error's trace); the steps are saved by the checks that leave.
+                    if let Some(caller) = f.frames.last_mut() {
+                        caller.ip = ip;
+                    }
                     let callee = &program.functions[func as usize];
                     base = f.stack.len() - argc as usize;
-                    for _ in argc..callee.n_locals {
-                        f.stack.push(Value::Null);
+                    if callee.n_locals > argc {
+                        f.stack.resize(base + callee.n_locals as usize, Value::Null);
                     }
                     ip = callee.entry as usize;
                     f.frames.push(Frame { func, ip, base });
@@ -594,14 +601,17 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Return => {
-                    let v = pop!();
-                    let frame = f.frames.pop().expect("a frame is running");
-                    truncate(&mut f.stack, frame.base);
+                    // The value moves to the frame's first slot, where the caller finds
+                    // it; the locals above it go without drop calls for scalars.
+                    let top = f.stack.len() - 1;
+                    f.stack.swap(base, top);
+                    truncate(&mut f.stack, base + 1);
+                    f.frames.pop();
                     let Some(caller) = f.frames.last() else {
+                        let v = pop!();
                         self.run.steps = steps;
                         return Exit::Done(v);
                     };
-                    f.stack.push(v);
                     ip = caller.ip;
                     base = caller.base;
                 }
