@@ -126,6 +126,9 @@ pub enum Instr {
     /// `ip = target`, a jump back to a `LocalConstTest` (a `while` loop's test), and that
     /// test at once: `Jump; LocalConstTest` fused (the budget is checked between the two)
     JumpBackTest(u32),
+    /// `[] -> ...`: `LoadLocal(slot); Return` fused (`return n`): leave the current action
+    /// with the value of local `slot`, moved rather than copied (the frame ends)
+    ReturnLocal(u16),
 }
 
 /// A compiled action (function 0 is the script's main body).
@@ -293,6 +296,16 @@ impl Program {
                 if back && test {
                     self.code[ip] = Instr::JumpBackTest(t);
                 }
+            }
+        }
+        self.fuse_returns(&original);
+    }
+
+    /// Fuse the call path's sequences (`return local`), as [`Program::fuse`] does.
+    fn fuse_returns(&mut self, original: &[Instr]) {
+        for (ip, pair) in original.windows(2).enumerate() {
+            if let [Instr::LoadLocal(slot), Instr::Return] = pair {
+                self.code[ip] = Instr::ReturnLocal(*slot);
             }
         }
     }

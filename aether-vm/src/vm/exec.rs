@@ -400,8 +400,8 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     let callee = &program.functions[func as usize];
                     base = f.stack.len() - argc as usize;
-                    if callee.n_locals > argc {
-                        f.stack.resize(base + callee.n_locals as usize, Value::Null);
+                    for _ in argc..callee.n_locals {
+                        f.stack.push(Value::Null);
                     }
                     ip = callee.entry as usize;
                     f.frames.push(Frame { func, ip, base });
@@ -895,6 +895,19 @@ impl<'p, W: Write> Vm<'p, W> {
                         kind: TimerKind::Backoff,
                     });
                     return Exit::Blocked;
+                }
+                Instr::ReturnLocal(slot) => {
+                    // `LoadLocal; Return` fused: the local moves to the frame's first slot.
+                    f.stack.swap(base, base + slot as usize);
+                    truncate(&mut f.stack, base + 1);
+                    f.frames.pop();
+                    let Some(caller) = f.frames.last() else {
+                        let v = pop!();
+                        self.run.steps = steps;
+                        return Exit::Done(v);
+                    };
+                    ip = caller.ip;
+                    base = caller.base;
                 }
             }
         }
