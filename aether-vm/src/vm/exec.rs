@@ -533,11 +533,16 @@ impl<'p, W: Write> Vm<'p, W> {
                             self.durable_now(&path).map_err(|he| (he.class, he.message))
                         }
                         Impl::Intrinsic(which) => {
-                            let args: Vec<Value> = f.stack[n..].to_vec();
                             save_ip!();
                             let span = program.span_at(index_u32(ip) - 1);
-                            self.call_intrinsic(f, which, &Args::new(decl, &args), span)
-                                .map_err(|m| (ErrorClass::Runtime, m))
+                            // The arguments stay where they are: the stack is lent out for
+                            // the call (an intrinsic reads the fiber's transactions, never
+                            // its stack), so no copy of them is made.
+                            let stack = std::mem::take(&mut f.stack);
+                            let r =
+                                self.call_intrinsic(f, which, &Args::new(decl, &stack[n..]), span);
+                            f.stack = stack;
+                            r.map_err(|m| (ErrorClass::Runtime, m))
                         }
                         Impl::Host(_) if !self.config.host_functions => {
                             fail!(
