@@ -1,4 +1,5 @@
-//! Criterion micro-benchmarks of the VM's hot paths: dispatch, local arithmetic, calls, map inserts.
+//! Criterion micro-benchmarks of the VM's hot paths: dispatch, local arithmetic, calls, map inserts,
+//! string building.
 //!
 //! Each benchmark compiles a small script once and times whole runs of it, so a
 //! regression in one path shows in review (`cargo bench -p aether-vm`). `cargo test` does
@@ -51,7 +52,18 @@ action main():
 main()
 ";
 
-// The three natives MAP_INSERT needs (the real ones live in aether-stdlib, above this
+/// String building: `str(int)` and concatenation onto a string held by one local (grown in
+/// place), as `bench/programs/strings.aether` does.
+const STR_CONCAT: &str = "goal: \"str concat\"
+action main():
+    let s = \"\"
+    for i in range(2_000):
+        s = s + str(i) + \",\"
+    return len(s)
+main()
+";
+
+// The three natives MAP_INSERT and STR_CONCAT need (the real ones live in aether-stdlib, above this
 // crate), as plain as the stdlib's.
 fn range(args: &Args<'_>) -> Result<Value, ValueError> {
     match args.get("stop")? {
@@ -67,6 +79,7 @@ fn str_(args: &Args<'_>) -> Result<Value, ValueError> {
 fn len(args: &Args<'_>) -> Result<Value, ValueError> {
     match args.get("x")? {
         Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+        Value::Str(s) => Ok(Value::Int(s.len() as i64)),
         other => Err(ValueError::new(format!("len() of {}", other.type_name()))),
     }
 }
@@ -104,6 +117,7 @@ fn vm_benches(c: &mut Criterion) {
     bench(c, "local_arithmetic", ARITHMETIC, &table);
     bench(c, "call", CALL, &table);
     bench(c, "map_insert", MAP_INSERT, &table);
+    bench(c, "str_concat", STR_CONCAT, &table);
 }
 
 criterion_group!(benches, vm_benches);

@@ -27,32 +27,54 @@ pub(crate) fn write_quoted(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The decimal digits of `m` (no sign), written at the end of `buf`: two digits per step
+/// from a table, without the formatting machinery (`str(n)` is a hot path).
+// The casts narrow `m % 100` (under 100) and `m` (under 10): nothing is lost.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) fn int_digits(buf: &mut [u8; 20], mut m: u64) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                2021222324252627282930313233343536373839\
+                                4041424344454647484950515253545556575859\
+                                6061626364656667686970717273747576777879\
+                                8081828384858687888990919293949596979899";
+    let mut i = buf.len();
+    while m >= 100 {
+        let pair = (m % 100) as usize * 2;
+        m /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if m >= 10 {
+        let pair = m as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + m as u8;
+    }
+    &buf[i..]
+}
+
+/// Appends ASCII `digits` (from [`int_digits`]) to `out`: one byte each, without the
+/// UTF-8 validation of a `&str` conversion (which costs more than the digits).
+pub(crate) fn push_digits(out: &mut String, digits: &[u8]) {
+    out.extend(digits.iter().map(|&b| char::from(b)));
+}
+
+/// An int in decimal.
+pub(crate) fn write_int(out: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    if n < 0 {
+        out.push('-');
+    }
+    push_digits(out, int_digits(&mut buf, n.unsigned_abs()));
+}
+
 /// A float as ECMAScript's `Number.prototype.toString` prints it, with `.0` appended
 /// when that text has neither a `.` nor an exponent: `3.0`, `0.30000000000000004`,
 /// `1e+21`, `1.5e-7`. Negative zero prints `0.0` (ECMAScript prints `0`).
 ///
 /// Infinite and NaN floats never reach display (operations refuse to produce them);
-/// An int in decimal, without the formatting machinery (`str(n)` is a hot path).
-pub(crate) fn write_int(out: &mut String, n: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.push('-');
-    }
-    for b in &buf[i..] {
-        out.push(*b as char);
-    }
-}
-
 /// if one does, it prints as ECMAScript spells it (`Infinity`, `-Infinity`, `NaN`).
 pub fn format_float(x: f64) -> String {
     let mut out = String::new();
@@ -172,5 +194,32 @@ pub(crate) fn write_duration(out: &mut String, ms: f64) {
             let _ = write!(out, ".{}", frac.trim_end_matches('0'));
         }
         out.push('s');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_print_as_rust_prints_them() {
+        let mut cases = vec![0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12_345, 100_000];
+        cases.extend([
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+            10_i64.pow(18),
+            10_i64.pow(18) - 1,
+        ]);
+        let negatives: Vec<i64> = cases.iter().map(|n| n.saturating_neg()).collect();
+        cases.extend(negatives);
+        for p in 0..19 {
+            cases.extend([10_i64.pow(p), 10_i64.pow(p) - 1, 10_i64.pow(p) + 7]);
+        }
+        for n in cases {
+            let mut out = String::from("x");
+            write_int(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 }

@@ -35,7 +35,7 @@ use indexmap::IndexMap;
 
 use crate::heap;
 pub use crate::text::{format_duration, format_float};
-use crate::text::{write_duration, write_float, write_int, write_quoted};
+use crate::text::{int_digits, push_digits, write_duration, write_float, write_int, write_quoted};
 
 /// The deepest nesting of lists and maps that a value may have where it is carried as JSON
 /// (stored in memory or the kernel's queues, sent to a plugin, emitted as an event): the
@@ -183,11 +183,20 @@ impl Map {
     /// Stores `value` under `key`. An existing key keeps its position and its old value
     /// is returned; a new key goes at the end.
     pub fn insert(&mut self, key: impl AsRef<str>, value: Value) -> Option<Value> {
+        use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
+        use std::hash::BuildHasher;
         let key = key.as_ref();
-        match self.entries.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, value)),
-            None => {
-                self.entries.insert(Rc::from(key), value);
+        // One hash and one probe, whether the key is new or not (an `Rc<str>` hashes as
+        // its `str`).
+        let hash = self.entries.hasher().hash_one(key);
+        match self
+            .entries
+            .raw_entry_mut_v1()
+            .from_key_hashed_nocheck(hash, key)
+        {
+            RawEntryMut::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), value)),
+            RawEntryMut::Vacant(slot) => {
+                slot.insert_hashed_nocheck(hash, Rc::from(key), value);
                 None
             }
         }
@@ -557,8 +566,13 @@ impl Value {
         match self {
             Value::Str(s) => s.to_string(),
             Value::Int(n) => {
-                let mut out = String::with_capacity(20);
-                write_int(&mut out, *n);
+                let mut buf = [0u8; 20];
+                let digits = int_digits(&mut buf, n.unsigned_abs());
+                let mut out = String::with_capacity(digits.len() + 1);
+                if *n < 0 {
+                    out.push('-');
+                }
+                push_digits(&mut out, digits);
                 out
             }
             _ => self.repr(),
@@ -1577,6 +1591,21 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(Value::from(lit).display(), r#"{"x": 3, "y": 2}"#);
+        // Inserted keys are found by lookups (one hash of the `str` for both), across
+        // the map's growths, and a second insert replaces without adding.
+        let mut big = Map::new();
+        for i in 0..2000 {
+            assert_eq!(big.insert(format!("k{i}"), Value::Int(i)), None);
+        }
+        for i in 0..2000 {
+            assert_eq!(big.get(&format!("k{i}")), Some(&Value::Int(i)));
+            assert_eq!(
+                big.insert(format!("k{i}"), Value::Null),
+                Some(Value::Int(i))
+            );
+        }
+        assert_eq!(big.len(), 2000);
+        assert_eq!(big.keys().nth(1999).map(|k| &**k), Some("k1999"));
     }
 
     /// Lexes a canonical duration (with its optional leading `-`) back to milliseconds.

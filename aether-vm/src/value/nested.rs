@@ -89,8 +89,15 @@ fn shallow_eq<'a>(a: &'a Value, b: &'a Value, todo: &mut Vec<(&'a Value, &'a Val
 impl Drop for Value {
     #[inline]
     fn drop(&mut self) {
-        // Scalars and strings (the hot path) leave at once.
-        if self.is_collection() {
+        // Scalars, strings and collections someone else still holds (a list read from a
+        // local, a map passed to a native: the hot paths) leave at once: only the last
+        // holder frees the nested values.
+        let last = match self {
+            Value::List(rc) => Rc::strong_count(rc) == 1,
+            Value::Map(rc) => Rc::strong_count(rc) == 1,
+            _ => false,
+        };
+        if last {
             drop_nested(self);
         }
     }
