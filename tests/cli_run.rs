@@ -2005,3 +2005,54 @@ workflow w:
     assert_eq!(tx[0]["outcome"], "rollback");
     assert_eq!(tx[0]["events_dropped"], 1);
 }
+
+#[test]
+fn run_parses_its_arguments_alone_yet_help_version_and_usage_errors_are_the_full_parsers() {
+    // `aether run` parses with its own arguments first (start-up): what the full command
+    // line prints must not change. The run's own parser has no `about` and no version.
+    let script = Script::new("goal: \"hi\"\nprint(\"hello\")\n");
+    let res = script.run(&[]);
+    assert_eq!(
+        (res.code, res.stdout.as_str()),
+        (0, "hello\n"),
+        "{}",
+        res.stderr
+    );
+    let plain = |args: &[&str]| {
+        let mut cmd = aether(script.path());
+        cmd.args(args);
+        finish(cmd)
+    };
+    let help = plain(&["run", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(
+        help.stdout
+            .starts_with("Check a script, then run it (workflows, budgets, events, on_error)\n\nUsage: aether run [OPTIONS] <FILE>\n"),
+        "{}",
+        help.stdout
+    );
+    for flag in ["--version", "-V"] {
+        let version = plain(&["run", flag]);
+        assert_eq!(version.code, 0, "{flag}");
+        assert_eq!(
+            version.stdout,
+            format!("aether-run {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    let missing = plain(&["run"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("Usage: aether run <FILE>"),
+        "{}",
+        missing.stderr
+    );
+    let bogus = plain(&["run", FILE, "--bogus"]);
+    assert_eq!(bogus.code, 2);
+    assert!(
+        bogus.stderr.contains("unexpected argument '--bogus'")
+            && bogus.stderr.contains("Usage: aether run <FILE>"),
+        "{}",
+        bogus.stderr
+    );
+}

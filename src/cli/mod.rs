@@ -120,6 +120,15 @@ fn args_asked_for_error_code(args: &[std::ffi::OsString]) -> bool {
 
 /// Run the CLI and return the process exit status.
 pub(crate) fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    // `aether run` is parsed with its own arguments alone when they parse: clap builds the
+    // whole command line (every subcommand's arguments) first, a quarter of a hello-world
+    // run's start-up. Help, `--version` and usage errors go through the full parser below,
+    // so what they print does not change.
+    if args.get(1).is_some_and(|a| a == "run") {
+        if let Some(run_args) = run::parse_alone(&args[1..]) {
+            return stdio::finish(run::run(run_args));
+        }
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -85,6 +85,14 @@ struct RunOnly {
     run: RunArgs,
 }
 
+/// The arguments of `run WORDS...` (the first word is the subcommand's name), or `None`
+/// when they do not parse (the full command line then reports it, or prints the help).
+pub(crate) fn parse_alone(words: &[std::ffi::OsString]) -> Option<RunArgs> {
+    <RunOnly as clap::Parser>::try_parse_from(words)
+        .ok()
+        .map(|r| r.run)
+}
+
 pub(crate) fn run_words(words: Vec<String>) -> i32 {
     match <RunOnly as clap::Parser>::try_parse_from(words) {
         Ok(r) => run(r.run),
