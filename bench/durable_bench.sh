@@ -4,6 +4,8 @@
 #                                 transaction: exactly once)
 #   bench/durable/plugins.aether  100 plugin calls (intent committed with synchronous=FULL
 #                                 before the call, outcome after: at most once)
+#   bench/durable/reads.aether    2,000 memory.count calls (each result journaled with an
+#                                 ordinary commit, replayed on resume)
 # Prints, per workflow, the p50 run times, the journal overhead per effect at p50 and p95
 # (difference of the run-time quantiles over the number of effects) and durable effects/s.
 #
@@ -50,3 +52,4 @@ bench() { # NAME FILE EFFECTS
 
 bench stores stores.aether 2000
 bench plugins plugins.aether 100
+bench reads reads.aether 2000

@@ -226,7 +226,10 @@ fn a_detached_run_waits_outside_any_process_until_resume_due() {
     assert_eq!(left.code, 0, "{}", left.stderr);
     assert!(left.stderr.contains("is waiting"), "{}", left.stderr);
     assert_eq!(d.status("dt")["status"], "waiting");
-    assert_eq!(d.status("dt")["waiting_for"], "approve");
+    assert_eq!(
+        d.status("dt")["waiting_for"],
+        serde_json::json!(["approve"])
+    );
     let shown = d.aether(&["runs", "show", "dt"]);
     assert!(
         shown.stdout.contains("waits    for signal `approve`"),
@@ -349,4 +352,146 @@ fn a_waiting_run_past_its_wake_time_is_stuck() {
     let resumed = d.aether(&["runs", "resume", "--due"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(d.aether(&["runs", "stuck", "--json"]).stdout, "[]\n");
+}
+
+/// Two fibers wait on different signals, each with a deadline an hour away (so a resumed
+/// run leaves the process again by itself).
+const TWO_WAITS: &str = "action w(name):\n    return wait_signal(name, timeout=1h)\nparallel:\n    a: w(\"approve\")\n    b: w(\"rollback\")\nawait a, b\nprint(a, b)\n";
+
+#[test]
+fn a_waiting_run_records_every_awaited_signal_and_any_of_them_makes_it_due() {
+    let d = Dir::new();
+    d.script(TWO_WAITS);
+    let left = d.aether(&[
+        "run",
+        "w.aether",
+        "--id",
+        "two",
+        "--detach-waits",
+        "--json-status",
+    ]);
+    assert_eq!(left.code, 0, "parked, not failed: {}", left.stderr);
+    assert!(
+        left.stderr
+            .contains("waits for signals `approve`, `rollback`"),
+        "{}",
+        left.stderr
+    );
+    // The status line tells a parked run from a finished one.
+    let line: serde_json::Value =
+        serde_json::from_str(left.stdout.trim()).expect("a JSON status line");
+    assert_eq!(line["ok"], true, "{line}");
+    assert_eq!(line["run_id"], "two", "{line}");
+    assert_eq!(line["status"], "waiting", "{line}");
+    assert_eq!(
+        line["waiting_for"],
+        serde_json::json!(["approve", "rollback"]),
+        "{line}"
+    );
+    assert!(
+        line["wake_at"].is_f64(),
+        "the deadlines an hour away: {line}"
+    );
+    let shown = d.status("two");
+    assert_eq!(
+        shown["waiting_for"],
+        serde_json::json!(["approve", "rollback"])
+    );
+    let text = d.aether(&["runs", "show", "two"]).stdout;
+    assert!(
+        text.contains("waits    for signal `approve`")
+            && text.contains("waits    for signal `rollback`"),
+        "{text}"
+    );
+    let listed = d.aether(&["runs", "list"]).stdout;
+    assert!(
+        listed.contains("waits for signals `approve`, `rollback`"),
+        "{listed}"
+    );
+    let listed = d.aether(&["runs", "list", "--json"]).stdout;
+    assert!(
+        listed.contains(r#""waiting_for":["approve","rollback"]"#),
+        "{listed}"
+    );
+    assert_eq!(d.aether(&["runs", "stuck", "--json"]).stdout, "[]\n");
+    // The second signal alone makes it due (before, only the last wait's name was kept).
+    assert_eq!(
+        d.aether(&["runs", "signal", "two", "rollback", "--data", "2"])
+            .code,
+        0
+    );
+    let stuck = d.aether(&["runs", "stuck"]).stdout;
+    assert!(
+        stuck.contains("signal `rollback` it waits for arrived"),
+        "{stuck}"
+    );
+    let first = d.aether(&["runs", "resume", "--due"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("resumed 1 run(s)"),
+        "{}",
+        first.stderr
+    );
+    // It took `rollback` and waits for `approve` only, out of the process again.
+    let shown = d.status("two");
+    assert_eq!(shown["status"], "waiting", "{shown}");
+    assert_eq!(
+        shown["waiting_for"],
+        serde_json::json!(["approve"]),
+        "{shown}"
+    );
+    assert_eq!(
+        d.aether(&["runs", "signal", "two", "approve", "--data", "1"])
+            .code,
+        0
+    );
+    let second = d.aether(&["runs", "resume", "--due"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.stdout, "1 2\n");
+    let done = d.status("two");
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["waiting_for"], serde_json::json!([]));
+}
+
+#[test]
+fn the_status_line_of_a_finished_durable_run_says_so() {
+    let d = Dir::new();
+    d.script("print(1)\n");
+    let out = d.aether(&["run", "w.aether", "--id", "fin", "--json-status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("status line")).expect("json");
+    assert_eq!(line["status"], "succeeded", "{line}");
+    assert!(line.get("waiting_for").is_none(), "{line}");
+}
+
+#[test]
+fn a_read_is_replayed_from_the_journal_after_memory_changed() {
+    let d = Dir::new();
+    // The count read before the crash decides the branch: a replay that read memory afresh
+    // would see the record stored meanwhile and take the other one.
+    d.script("let n = memory.count(tags=[\"x\"])\nprint(run_plugin(\"ledger\", \"a\", 0))\nsleep 3s\nif n == 0:\n    print(\"first\")\nelse:\n    print(\"again\")\nprint(n)\n");
+    d.kill_at("rd", 1, Duration::from_millis(500));
+    std::fs::write(
+        d.path().join("other.aether"),
+        format!(
+            "{}memory.store(\"meanwhile\", tags=[\"x\"])\n",
+            durable_support::HEAD
+        ),
+    )
+    .expect("script");
+    let other = d.aether(&["run", "other.aether"]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let out = d.aether(&["runs", "resume", "rd"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "did a\nfirst\n0\n",
+        "the recorded count, not today's 1"
+    );
+    let journal = d.aether(&["runs", "show", "rd", "--journal"]).stdout;
+    assert!(
+        journal.contains("0#1 outcome  memory.count {\"ok\":0}"),
+        "{journal}"
+    );
+    assert_eq!(d.ledger(), "a\n");
 }

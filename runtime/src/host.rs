@@ -252,7 +252,7 @@ impl RuntimeHost {
 
     /// A host call's error: one that found the state database busy names who holds it
     /// (see [`crate::busy`]).
-    fn name_busy(&self, e: HostError) -> HostError {
+    pub(crate) fn name_busy(&self, e: HostError) -> HostError {
         if e.message.starts_with(crate::busy::BUSY) && !self.config.throwaway {
             return crate::busy::error(&self.config.state_dir);
         }
@@ -338,6 +338,14 @@ impl Host for RuntimeHost {
             let name = decl.qualified_name();
             let bound = Args::new(decl, &args);
             return self.journaled_call(&name, func, &bound, &args, cx);
+        }
+        if self.journal.is_some() {
+            if let HostFn::Sync(f) = func {
+                // A read: its result is journaled too, so a replay sees what this run saw.
+                let name = decl.qualified_name();
+                let bound = Args::new(decl, &args);
+                return self.journaled_read(&name, *f, &bound, &args, cx);
+            }
         }
         let args = Args::new(decl, &args);
         match func {

@@ -141,6 +141,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE durable_runs ADD COLUMN waiting_for TEXT; -- the signal a wait needs
     ALTER TABLE durable_runs ADD COLUMN wake_at REAL;     -- unix seconds: when the wait ends
     "#,
+    // 6: every signal a durable run waits for, one row per waiting `wait_signal` (several
+    // fibers can wait on different signals); `durable_runs.waiting_for` is no longer written.
+    r#"
+    CREATE TABLE run_waits (
+        run_id      TEXT NOT NULL REFERENCES durable_runs(id) ON DELETE CASCADE,
+        fiber       TEXT NOT NULL,        -- the journal key of the wait's result
+        seq         INTEGER NOT NULL,
+        name        TEXT NOT NULL,        -- the signal it waits for
+        deadline    REAL,                 -- unix seconds: when the wait times out
+        PRIMARY KEY (run_id, fiber, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX run_waits_name ON run_waits(run_id, name);
+    INSERT INTO run_waits (run_id, fiber, seq, name, deadline)
+        SELECT id, '', 0, waiting_for, NULL FROM durable_runs WHERE waiting_for IS NOT NULL;
+    UPDATE durable_runs SET waiting_for = NULL;
+    "#,
 ];
 
 impl Scratch {

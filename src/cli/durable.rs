@@ -82,13 +82,11 @@ pub(crate) fn attach(
     if durable::FINISHED.contains(&row.status.as_str()) {
         return Err(report_finished(&row));
     }
-    // A corrupted journal is refused before the run is claimed, so the database stays as it was.
-    if let Err(e) = durable::Journal::load(&st, &id) {
-        errln!("error: {e}");
-        return Err(1);
-    }
-    match durable::claim(&st, &id, allow_changed.then_some(sha.as_str())) {
-        Ok(_) => {
+    // A corrupted journal is refused before the run is claimed (in the claim's transaction),
+    // so the database stays as it was; the journal read there is the one the replay uses.
+    match durable::claim_loaded(&st, &id, allow_changed.then_some(sha.as_str())) {
+        Ok((_, journal)) => {
+            LOADED.with(|l| *l.borrow_mut() = Some(journal));
             errln!("durable run: {id} (resuming)");
             Ok(id)
         }
@@ -107,6 +105,23 @@ pub(crate) fn attach(
     }
 }
 
+thread_local! {
+    /// The journal `attach` read while claiming a run, for `execute` to replay: read once.
+    static LOADED: std::cell::RefCell<Option<durable::Journal>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The journal of run `id` for its replay: the one `attach` read when it claimed the run,
+/// else (a run it created) read now.
+pub(crate) fn journal_of(
+    st: &State,
+    id: &str,
+) -> Result<durable::Journal, aether_runtime::state::StateError> {
+    match LOADED.with(|l| l.borrow_mut().take()) {
+        Some(j) if j.run_id == id => Ok(j),
+        _ => durable::Journal::load(st, id),
+    }
+}
+
 /// Record how the durable run `id` ended.
 pub(crate) fn record_end(
     host: &mut aether_runtime::RuntimeHost,
@@ -117,7 +132,13 @@ pub(crate) fn record_end(
 ) {
     let journal = host.take_journal();
     if journal.as_ref().is_some_and(|j| j.detached) {
-        errln!("run `{id}` is waiting (status `waiting`): `aether runs resume --due` or `aether worker` continues it when its timer is due or its signal arrives");
+        let waits = host
+            .state_db()
+            .ok()
+            .and_then(|st| durable::find(st, id).ok().flatten())
+            .map(|row| super::runs::waits_text(&row).replacen("  ", " ", 1))
+            .unwrap_or_default();
+        errln!("run `{id}` is waiting (status `waiting`){waits}: `aether runs resume --due` or `aether worker` continues it when its timer is due or its signal arrives");
         return;
     }
     let needs_attention = journal.is_some_and(|j| j.needs_attention);
@@ -142,6 +163,13 @@ pub(crate) fn record_end(
         }
         Err(e) => errln!("error: cannot record the end of run `{id}`: {e}"),
     }
+}
+
+/// The row of durable run `id` once this process is done with it (its status: finished,
+/// `waiting`, `needs_attention`), for the `--json-status` line; `None` if it cannot be read.
+pub(crate) fn row_after(dir: &Path, id: &str) -> Option<RunRow> {
+    let st = State::open(dir).ok()?;
+    durable::find(&st, id).ok().flatten()
 }
 
 /// The state database of `runs` subcommands: a missing one is exit 2 (nothing to look at).

@@ -461,6 +461,18 @@ fn finish_with(args: &RunArgs, report: &FileReport, run_id: Option<&str>) -> i32
         let mut line = output::status_line(report, &output::timestamp());
         if let (Some(id), Ok(Json::Object(mut m))) = (run_id, serde_json::from_str(&line)) {
             m.insert("run_id".into(), json!(id));
+            // The run's status tells a finished run from one that left to wait (exit 0 both).
+            let dir = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".aetherra"));
+            if let Some(row) = super::durable::row_after(&dir, id) {
+                m.insert("status".into(), json!(row.status));
+                if row.status == "waiting" {
+                    m.insert("waiting_for".into(), json!(row.waiting_for));
+                    m.insert("wake_at".into(), json!(row.wake_at));
+                }
+            }
             line = Json::Object(m).to_string();
         }
         outln!("{line}");
@@ -674,7 +686,7 @@ pub(crate) fn execute<W: Write>(
     if let Some(id) = exec.run_id {
         let journal = host
             .state_db()
-            .and_then(|st| aether_runtime::durable::Journal::load(st, id).map_err(|e| e.0));
+            .and_then(|st| super::durable::journal_of(st, id).map_err(|e| e.0));
         match journal {
             Ok(mut j) => {
                 let after = aether_runtime::durable::DETACH_AFTER_SECS;

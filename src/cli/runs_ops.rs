@@ -152,7 +152,8 @@ pub(crate) fn command(cmd: OpsCommand, dir: &Path) -> Result<i32, i32> {
                 outln!("{}", Json::Array(all));
             } else {
                 for (r, why) in &rows {
-                    outln!("{}  {}  {}  {why}", r.id, r.updated_at, r.file);
+                    let waits = super::runs::waits_text(r);
+                    outln!("{}  {}  {}  {why}{waits}", r.id, r.updated_at, r.file);
                 }
             }
             Ok(0)

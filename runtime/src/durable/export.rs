@@ -152,7 +152,7 @@ mod tests {
             result: None,
             created_at: "t0".into(),
             updated_at: "t1".into(),
-            waiting_for: None,
+            waiting_for: Vec::new(),
             wake_at: None,
         };
         let e = |seq| Entry {

@@ -39,8 +39,9 @@ pub struct RunRow {
     pub result: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    /// A `waiting` run: the signal it waits for, if any.
-    pub waiting_for: Option<String>,
+    /// The signals the run's fibers wait for (`wait_signal`), each name once, in the order
+    /// of their waits: recorded while it runs, kept while it is `waiting`.
+    pub waiting_for: Vec<String>,
     /// A `waiting` run: when its timer is due (unix seconds), if it waits on one.
     pub wake_at: Option<f64>,
 }
@@ -152,18 +153,46 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         result: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
-        waiting_for: r.get(11)?,
-        wake_at: r.get(12)?,
+        waiting_for: Vec::new(),
+        wake_at: r.get(11)?,
     })
 }
 
 const ROW_COLUMNS: &str = "id, file, script_sha256, args, status, owner_host, owner_pid, \
-     lease_until, result, created_at, updated_at, waiting_for, wake_at";
+     lease_until, result, created_at, updated_at, wake_at";
+
+/// Fill in `waiting_for` of `rows` from the `run_waits` table.
+fn with_waits(st: &State, mut rows: Vec<RunRow>) -> Result<Vec<RunRow>, StateError> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let one = rows.len() == 1;
+    let mut stmt = st.conn.prepare_cached(
+        "SELECT run_id, name FROM run_waits WHERE ?1 IS NULL OR run_id = ?1 \
+         ORDER BY run_id, fiber, seq",
+    )?;
+    let only = one.then(|| rows[0].id.clone());
+    let mut waits: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for w in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (id, name) = w?;
+        let names = waits.entry(id).or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for row in &mut rows {
+        if let Some(names) = waits.remove(&row.id) {
+            row.waiting_for = names;
+        }
+    }
+    Ok(rows)
+}
 
 /// The row of run `id`.
 pub fn find(st: &State, id: &str) -> Result<Option<RunRow>, StateError> {
     let sql = format!("SELECT {ROW_COLUMNS} FROM durable_runs WHERE id = ?1");
-    Ok(st.conn.query_row(&sql, [id], read_row).optional()?)
+    let row = st.conn.query_row(&sql, [id], read_row).optional()?;
+    Ok(with_waits(st, row.into_iter().collect())?.pop())
 }
 
 /// Runs, newest first, optionally of one status.
@@ -174,7 +203,7 @@ pub fn list(st: &State, status: Option<&str>) -> Result<Vec<RunRow>, StateError>
     );
     let mut stmt = st.conn.prepare(&sql)?;
     let rows = stmt.query_map([status], read_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    with_waits(st, rows.collect::<Result<_, _>>()?)
 }
 
 /// The journal of run `id` in key order.
@@ -251,6 +280,20 @@ pub fn claim(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimErr
     immediate(st, || claim_in_tx(st, id, sha))
 }
 
+/// [`claim`], reading the run's journal for its replay in the same transaction: a corrupted
+/// journal is refused (`ClaimError::State`) before anything is written, so the database is
+/// unchanged, and the journal is read once, consistent with the claim.
+pub fn claim_loaded(
+    st: &State,
+    id: &str,
+    sha: Option<&str>,
+) -> Result<(RunRow, Journal), ClaimError> {
+    immediate(st, || {
+        let journal = Journal::load(st, id)?;
+        Ok((claim_in_tx(st, id, sha)?, journal))
+    })
+}
+
 /// Run `f` in one `BEGIN IMMEDIATE` transaction (one writer at a time): committed when it
 /// returns `Ok`, rolled back when it returns `Err`.
 pub(crate) fn immediate<T, E: From<rusqlite::Error>>(
@@ -275,7 +318,7 @@ fn claim_in_tx(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimE
     }
     st.conn.execute(
         "UPDATE durable_runs SET status = 'running', owner_host = ?2, owner_pid = ?3, \
-         owner_start = ?4, lease_until = ?5, updated_at = ?6, \
+         owner_start = ?4, lease_until = ?5, updated_at = ?6, wake_at = NULL, \
          script_sha256 = coalesce(?7, script_sha256) WHERE id = ?1",
         params![
             id,
@@ -287,6 +330,9 @@ fn claim_in_tx(st: &State, id: &str, sha: Option<&str>) -> Result<RunRow, ClaimE
             sha
         ],
     )?;
+    // The replay starts from the top: each wait still open records itself again.
+    st.conn
+        .execute("DELETE FROM run_waits WHERE run_id = ?1", [id])?;
     Ok(row)
 }
 
@@ -312,6 +358,8 @@ pub fn finish(st: &State, id: &str, status: &str, result: &Json) -> Result<(), S
          owner_start = NULL, lease_until = NULL, updated_at = ?4 WHERE id = ?1",
         params![id, status, result.to_string(), now_text()],
     )?;
+    st.conn
+        .execute("DELETE FROM run_waits WHERE run_id = ?1", [id])?;
     Ok(())
 }
 
@@ -332,6 +380,7 @@ pub fn cancel(st: &State, id: &str) -> Result<bool, ClaimError> {
 mod export;
 mod journal;
 mod ops;
+mod reads;
 mod resolve;
 pub mod signals;
 mod timers;

@@ -1,7 +1,7 @@
 //! Operator views of durable runs: stuck runs, pruning finished runs with their journals,
 //! and the counts `aether status` reports (docs/durable.md, "Operating runs").
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value as Json};
 
 use super::{immediate, list, live_owner, RunRow, FINISHED};
@@ -63,13 +63,33 @@ pub fn stuck(st: &State, older_than: Option<f64>) -> Result<Vec<(RunRow, String)
                     "waiting: its wake time passed {late:.0}s ago and no worker has resumed it \
                      (see `aether runs resume --due` or `aether worker`)"
                 ),
-                None => continue,
+                None => match arrived(st, &row.id)? {
+                    Some(name) => format!(
+                        "waiting: signal `{name}` it waits for arrived and no worker has resumed \
+                         it (see `aether runs resume --due` or `aether worker`)"
+                    ),
+                    None => continue,
+                },
             },
             _ => continue,
         };
         out.push((row, reason));
     }
     Ok(out)
+}
+
+/// A signal that run `id` waits for and that is in its mailbox, if any.
+fn arrived(st: &State, id: &str) -> Result<Option<String>, StateError> {
+    Ok(st
+        .conn
+        .query_row(
+            "SELECT s.name FROM run_waits w JOIN signals s ON s.run_id = w.run_id \
+             AND s.name = w.name WHERE w.run_id = ?1 AND s.consumed_at IS NULL \
+             ORDER BY s.id LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// How many seconds ago a waiting run's wake time passed; `None` when it has none or it is

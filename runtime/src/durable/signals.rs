@@ -177,8 +177,8 @@ impl Wait {
         )
         .map_err(journal_error)?;
         conn.execute(
-            "UPDATE durable_runs SET waiting_for = NULL, wake_at = NULL WHERE id = ?1",
-            [&self.run_id],
+            "DELETE FROM run_waits WHERE run_id = ?1 AND fiber = ?2 AND seq = ?3",
+            params![self.run_id, self.fiber, self.seq],
         )
         .map_err(journal_error)?;
         Ok(Some(result))
@@ -274,10 +274,12 @@ fn start_wait(
             digest,
             deadline,
         };
+        // What the run waits for, beside the other fibers' waits (`runs show`, `--due`).
         st.conn
             .execute(
-                "UPDATE durable_runs SET waiting_for = ?2, wake_at = ?3 WHERE id = ?1",
-                params![wait.run_id, wait.name, wait.deadline],
+                "INSERT OR REPLACE INTO run_waits (run_id, fiber, seq, name, deadline) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![wait.run_id, wait.fiber, wait.seq, wait.name, wait.deadline],
             )
             .map_err(journal_error)?;
         if let Some(r) = wait.settle(&st.conn)? {

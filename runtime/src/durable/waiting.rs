@@ -35,11 +35,11 @@ impl RuntimeHost {
         if !st.conn.is_autocommit() {
             return false;
         }
-        // A signal wait's own deadline is on the row already: the run wakes at the earlier.
+        // The signal waits' own deadlines: the run wakes at the earliest.
         let signal_wake: Option<f64> = st
             .conn
             .query_row(
-                "SELECT wake_at FROM durable_runs WHERE id = ?1",
+                "SELECT min(deadline) FROM run_waits WHERE run_id = ?1",
                 [&id],
                 |r| r.get(0),
             )
@@ -85,8 +85,9 @@ pub fn due(st: &State) -> Result<Vec<String>, StateError> {
     ids(
         st,
         "SELECT id FROM durable_runs r WHERE status = 'waiting' AND ((wake_at IS NOT NULL \
-         AND wake_at <= ?1) OR EXISTS (SELECT 1 FROM signals s WHERE s.run_id = r.id \
-         AND s.name = r.waiting_for AND s.consumed_at IS NULL)) ORDER BY created_at, id",
+         AND wake_at <= ?1) OR EXISTS (SELECT 1 FROM run_waits w JOIN signals s \
+         ON s.run_id = w.run_id AND s.name = w.name WHERE w.run_id = r.id \
+         AND s.consumed_at IS NULL)) ORDER BY created_at, id",
     )
 }
 
@@ -100,7 +101,7 @@ pub fn interrupted(st: &State) -> Result<Vec<String>, StateError> {
     let mut stmt = st.conn.prepare(&sql)?;
     let rows = stmt.query_map([], |r| {
         let row = super::read_row(r)?;
-        let start: Option<String> = r.get(11)?;
+        let start: Option<String> = r.get(12)?;
         Ok((row, start))
     })?;
     let mut out = Vec::new();
