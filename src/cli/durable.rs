@@ -136,7 +136,7 @@ pub(crate) fn record_end(
             .state_db()
             .ok()
             .and_then(|st| durable::find(st, id).ok().flatten())
-            .map(|row| super::runs::waits_text(&row).replacen("  ", " ", 1))
+            .map(|row| waits_text(&row).replacen("  ", " ", 1))
             .unwrap_or_default();
         errln!("run `{id}` is waiting (status `waiting`){waits}: `aether runs resume --due` or `aether worker` continues it when its timer is due or its signal arrives");
         return;
@@ -162,6 +162,25 @@ pub(crate) fn record_end(
             }
         }
         Err(e) => errln!("error: cannot record the end of run `{id}`: {e}"),
+    }
+}
+
+/// What a run waits for, for one-line listings: `  (waits for signal `a`, `b`; wakes T)`,
+/// or nothing when it waits for nothing.
+pub(crate) fn waits_text(r: &RunRow) -> String {
+    let mut parts = Vec::new();
+    if !r.waiting_for.is_empty() {
+        let names: Vec<String> = r.waiting_for.iter().map(|n| format!("`{n}`")).collect();
+        let s = if names.len() == 1 { "" } else { "s" };
+        parts.push(format!("waits for signal{s} {}", names.join(", ")));
+    }
+    if let Some(at) = r.wake_at {
+        parts.push(format!("wakes {}", durable::unix_text(at)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", parts.join("; "))
     }
 }
 

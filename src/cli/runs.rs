@@ -80,25 +80,6 @@ fn state_error(e: aether_runtime::state::StateError) -> i32 {
     1
 }
 
-/// What a run waits for, for one-line listings: `  (waits for signal `a`, `b`; wakes T)`,
-/// or nothing when it waits for nothing.
-pub(crate) fn waits_text(r: &RunRow) -> String {
-    let mut parts = Vec::new();
-    if !r.waiting_for.is_empty() {
-        let names: Vec<String> = r.waiting_for.iter().map(|n| format!("`{n}`")).collect();
-        let s = if names.len() == 1 { "" } else { "s" };
-        parts.push(format!("waits for signal{s} {}", names.join(", ")));
-    }
-    if let Some(at) = r.wake_at {
-        parts.push(format!("wakes {}", durable::unix_text(at)));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("  ({})", parts.join("; "))
-    }
-}
-
 /// Replay run `row` in this process (`aether run FILE --id ID` with its recorded args).
 fn resume(row: &RunRow, dir: &Path, allow_changed: bool, json_status: bool) -> i32 {
     let mut words = vec![
@@ -182,7 +163,7 @@ fn command(cmd: RunsCommand, dir: &Path) -> Result<i32, i32> {
                         r.status,
                         r.updated_at,
                         r.file,
-                        waits_text(r)
+                        super::durable::waits_text(r)
                     );
                 }
             }

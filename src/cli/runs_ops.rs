@@ -152,7 +152,7 @@ pub(crate) fn command(cmd: OpsCommand, dir: &Path) -> Result<i32, i32> {
                 outln!("{}", Json::Array(all));
             } else {
                 for (r, why) in &rows {
-                    let waits = super::runs::waits_text(r);
+                    let waits = super::durable::waits_text(r);
                     outln!("{}  {}  {}  {why}{waits}", r.id, r.updated_at, r.file);
                 }
             }
