@@ -495,3 +495,20 @@ fn a_read_is_replayed_from_the_journal_after_memory_changed() {
     );
     assert_eq!(d.ledger(), "a\n");
 }
+
+#[test]
+fn a_transaction_rolled_back_in_a_retried_step_replays_as_it_ran() {
+    let d = Dir::new();
+    // Attempt 1's block stores, reads the clock and rolls back (too early); attempt 2, after
+    // the 1 s backoff, commits. Killed during `nap`, the resumed run replays attempt 1's
+    // rollback from the journal (the same clock, the same failure) and attempt 2's commit.
+    d.script("action tx(t0):\n    transaction:\n        memory.store(\"t\", tags=[\"y\"])\n        assert now() - t0 > 0.5, \"too early\"\n    return 1\naction nap():\n    sleep 3s\n    print(memory.count(tags=[\"y\"]))\n    return 2\nlet t0 = now()\nprint(run_plugin(\"ledger\", \"a\", 0))\nworkflow w:\n    steps:\n        - tx(t0) as r retry=1 backoff=1s\n        - nap as z\n");
+    d.kill_at("txr", 1, Duration::from_millis(2000));
+    let out = d.aether(&["runs", "resume", "txr"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "did a\n1\n", "the store is in memory once");
+    assert_eq!(d.status("txr")["status"], "succeeded");
+    assert_eq!(d.ledger(), "a\n");
+    let journal = d.aether(&["runs", "show", "txr", "--journal"]).stdout;
+    assert!(journal.contains("backoff"), "{journal}");
+}

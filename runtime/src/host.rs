@@ -376,6 +376,7 @@ impl Host for RuntimeHost {
             crate::busy::claim(&self.config.state_dir);
         }
         self.depth += 1;
+        self.journal_tx_begun();
         Ok(())
     }
 
@@ -397,12 +398,19 @@ impl Host for RuntimeHost {
             )
         };
         if let Err(e) = st.conn.execute_batch(&commit) {
-            let _ = st.conn.execute_batch(&undo);
+            if let Err(lost) = self.roll_back_keeping_journal(&undo) {
+                note_lost(
+                    &mut self.lost_writes,
+                    "the journal of a rolled-back block",
+                    lost,
+                );
+            }
             return Err(HostError::new(
                 ErrorClass::Runtime,
                 format!("the transaction could not commit and was rolled back: {e}"),
             ));
         }
+        self.journal_tx_committed();
         self.after_transaction();
         Ok(())
     }
@@ -415,13 +423,18 @@ impl Host for RuntimeHost {
         if depth == 0 && !self.config.throwaway {
             crate::busy::release(&self.config.state_dir);
         }
-        if let Some(st) = &self.state {
-            let undo = if depth == 0 {
-                "ROLLBACK".to_string()
-            } else {
-                format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}")
-            };
-            let _ = st.conn.execute_batch(&undo);
+        let undo = if depth == 0 {
+            "ROLLBACK".to_string()
+        } else {
+            format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}")
+        };
+        // The block's journal entries outlive it (durable/rollback.rs).
+        if let Err(lost) = self.roll_back_keeping_journal(&undo) {
+            note_lost(
+                &mut self.lost_writes,
+                "the journal of a rolled-back block",
+                lost,
+            );
         }
         self.after_transaction();
     }

@@ -51,6 +51,9 @@ pub struct Journal {
     pub detach_after: Option<f64>,
     /// Effects outside the database in flight (a run never leaves while one is).
     pub(super) live: Rc<std::cell::Cell<usize>>,
+    /// For each open `transaction:` block (and savepoint in one), innermost last: the last
+    /// completion number written before it began (see `rollback.rs`).
+    pub(super) tx_marks: Vec<i64>,
 }
 
 pub(super) fn encode(r: &Result<Value, HostError>) -> String {
@@ -132,6 +135,7 @@ impl Journal {
             outstanding: Rc::new(RefCell::new(outstanding)),
             held: Rc::default(),
             last_value: HashMap::new(),
+            tx_marks: Vec::new(),
         })
     }
 

@@ -382,6 +382,7 @@ mod journal;
 mod ops;
 mod reads;
 mod resolve;
+mod rollback;
 pub mod signals;
 mod timers;
 mod waiting;
