@@ -512,3 +512,16 @@ fn a_transaction_rolled_back_in_a_retried_step_replays_as_it_ran() {
     let journal = d.aether(&["runs", "show", "txr", "--journal"]).stdout;
     assert!(journal.contains("backoff"), "{journal}");
 }
+
+#[test]
+fn a_read_inside_a_rolled_back_transaction_is_replayed() {
+    let d = Dir::new();
+    // Each attempt stores an `x`; attempt 1's block counts one and rolls back, attempt 2's
+    // counts two and commits. A replay that counted afresh would see two in attempt 1.
+    d.script("action tx():\n    memory.store(str(now()), tags=[\"x\"])\n    transaction:\n        memory.store(\"t\", tags=[\"y\"])\n        assert memory.count(tags=[\"x\"]) > 1, \"one x\"\n    return 1\naction nap():\n    print(run_plugin(\"ledger\", \"n\", 0))\n    sleep 3s\n    print(memory.count(tags=[\"x\"]), memory.count(tags=[\"y\"]))\n    return 2\nworkflow w:\n    steps:\n        - tx as r retry=1 backoff=1s\n        - nap as z\n");
+    d.kill_at("txc", 1, Duration::from_millis(500));
+    let out = d.aether(&["runs", "resume", "txc"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "did n\n2 1\n");
+    assert_eq!(d.ledger(), "n\n");
+}

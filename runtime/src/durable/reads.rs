@@ -2,10 +2,11 @@
 //! is not `effectful` reads something outside the script (memory, the kernel's queue,
 //! homeostasis, the plugin directory, a file), so what it returned is an `outcome` entry at
 //! the fiber's next key and a replay returns the recorded value, not what the database holds
-//! now. Inside `transaction:` a read is not journaled (a rolled-back block would take its
-//! entry along and leave a gap in the fiber's keys). A read needs no `fsync`: its entry is an ordinary (`synchronous=NORMAL`) commit, and
-//! if a crash loses it the read simply runs again on resume (nothing after it committed:
-//! a later commit's sync would have made it durable too).
+//! now. Inside `transaction:` too: the entry commits with the block, or outlives its
+//! rollback (`rollback.rs`). A read needs no `fsync`: its entry is an ordinary
+//! (`synchronous=NORMAL`) commit, and if a crash loses it the read simply runs again on
+//! resume (nothing after it committed: a later commit's sync would have made it durable
+//! too).
 
 use rusqlite::params;
 
@@ -52,21 +53,22 @@ impl RuntimeHost {
             Ok(st) => st,
             Err(e) => return ready(Err(e)),
         };
-        if !st.conn.is_autocommit() {
-            // Inside `transaction:` a read runs unjournaled: an entry there would vanish
-            // with a rolled-back block and leave a gap in the fiber's keys.
-            return ready(f(self, args, cx).map_err(|e| self.name_busy(e)));
-        }
         if let Err(e) = j.flush(st) {
             return ready(Err(e));
         }
+        let in_block = !st.conn.is_autocommit();
         let key = j.next_key(cx.fiber());
         let digest = digest_of(name, raw);
         match j.replay(&key, name, &digest) {
             Err(e) => return ready(Err(e)),
             Ok(Some(rec)) => {
                 return match rec.result.clone() {
-                    Some(r) => j.in_order(&rec, r),
+                    // Inside `transaction:` the answer cannot wait (the block holds the write).
+                    Some(r) if !in_block => j.in_order(&rec, r),
+                    Some(r) => {
+                        j.consumed(&rec);
+                        ready(r)
+                    }
                     None => ready(Err(journal_error(format!(
                         "entry {}#{} of run `{}` (`{name}`) has no recorded value",
                         key.0, key.1, j.run_id
