@@ -794,64 +794,15 @@ impl<'p, W: Write> Vm<'p, W> {
                         self.tx.waiters.push(id);
                         return Exit::Blocked;
                     }
-                    let joins = self.tx.owner.is_some_and(|o| o != id);
-                    if !joins {
-                        if let Err(he) = self.host.begin() {
-                            fail!(he.class, he.message);
-                        }
-                        self.tx.owner = Some(id);
-                        self.tx.opened = Some(Instant::now());
-                    }
-                    f.tx.push(Vec::new());
-                    f.joined.push(joins);
-                }
-                Instr::TxCommit => {
-                    let joined = f.joined.pop().unwrap_or(false);
-                    if joined {
-                        // A block that joined another fiber's transaction: its events go to
-                        // the enclosing level, or to the owner's, and commit with it.
-                        let held = f.tx.pop().unwrap_or_default();
-                        match f.tx.last_mut() {
-                            Some(outer) => outer.extend(held),
-                            None => {
-                                for e in held {
-                                    self.record(f, &e.kind, e.fields, e.span);
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                    let outermost = f.tx.len() == 1;
-                    let result = self.host.commit();
-                    if outermost {
-                        self.release_tx(id);
-                    }
-                    if let Err(he) = result {
-                        // The host undid the writes; the held events go with them.
-                        let dropped = f.tx.pop().map_or(0, |h| h.len());
-                        let fields = map_of(vec![
-                            ("outcome", Value::from("rollback")),
-                            ("events_dropped", Value::Int(dropped as i64)),
-                        ]);
-                        self.publish("transaction", fields, None);
+                    if let Err(he) = self.begin_block(id, f) {
                         fail!(he.class, he.message);
                     }
-                    let held = f.tx.pop().unwrap_or_default();
+                }
+                Instr::TxCommit => {
                     save_ip!();
                     let span = program.span_at(index_u32(ip) - 1);
-                    match f.tx.last_mut() {
-                        Some(outer) => outer.extend(held),
-                        None => {
-                            let n = held.len();
-                            for e in held {
-                                self.publish(&e.kind, e.fields, e.span);
-                            }
-                            let fields = map_of(vec![
-                                ("outcome", Value::from("commit")),
-                                ("events", Value::Int(n as i64)),
-                            ]);
-                            self.publish("transaction", fields, span);
-                        }
+                    if let Err(he) = self.commit_block(id, f, span) {
+                        fail!(he.class, he.message);
                     }
                 }
                 Instr::Trigger { task } => {

@@ -47,6 +47,76 @@ impl<'p, W: Write> Vm<'p, W> {
         })
     }
 
+    /// `TxBegin` for fiber `id` once no other fiber's transaction is in the way: open the
+    /// host's transaction, or join the one `f` runs in.
+    pub(super) fn begin_block(&mut self, id: u32, f: &mut Fiber) -> Result<(), HostError> {
+        let joins = self.tx.owner.is_some_and(|o| o != id);
+        if !joins {
+            self.host.begin()?;
+            self.tx.owner = Some(id);
+            self.tx.opened = Some(Instant::now());
+        }
+        f.tx.push(Vec::new());
+        f.joined.push(joins);
+        Ok(())
+    }
+
+    /// `TxCommit` of fiber `id`'s innermost block (`span`: the block's): commit the host's
+    /// transaction when the block opened it, and publish or pass on the events it held.
+    /// `Err`: the commit failed, the host undid the writes and the held events are dropped.
+    pub(super) fn commit_block(
+        &mut self,
+        id: u32,
+        f: &mut Fiber,
+        span: Option<Span>,
+    ) -> Result<(), HostError> {
+        let joined = f.joined.pop().unwrap_or(false);
+        if joined {
+            // A block that joined another fiber's transaction: its events go to the
+            // enclosing level, or to the owner's, and commit with it.
+            let held = f.tx.pop().unwrap_or_default();
+            match f.tx.last_mut() {
+                Some(outer) => outer.extend(held),
+                None => {
+                    for e in held {
+                        self.record(f, &e.kind, e.fields, e.span);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let outermost = f.tx.len() == 1;
+        let result = self.host.commit();
+        if outermost {
+            self.release_tx(id);
+        }
+        if let Err(he) = result {
+            let dropped = f.tx.pop().map_or(0, |h| h.len());
+            let fields = map_of(vec![
+                ("outcome", Value::from("rollback")),
+                ("events_dropped", Value::Int(dropped as i64)),
+            ]);
+            self.publish("transaction", fields, None);
+            return Err(he);
+        }
+        let held = f.tx.pop().unwrap_or_default();
+        match f.tx.last_mut() {
+            Some(outer) => outer.extend(held),
+            None => {
+                let n = held.len();
+                for e in held {
+                    self.publish(&e.kind, e.fields, e.span);
+                }
+                let fields = map_of(vec![
+                    ("outcome", Value::from("commit")),
+                    ("events", Value::Int(n as i64)),
+                ]);
+                self.publish("transaction", fields, span);
+            }
+        }
+        Ok(())
+    }
+
     /// The transaction of `owner` has ended: fibers waiting to write go on.
     pub(super) fn release_tx(&mut self, owner: u32) {
         if self.tx.owner == Some(owner) {
