@@ -208,24 +208,30 @@ pub fn list(st: &State, status: Option<&str>) -> Result<Vec<RunRow>, StateError>
 
 /// The journal of run `id` in key order.
 pub fn journal(st: &State, id: &str) -> Result<Vec<Entry>, StateError> {
-    let mut stmt = st.conn.prepare(
-        "SELECT fiber, seq, completion, name, digest, kind, result, started_at, ended_at \
-         FROM journal WHERE run_id = ?1 ORDER BY started_at, fiber, seq",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Entry {
-            fiber: r.get(0)?,
-            seq: r.get(1)?,
-            completion: r.get(2)?,
-            name: r.get(3)?,
-            digest: r.get(4)?,
-            kind: r.get(5)?,
-            result: r.get(6)?,
-            started_at: r.get(7)?,
-            ended_at: r.get(8)?,
-        })
-    })?;
+    let mut stmt = st.conn.prepare(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM journal WHERE run_id = ?1 ORDER BY started_at, fiber, seq"
+    ))?;
+    let rows = stmt.query_map([id], entry_of_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The `journal` columns an [`Entry`] is read from, in [`entry_of_row`]'s order.
+pub(crate) const ENTRY_COLUMNS: &str =
+    "fiber, seq, completion, name, digest, kind, result, started_at, ended_at";
+
+/// An [`Entry`] from a row selected with [`ENTRY_COLUMNS`].
+pub(crate) fn entry_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        fiber: r.get(0)?,
+        seq: r.get(1)?,
+        completion: r.get(2)?,
+        name: r.get(3)?,
+        digest: r.get(4)?,
+        kind: r.get(5)?,
+        result: r.get(6)?,
+        started_at: r.get(7)?,
+        ended_at: r.get(8)?,
+    })
 }
 
 /// Why a run cannot be claimed.

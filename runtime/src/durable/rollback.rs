@@ -11,21 +11,9 @@
 use rusqlite::params;
 
 use super::journal::journal_error;
+use super::{entry_of_row, Entry, ENTRY_COLUMNS};
 use crate::host::RuntimeHost;
 use crate::state::State;
-
-/// A journal row, every column but the run id.
-struct Row {
-    fiber: String,
-    seq: i64,
-    completion: Option<i64>,
-    name: String,
-    digest: String,
-    kind: String,
-    result: Option<String>,
-    started_at: String,
-    ended_at: Option<String>,
-}
 
 impl RuntimeHost {
     /// A block (or a savepoint in one) has begun: entries numbered after now are its own.
@@ -83,23 +71,10 @@ impl RuntimeHost {
 }
 
 /// The run's entries numbered after `mark`: those the open block wrote or completed.
-fn rows_after(st: &State, run_id: &str, mark: i64) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = st.conn.prepare_cached(
-        "SELECT fiber, seq, completion, name, digest, kind, result, started_at, ended_at \
-         FROM journal WHERE run_id = ?1 AND completion > ?2",
-    )?;
-    let rows = stmt.query_map(params![run_id, mark], |r| {
-        Ok(Row {
-            fiber: r.get(0)?,
-            seq: r.get(1)?,
-            completion: r.get(2)?,
-            name: r.get(3)?,
-            digest: r.get(4)?,
-            kind: r.get(5)?,
-            result: r.get(6)?,
-            started_at: r.get(7)?,
-            ended_at: r.get(8)?,
-        })
-    })?;
+fn rows_after(st: &State, run_id: &str, mark: i64) -> rusqlite::Result<Vec<Entry>> {
+    let mut stmt = st.conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM journal WHERE run_id = ?1 AND completion > ?2"
+    ))?;
+    let rows = stmt.query_map(params![run_id, mark], entry_of_row)?;
     rows.collect()
 }
