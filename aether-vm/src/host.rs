@@ -86,6 +86,18 @@ impl ErrorClass {
     }
 }
 
+/// Why a `transaction:` block is rolled back: the error that failed fiber `fiber` (its
+/// structural path) inside it. A durable run's host journals it, so a replay that reaches
+/// the same point fails the same way (docs/durable.md, "Transactions").
+#[derive(Clone, Copy, Debug)]
+pub struct TxFailure<'a> {
+    pub fiber: &'a str,
+    pub class: ErrorClass,
+    pub message: &'a str,
+    /// The 1-based line the error was raised at, when known.
+    pub line: Option<u32>,
+}
+
 /// A failure of a host function.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostError {
@@ -166,13 +178,21 @@ pub trait Host {
         Ok(())
     }
 
-    /// The innermost open `transaction:` block ended without an error.
-    fn commit(&mut self) -> Result<(), HostError> {
+    /// The innermost open `transaction:` block of fiber `fiber` (its structural path) ended
+    /// without an error: commit it. `Err`: it could not commit (or, replaying a durable run,
+    /// the journal records that it failed there); the block is still open and the VM rolls
+    /// it back with [`Host::rollback`].
+    fn commit(&mut self, fiber: &str) -> Result<(), HostError> {
+        let _ = fiber;
         Ok(())
     }
 
-    /// The innermost open `transaction:` block failed: undo its writes.
-    fn rollback(&mut self) {}
+    /// The innermost open `transaction:` block failed: undo its writes. `why`: the error
+    /// that failed its fiber (`None` when the fiber was stopped from outside: its step's
+    /// timeout, the run's end).
+    fn rollback(&mut self, why: Option<&TxFailure<'_>>) {
+        let _ = why;
+    }
 
     /// `trigger task(args)`: submit `task` with its arguments by parameter name as a
     /// kernel task; returns the task id.
@@ -268,11 +288,11 @@ impl<H: Host + ?Sized> Host for &mut H {
     fn begin(&mut self) -> Result<(), HostError> {
         (**self).begin()
     }
-    fn commit(&mut self) -> Result<(), HostError> {
-        (**self).commit()
+    fn commit(&mut self, fiber: &str) -> Result<(), HostError> {
+        (**self).commit(fiber)
     }
-    fn rollback(&mut self) {
-        (**self).rollback()
+    fn rollback(&mut self, why: Option<&TxFailure<'_>>) {
+        (**self).rollback(why)
     }
     fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
         (**self).trigger(task, data)

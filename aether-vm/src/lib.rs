@@ -26,6 +26,7 @@ pub use compiler::{compile, CompileError};
 pub use functions::{Args, FnTable, Native, NativeFn};
 pub use host::{
     ErrorClass, Event, EventSink, Host, HostCall, HostCx, HostError, HostFuture, NoHost, Task,
+    TxFailure,
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError, JSON_MAX_DEPTH};

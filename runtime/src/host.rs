@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use aether_vm::{Args, ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, Value};
+use aether_vm::{
+    Args, ErrorClass, Event, Host, HostCall, HostCx, HostError, Map, TxFailure, Value,
+};
 
 use crate::calls::HostFn;
 use crate::homeostasis::{self, Homeostasis, Setpoints};
@@ -380,42 +382,38 @@ impl Host for RuntimeHost {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), HostError> {
+    fn commit(&mut self, fiber: &str) -> Result<(), HostError> {
         let Some(depth) = self.depth.checked_sub(1) else {
             return Ok(());
         };
-        self.depth = depth;
-        if depth == 0 && !self.config.throwaway {
-            crate::busy::release(&self.config.state_dir);
+        // Replaying a block that failed here the first time: it fails the same way.
+        if let Some(e) = self.replayed_tx_failure(fiber) {
+            return Err(e);
         }
         let st = self.state()?;
-        let (commit, undo) = if depth == 0 {
-            ("COMMIT".to_string(), "ROLLBACK".to_string())
+        let commit = if depth == 0 {
+            "COMMIT".to_string()
         } else {
-            (
-                format!("RELEASE aether_tx_{depth}"),
-                format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}"),
-            )
+            format!("RELEASE aether_tx_{depth}")
         };
         if let Err(e) = st.conn.execute_batch(&commit) {
-            if let Err(lost) = self.roll_back_keeping_journal(&undo) {
-                note_lost(
-                    &mut self.lost_writes,
-                    "the journal of a rolled-back block",
-                    lost,
-                );
-            }
+            // The block stays open: the VM rolls it back (`rollback`) with this error, which
+            // keeps its journal entries and, in a durable run, records why.
             return Err(HostError::new(
                 ErrorClass::Runtime,
                 format!("the transaction could not commit and was rolled back: {e}"),
             ));
+        }
+        self.depth = depth;
+        if depth == 0 && !self.config.throwaway {
+            crate::busy::release(&self.config.state_dir);
         }
         self.journal_tx_committed();
         self.after_transaction();
         Ok(())
     }
 
-    fn rollback(&mut self) {
+    fn rollback(&mut self, why: Option<&TxFailure<'_>>) {
         let Some(depth) = self.depth.checked_sub(1) else {
             return;
         };
@@ -428,8 +426,9 @@ impl Host for RuntimeHost {
         } else {
             format!("ROLLBACK TO aether_tx_{depth}; RELEASE aether_tx_{depth}")
         };
-        // The block's journal entries outlive it (durable/rollback.rs).
-        if let Err(lost) = self.roll_back_keeping_journal(&undo) {
+        // The block's journal entries outlive it, with why it failed (durable/rollback.rs).
+        let why = if depth == 0 { why } else { None };
+        if let Err(lost) = self.roll_back_keeping_journal(&undo, why) {
             note_lost(
                 &mut self.lost_writes,
                 "the journal of a rolled-back block",

@@ -165,7 +165,7 @@ impl<'p, W: Write> Vm<'p, W> {
             if f.task_of.is_some() {
                 self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
             }
-            self.roll_back(*id, f);
+            self.roll_back(*id, f, None);
             self.sched.consumed.insert(*id);
         }
         self.tx.waiters.clear();
@@ -184,7 +184,7 @@ impl<'p, W: Write> Vm<'p, W> {
             // The kernel dead-letters the task when the run ends (`task_finished` never came).
             self.sched.running_tasks = self.sched.running_tasks.saturating_sub(1);
         }
-        self.roll_back(id, &f);
+        self.roll_back(id, &f, None);
         self.tx.waiters.retain(|w| *w != id);
         self.sched.timers.retain(|t| t.owner != id);
         self.sched.host_futures.retain(|(owner, _)| *owner != id);
@@ -226,8 +226,8 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// Record a fiber's end and hand its result to whoever waits for it.
     pub(super) fn finish(&mut self, id: u32, f: Fiber, res: Result<Value, VmError>) {
-        if res.is_err() {
-            self.roll_back(id, &f);
+        if let Err(e) = &res {
+            self.roll_back(id, &f, Some(e));
             // Work it started and left running dies with it.
             self.kill_children(id);
         }

@@ -2,6 +2,7 @@
 //! starts; rollback of held events and of the host's savepoint.
 
 use super::*;
+use crate::host::TxFailure;
 
 impl<'p, W: Write> Vm<'p, W> {
     /// The transaction context a fiber started by `parent` (with context `parent_in_tx`)
@@ -63,15 +64,17 @@ impl<'p, W: Write> Vm<'p, W> {
 
     /// `TxCommit` of fiber `id`'s innermost block (`span`: the block's): commit the host's
     /// transaction when the block opened it, and publish or pass on the events it held.
-    /// `Err`: the commit failed, the host undid the writes and the held events are dropped.
+    /// `Err`: the commit failed (or, replayed, is recorded as failed): the block is still
+    /// open, and the fiber's failure rolls it back ([`Vm::roll_back`]) with that error.
     pub(super) fn commit_block(
         &mut self,
         id: u32,
         f: &mut Fiber,
         span: Option<Span>,
     ) -> Result<(), HostError> {
-        let joined = f.joined.pop().unwrap_or(false);
+        let joined = f.joined.last().copied().unwrap_or(false);
         if joined {
+            f.joined.pop();
             // A block that joined another fiber's transaction: its events go to the
             // enclosing level, or to the owner's, and commit with it.
             let held = f.tx.pop().unwrap_or_default();
@@ -85,19 +88,10 @@ impl<'p, W: Write> Vm<'p, W> {
             }
             return Ok(());
         }
-        let outermost = f.tx.len() == 1;
-        let result = self.host.commit();
-        if outermost {
+        self.host.commit(&f.path)?;
+        f.joined.pop();
+        if f.tx.len() == 1 {
             self.release_tx(id);
-        }
-        if let Err(he) = result {
-            let dropped = f.tx.pop().map_or(0, |h| h.len());
-            let fields = map_of(vec![
-                ("outcome", Value::from("rollback")),
-                ("events_dropped", Value::Int(dropped as i64)),
-            ]);
-            self.publish("transaction", fields, None);
-            return Err(he);
         }
         let held = f.tx.pop().unwrap_or_default();
         match f.tx.last_mut() {
@@ -131,17 +125,24 @@ impl<'p, W: Write> Vm<'p, W> {
         }
     }
 
-    /// Undo the open transactions of a fiber that failed or was stopped, dropping the
-    /// events they held, and record that.
-    pub(super) fn roll_back(&mut self, id: u32, f: &Fiber) {
+    /// Undo the open transactions of a fiber that failed (with `error`) or was stopped
+    /// (`None`), dropping the events they held, and record that. The host learns the error
+    /// (a durable run journals why the block rolled back).
+    pub(super) fn roll_back(&mut self, id: u32, f: &Fiber, error: Option<&VmError>) {
         if f.tx.is_empty() {
             return;
         }
+        let why = error.map(|e| TxFailure {
+            fiber: &f.path,
+            class: e.kind(),
+            message: e.message(),
+            line: self.line_of(e.span()),
+        });
         let mut dropped = 0;
         for (held, joined) in f.tx.iter().zip(&f.joined).rev() {
             dropped += held.len();
             if !joined {
-                self.host.rollback();
+                self.host.rollback(why.as_ref());
             }
         }
         self.release_tx(id);

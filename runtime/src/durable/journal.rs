@@ -2,7 +2,7 @@
 //! `(run_id, fiber_path, seq)`, and replay of what is recorded (docs/durable.md).
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use rusqlite::params;
@@ -54,6 +54,9 @@ pub struct Journal {
     /// For each open `transaction:` block (and savepoint in one), innermost last: the last
     /// completion number written before it began (see `rollback.rs`).
     pub(super) tx_marks: Vec<i64>,
+    /// Fibers whose recorded block failure (`transaction` entry) the replay raised: their
+    /// rollback records no other (see `rollback.rs`).
+    pub(super) failures_replayed: HashSet<String>,
 }
 
 pub(super) fn encode(r: &Result<Value, HostError>) -> String {
@@ -136,6 +139,7 @@ impl Journal {
             held: Rc::default(),
             last_value: HashMap::new(),
             tx_marks: Vec::new(),
+            failures_replayed: HashSet::new(),
         })
     }
 
@@ -145,8 +149,37 @@ impl Journal {
         (fiber.to_string(), *n)
     }
 
+    /// `fiber`'s next key follows `seq` again when it is ahead of it (its entries after
+    /// `seq` were rolled back with a block: see `rollback.rs`).
+    pub(super) fn rewind(&mut self, fiber: &str, seq: i64) {
+        if let Some(n) = self.seqs.get_mut(fiber) {
+            *n = (*n).min(seq);
+        }
+    }
+
+    /// The key [`Journal::next_key`] will give `fiber`, without taking it.
+    pub(super) fn peek_key(&self, fiber: &str) -> (String, i64) {
+        (
+            fiber.to_string(),
+            self.seqs.get(fiber).copied().unwrap_or(0) + 1,
+        )
+    }
+
+    /// Whether an entry not replayed yet is recorded at `key`.
+    pub(super) fn is_recorded(&self, key: &(String, i64)) -> bool {
+        self.recorded.contains_key(key)
+    }
+
+    /// Whether the entry recorded at `key` is a block's failure (`transaction`).
+    pub(super) fn failure_at(&self, key: &(String, i64)) -> bool {
+        self.recorded
+            .get(key)
+            .is_some_and(|r| r.name == super::rollback::TX_FAILURE)
+    }
+
     /// The entry recorded at `key`, if any, taken for replay; `Err` when the script now
-    /// calls something else there (`NONDETERMINISM_ERROR`).
+    /// calls something else there (`NONDETERMINISM_ERROR`), or when a `transaction:` block
+    /// failed there the first time (its recorded error: the block fails the same way).
     pub(super) fn replay(
         &mut self,
         key: &(String, i64),
@@ -158,6 +191,9 @@ impl Journal {
         };
         if rec.name == name && rec.digest == digest {
             return Ok(Some(rec));
+        }
+        if rec.name == super::rollback::TX_FAILURE {
+            return Err(self.failure_replayed(&key.0, &rec));
         }
         let what = if rec.name == name {
             format!("`{name}` with different arguments")
@@ -171,6 +207,24 @@ impl Journal {
                 self.run_id, key.0, key.1, rec.name
             ),
         ))
+    }
+
+    /// The recorded failure `rec` of a block of `fiber` is raised again now.
+    pub(super) fn failure_replayed(&mut self, fiber: &str, rec: &Recorded) -> HostError {
+        self.consumed(rec);
+        self.failures_replayed.insert(fiber.to_string());
+        super::rollback::recorded_failure(rec.result.as_ref())
+    }
+
+    /// Take the block failure recorded at `fiber`'s next key, if that is what is there.
+    pub(super) fn take_failure(&mut self, fiber: &str) -> Option<HostError> {
+        let key = self.peek_key(fiber);
+        if !self.failure_at(&key) {
+            return None;
+        }
+        let key = self.next_key(fiber);
+        let rec = self.recorded.remove(&key)?;
+        Some(self.failure_replayed(fiber, &rec))
     }
 
     /// A replayed entry is consumed now (its answer goes to its fiber).
