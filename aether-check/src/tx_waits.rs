@@ -27,8 +27,17 @@ pub(crate) fn check(script: &Script, registry: &Registry) -> Vec<Diagnostic> {
             _ => None,
         })
         .collect();
+    let order: Vec<&Action> = script
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Action(a) => Some(a),
+            _ => None,
+        })
+        .collect();
     let mut pass = TxPass {
         registry,
+        order: &order,
         actions: &actions,
         waiting: None,
         depth: 0,
@@ -71,60 +80,73 @@ fn callee<'a>(expr: &'a Expr, actions: &HashMap<&str, &Action>, registry: &Regis
     }
 }
 
-/// The first wait of each action that can wait, directly or through the actions it calls.
+/// A wait, or a call of one of the script's actions, in an action's body.
+enum Step<'a> {
+    Wait(Wait),
+    Call(&'a str),
+}
+
+/// The first wait of each action that can wait, directly or through the actions it calls:
+/// the first step of its body in source order that waits (a wait, or a call of an action
+/// that can wait). `order`: the actions in source order, so the wait named is the same on
+/// every run whatever the maps' order.
 fn waiting_actions<'a>(
+    order: &[&'a Action],
     actions: &HashMap<&'a str, &'a Action>,
     registry: &Registry,
 ) -> HashMap<&'a str, Wait> {
-    let mut direct: HashMap<&str, Wait> = HashMap::new();
-    let mut calls: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (&name, action) in actions {
-        let mut scan = Scan {
-            registry,
-            actions,
-            first: None,
-            calls: Vec::new(),
-        };
-        scan.visit_block(&action.body);
-        if let Some(w) = scan.first {
-            direct.insert(name, w);
-        }
-        calls.insert(name, scan.calls);
-    }
-    // An action waits when one it calls waits: propagate until nothing changes.
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (&name, callees) in &calls {
-            if direct.contains_key(name) {
+    let scans: Vec<(&str, Vec<Step<'a>>)> = order
+        .iter()
+        .map(|action| {
+            let mut scan = Scan {
+                registry,
+                actions,
+                steps: Vec::new(),
+            };
+            scan.visit_block(&action.body);
+            (action.name.text.as_str(), scan.steps)
+        })
+        .collect();
+    // An action waits when one it calls waits: propagate until nothing changes. An
+    // action's first waiting step only moves earlier, so this ends; the bound is a guard.
+    let mut found: HashMap<&str, (usize, Wait)> = HashMap::new();
+    for _ in 0..=2 * scans.len() + 1 {
+        let mut changed = false;
+        for (name, steps) in &scans {
+            let first = steps.iter().enumerate().find_map(|(i, step)| match step {
+                Step::Wait(w) => Some((i, w.clone())),
+                Step::Call(c) => found.get(c).map(|(_, w)| (i, w.clone())),
+            });
+            let Some((i, w)) = first else {
                 continue;
-            }
-            if let Some(w) = callees.iter().find_map(|c| direct.get(c)).cloned() {
-                direct.insert(name, w);
+            };
+            if found
+                .get(name)
+                .is_none_or(|(j, old)| i < *j || (i == *j && *old != w))
+            {
+                found.insert(name, (i, w));
                 changed = true;
             }
         }
+        if !changed {
+            break;
+        }
     }
-    direct
+    found.into_iter().map(|(name, (_, w))| (name, w)).collect()
 }
 
-/// The waits and action calls of one action's body.
+/// The waits and action calls of one action's body, in source order.
 struct Scan<'r, 'a> {
     registry: &'r Registry,
     actions: &'r HashMap<&'a str, &'a Action>,
-    first: Option<Wait>,
-    calls: Vec<&'a str>,
+    steps: Vec<Step<'a>>,
 }
 
 impl<'a> Visitor<'a> for Scan<'_, 'a> {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         match &stmt.kind {
-            StmtKind::Sleep(_) => {
-                self.first.get_or_insert((stmt.span, "`sleep`".into()));
-            }
-            StmtKind::Await(_) => {
-                self.first.get_or_insert((stmt.span, "`await`".into()));
-            }
+            StmtKind::Sleep(_) => self.steps.push(Step::Wait((stmt.span, "`sleep`".into()))),
+            StmtKind::Await(_) => self.steps.push(Step::Wait((stmt.span, "`await`".into()))),
             _ => {}
         }
         walk_stmt(self, stmt);
@@ -132,11 +154,10 @@ impl<'a> Visitor<'a> for Scan<'_, 'a> {
 
     fn visit_expr(&mut self, expr: &'a Expr) {
         match callee(expr, self.actions, self.registry) {
-            Callee::Action(name) => self.calls.push(name),
-            Callee::Waiting(name) => {
-                self.first
-                    .get_or_insert((expr.span, format!("a call of `{name}`")));
-            }
+            Callee::Action(name) => self.steps.push(Step::Call(name)),
+            Callee::Waiting(name) => self
+                .steps
+                .push(Step::Wait((expr.span, format!("a call of `{name}`")))),
             Callee::Other => {}
         }
         walk_expr(self, expr);
@@ -146,6 +167,8 @@ impl<'a> Visitor<'a> for Scan<'_, 'a> {
 /// The walk over every `transaction:` block.
 struct TxPass<'r, 'a> {
     registry: &'r Registry,
+    /// The script's actions in source order.
+    order: &'r [&'a Action],
     actions: &'r HashMap<&'a str, &'a Action>,
     /// The actions that can wait, worked out the first time a transaction calls an action
     /// (most scripts have no transaction, and scanning every action's body is not free).
@@ -221,10 +244,10 @@ impl<'a> Visitor<'a> for TxPass<'_, 'a> {
                 &format!("a call of `{name}` inside a `transaction:` block"),
             ),
             Callee::Action(name) => {
-                let (actions, registry) = (self.actions, self.registry);
+                let (order, actions, registry) = (self.order, self.actions, self.registry);
                 let waiting = self
                     .waiting
-                    .get_or_insert_with(|| waiting_actions(actions, registry));
+                    .get_or_insert_with(|| waiting_actions(order, actions, registry));
                 if let Some((at, what)) = waiting.get(name).cloned() {
                     self.out.push(
                         Diagnostic::new(
@@ -242,5 +265,31 @@ impl<'a> Visitor<'a> for TxPass<'_, 'a> {
             Callee::Other => {}
         }
         walk_expr(self, expr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a` calls `b` (which waits through `d`) before `c` (which waits itself): the wait
+    /// named is the first in `a`'s source order (`d`'s `sleep 1s`), on every run.
+    #[test]
+    fn the_wait_named_is_the_first_in_source_order_on_every_run() {
+        let src = "goal: \"g\"\naction d():\n    sleep 1s\naction b():\n    d()\naction c():\n    sleep 2s\naction a():\n    b()\n    c()\ntransaction:\n    a()\n";
+        let parsed = aether_syntax::parse(src);
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let registry = Registry::new();
+        let named = || -> Vec<u32> {
+            check(&parsed.ast, &registry)
+                .iter()
+                .flat_map(|d| d.labels().iter().filter(|l| !l.primary))
+                .map(|l| l.span.start)
+                .collect()
+        };
+        let at = src.find("sleep 1s").expect("in the source") as u32;
+        for _ in 0..40 {
+            assert_eq!(named(), vec![at]);
+        }
     }
 }
