@@ -388,8 +388,18 @@ impl State {
         &self.path
     }
 
-    /// Bytes of the database file and its write-ahead log.
+    /// Bytes of the database file and its write-ahead log; of an in-memory database
+    /// (`aether classify`'s scratch database, tests), its pages (page_count * page_size).
     pub fn size_bytes(&self) -> u64 {
+        if self.path == Path::new(":memory:") {
+            let pragma = |name: &str| {
+                self.conn
+                    .pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+                    .unwrap_or(0)
+            };
+            return u64::try_from(pragma("page_count").saturating_mul(pragma("page_size")))
+                .unwrap_or(0);
+        }
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
         size(&self.path) + size(&wal)
@@ -399,6 +409,18 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_memory_database_reports_the_size_of_its_pages() {
+        let st = State::in_memory().expect("db");
+        let pages: i64 = st
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("page_count");
+        assert!(pages > 0, "the migrations made tables");
+        assert_eq!(st.size_bytes() % 512, 0);
+        assert!(st.size_bytes() >= pages as u64 * 512, "{}", st.size_bytes());
+    }
 
     #[test]
     fn opening_twice_migrates_once() {
