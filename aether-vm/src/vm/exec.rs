@@ -2,8 +2,8 @@
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
 use super::ops::{
-    bin_const_store, binary, discard, int_op, int_test, is_missing, local_binary, test, truncate,
-    value_size,
+    bin_const_store, binary, discard, int_arith, int_test, is_missing, local_binary, operate_cold,
+    set_int, test, truncate, value_size,
 };
 use super::*;
 
@@ -127,12 +127,11 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Binary(op) => {
-                    let n = f.stack.len();
-                    if let (Value::Int(x), Value::Int(y)) = (&f.stack[n - 2], &f.stack[n - 1]) {
-                        if let Some(v) = int_op(op, *x, *y) {
-                            // Two ints: nothing to drop, so no drop calls on the way.
+                    if let [.., Value::Int(x), Value::Int(y)] = f.stack.as_mut_slice() {
+                        if let Some(v) = int_arith(op, *x, *y) {
+                            // Two ints: the result in place, nothing to drop.
+                            *x = v;
                             discard(pop!());
-                            discard(std::mem::replace(&mut f.stack[n - 2], v));
                             continue;
                         }
                     }
@@ -156,7 +155,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     };
                     let truth = match fast {
                         Some(t) => t,
-                        None => match binary(op, a.clone(), b) {
+                        None => match operate_cold(op, a, b) {
                             Ok(v) => v.is_truthy(),
                             Err(e) => fail!(ErrorClass::Runtime, e.message),
                         },
@@ -171,16 +170,16 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip += 2;
                     let a = &f.stack[base + src as usize];
                     let b = &constants[k as usize];
-                    let fast = match (a, b) {
-                        (Value::Int(x), Value::Int(y)) => int_op(op, *x, *y),
-                        _ => None,
-                    };
-                    let v = match fast {
-                        Some(v) => v,
-                        None => match binary(op, a.clone(), b) {
-                            Ok(v) => v,
-                            Err(e) => fail!(ErrorClass::Runtime, e.message),
-                        },
+                    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+                        if let Some(v) = int_arith(op, *x, *y) {
+                            ip += 1;
+                            set_int(&mut f.stack[base + dst as usize], v);
+                            continue;
+                        }
+                    }
+                    let v = match operate_cold(op, a, b) {
+                        Ok(v) => v,
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
                     };
                     ip += 1;
                     discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
@@ -192,12 +191,16 @@ impl<'p, W: Write> Vm<'p, W> {
                     let a = &f.stack[base + slot as usize];
                     let b = &constants[k as usize];
                     if let (Value::Int(x), Value::Int(y)) = (a, b) {
-                        if let Some(v) = int_op(op, *x, *y) {
-                            f.stack.push(v);
+                        if let Some(v) = int_arith(op, *x, *y) {
+                            f.stack.push(Value::Int(v));
+                            continue;
+                        }
+                        if let Some(t) = int_test(op, *x, *y) {
+                            f.stack.push(Value::Bool(t));
                             continue;
                         }
                     }
-                    match binary(op, a.clone(), b) {
+                    match operate_cold(op, a, b) {
                         Ok(v) => f.stack.push(v),
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
@@ -207,13 +210,16 @@ impl<'p, W: Write> Vm<'p, W> {
                     let x = &f.stack[base + a as usize];
                     let y = &f.stack[base + b as usize];
                     if let (Value::Int(x), Value::Int(y)) = (x, y) {
-                        if let Some(v) = int_op(op, *x, *y) {
-                            f.stack.push(v);
+                        if let Some(v) = int_arith(op, *x, *y) {
+                            f.stack.push(Value::Int(v));
+                            continue;
+                        }
+                        if let Some(t) = int_test(op, *x, *y) {
+                            f.stack.push(Value::Bool(t));
                             continue;
                         }
                     }
-                    let y = y.clone();
-                    match binary(op, x.clone(), &y) {
+                    match operate_cold(op, x, y) {
                         Ok(v) => f.stack.push(v),
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
@@ -222,11 +228,9 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip += 1;
                     let b = &constants[k as usize];
                     // Ints in place on the top of the stack: no pop and push.
-                    if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last(), b) {
-                        if let Some(v) = int_op(op, *x, *y) {
-                            if let Some(top) = f.stack.last_mut() {
-                                discard(std::mem::replace(top, v));
-                            }
+                    if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last_mut(), b) {
+                        if let Some(v) = int_arith(op, *x, *y) {
+                            *x = v;
                             continue;
                         }
                     }

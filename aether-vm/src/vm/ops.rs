@@ -27,6 +27,31 @@ pub(super) fn truncate(stack: &mut Vec<Value>, len: usize) {
     }
 }
 
+/// `x op y` for the arithmetic operators on two ints, when the result is an int (no
+/// overflow, no zero divisor); `None` for the rest, comparisons included, which the callers
+/// leave to [`int_op`] or [`binary`]. An int result alone keeps the fast paths free of the
+/// int-or-bool `Value` temporary (its construction and copy cost several instructions).
+#[inline(always)]
+pub(super) fn int_arith(op: BinaryOp, x: i64, y: i64) -> Option<i64> {
+    match op {
+        BinaryOp::Add => x.checked_add(y),
+        BinaryOp::Sub => x.checked_sub(y),
+        BinaryOp::Mul => x.checked_mul(y),
+        BinaryOp::Rem if y != 0 => Some(x.wrapping_rem(y)),
+        _ => None,
+    }
+}
+
+/// Store an int in a slot: in place (one store) when the slot already holds an int.
+#[inline(always)]
+pub(super) fn set_int(slot: &mut Value, v: i64) {
+    if let Value::Int(x) = slot {
+        *x = v;
+    } else {
+        discard(std::mem::replace(slot, Value::Int(v)));
+    }
+}
+
 /// `a op b` for two ints when the result is an int or bool without overflow; `None`
 /// leaves the case (and its error message) to [`binary`].
 #[inline(always)]
@@ -128,6 +153,13 @@ pub(super) fn test(op: BinaryOp, a: &Value, b: &Value) -> Result<bool, ValueErro
     binary_cold(op, a.clone(), b).map(|v| v.is_truthy())
 }
 
+/// `a op b` of two values read in place (a fused instruction's operands), out of line:
+/// the slow path of the int fast paths (comparisons, floats, strings, lists, errors).
+#[inline(never)]
+pub(super) fn operate_cold(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ValueError> {
+    binary(op, a.clone(), b)
+}
+
 /// `LocalBinary`: the value on the top of the stack becomes `stack[slot] op` it.
 #[inline(always)]
 pub(super) fn local_binary(
@@ -135,12 +167,12 @@ pub(super) fn local_binary(
     slot: usize,
     op: BinaryOp,
 ) -> Result<(), ValueError> {
-    let n = stack.len();
-    if let (Value::Int(x), Value::Int(y)) = (&stack[slot], &stack[n - 1]) {
-        if let Some(v) = int_op(op, *x, *y) {
-            // Two ints: nothing to drop.
-            discard(std::mem::replace(&mut stack[n - 1], v));
-            return Ok(());
+    if let Value::Int(x) = stack[slot] {
+        if let Some(Value::Int(y)) = stack.last_mut() {
+            if let Some(v) = int_arith(op, x, *y) {
+                *y = v;
+                return Ok(());
+            }
         }
     }
     local_binary_cold(stack, slot, op)
@@ -163,18 +195,27 @@ pub(super) fn bin_const_store(
     op: BinaryOp,
     k: &Value,
 ) -> Result<(), ValueError> {
-    let a = stack.pop().expect("the compiler keeps the stack balanced");
-    let fast = match (&a, k) {
-        (Value::Int(x), Value::Int(y)) => int_op(op, *x, *y),
-        _ => None,
-    };
-    let v = match fast {
-        Some(v) => {
-            discard(a);
-            v
+    if let (Some(Value::Int(x)), Value::Int(y)) = (stack.last(), k) {
+        if let Some(v) = int_arith(op, *x, *y) {
+            if let Some(a) = stack.pop() {
+                discard(a);
+            }
+            set_int(&mut stack[dst], v);
+            return Ok(());
         }
-        None => binary_cold(op, a, k)?,
-    };
+    }
+    bin_const_store_cold(stack, dst, op, k)
+}
+
+#[inline(never)]
+fn bin_const_store_cold(
+    stack: &mut Vec<Value>,
+    dst: usize,
+    op: BinaryOp,
+    k: &Value,
+) -> Result<(), ValueError> {
+    let a = stack.pop().expect("the compiler keeps the stack balanced");
+    let v = binary(op, a, k)?;
     discard(std::mem::replace(&mut stack[dst], v));
     Ok(())
 }
