@@ -123,12 +123,20 @@ pub enum Instr {
     /// `[v] -> []`, `locals[dst] = v op constants[k]`: `Const; Binary; StoreLocal` fused
     /// (`total = (...) % K`)
     BinConstStore { k: u32, op: BinaryOp, dst: u16 },
-    /// `ip = target`, a jump back to a `LocalConstTest` (a `while` loop's test), and that
-    /// test at once: `Jump; LocalConstTest` fused (the budget is checked between the two)
+    /// `ip = target`, a jump back to a `LocalConstTest` or `LtLocalConst` (a `while`
+    /// loop's test), and that test at once: `Jump; LocalConstTest` fused (the budget is
+    /// checked between the two)
     JumpBackTest(u32),
     /// `[] -> ...`: `LoadLocal(slot); Return` fused (`return n`): leave the current action
     /// with the value of local `slot`, moved rather than copied (the frame ends)
     ReturnLocal(u16),
+    /// `LocalConstStore` with `+` (`i = i + 1`, `n = n + K`): the operator is the
+    /// instruction's, so the int path has no second match on it (Lua's `OP_ADDK`)
+    AddLocalConst { src: u16, k: u16, dst: u16 },
+    /// `LocalConstTest` with `<` (`while i < N`), the operator the instruction's: the
+    /// jump target is read from the `JumpIfFalse` three instructions on (Lua's `OP_LT`
+    /// followed by its jump)
+    LtLocalConst { slot: u16, k: u16 },
 }
 
 /// A compiled action (function 0 is the script's main body).
@@ -224,7 +232,10 @@ impl Program {
                     Some(Instr::JumpIfFalse(_)),
                 ) if binary(b).is_some() && small(k).is_some() => {
                     let (op, k) = (binary(b).expect("checked"), small(k).expect("checked"));
-                    Some(Instr::LocalConstTest { slot: *slot, k, op })
+                    Some(match op {
+                        BinaryOp::Lt => Instr::LtLocalConst { slot: *slot, k },
+                        op => Instr::LocalConstTest { slot: *slot, k, op },
+                    })
                 }
                 (
                     Some(Instr::LoadLocal(src)),
@@ -233,11 +244,18 @@ impl Program {
                     Some(Instr::StoreLocal(dst)),
                 ) if binary(b).is_some() && small(k).is_some() => {
                     let (op, k) = (binary(b).expect("checked"), small(k).expect("checked"));
-                    Some(Instr::LocalConstStore {
-                        src: *src,
-                        k,
-                        op,
-                        dst: *dst,
+                    Some(match op {
+                        BinaryOp::Add => Instr::AddLocalConst {
+                            src: *src,
+                            k,
+                            dst: *dst,
+                        },
+                        op => Instr::LocalConstStore {
+                            src: *src,
+                            k,
+                            op,
+                            dst: *dst,
+                        },
                     })
                 }
                 _ => None,
@@ -291,7 +309,7 @@ impl Program {
                 let back = (t as usize) < ip;
                 let test = matches!(
                     self.code.get(t as usize),
-                    Some(Instr::LocalConstTest { .. })
+                    Some(Instr::LocalConstTest { .. } | Instr::LtLocalConst { .. })
                 );
                 if back && test {
                     self.code[ip] = Instr::JumpBackTest(t);

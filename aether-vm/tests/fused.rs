@@ -56,7 +56,8 @@ type Form = (&'static str, Use, fn(&Instr) -> bool);
 
 const FORMS: [Form; 10] = [
     ("z = x OP K\n    print(z)", Use::Print, |i| {
-        matches!(i, Instr::LocalConstStore { .. })
+        // `+` has its own instruction.
+        matches!(i, Instr::LocalConstStore { .. } | Instr::AddLocalConst { .. })
     }),
     ("print(x OP K)", Use::Print, |i| {
         matches!(i, Instr::BinLocalConst { .. })
@@ -64,7 +65,8 @@ const FORMS: [Form; 10] = [
     (
         "if x OP K:\n        print(true)\n    else:\n        print(false)",
         Use::Test,
-        |i| matches!(i, Instr::LocalConstTest { .. }),
+        // `<` has its own instruction.
+        |i| matches!(i, Instr::LocalConstTest { .. } | Instr::LtLocalConst { .. }),
     ),
     ("print(x OP y)", Use::Print, |i| {
         matches!(i, Instr::BinLocalLocal { .. })
@@ -275,4 +277,50 @@ fn a_local_operand_read_after_the_right_side_is_the_same_value() {
     assert_eq!(kind, VmErrorKind::Runtime);
     assert!(message.contains("overflow"), "{message}");
     assert_eq!(line, 14);
+}
+
+/// `i = i + K` and `while i < K` compile (`s = s + "b"` takes its local for an
+/// in-place update instead) to the instructions with the operator built in
+/// (`AddLocalConst`, `LtLocalConst`, the latter also after the jump back); their int
+/// paths, overflow and error line, and their slow paths for other values.
+#[test]
+fn the_add_and_less_than_instructions_run_like_the_general_ones() {
+    let src = "goal: \"g\"\naction t():\n    let i = 0\n    let n = 0\n    while i < 5:\n        i = i + 1\n        n = i + 9223372036854775800\n    print(n)\n    let s = \"a\"\n    s = s + \"b\"\n    let x = 0.5\n    while x < 2:\n        x = x + 1\n    print(s)\n    print(x)\n    n = n + 8\n    return n\nt()\n";
+    let table = FnTable::new();
+    let analysis = aether_check::analyze(src, table.registry());
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let count = |p: fn(&Instr) -> bool| program.code.iter().filter(|i| p(i)).count();
+    assert_eq!(
+        count(|i| matches!(i, Instr::AddLocalConst { .. })),
+        4,
+        "{:?}",
+        program.code
+    );
+    assert_eq!(
+        count(|i| matches!(i, Instr::LtLocalConst { .. })),
+        2,
+        "{:?}",
+        program.code
+    );
+    assert_eq!(
+        count(|i| matches!(i, Instr::JumpBackTest(_))),
+        2,
+        "{:?}",
+        program.code
+    );
+    let (out, res, _) = run_src(src, None);
+    assert_eq!(out, "9223372036854775805\nab\n2.5\n");
+    let (kind, message, line) = res.expect_err("overflow");
+    assert_eq!(kind, VmErrorKind::Runtime);
+    assert!(message.contains("overflow"), "{message}");
+    assert_eq!(line, 16);
+
+    // `<` between kinds that do not compare fails on the loop's line, at the head and
+    // after the jump back.
+    for start in ["\"a\"", "0"] {
+        let src = format!("goal: \"g\"\naction t(v, w):\n    let i = v\n    while i < 3:\n        i = w\n    return i\nt({start}, \"b\")\n");
+        let (_, res, _) = run_src(&src, None);
+        let (kind, _, line) = res.expect_err("no order between a string and an int");
+        assert_eq!((kind, line), (VmErrorKind::Runtime, 4), "{src}");
+    }
 }

@@ -3,9 +3,10 @@
 
 use super::ops::{
     bin_const_store, binary, discard, int_arith, int_test, is_missing, local_binary, operate_cold,
-    set_int, test, truncate, value_size,
+    set_int, test, test_lt, truncate, value_size,
 };
 use super::*;
+use aether_syntax::ast::BinaryOp;
 
 impl<'p, W: Write> Vm<'p, W> {
     /// Run fiber `id` until it ends, blocks or yields.
@@ -184,6 +185,39 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip += 1;
                     discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
                 }
+                Instr::LtLocalConst { slot, k } => {
+                    // `LocalConstTest` with `<`: one compare, no match on the operator.
+                    let at = ip - 1;
+                    ip += 2;
+                    match test_lt(&f.stack[base + slot as usize], &constants[k as usize]) {
+                        Ok(true) => ip = at + 4,
+                        Ok(false) => {
+                            if let Instr::JumpIfFalse(t) = code[at + 3] {
+                                ip = t as usize;
+                            }
+                        }
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    }
+                }
+                Instr::AddLocalConst { src, k, dst } => {
+                    // `LocalConstStore` with `+`: the int path without a match on the operator.
+                    ip += 2;
+                    let a = &f.stack[base + src as usize];
+                    let b = &constants[k as usize];
+                    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+                        if let Some(v) = x.checked_add(*y) {
+                            ip += 1;
+                            set_int(&mut f.stack[base + dst as usize], v);
+                            continue;
+                        }
+                    }
+                    let v = match operate_cold(BinaryOp::Add, a, b) {
+                        Ok(v) => v,
+                        Err(e) => fail!(ErrorClass::Runtime, e.message),
+                    };
+                    ip += 1;
+                    discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
+                }
                 Instr::BinLocalConst { slot, k, op } => {
                     // Fused `LoadLocal; Const; Binary`: the two instructions after this
                     // one are the originals, kept for jumps that land between them.
@@ -275,11 +309,17 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip = t as usize;
                     check_budget!();
                     // The loop's test, run here instead of dispatched.
-                    let Instr::LocalConstTest { slot, k, op } = code[ip] else {
-                        continue;
+                    let truth = match code[ip] {
+                        Instr::LtLocalConst { slot, k } => {
+                            test_lt(&f.stack[base + slot as usize], &constants[k as usize])
+                        }
+                        Instr::LocalConstTest { slot, k, op } => {
+                            test(op, &f.stack[base + slot as usize], &constants[k as usize])
+                        }
+                        _ => continue,
                     };
                     ip += 3;
-                    match test(op, &f.stack[base + slot as usize], &constants[k as usize]) {
+                    match truth {
                         Ok(true) => ip += 1,
                         Ok(false) => {
                             if let Instr::JumpIfFalse(exit) = code[ip] {

@@ -153,6 +153,15 @@ pub(super) fn test(op: BinaryOp, a: &Value, b: &Value) -> Result<bool, ValueErro
     binary_cold(op, a.clone(), b).map(|v| v.is_truthy())
 }
 
+/// The truth of `a < b` (`LtLocalConst`, and its test after a jump back).
+#[inline(always)]
+pub(super) fn test_lt(a: &Value, b: &Value) -> Result<bool, ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        return Ok(x < y);
+    }
+    operate_cold(BinaryOp::Lt, a, b).map(|v| v.is_truthy())
+}
+
 /// `a op b` of two values read in place (a fused instruction's operands), out of line:
 /// the slow path of the int fast paths (comparisons, floats, strings, lists, errors).
 #[inline(never)]
