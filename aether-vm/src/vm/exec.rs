@@ -2,11 +2,10 @@
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
 use super::ops::{
-    bin_const_store, binary, discard, int_arith, int_test, is_missing, local_binary, operate_cold,
-    set_int, test, test_lt, truncate, value_size,
+    add_local_const, bin_const_store, binary, discard, int_arith, int_test, is_missing,
+    local_binary, operate_cold, set_int, sleep_ms, test, test_lt, truncate, value_size,
 };
 use super::*;
-use aether_syntax::ast::BinaryOp;
 
 impl<'p, W: Write> Vm<'p, W> {
     /// Run fiber `id` until it ends, blocks or yields.
@@ -202,21 +201,12 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::AddLocalConst { src, k, dst } => {
                     // `LocalConstStore` with `+`: the int path without a match on the operator.
                     ip += 2;
-                    let a = &f.stack[base + src as usize];
-                    let b = &constants[k as usize];
-                    if let (Value::Int(x), Value::Int(y)) = (a, b) {
-                        if let Some(v) = x.checked_add(*y) {
-                            ip += 1;
-                            set_int(&mut f.stack[base + dst as usize], v);
-                            continue;
-                        }
+                    let (src, dst) = (base + src as usize, base + dst as usize);
+                    if let Err(e) = add_local_const(&mut f.stack, src, &constants[k as usize], dst)
+                    {
+                        fail!(ErrorClass::Runtime, e.message);
                     }
-                    let v = match operate_cold(BinaryOp::Add, a, b) {
-                        Ok(v) => v,
-                        Err(e) => fail!(ErrorClass::Runtime, e.message),
-                    };
                     ip += 1;
-                    discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
                 }
                 Instr::BinLocalConst { slot, k, op } => {
                     // Fused `LoadLocal; Const; Binary`: the two instructions after this
@@ -777,25 +767,10 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Sleep => {
-                    let v = pop!();
-                    let ms = match v {
-                        Value::Duration(ms) => ms,
-                        Value::Int(n) => n as f64 * 1000.0,
-                        Value::Float(x) => x * 1000.0,
-                        other => fail!(
-                            ErrorClass::Runtime,
-                            format!(
-                                "`sleep` takes a duration or a number of seconds, not {}",
-                                other.type_name()
-                            )
-                        ),
+                    let ms = match sleep_ms(&pop!()) {
+                        Ok(ms) => ms,
+                        Err(msg) => fail!(ErrorClass::Runtime, msg),
                     };
-                    if !ms.is_finite() || ms < 0.0 {
-                        fail!(
-                            ErrorClass::Runtime,
-                            "`sleep` takes a duration or a number of seconds that is not negative"
-                        );
-                    }
                     if let Some(msg) = self.wait_refused(f, "`sleep` inside a `transaction:` block")
                     {
                         fail!(ErrorClass::Runtime, msg);

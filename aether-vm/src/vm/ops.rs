@@ -229,6 +229,47 @@ fn bin_const_store_cold(
     Ok(())
 }
 
+/// `AddLocalConst`: `stack[dst] = stack[src] + k`.
+#[inline(always)]
+pub(super) fn add_local_const(
+    stack: &mut [Value],
+    src: usize,
+    k: &Value,
+    dst: usize,
+) -> Result<(), ValueError> {
+    if let (Value::Int(x), Value::Int(y)) = (&stack[src], k) {
+        if let Some(v) = x.checked_add(*y) {
+            set_int(&mut stack[dst], v);
+            return Ok(());
+        }
+    }
+    let v = operate_cold(BinaryOp::Add, &stack[src], k)?;
+    discard(std::mem::replace(&mut stack[dst], v));
+    Ok(())
+}
+
+/// The milliseconds of a `sleep` operand (a duration, or a number of seconds), or why it
+/// is not one.
+pub(super) fn sleep_ms(v: &Value) -> Result<f64, String> {
+    let ms = match v {
+        Value::Duration(ms) => *ms,
+        Value::Int(n) => *n as f64 * 1000.0,
+        Value::Float(x) => x * 1000.0,
+        other => {
+            return Err(format!(
+                "`sleep` takes a duration or a number of seconds, not {}",
+                other.type_name()
+            ))
+        }
+    };
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(
+            "`sleep` takes a duration or a number of seconds that is not negative".to_string(),
+        );
+    }
+    Ok(ms)
+}
+
 /// The marker of a parameter a call through an action reference did not give (never
 /// visible to scripts: the callee's prologue replaces it with the default).
 pub(super) fn missing() -> Value {
