@@ -12,6 +12,7 @@ pub mod memory;
 pub mod plugins;
 pub mod security;
 pub mod state;
+mod wal;
 
 pub use host::{RuntimeConfig, RuntimeHost};
 

@@ -232,6 +232,8 @@ pub struct State {
     /// A throwaway database's reset: what [`State::recycle`] empties (`None`: not a
     /// throwaway one, never recycled).
     scratch: Option<Scratch>,
+    /// The write-ahead log kept ahead of synced commits ([`State::synced`]).
+    wal: crate::wal::WalRoom,
 }
 
 /// How to empty a throwaway database (from SQLite's own list of its tables): the ordinary
@@ -287,6 +289,7 @@ impl State {
             conn,
             path,
             scratch: None,
+            wal: crate::wal::WalRoom::default(),
         };
         state.migrate()?;
         Ok(state)
@@ -300,6 +303,7 @@ impl State {
             conn,
             path: PathBuf::from(":memory:"),
             scratch: None,
+            wal: crate::wal::WalRoom::default(),
         };
         state.migrate()?;
         Ok(state)
@@ -381,6 +385,37 @@ impl State {
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
+    }
+
+    /// Run `write` as one transaction that is on stable storage when this returns: it
+    /// commits with `synchronous=FULL` (SQLite syncs the log after the commit), with room
+    /// made in the log first so that the sync does not grow the file (`wal.rs`). Called
+    /// outside any transaction; on an error the transaction is rolled back.
+    pub fn synced<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let done = self.synced_in_transaction(write);
+        let restored = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        let value = done?;
+        restored?;
+        Ok(value)
+    }
+
+    fn synced_in_transaction<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        // Only speed depends on the room: without it the commit grows the file.
+        let _ = self.wal.make_room(&self.path);
+        let value = write(&self.conn)
+            .and_then(|v| self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| v));
+        if value.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        value
     }
 
     /// The database file.

@@ -478,23 +478,19 @@ impl RuntimeHost {
                         "in a durable run, `{name}` cannot run inside `transaction:`: its journal entry must commit before the effect starts"
                     ))));
                 }
-                // The intent is durable (fsync'd) before the effect starts; an intent being
-                // retried is durable already.
+                // The intent is on stable storage (a synced commit) before the effect
+                // starts; an intent being retried is durable already.
                 let wrote = if retry {
                     Ok(0)
                 } else {
-                    st.conn
-                        .pragma_update(None, "synchronous", "FULL")
-                        .and_then(|()| {
-                            st.conn
-                                .prepare_cached(
-                                    "INSERT INTO journal (run_id, fiber, seq, name, digest, kind, \
-                                     started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
-                                )?
-                                .execute(params![j.run_id, fiber, seq, name, digest, started])
-                        })
+                    st.synced(|conn| {
+                        conn.prepare_cached(
+                            "INSERT INTO journal (run_id, fiber, seq, name, digest, kind, \
+                             started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
+                        )?
+                        .execute(params![j.run_id, fiber, seq, name, digest, started])
+                    })
                 };
-                let _ = st.conn.pragma_update(None, "synchronous", "NORMAL");
                 if let Err(e) = wrote {
                     return ready(Err(journal_error(e)));
                 }
