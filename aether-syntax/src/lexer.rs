@@ -5,10 +5,9 @@
 //! `Dash`, swallows reserved `agent:`/`visualize:` blocks and unquoted goal text into
 //! single tokens, and reports every lexical error as a diagnostic instead of failing.
 
-use logos::Logos;
-
 use crate::diagnostic::{Diagnostic, Fix};
 use crate::rules;
+use crate::scan::{scan, RawSpanned};
 use crate::span::Span;
 use crate::token::{NumLit, RawToken, StrError, StrLit, Tok};
 
@@ -178,7 +177,7 @@ struct Layout<'src> {
     /// The current logical line has an unterminated string: brackets it leaves open are
     /// a consequence, not a second error.
     line_has_unterminated_string: bool,
-    raw: Vec<(Result<RawToken<'src>, ()>, Span)>,
+    raw: Vec<RawSpanned<'src>>,
     pos: usize,
     diags: Vec<Diagnostic>,
 }
@@ -662,18 +661,8 @@ fn close_unclosed<'src>(
 
 /// Lex a whole source text into the parser's token stream.
 pub fn lex(src: &str) -> Lexed<'_> {
-    let mut lexer = RawToken::lexer(src);
-    // About one token per 5 bytes of source (the benchmark corpus has one per 4.5).
-    let mut raw = Vec::with_capacity(src.len() / 5);
     let mut comments = Vec::new();
-    let mut gap_start = 0;
-    while let Some(tok) = lexer.next() {
-        let s = lexer.span();
-        push_comment(src, gap_start, s.start, &mut comments);
-        gap_start = s.end;
-        raw.push((tok, Span::new(s.start, s.end)));
-    }
-    push_comment(src, gap_start, src.len(), &mut comments);
+    let raw = scan(src, &mut comments);
     let mut layout = Layout {
         src,
         line_has_unterminated_string: false,
@@ -814,16 +803,6 @@ pub fn lex(src: &str) -> Lexed<'_> {
         tokens,
         diagnostics: diags,
         comments,
-    }
-}
-
-/// The comment in the gap `start..end` between two tokens, if any. logos skips only
-/// whitespace and comments, and a `\n` is a token, so a gap holds at most one comment,
-/// and it runs to the gap's end.
-fn push_comment(src: &str, start: usize, end: usize, comments: &mut Vec<Span>) {
-    let gap = &src[start..end];
-    if let Some(at) = gap.find(['#', '/']) {
-        comments.push(Span::new(start + at, end));
     }
 }
 

@@ -6,6 +6,7 @@ pub mod fmt;
 pub mod lexer;
 mod parser;
 pub mod rules;
+mod scan;
 pub mod span;
 pub mod token;
 pub mod visit;

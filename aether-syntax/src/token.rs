@@ -103,30 +103,46 @@ pub enum RawToken<'src> {
 }
 
 fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
-    // The first digit is already in the slice; take the rest of the word by hand:
-    // digits, `_`, letters, a `.` followed by a digit, and a sign right after an exponent.
-    let rest = lex.remainder().as_bytes();
-    let mut i = 0;
-    while i < rest.len() {
-        let b = rest[i];
-        let prev = if i == 0 {
-            lex.slice().as_bytes()[0]
-        } else {
-            rest[i - 1]
-        };
-        let ok = b.is_ascii_alphanumeric()
+    let start = lex.span().start;
+    let (num, end) = scan_number(lex.source(), start);
+    lex.bump(end - start - 1);
+    num
+}
+
+/// The number literal starting with the ASCII digit at `start`, and where it ends: the
+/// first digit and the rest of the word (digits, `_`, letters, a `.` followed by a digit,
+/// and a sign right after an exponent).
+pub(crate) fn scan_number(src: &str, start: usize) -> (NumLit, usize) {
+    let bytes = src.as_bytes();
+    let mut i = start + 1;
+    let mut plain_digits = true;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let ok = b.is_ascii_alphabetic()
             || b == b'_'
-            || (b == b'.' && rest.get(i + 1).is_some_and(u8::is_ascii_digit))
+            || (b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
             || ((b == b'+' || b == b'-')
-                && matches!(prev, b'e' | b'E')
-                && rest.get(i + 1).is_some_and(u8::is_ascii_digit));
+                && matches!(bytes[i - 1], b'e' | b'E')
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
         if !ok {
             break;
         }
+        plain_digits = false;
         i += 1;
     }
-    lex.bump(i);
-    classify_number(lex.slice())
+    let text = &src[start..i];
+    // Most literals are plain digits: no copy without underscores.
+    let num = if plain_digits {
+        text.parse::<i64>()
+            .map(NumLit::Int)
+            .unwrap_or(NumLit::IntOverflow)
+    } else {
+        classify_number(text)
+    };
+    (num, i)
 }
 
 /// Classify a number-like word: integer, float, duration, or malformed.
@@ -211,8 +227,30 @@ pub fn parse_duration(text: &str) -> Option<f64> {
 }
 
 fn lex_string<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> StrLit {
-    let quote = lex.slice().as_bytes()[0];
-    let rest = lex.remainder();
+    let start = lex.span().start;
+    let (lit, end) = scan_string(lex.source(), start);
+    lex.bump(end - start - 1);
+    lit
+}
+
+/// The string literal whose quote (`"` or `'`) is at `start`, and where it ends: after the
+/// closing quote, or before the end of its line (unterminated).
+pub(crate) fn scan_string(src: &str, start: usize) -> (StrLit, usize) {
+    let quote = src.as_bytes()[start];
+    let rest = &src[start + 1..];
+    // Most strings have no escape: their value is their text, copied once.
+    if let Some(i) = rest
+        .bytes()
+        .position(|b| b == quote || matches!(b, b'\\' | b'\n' | b'\r'))
+    {
+        if rest.as_bytes()[i] == quote {
+            let lit = StrLit {
+                value: rest[..i].to_owned(),
+                error: None,
+            };
+            return (lit, start + 1 + i + 1);
+        }
+    }
     let mut value = String::new();
     let mut error = None;
     let mut chars = rest.char_indices().peekable();
@@ -292,11 +330,10 @@ fn lex_string<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> StrLit {
             c => value.push(c),
         }
     }
-    lex.bump(consumed);
     if !closed {
         error = Some(StrError::Unterminated);
     }
-    StrLit { value, error }
+    (StrLit { value, error }, start + 1 + consumed)
 }
 
 /// The parser's tokens: keywords are split out of identifiers and layout is explicit.
