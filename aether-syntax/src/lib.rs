@@ -5,8 +5,9 @@ pub mod diagnostic;
 pub mod fmt;
 pub mod lexer;
 mod parser;
+#[cfg(test)]
+mod reference_scan;
 pub mod rules;
-mod scan;
 pub mod span;
 pub mod token;
 pub mod visit;

@@ -2,6 +2,8 @@
 
 use logos::Logos;
 
+use crate::span::Span;
+
 /// A number literal as lexed: its value, or why it is malformed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NumLit {
@@ -34,16 +36,22 @@ pub enum StrError {
 
 /// Tokens as logos recognises them. Layout (indent, dedent, logical newlines,
 /// list-item dashes) is synthesised from these by [`crate::lexer`].
+///
+/// Each pattern names only a token's first byte where it can: a callback takes the rest by
+/// hand over bytes (a name, a run of spaces, a comment, a number, a string), so logos
+/// dispatches once per token instead of stepping its state machine per byte.
 #[derive(Logos, Clone, Debug, PartialEq)]
+// The span of every comment, in source order (see [`crate::lexer::Lexed::comments`]).
+#[logos(extras = Vec<Span>)]
 // Spaces, tabs, form feeds, `\r` (of CRLF) and a byte-order mark are not tokens.
-#[logos(skip r"[ \t\r\x0C\u{FEFF}]+")]
-// Comments run to the end of the line (greedy on purpose: a line is short).
-#[logos(skip(r"(#|//)[^\n]*", allow_greedy = true))]
+#[logos(skip(r"[ \t\r\x0C\u{FEFF}]", skip_spaces))]
+// Comments run to the end of the line.
+#[logos(skip(r"#|//", skip_comment))]
 pub enum RawToken<'src> {
     #[token("\n")]
     Newline,
 
-    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
+    #[regex(r"[A-Za-z_]", lex_ident)]
     Ident(&'src str),
 
     #[regex(r"[0-9]", lex_number)]
@@ -100,6 +108,44 @@ pub enum RawToken<'src> {
     AndAnd,
     #[token("||")]
     OrOr,
+}
+
+/// Bytes that continue a name: `A-Z`, `a-z`, `0-9`, `_`.
+const NAME_REST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_');
+        b += 1;
+    }
+    t
+};
+
+/// How many bytes at the start of `bytes` satisfy `keep`.
+fn run_length(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
+    bytes.iter().position(|&b| !keep(b)).unwrap_or(bytes.len())
+}
+
+fn lex_ident<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> &'src str {
+    let n = run_length(lex.remainder().as_bytes(), |b| NAME_REST[usize::from(b)]);
+    lex.bump(n);
+    lex.slice()
+}
+
+/// A run of spaces, tabs, `\r` and form feeds (a byte-order mark is skipped on its own).
+fn skip_spaces<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) {
+    let n = run_length(lex.remainder().as_bytes(), |b| {
+        matches!(b, b' ' | b'\t' | b'\r' | 0x0C)
+    });
+    lex.bump(n);
+}
+
+/// A comment: from its marker to the end of the line (the `\n` excluded), recorded.
+fn skip_comment<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) {
+    let n = run_length(lex.remainder().as_bytes(), |b| b != b'\n');
+    lex.bump(n);
+    let span = lex.span();
+    lex.extras.push(Span::new(span.start, span.end));
 }
 
 fn lex_number<'src>(lex: &mut logos::Lexer<'src, RawToken<'src>>) -> NumLit {
