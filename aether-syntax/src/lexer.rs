@@ -188,6 +188,10 @@ impl<'src> Layout<'src> {
     fn indentation(&mut self, offset: usize) -> (usize, bool) {
         let line_start = self.src[..offset].rfind('\n').map_or(0, |i| i + 1);
         let lead = &self.src[line_start..offset];
+        // Spaces only (nearly every line): the width is the byte count, and nothing to report.
+        if lead.bytes().all(|b| b == b' ') {
+            return (lead.len(), false);
+        }
         if let Some(tab) = lead.find('\t') {
             let at = line_start + tab;
             self.diags.push(
@@ -762,7 +766,12 @@ pub fn lex(src: &str) -> Lexed<'_> {
             }
         }
         prev_opens_block = opens_block(toks);
-        let nesting = toks.iter().filter(|(_, t, _)| adds_nesting(t)).count();
+        // A line of at most MAX_LINE_NESTING tokens cannot nest deeper: count only longer ones.
+        let nesting = if toks.len() > MAX_LINE_NESTING {
+            toks.iter().filter(|(_, t, _)| adds_nesting(t)).count()
+        } else {
+            0
+        };
         // The stack's first level is the file's top level, not a block.
         let depth = stack.len() - 1;
         if nesting > MAX_LINE_NESTING || depth > MAX_BLOCK_DEPTH {

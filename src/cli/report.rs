@@ -160,21 +160,49 @@ pub(crate) fn warn_stale(file: &Path, stale: &[(String, u32)], ran: bool) {
 /// through a symlinked working directory all agree. The file's directory is resolved
 /// (symbolic links, `..`); the file name is kept as written, so a linked workflow keeps its
 /// own name. A path outside the working directory is absolute.
+///
+/// The working directory and the last file's directory are resolved once per thread and
+/// reused while they stay the same: a corpus of files in a few directories costs two
+/// `realpath` calls per directory instead of per file.
 pub(crate) fn project_path(path: &Path) -> String {
+    use std::path::PathBuf;
+    /// (working directory, resolved), (a file's directory, resolved or `None` when it
+    /// could not be resolved).
+    type Resolved = (
+        Option<(PathBuf, PathBuf)>,
+        Option<(PathBuf, Option<PathBuf>)>,
+    );
+    thread_local! {
+        static RESOLVED: std::cell::RefCell<Resolved> = const { std::cell::RefCell::new((None, None)) };
+    }
     let cwd = std::env::current_dir().unwrap_or_default();
-    let resolved_cwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| lexical(&cwd));
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
         cwd.join(path)
     };
-    let resolved = match (absolute.parent(), absolute.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| lexical(&absolute)),
-        _ => lexical(&absolute),
-    };
-    project_relative(&resolved_cwd, &resolved)
+    RESOLVED.with_borrow_mut(|(cwd_cache, dir_cache)| {
+        if cwd_cache.as_ref().is_none_or(|(c, _)| *c != cwd) {
+            let resolved = std::fs::canonicalize(&cwd).unwrap_or_else(|_| lexical(&cwd));
+            *cwd_cache = Some((cwd.clone(), resolved));
+            // A file's directory may be relative to the old working directory's resolution.
+            *dir_cache = None;
+        }
+        let resolved_cwd = &cwd_cache.as_ref().expect("set above").1;
+        let resolved = match (absolute.parent(), absolute.file_name()) {
+            (Some(dir), Some(name)) => {
+                if dir_cache.as_ref().is_none_or(|(d, _)| d != dir) {
+                    *dir_cache = Some((dir.to_path_buf(), std::fs::canonicalize(dir).ok()));
+                }
+                match &dir_cache.as_ref().expect("set above").1 {
+                    Some(d) => d.join(name),
+                    None => lexical(&absolute),
+                }
+            }
+            _ => lexical(&absolute),
+        };
+        project_relative(resolved_cwd, &resolved)
+    })
 }
 
 /// `path` with `.` and `..` folded away without touching the file system.
