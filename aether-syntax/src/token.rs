@@ -469,42 +469,44 @@ pub enum Tok<'src> {
 impl<'src> Tok<'src> {
     /// The keyword token for an identifier, if it is one.
     pub fn keyword(ident: &str) -> Option<Tok<'static>> {
-        Some(match ident {
-            "goal" => Tok::Goal,
-            "meta" => Tok::Meta,
-            "metadata" => Tok::Metadata,
-            "policy" => Tok::Policy,
-            "require" => Tok::Require,
-            "plugin_contract" => Tok::PluginContract,
-            "on_error" => Tok::OnError,
-            "workflow" => Tok::Workflow,
-            "parallel" => Tok::Parallel,
-            "transaction" => Tok::Transaction,
-            "action" => Tok::Action,
-            "inputs" => Tok::Inputs,
-            "memory" => Tok::Memory,
-            "let" => Tok::Let,
-            "if" => Tok::If,
-            "elif" => Tok::Elif,
-            "else" => Tok::Else,
-            "for" => Tok::For,
-            "in" => Tok::In,
-            "while" => Tok::While,
-            "break" => Tok::Break,
-            "continue" => Tok::Continue,
-            "return" => Tok::Return,
-            "emit" => Tok::Emit,
-            "trigger" => Tok::Trigger,
-            "sleep" => Tok::Sleep,
-            "await" => Tok::Await,
-            "assert" => Tok::Assert,
-            "as" => Tok::As,
-            "and" => Tok::And,
-            "or" => Tok::Or,
-            "not" => Tok::Not,
-            "true" => Tok::True,
-            "false" => Tok::False,
-            "null" => Tok::Null,
+        // Dispatch on the first byte, then compare the few keywords starting with it.
+        let first = *ident.as_bytes().first()?;
+        Some(match (first, ident) {
+            (b'a', "action") => Tok::Action,
+            (b'a', "await") => Tok::Await,
+            (b'a', "assert") => Tok::Assert,
+            (b'a', "as") => Tok::As,
+            (b'a', "and") => Tok::And,
+            (b'b', "break") => Tok::Break,
+            (b'c', "continue") => Tok::Continue,
+            (b'e', "elif") => Tok::Elif,
+            (b'e', "else") => Tok::Else,
+            (b'e', "emit") => Tok::Emit,
+            (b'f', "for") => Tok::For,
+            (b'f', "false") => Tok::False,
+            (b'g', "goal") => Tok::Goal,
+            (b'i', "inputs") => Tok::Inputs,
+            (b'i', "if") => Tok::If,
+            (b'i', "in") => Tok::In,
+            (b'l', "let") => Tok::Let,
+            (b'm', "meta") => Tok::Meta,
+            (b'm', "metadata") => Tok::Metadata,
+            (b'm', "memory") => Tok::Memory,
+            (b'n', "not") => Tok::Not,
+            (b'n', "null") => Tok::Null,
+            (b'o', "on_error") => Tok::OnError,
+            (b'o', "or") => Tok::Or,
+            (b'p', "policy") => Tok::Policy,
+            (b'p', "plugin_contract") => Tok::PluginContract,
+            (b'p', "parallel") => Tok::Parallel,
+            (b'r', "require") => Tok::Require,
+            (b'r', "return") => Tok::Return,
+            (b's', "sleep") => Tok::Sleep,
+            (b't', "transaction") => Tok::Transaction,
+            (b't', "trigger") => Tok::Trigger,
+            (b't', "true") => Tok::True,
+            (b'w', "workflow") => Tok::Workflow,
+            (b'w', "while") => Tok::While,
             _ => return None,
         })
     }
@@ -604,6 +606,56 @@ mod tests {
         RawToken::lexer(src)
             .map(|t| t.expect("valid token"))
             .collect()
+    }
+
+    #[test]
+    fn keywords_are_found_by_their_text_and_nothing_else_is() {
+        let all = [
+            Tok::Goal,
+            Tok::Meta,
+            Tok::Metadata,
+            Tok::Policy,
+            Tok::Require,
+            Tok::PluginContract,
+            Tok::OnError,
+            Tok::Workflow,
+            Tok::Parallel,
+            Tok::Transaction,
+            Tok::Action,
+            Tok::Inputs,
+            Tok::Memory,
+            Tok::Let,
+            Tok::If,
+            Tok::Elif,
+            Tok::Else,
+            Tok::For,
+            Tok::In,
+            Tok::While,
+            Tok::Break,
+            Tok::Continue,
+            Tok::Return,
+            Tok::Emit,
+            Tok::Trigger,
+            Tok::Sleep,
+            Tok::Await,
+            Tok::Assert,
+            Tok::As,
+            Tok::And,
+            Tok::Or,
+            Tok::Not,
+            Tok::True,
+            Tok::False,
+            Tok::Null,
+        ];
+        for tok in all {
+            assert_eq!(Tok::keyword(tok.text()), Some(tok.clone()), "{tok:?}");
+        }
+        // `intent` is a keyword only where the layout pass says so.
+        for word in [
+            "", "intent", "agent", "Goal", "goals", "i", "_", "a", "null_", "asx",
+        ] {
+            assert_eq!(Tok::keyword(word), None, "{word}");
+        }
     }
 
     #[test]
