@@ -137,6 +137,9 @@ pub enum Instr {
     /// jump target is read from the `JumpIfFalse` three instructions on (Lua's `OP_LT`
     /// followed by its jump)
     LtLocalConst { slot: u16, k: u16 },
+    /// `[a, b] -> ...`: `Binary(op); Return` fused (`return f(n - 1) + f(n - 2)`): leave
+    /// the current action with `a op b` (never `and`/`or`)
+    ReturnBinary(BinaryOp),
 }
 
 /// A compiled action (function 0 is the script's main body).
@@ -319,11 +322,23 @@ impl Program {
         self.fuse_returns(&original);
     }
 
-    /// Fuse the call path's sequences (`return local`), as [`Program::fuse`] does.
+    /// Fuse the call path's sequences (`return local`, `return a op b`), as
+    /// [`Program::fuse`] does.
     fn fuse_returns(&mut self, original: &[Instr]) {
         for (ip, pair) in original.windows(2).enumerate() {
-            if let [Instr::LoadLocal(slot), Instr::Return] = pair {
-                self.code[ip] = Instr::ReturnLocal(*slot);
+            match pair {
+                [Instr::LoadLocal(slot), Instr::Return] => {
+                    self.code[ip] = Instr::ReturnLocal(*slot);
+                }
+                // Only a `Binary` no other sequence starts with (a `Binary` followed by a
+                // `Return` never begins one; the check keeps it so).
+                [Instr::Binary(op), Instr::Return]
+                    if !matches!(op, BinaryOp::And | BinaryOp::Or)
+                        && self.code[ip] == Instr::Binary(*op) =>
+                {
+                    self.code[ip] = Instr::ReturnBinary(*op);
+                }
+                _ => {}
             }
         }
     }

@@ -3,7 +3,9 @@
 //! number of arguments, an error inside the called action (its line and the call site).
 
 use aether_syntax::LineIndex;
-use aether_vm::{compile, Budget, FnTable, Instr, Program, Value, Vm, VmError, VmErrorKind};
+use aether_vm::{
+    compile, Budget, FnTable, Instr, Program, Value, ValueError, Vm, VmError, VmErrorKind,
+};
 use proptest::prelude::*;
 
 fn program(src: &str) -> (FnTable, Program) {
@@ -231,6 +233,138 @@ fn the_step_budget_stops_recursion_that_returns_locals() {
     assert_eq!(out, "");
 }
 
+fn has_return_binary(code: &[Instr]) -> bool {
+    code.iter().any(|i| matches!(i, Instr::ReturnBinary(_)))
+}
+
+const OPS: [&str; 11] = ["+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!="];
+
+/// `a op b` by the value operations (what the unfused `Binary` computes).
+fn apply(op: &str, a: &Value, b: &Value) -> Result<Value, ValueError> {
+    match op {
+        "+" => a.add(b),
+        "-" => a.sub(b),
+        "*" => a.mul(b),
+        "/" => a.div(b),
+        "%" => a.rem(b),
+        "<" => a.lt(b).map(Value::Bool),
+        "<=" => a.le(b).map(Value::Bool),
+        ">" => a.gt(b).map(Value::Bool),
+        ">=" => a.ge(b).map(Value::Bool),
+        "==" => Ok(Value::Bool(a == b)),
+        "!=" => Ok(Value::Bool(a != b)),
+        _ => unreachable!("not an operator of OPS"),
+    }
+}
+
+/// `return (x + 0) OP (y + 0)` (a `Binary; Return` pair, fused) in an action called from
+/// another one with a local of its own: stdout, or the error's kind, message, line and
+/// trace (action names with their call sites' lines).
+#[allow(clippy::type_complexity)]
+fn run_return_binary(
+    op: &str,
+    x: &str,
+    y: &str,
+) -> Result<String, (VmErrorKind, String, u32, Vec<(String, u32)>)> {
+    let src = format!(
+        "goal: \"g\"\naction t(x, y):\n    let keep = [x, \"s\"]\n    return (x + 0) {op} (y + 0)\naction u(x, y):\n    let r = t(x, y)\n    return r\nprint(u({x}, {y}))\n"
+    );
+    let (out, res, code) = run_with(&src, Budget::default());
+    assert!(has_return_binary(&code), "{code:?}");
+    let index = LineIndex::new(&src);
+    let line_of =
+        |span: Option<aether_syntax::Span>| span.map_or(0, |s| index.line_col(&src, s.start).line);
+    match res {
+        Ok(_) => Ok(out),
+        Err(e) => Err((
+            e.kind(),
+            e.message().to_string(),
+            line_of(e.span()),
+            e.trace()
+                .iter()
+                .map(|(name, span)| (name.clone(), line_of(*span)))
+                .collect(),
+        )),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn expected_return_binary(
+    op: &str,
+    a: i64,
+    b: i64,
+) -> Result<String, (VmErrorKind, String, u32, Vec<(String, u32)>)> {
+    match apply(op, &Value::Int(a), &Value::Int(b)) {
+        Ok(v) => Ok(format!("{}\n", v.display())),
+        Err(e) => Err((
+            VmErrorKind::Runtime,
+            e.message,
+            4,
+            vec![("t".to_string(), 6), ("u".to_string(), 8)],
+        )),
+    }
+}
+
+/// The edges of the fused `return a op b`: overflow of each operator, division by zero;
+/// the error is on the `return` line with the trace through both calls.
+#[test]
+fn return_binary_matches_the_value_operations_at_the_edges() {
+    let edges = [i64::MIN, -1, 0, 1, 2, 3_037_000_500, i64::MAX];
+    for op in OPS {
+        for a in edges {
+            for b in edges {
+                assert_eq!(
+                    run_return_binary(op, &literal(a), &literal(b)),
+                    expected_return_binary(op, a, b),
+                    "{a} {op} {b}"
+                );
+            }
+        }
+    }
+}
+
+/// The fused return off the int path: strings and lists joined (the caller's copies stay
+/// their own), floats, and a type error on the `return` line.
+#[test]
+fn return_binary_of_strings_lists_floats_and_errors() {
+    let cases: [(&str, &str, &str); 6] = [
+        ("+", "\"ab\"", "\"cd\""),
+        ("+", "[1]", "[2, 3]"),
+        ("*", "1.5", "2"),
+        ("<", "\"a\"", "\"b\""),
+        ("==", "[1]", "[1]"),
+        ("-", "1.5", "(-2)"),
+    ];
+    for (op, x, y) in &cases {
+        // `x + 0` is not defined on strings and lists: their cases return `x op y` through
+        // the locals directly, which is a `Binary; Return` pair too when not fused with
+        // the loads (`BinLocalLocal` is not, since a call's result is no local).
+        let src = format!(
+            "goal: \"g\"\naction id(v):\n    return v\naction t(x, y):\n    return id(x) {op} id(y)\nlet a = {x}\nlet b = {y}\nprint(t(a, b), a, b)\n"
+        );
+        let (out, res, code) = run_with(&src, Budget::default());
+        res.expect("runs");
+        assert!(has_return_binary(&code), "{code:?}");
+        let (table, program) = program(&format!(
+            "goal: \"g\"\nlet a = {x}\nlet b = {y}\nlet r = a {op} b\nprint(r, a, b)\n"
+        ));
+        let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
+        vm.run().expect("runs");
+        let plain = String::from_utf8(vm.into_output()).expect("utf-8");
+        assert_eq!(out, plain, "{x} {op} {y}");
+    }
+    let src = "goal: \"g\"\naction id(v):\n    return v\naction t(x, y):\n    return id(x) + id(y)\nprint(t(\"a\", 1))\n";
+    let (out, res, code) = run_with(src, Budget::default());
+    assert!(has_return_binary(&code));
+    let e = res.expect_err("str + int");
+    assert_eq!(
+        e.message(),
+        "cannot add str and int: convert with str() first"
+    );
+    assert_eq!(line(src, &e), 5);
+    assert_eq!(out, "");
+}
+
 fn literal(n: i64) -> String {
     match n {
         i64::MIN => "(-9223372036854775807 - 1)".to_string(),
@@ -261,5 +395,19 @@ proptest! {
         prop_assert!(has_return_local(&code));
         prop_assert!(res_fused.is_ok() && res_plain.is_ok());
         prop_assert_eq!(out_fused, out_plain);
+    }
+
+    /// The fused `return a op b` on ints gives what the value operation gives, or fails
+    /// with its message on the `return` line.
+    #[test]
+    fn return_binary_matches_the_value_operations(
+        op in prop::sample::select(OPS.to_vec()),
+        a in prop_oneof![any::<i64>(), -100i64..100, (i64::MAX - 100)..=i64::MAX, i64::MIN..(i64::MIN + 100)],
+        b in prop_oneof![any::<i64>(), -3i64..3, (i64::MAX - 100)..=i64::MAX],
+    ) {
+        prop_assert_eq!(
+            run_return_binary(op, &literal(a), &literal(b)),
+            expected_return_binary(op, a, b)
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
 use super::ops::{
-    add_local_const, bin_const_store, binary, discard, int_arith, int_test, is_missing,
-    local_binary, operate_cold, set_int, sleep_ms, test, test_lt, truncate, value_size,
+    add_local_const, bin_const_store, binary, binary_cold, discard, int_arith, int_op, int_test,
+    is_missing, local_binary, operate_cold, set_int, sleep_ms, test, test_lt, truncate, value_size,
 };
 use super::*;
 
@@ -43,6 +43,22 @@ impl<'p, W: Write> Vm<'p, W> {
                 f.stack
                     .pop()
                     .expect("the compiler keeps the stack balanced")
+            };
+        }
+
+        // The end of a frame whose result is in its first slot: the locals above it go
+        // (without drop calls for scalars) and the caller resumes, or the fiber ends.
+        macro_rules! leave_frame {
+            () => {
+                truncate(&mut f.stack, base + 1);
+                f.frames.pop();
+                let Some(caller) = f.frames.last() else {
+                    let v = pop!();
+                    self.run.steps = steps;
+                    return Exit::Done(v);
+                };
+                ip = caller.ip;
+                base = caller.base;
             };
         }
 
@@ -644,15 +660,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     // it; the locals above it go without drop calls for scalars.
                     let top = f.stack.len() - 1;
                     f.stack.swap(base, top);
-                    truncate(&mut f.stack, base + 1);
-                    f.frames.pop();
-                    let Some(caller) = f.frames.last() else {
-                        let v = pop!();
-                        self.run.steps = steps;
-                        return Exit::Done(v);
-                    };
-                    ip = caller.ip;
-                    base = caller.base;
+                    leave_frame!();
                 }
                 Instr::IterStart => {
                     let v = pop!();
@@ -874,15 +882,33 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::ReturnLocal(slot) => {
                     // `LoadLocal; Return` fused: the local moves to the frame's first slot.
                     f.stack.swap(base, base + slot as usize);
-                    truncate(&mut f.stack, base + 1);
-                    f.frames.pop();
-                    let Some(caller) = f.frames.last() else {
-                        let v = pop!();
-                        self.run.steps = steps;
-                        return Exit::Done(v);
+                    leave_frame!();
+                }
+                Instr::ReturnBinary(op) => {
+                    // `Binary; Return` fused: `a op b` goes to the frame's first slot.
+                    let n = f.stack.len();
+                    let fast = match (&f.stack[n - 2], &f.stack[n - 1]) {
+                        (Value::Int(x), Value::Int(y)) => int_op(op, *x, *y),
+                        _ => None,
                     };
-                    ip = caller.ip;
-                    base = caller.base;
+                    if let Some(v) = fast {
+                        // Two ints: nothing to drop but the slot's old value.
+                        discard(std::mem::replace(&mut f.stack[base], v));
+                    } else {
+                        let b = pop!();
+                        let a = pop!();
+                        let res = binary_cold(op, a, &b);
+                        discard(b);
+                        match res {
+                            Ok(v) => {
+                                f.stack.push(v);
+                                let top = f.stack.len() - 1;
+                                f.stack.swap(base, top);
+                            }
+                            Err(e) => fail!(ErrorClass::Runtime, e.message),
+                        }
+                    }
+                    leave_frame!();
                 }
             }
         }
