@@ -105,6 +105,46 @@ fn aether_stdlib_free_table() -> FnTable {
     FnTable::new().with_natives([(FnDecl::global("str").param("x"), str_ as NativeFn)])
 }
 
+/// `"k" + str(i)`: a shared left string in front of a right one nobody else holds is
+/// written into the right one's buffer; neither the constant, nor a variable holding the
+/// left string, nor a right string someone else holds changes.
+#[test]
+fn concatenation_in_front_of_an_unshared_string_leaves_the_shared_ones_alone() {
+    let src = "goal: \"g\"
+action t():
+    let prefix = \"k\"
+    let keep = str(7)
+    let m = {}
+    let i = 0
+    while i < 3:
+        m[\"k\" + str(i)] = i
+        m[prefix + str(i * 10)] = i
+        i = i + 1
+    let a = \"k\" + keep
+    let b = prefix + keep
+    let c = str(1) + str(2)
+    let d = \"\" + str(3)
+    print(m, prefix, keep, a, b, c, d, \"k\" + \"\")
+t()
+";
+    let table = aether_stdlib_free_table();
+    let analysis = aether_check::analyze(src, table.registry());
+    let errors: Vec<_> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let program = compile(&analysis, table.registry()).expect("compiles");
+    let mut vm = Vm::new(&program, &table, Vec::new(), Budget::default());
+    vm.run().expect("runs");
+    let out = String::from_utf8(vm.into_output()).expect("utf-8");
+    assert_eq!(
+        out,
+        "{\"k0\": 0, \"k1\": 1, \"k10\": 1, \"k2\": 2, \"k20\": 2} k 7 k7 k7 12 3 k\n",
+    );
+}
+
 fn run_in(table: &FnTable, src: &str, budget: Budget) -> (String, Result<Value, VmError>) {
     let analysis = aether_check::analyze(src, table.registry());
     assert!(

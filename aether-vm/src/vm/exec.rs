@@ -2,8 +2,9 @@
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
 use super::ops::{
-    add_local_const, bin_const_store, binary, binary_cold, discard, int_arith, int_op, int_test,
-    is_missing, local_binary, operate_cold, set_int, sleep_ms, test, test_lt, truncate, value_size,
+    add_local_const, bin_const_store, binary, binary_cold, binary_owned, discard, int_arith,
+    int_op, int_test, is_missing, local_binary, operate_cold, set_int, sleep_ms, test, test_lt,
+    truncate, value_size,
 };
 use super::*;
 
@@ -13,9 +14,8 @@ impl<'p, W: Write> Vm<'p, W> {
         let program = self.program;
         let code = program.code.as_slice();
         let constants = program.constants.as_slice();
-        let top = *f.frames.last().expect("a running fiber has a frame");
-        let mut ip = top.ip;
-        let mut base = top.base;
+        let mut ip = f.ip;
+        let mut base = f.frames.last().expect("a running fiber has a frame").base;
         // The most frames this fiber may hold below a new call: a call with more open
         // (counting the calls open in the fibers that started it) is over the depth limit.
         let max_frames = self.config.budget.max_depth.saturating_sub(f.depth_base);
@@ -27,15 +27,13 @@ impl<'p, W: Write> Vm<'p, W> {
         macro_rules! save_ip {
             () => {
                 self.run.steps = steps;
-                if let Some(fr) = f.frames.last_mut() {
-                    fr.ip = ip;
-                }
+                f.ip = ip;
             };
         }
         macro_rules! fail {
             ($kind:expr, $msg:expr) => {{
                 save_ip!();
-                return Exit::Failed(self.error_in(&f.frames, $kind, $msg));
+                return Exit::Failed(self.error_at(f, $kind, $msg));
             }};
         }
         macro_rules! pop {
@@ -51,14 +49,17 @@ impl<'p, W: Write> Vm<'p, W> {
         macro_rules! leave_frame {
             () => {
                 truncate(&mut f.stack, base + 1);
-                f.frames.pop();
-                let Some(caller) = f.frames.last() else {
-                    let v = pop!();
-                    self.run.steps = steps;
-                    return Exit::Done(v);
-                };
-                ip = caller.ip;
-                base = caller.base;
+                match f.frames.pop() {
+                    Some(fr) if !f.frames.is_empty() => {
+                        ip = fr.ret_ip as usize;
+                        base = fr.ret_base;
+                    }
+                    _ => {
+                        let v = pop!();
+                        self.run.steps = steps;
+                        return Exit::Done(v);
+                    }
+                }
             };
         }
 
@@ -153,9 +154,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                     let b = pop!();
                     let a = pop!();
-                    let res = binary(op, a, &b);
-                    discard(b);
-                    match res {
+                    match binary_owned(op, a, b) {
                         Ok(v) => f.stack.push(v),
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     }
@@ -443,18 +442,22 @@ impl<'p, W: Write> Vm<'p, W> {
                             )
                         );
                     }
-                    // The caller's frame keeps where to come back to (and the call site,
-                    // for an error's trace); the steps are saved by the checks that leave.
-                    if let Some(caller) = f.frames.last_mut() {
-                        caller.ip = ip;
-                    }
+                    // The new frame keeps where the caller comes back to (and the call
+                    // site, for an error's trace); the steps are saved by the checks that
+                    // leave.
                     let callee = &program.functions[func as usize];
-                    base = f.stack.len() - argc as usize;
+                    let callee_base = f.stack.len() - argc as usize;
                     for _ in argc..callee.n_locals {
                         f.stack.push(Value::Null);
                     }
+                    f.frames.push(Frame {
+                        func,
+                        ret_ip: ret_ip(ip),
+                        base: callee_base,
+                        ret_base: base,
+                    });
+                    base = callee_base;
                     ip = callee.entry as usize;
-                    f.frames.push(Frame { func, ip, base });
                     check_budget!();
                 }
                 Instr::CallValue { argc } => {
@@ -494,13 +497,18 @@ impl<'p, W: Write> Vm<'p, W> {
                     for _ in argc..callee.arity {
                         f.stack.push(missing());
                     }
-                    save_ip!();
-                    base = f.stack.len() - callee.arity as usize;
+                    let callee_base = f.stack.len() - callee.arity as usize;
                     for _ in callee.arity..callee.n_locals {
                         f.stack.push(Value::Null);
                     }
+                    f.frames.push(Frame {
+                        func,
+                        ret_ip: ret_ip(ip),
+                        base: callee_base,
+                        ret_base: base,
+                    });
+                    base = callee_base;
                     ip = callee.entry as usize;
-                    f.frames.push(Frame { func, ip, base });
                     check_budget!();
                 }
                 Instr::JumpIfGiven { slot, target } => {
@@ -531,18 +539,19 @@ impl<'p, W: Write> Vm<'p, W> {
                     let name = info.name.as_deref().unwrap_or("workflow");
                     let fields = map_of(vec![("workflow", Value::from(name))]);
                     self.record(f, "workflow", fields, Some(info.span));
-                    save_ip!();
                     let callee = &program.functions[info.func as usize];
-                    base = f.stack.len();
+                    let callee_base = f.stack.len();
                     for _ in 0..callee.n_locals {
                         f.stack.push(Value::Null);
                     }
-                    ip = callee.entry as usize;
                     f.frames.push(Frame {
                         func: info.func,
-                        ip,
-                        base,
+                        ret_ip: ret_ip(ip),
+                        base: callee_base,
+                        ret_base: base,
                     });
+                    base = callee_base;
+                    ip = callee.entry as usize;
                     check_budget!();
                 }
                 Instr::CallNative { func, argc } => {
@@ -892,7 +901,10 @@ impl<'p, W: Write> Vm<'p, W> {
                         _ => None,
                     };
                     if let Some(v) = fast {
-                        // Two ints: nothing to drop but the slot's old value.
+                        // Two ints (they own nothing: no drop), and the result replaces
+                        // the frame's first slot.
+                        std::mem::forget(pop!());
+                        std::mem::forget(pop!());
                         discard(std::mem::replace(&mut f.stack[base], v));
                     } else {
                         let b = pop!();
@@ -913,4 +925,14 @@ impl<'p, W: Write> Vm<'p, W> {
             }
         }
     }
+}
+
+/// `ip` as a frame's return address. Instruction indexes are `u32` in the code already
+/// (jump targets, action entries: the compiler saturates them), so a program whose
+/// instructions do not fit in a `u32` cannot run at all; the cast loses nothing in one
+/// that can, and costs no check on every call.
+#[allow(clippy::cast_possible_truncation)]
+#[inline(always)]
+fn ret_ip(ip: usize) -> u32 {
+    ip as u32
 }

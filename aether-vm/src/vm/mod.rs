@@ -133,11 +133,18 @@ pub fn instant_after(from: Instant, d: Duration) -> Instant {
 /// Kernel tasks running at once.
 const KERNEL_WORKERS: usize = 4;
 
+/// An action's frame. Where the frame below it resumes is kept here, in the frame that
+/// returns to it (written by the call, read by the return, nothing else touches it); the
+/// running frame's own ip is the loop's while it runs and the fiber's `ip` when it stops.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     func: u32,
-    ip: usize,
+    /// The caller's next instruction (unused in a fiber's first frame).
+    ret_ip: u32,
+    /// The frame's first slot on the fiber's value stack.
     base: usize,
+    /// The caller's `base` (unused in a fiber's first frame).
+    ret_base: usize,
 }
 
 /// An event waiting for its transaction to commit.
@@ -162,6 +169,8 @@ struct StepRun {
 struct Fiber {
     stack: Vec<Value>,
     frames: Vec<Frame>,
+    /// The next instruction of the innermost frame, while the fiber is not running.
+    ip: usize,
     /// Calls already open in the fiber that started this one.
     depth_base: usize,
     parent: Option<u32>,
@@ -517,9 +526,19 @@ impl<'p, W: Write> Vm<'p, W> {
         self.config.durable = self.host.durable();
     }
 
-    fn error_in(&self, frames: &[Frame], kind: ErrorClass, message: impl Into<String>) -> VmError {
-        let span_of = |f: &Frame| self.program.span_at(index_u32(f.ip.saturating_sub(1)));
-        let span = frames.last().and_then(span_of);
+    /// An error at `ip` (the innermost frame's next instruction) inside `frames`.
+    fn error_in(
+        &self,
+        frames: &[Frame],
+        ip: usize,
+        kind: ErrorClass,
+        message: impl Into<String>,
+    ) -> VmError {
+        // Frame `i` is at the instruction before its next one: `ip` for the innermost,
+        // else where the frame above returns to.
+        let ip_of = |i: usize| frames.get(i + 1).map_or(ip, |up| up.ret_ip as usize);
+        let span_of = |i: usize| self.program.span_at(index_u32(ip_of(i).saturating_sub(1)));
+        let span = frames.len().checked_sub(1).and_then(span_of);
         // A value operation refused by the memory budget reports an ordinary error; the
         // ledger says it was the budget's.
         let kind = if crate::heap::take_refused() {
@@ -532,7 +551,7 @@ impl<'p, W: Write> Vm<'p, W> {
             if f.func == 0 {
                 continue;
             }
-            let call_site = i.checked_sub(1).and_then(|j| span_of(&frames[j]));
+            let call_site = i.checked_sub(1).and_then(span_of);
             trace.push((
                 self.program.functions[f.func as usize].name.clone(),
                 call_site,
@@ -605,6 +624,11 @@ impl<'p, W: Write> Vm<'p, W> {
             self.cancel_all();
             self.run.handler_error = Some(he);
         }
+    }
+
+    /// An error where fiber `f` stopped.
+    fn error_at(&self, f: &Fiber, kind: ErrorClass, message: impl Into<String>) -> VmError {
+        self.error_in(&f.frames, f.ip, kind, message)
     }
 
     /// Send a record to the event stream now.

@@ -135,6 +135,26 @@ pub(super) fn binary(op: BinaryOp, mut a: Value, b: &Value) -> Result<Value, Val
     }
 }
 
+/// [`binary`] with the right operand owned as well (the `Binary` instruction's slow path):
+/// `"k" + str(i)`, a shared left string and a right one nobody else holds, writes the left
+/// one in front of the right one's bytes instead of allocating a third string.
+#[inline(never)]
+pub(super) fn binary_owned(op: BinaryOp, a: Value, mut b: Value) -> Result<Value, ValueError> {
+    if let (BinaryOp::Add, Value::Str(x), Value::Str(y)) = (op, &a, &mut b) {
+        if Rc::strong_count(x) > 1 {
+            if let Some(buf) = Rc::get_mut(y) {
+                crate::value::reserve_grow(buf.len(), buf.capacity(), x.len(), 1)?;
+                buf.insert_str(0, x);
+                discard(a);
+                return Ok(b);
+            }
+        }
+    }
+    let res = binary(op, a, &b);
+    discard(b);
+    res
+}
+
 /// [`binary`] out of line, for the slow paths of the fused instructions (the strings,
 /// lists, floats and errors that miss the int fast path).
 #[inline(never)]

@@ -33,9 +33,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 stack: args,
                 frames: vec![Frame {
                     func,
-                    ip: f.entry as usize,
+                    ret_ip: 0,
                     base: 0,
+                    ret_base: 0,
                 }],
+                ip: f.entry as usize,
                 depth_base,
                 parent,
                 tx: Vec::new(),
@@ -273,7 +275,7 @@ impl<'p, W: Write> Vm<'p, W> {
 
     pub(super) fn deliver_host(&mut self, w: u32, res: Result<Value, HostError>) {
         let res = res.map_err(|he| match self.sched.fibers.get(&w) {
-            Some(f) => self.error_in(&f.frames, he.class, he.message),
+            Some(f) => self.error_at(f, he.class, he.message),
             None => VmError::new(he.class, he.message, None),
         });
         self.deliver(w, res);
@@ -352,17 +354,11 @@ impl<'p, W: Write> Vm<'p, W> {
             // Nothing outside the fibers can wake one: waiting for the deadline would only
             // turn a deadlock into a timeout.
             let (true, Some(until)) = (next_timer.is_some(), until) else {
-                let at = self
-                    .sched
-                    .fibers
-                    .get(&0)
-                    .map(|f| f.frames.as_slice())
-                    .unwrap_or(&[]);
-                return Err(self.error_in(
-                    at,
-                    ErrorClass::Runtime,
-                    "every running fiber waits for another: nothing can make progress",
-                ));
+                let message = "every running fiber waits for another: nothing can make progress";
+                return Err(match self.sched.fibers.get(&0) {
+                    Some(f) => self.error_at(f, ErrorClass::Runtime, message),
+                    None => self.error_in(&[], 0, ErrorClass::Runtime, message),
+                });
             };
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         } else {
@@ -427,13 +423,10 @@ impl<'p, W: Write> Vm<'p, W> {
     /// main body (or the handler) waits.
     pub(super) fn timed_out(&self) -> VmError {
         let root = self.sched.fibers.keys().min().copied().unwrap_or(0);
-        let at = self
-            .sched
-            .fibers
-            .get(&root)
-            .map(|f| f.frames.as_slice())
-            .unwrap_or(&[]);
-        self.error_in(at, ErrorClass::Timeout, self.timeout_message())
+        match self.sched.fibers.get(&root) {
+            Some(f) => self.error_at(f, ErrorClass::Timeout, self.timeout_message()),
+            None => self.error_in(&[], 0, ErrorClass::Timeout, self.timeout_message()),
+        }
     }
 
     pub(super) fn ensure_runtime(&mut self) {
@@ -448,16 +441,14 @@ impl<'p, W: Write> Vm<'p, W> {
     /// The budget and clock check (on back jumps and action entries, once `SLICE` instructions
     /// have run since the last one); `Some` when the fiber must stop.
     pub(super) fn checkpoint(&mut self, f: &Fiber) -> Option<Exit> {
-        // The frame's ip is the instruction about to run (after a jump back it is not the
+        // The fiber's ip is the instruction about to run (after a jump back it is not the
         // one after the last instruction run): the error points at it.
-        let mut frames = f.frames.clone();
-        if let Some(top) = frames.last_mut() {
-            top.ip += 1;
-        }
+        let (frames, ip) = (f.frames.as_slice(), f.ip + 1);
         if let Some(max) = self.config.budget.max_steps {
             if self.run.steps > max {
                 return Some(Exit::Failed(self.error_in(
-                    &frames,
+                    frames,
+                    ip,
                     ErrorClass::Timeout,
                     format!("the step budget of {max} instructions ran out (policy max_steps)"),
                 )));
@@ -465,19 +456,21 @@ impl<'p, W: Write> Vm<'p, W> {
         }
         if let Some(message) = crate::heap::over_budget() {
             return Some(Exit::Failed(self.error_in(
-                &frames,
+                frames,
+                ip,
                 ErrorClass::Memory,
                 message,
             )));
         }
         let now = Instant::now();
         if self.run.deadline.is_some_and(|d| now >= d) {
-            let e = self.error_in(&frames, ErrorClass::Timeout, self.timeout_message());
+            let e = self.error_in(frames, ip, ErrorClass::Timeout, self.timeout_message());
             return Some(Exit::Failed(e));
         }
         if let Some(msg) = self.tx_overran(f, now) {
             return Some(Exit::Failed(self.error_in(
-                &frames,
+                frames,
+                ip,
                 ErrorClass::Timeout,
                 msg,
             )));

@@ -146,10 +146,7 @@ impl<'p, W: Write> Vm<'p, W> {
             }
         }
         self.release_tx(id);
-        let span = f
-            .frames
-            .last()
-            .and_then(|fr| self.program.span_at(index_u32(fr.ip.saturating_sub(1))));
+        let span = self.program.span_at(index_u32(f.ip.saturating_sub(1)));
         let fields = map_of(vec![
             ("outcome", Value::from("rollback")),
             ("events_dropped", Value::Int(dropped as i64)),
