@@ -3,8 +3,8 @@
 
 use super::ops::{
     add_local_const, bin_const_store, binary, binary_cold, binary_owned, discard, int_arith,
-    int_op, int_test, is_missing, local_binary, operate_cold, set_int, sleep_ms, test, test_lt,
-    truncate, value_size,
+    int_op, int_test, is_missing, iter_items, local_binary, operate_cold, ret_ip, set_int,
+    sleep_ms, test, test_lt, truncate, value_size,
 };
 use super::*;
 
@@ -671,24 +671,13 @@ impl<'p, W: Write> Vm<'p, W> {
                     f.stack.swap(base, top);
                     leave_frame!();
                 }
-                Instr::IterStart => {
-                    let v = pop!();
-                    let items: Value = match &v {
-                        Value::List(_) => v,
-                        Value::Map(m) => Value::from(m.keys().map(Value::from).collect::<Vec<_>>()),
-                        Value::Str(s) => Value::from(
-                            s.chars()
-                                .map(|c| Value::from(c.to_string()))
-                                .collect::<Vec<_>>(),
-                        ),
-                        other => {
-                            let kind = other.type_name();
-                            fail!(ErrorClass::Runtime, format!("cannot iterate over {kind}"));
-                        }
-                    };
-                    f.stack.push(items);
-                    f.stack.push(Value::Int(0));
-                }
+                Instr::IterStart => match iter_items(pop!()) {
+                    Ok(items) => {
+                        f.stack.push(items);
+                        f.stack.push(Value::Int(0));
+                    }
+                    Err(e) => fail!(ErrorClass::Runtime, e.message),
+                },
                 Instr::IterNext(exit) => {
                     let n = f.stack.len();
                     let next = match (&f.stack[n - 2], &f.stack[n - 1]) {
@@ -925,14 +914,4 @@ impl<'p, W: Write> Vm<'p, W> {
             }
         }
     }
-}
-
-/// `ip` as a frame's return address. Instruction indexes are `u32` in the code already
-/// (jump targets, action entries: the compiler saturates them), so a program whose
-/// instructions do not fit in a `u32` cannot run at all; the cast loses nothing in one
-/// that can, and costs no check on every call.
-#[allow(clippy::cast_possible_truncation)]
-#[inline(always)]
-fn ret_ip(ip: usize) -> u32 {
-    ip as u32
 }

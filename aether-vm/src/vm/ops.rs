@@ -309,3 +309,32 @@ pub(super) fn value_size(v: &Value) -> usize {
         _ => 0,
     }
 }
+
+/// `ip` as a frame's return address. Instruction indexes are `u32` in the code already
+/// (jump targets, action entries: the compiler saturates them), so a program whose
+/// instructions do not fit in a `u32` cannot run at all; the cast loses nothing in one
+/// that can, and costs no check on every call.
+#[allow(clippy::cast_possible_truncation)]
+#[inline(always)]
+pub(super) fn ret_ip(ip: usize) -> u32 {
+    ip as u32
+}
+
+/// What `for` walks (`IterStart`): a list itself, a map's keys, a string's characters.
+pub(super) fn iter_items(v: Value) -> Result<Value, ValueError> {
+    Ok(match &v {
+        Value::List(_) => v,
+        Value::Map(m) => Value::from(m.keys().map(Value::from).collect::<Vec<_>>()),
+        Value::Str(s) => Value::from(
+            s.chars()
+                .map(|c| Value::from(c.to_string()))
+                .collect::<Vec<_>>(),
+        ),
+        other => {
+            return Err(ValueError::new(format!(
+                "cannot iterate over {}",
+                other.type_name()
+            )))
+        }
+    })
+}
