@@ -797,19 +797,11 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::Emit { name, has_payload } => {
                     let payload = if has_payload { pop!() } else { Value::Null };
                     let name = constants[name as usize].clone();
-                    if payload.nests_deeper_than(JSON_MAX_DEPTH) {
-                        fail!(
-                            ErrorClass::Runtime,
-                            format!(
-                                "the payload of event \"{}\" nests lists and maps more than {JSON_MAX_DEPTH} levels deep, more than an event stream carries (json_encode it to a string)",
-                                name.display()
-                            )
-                        );
-                    }
                     save_ip!();
                     let span = program.span_at(index_u32(ip) - 1);
-                    let fields = map_of(vec![("name", name), ("payload", payload)]);
-                    self.record(f, "emit", fields, span);
+                    if let Err(msg) = self.emit_event(f, name, payload, span) {
+                        fail!(ErrorClass::Runtime, msg);
+                    }
                 }
                 Instr::TxBegin => {
                     if self.must_wait_for_tx(id, f.in_tx) {
@@ -831,20 +823,8 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Trigger { task } => {
-                    let data = match &pop!() {
-                        Value::Map(m) => m.as_ref().clone(),
-                        _ => Map::new(),
-                    };
-                    let Value::Str(task) = &constants[task as usize] else {
-                        fail!(ErrorClass::Runtime, "internal: a task name is not a string");
-                    };
-                    if self.config.enforce_capabilities && !program.grants("kernel.submit") {
-                        fail!(
-                            ErrorClass::Permission,
-                            "`trigger` needs capability `kernel.submit`, which the script does not declare (add it to `require: capabilities:`)"
-                        );
-                    }
-                    if let Err(he) = self.host.trigger(task, data) {
+                    let data = pop!();
+                    if let Err(he) = self.trigger_task(&constants[task as usize], &data) {
                         fail!(he.class, he.message);
                     }
                 }

@@ -672,6 +672,45 @@ impl<'p, W: Write> Vm<'p, W> {
         self.publish(&event.kind, event.fields, event.span);
     }
 
+    /// `emit NAME with PAYLOAD`: the event, held like every record while a transaction is
+    /// open. A payload deeper than an event stream carries is refused.
+    fn emit_event(
+        &mut self,
+        f: &mut Fiber,
+        name: Value,
+        payload: Value,
+        span: Option<Span>,
+    ) -> Result<(), String> {
+        if payload.nests_deeper_than(JSON_MAX_DEPTH) {
+            return Err(format!(
+                "the payload of event \"{}\" nests lists and maps more than {JSON_MAX_DEPTH} levels deep, more than an event stream carries (json_encode it to a string)",
+                name.display()
+            ));
+        }
+        let fields = map_of(vec![("name", name), ("payload", payload)]);
+        self.record(f, "emit", fields, span);
+        Ok(())
+    }
+
+    /// `trigger TASK with DATA`: submit a kernel task (the data is a map, anything else
+    /// submits an empty one). Needs capability `kernel.submit` when capabilities are enforced.
+    fn trigger_task(&mut self, task: &Value, data: &Value) -> Result<(), HostError> {
+        let data = match data {
+            Value::Map(m) => m.as_ref().clone(),
+            _ => Map::new(),
+        };
+        let Value::Str(task) = task else {
+            return Err(HostError::runtime("internal: a task name is not a string"));
+        };
+        if self.config.enforce_capabilities && !self.program.grants("kernel.submit") {
+            return Err(HostError {
+                class: ErrorClass::Permission,
+                message: "`trigger` needs capability `kernel.submit`, which the script does not declare (add it to `require: capabilities:`)".into(),
+            });
+        }
+        self.host.trigger(task, data).map(|_| ())
+    }
+
     fn write_err(&mut self, line: &str) {
         if !self.config.quiet {
             let _ = writeln!(self.err, "{line}");
