@@ -80,6 +80,27 @@ impl<'p, W: Write> Vm<'p, W> {
             };
         }
 
+        // A call's new frame: its locals past the arguments start as null, it keeps where
+        // the caller comes back to (and the call site, for an error's trace), and the
+        // callee runs from its entry; the budget is checked (recursion repeats). The steps
+        // are saved by the checks that leave.
+        macro_rules! enter_frame {
+            ($func:expr, $callee:expr, $callee_base:expr, $from:expr) => {
+                for _ in $from..$callee.n_locals {
+                    f.stack.push(Value::Null);
+                }
+                f.frames.push(Frame {
+                    func: $func,
+                    ret_ip: ret_ip(ip),
+                    base: $callee_base,
+                    ret_base: base,
+                });
+                base = $callee_base;
+                ip = $callee.entry as usize;
+                check_budget!();
+            };
+        }
+
         loop {
             steps += 1;
             let instr = code[ip];
@@ -442,23 +463,9 @@ impl<'p, W: Write> Vm<'p, W> {
                             )
                         );
                     }
-                    // The new frame keeps where the caller comes back to (and the call
-                    // site, for an error's trace); the steps are saved by the checks that
-                    // leave.
                     let callee = &program.functions[func as usize];
                     let callee_base = f.stack.len() - argc as usize;
-                    for _ in argc..callee.n_locals {
-                        f.stack.push(Value::Null);
-                    }
-                    f.frames.push(Frame {
-                        func,
-                        ret_ip: ret_ip(ip),
-                        base: callee_base,
-                        ret_base: base,
-                    });
-                    base = callee_base;
-                    ip = callee.entry as usize;
-                    check_budget!();
+                    enter_frame!(func, callee, callee_base, argc);
                 }
                 Instr::CallValue { argc } => {
                     let at = f.stack.len() - argc as usize - 1;
@@ -498,18 +505,7 @@ impl<'p, W: Write> Vm<'p, W> {
                         f.stack.push(missing());
                     }
                     let callee_base = f.stack.len() - callee.arity as usize;
-                    for _ in callee.arity..callee.n_locals {
-                        f.stack.push(Value::Null);
-                    }
-                    f.frames.push(Frame {
-                        func,
-                        ret_ip: ret_ip(ip),
-                        base: callee_base,
-                        ret_base: base,
-                    });
-                    base = callee_base;
-                    ip = callee.entry as usize;
-                    check_budget!();
+                    enter_frame!(func, callee, callee_base, callee.arity);
                 }
                 Instr::JumpIfGiven { slot, target } => {
                     if !is_missing(&f.stack[base + slot as usize]) {
