@@ -349,20 +349,35 @@ pub(super) fn digest_of(name: &str, args: &[Value]) -> String {
     hex(&h.finalize()[..16])
 }
 
+/// The answer of a journaled call in a run that keeps no journal (a bug of the caller).
+pub(super) fn no_journal() -> HostCall {
+    HostCall::Ready(Err(HostError::runtime("internal: no journal")))
+}
+
 pub(super) fn journal_error(e: impl std::fmt::Display) -> HostError {
     HostError::runtime(format!("journal: {e}"))
 }
 
 impl RuntimeHost {
+    /// Run `f` with this run's journal taken out of the host (so `f` may borrow both), and
+    /// put it back; `None` when the run keeps no journal.
+    pub(crate) fn with_journal<R>(
+        &mut self,
+        f: impl FnOnce(&mut RuntimeHost, &mut Journal) -> R,
+    ) -> Option<R> {
+        let mut j = self.journal.take()?;
+        let r = f(self, &mut j);
+        self.journal = Some(j);
+        Some(r)
+    }
+
     /// Write the outcomes of completed host futures (after the VM delivered them).
     pub(crate) fn flush_journal(&mut self) {
-        let Some(mut j) = self.journal.take() else {
-            return;
-        };
-        if let Ok(st) = self.state() {
-            let _ = j.flush(st);
-        }
-        self.journal = Some(j);
+        self.with_journal(|host, j| {
+            if let Ok(st) = host.state() {
+                let _ = j.flush(st);
+            }
+        });
     }
 
     /// An effectful call of a durable run: replayed from the journal when recorded there,
@@ -375,12 +390,8 @@ impl RuntimeHost {
         raw: &[Value],
         cx: &mut HostCx<'_>,
     ) -> HostCall {
-        let Some(mut j) = self.journal.take() else {
-            return HostCall::Ready(Err(HostError::runtime("internal: no journal")));
-        };
-        let answer = self.journaled_with(&mut j, name, func, decl_args, raw, cx);
-        self.journal = Some(j);
-        answer
+        self.with_journal(|host, j| host.journaled_with(j, name, func, decl_args, raw, cx))
+            .unwrap_or_else(no_journal)
     }
 
     fn journaled_with(

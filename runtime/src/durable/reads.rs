@@ -31,12 +31,8 @@ impl RuntimeHost {
         raw: &[Value],
         cx: &mut HostCx<'_>,
     ) -> HostCall {
-        let Some(mut j) = self.journal.take() else {
-            return HostCall::Ready(Err(HostError::runtime("internal: no journal")));
-        };
-        let answer = self.read_with(&mut j, name, f, args, raw, cx);
-        self.journal = Some(j);
-        answer
+        self.with_journal(|host, j| host.read_with(j, name, f, args, raw, cx))
+            .unwrap_or_else(super::journal::no_journal)
     }
 
     fn read_with(
