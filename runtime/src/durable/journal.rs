@@ -349,6 +349,14 @@ pub(super) fn digest_of(name: &str, args: &[Value]) -> String {
     hex(&h.finalize()[..16])
 }
 
+/// Where a journaled call stands in its fiber's journal ([`RuntimeHost::entry_at`]).
+pub(super) struct EntryAt {
+    pub(super) key: (String, i64),
+    pub(super) digest: String,
+    pub(super) recorded: Option<Recorded>,
+    pub(super) in_block: bool,
+}
+
 /// The answer of a journaled call in a run that keeps no journal (a bug of the caller).
 pub(super) fn no_journal() -> HostCall {
     HostCall::Ready(Err(HostError::runtime("internal: no journal")))
@@ -394,6 +402,31 @@ impl RuntimeHost {
             .unwrap_or_else(no_journal)
     }
 
+    /// The next entry of the calling fiber for a journaled call of `name` with `raw`
+    /// arguments, once the outcomes of completed futures are written: its key, the
+    /// arguments' digest, the entry recorded there (taken for replay) and whether a
+    /// `transaction:` block is open.
+    pub(super) fn entry_at(
+        &mut self,
+        j: &mut Journal,
+        name: &str,
+        raw: &[Value],
+        cx: &HostCx<'_>,
+    ) -> Result<EntryAt, HostError> {
+        let st = self.state()?;
+        j.flush(st)?;
+        let in_block = !st.conn.is_autocommit();
+        let key = j.next_key(cx.fiber());
+        let digest = digest_of(name, raw);
+        let recorded = j.replay(&key, name, &digest)?;
+        Ok(EntryAt {
+            key,
+            digest,
+            recorded,
+            in_block,
+        })
+    }
+
     fn journaled_with(
         &mut self,
         j: &mut Journal,
@@ -404,26 +437,17 @@ impl RuntimeHost {
         cx: &mut HostCx<'_>,
     ) -> HostCall {
         let ready = HostCall::Ready;
-        let st = match self.state() {
-            Ok(st) => st,
+        let at = match self.entry_at(j, name, raw, cx) {
+            Ok(at) => at,
             Err(e) => return ready(Err(e)),
         };
-        if let Err(e) = j.flush(st) {
-            return ready(Err(e));
-        }
-        let (fiber, seq) = j.next_key(cx.fiber());
-        let digest = digest_of(name, raw);
-        let key = (fiber, seq);
-        let rec = match j.replay(&key, name, &digest) {
-            Ok(rec) => rec,
-            Err(e) => return ready(Err(e)),
-        };
-        let (fiber, seq) = key;
+        let digest = at.digest;
+        let (fiber, seq) = at.key;
         let mut retry = false;
-        if let Some(rec) = rec {
+        if let Some(rec) = at.recorded {
             match rec.result.clone() {
                 // Inside `transaction:` the answer cannot wait (the block holds the write).
-                Some(r) if st.conn.is_autocommit() => return j.in_order(&rec, r),
+                Some(r) if !at.in_block => return j.in_order(&rec, r),
                 Some(r) => {
                     j.consumed(&rec);
                     return ready(r);

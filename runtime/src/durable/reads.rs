@@ -12,7 +12,7 @@ use rusqlite::params;
 
 use aether_vm::{Args, HostCall, HostCx, HostError, Value};
 
-use super::journal::{digest_of, encode, journal_error, Journal};
+use super::journal::{encode, journal_error, Journal};
 use super::now_text;
 use crate::host::RuntimeHost;
 
@@ -45,33 +45,24 @@ impl RuntimeHost {
         cx: &mut HostCx<'_>,
     ) -> HostCall {
         let ready = HostCall::Ready;
-        let st = match self.state() {
-            Ok(st) => st,
+        let at = match self.entry_at(j, name, raw, cx) {
+            Ok(at) => at,
             Err(e) => return ready(Err(e)),
         };
-        if let Err(e) = j.flush(st) {
-            return ready(Err(e));
-        }
-        let in_block = !st.conn.is_autocommit();
-        let key = j.next_key(cx.fiber());
-        let digest = digest_of(name, raw);
-        match j.replay(&key, name, &digest) {
-            Err(e) => return ready(Err(e)),
-            Ok(Some(rec)) => {
-                return match rec.result.clone() {
-                    // Inside `transaction:` the answer cannot wait (the block holds the write).
-                    Some(r) if !in_block => j.in_order(&rec, r),
-                    Some(r) => {
-                        j.consumed(&rec);
-                        ready(r)
-                    }
-                    None => ready(Err(journal_error(format!(
-                        "entry {}#{} of run `{}` (`{name}`) has no recorded value",
-                        key.0, key.1, j.run_id
-                    )))),
-                };
-            }
-            Ok(None) => {}
+        let (in_block, key, digest) = (at.in_block, at.key, at.digest);
+        if let Some(rec) = at.recorded {
+            return match rec.result.clone() {
+                // Inside `transaction:` the answer cannot wait (the block holds the write).
+                Some(r) if !in_block => j.in_order(&rec, r),
+                Some(r) => {
+                    j.consumed(&rec);
+                    ready(r)
+                }
+                None => ready(Err(journal_error(format!(
+                    "entry {}#{} of run `{}` (`{name}`) has no recorded value",
+                    key.0, key.1, j.run_id
+                )))),
+            };
         }
         let started = now_text();
         let r = f(self, args, cx).map_err(|e| self.name_busy(e));
