@@ -245,3 +245,63 @@ transaction:
     // Before: two backoffs (5 s, then 10 s) with the write lock held.
     assert!(started.elapsed() < Duration::from_secs(5), "{err}");
 }
+
+/// SQLite ends a transaction by itself on some errors in the middle of it (a full disk, an
+/// I/O error); a trigger's `RAISE(ROLLBACK)` does the same on demand. Fiber `b` fails that
+/// way while fiber `a` of the same block is still computing: `a`'s later write must not
+/// commit on its own outside the block (it did: "after" stayed in the database).
+#[test]
+fn a_block_whose_transaction_sqlite_ended_keeps_none_of_its_later_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let setup = aether(
+        dir.path(),
+        "setup.aether",
+        "goal: \"setup\"\nmemory.store(\"setup\", tags=[\"s\"])\n",
+    )
+    .output()
+    .expect("aether runs");
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let db = rusqlite::Connection::open(dir.path().join("state/aether.db")).expect("open");
+    db.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON memory WHEN NEW.content LIKE '%boom%'
+         BEGIN SELECT RAISE(ROLLBACK, 'simulated I/O error'); END;",
+    )
+    .expect("install the trigger");
+    drop(db);
+    let src = r#"goal: "a block SQLite ended in the middle"
+metadata:
+    requires: ["memory"]
+action boom():
+    memory.store("boom", tags=["y"])
+    return 1
+action slow():
+    let i = 0
+    while i < 200000:
+        i = i + 1
+    memory.store("after", tags=["y"])
+    return 2
+transaction:
+    memory.store("before", tags=["y"])
+    parallel:
+        a: slow()
+        b: boom()
+    await a, b
+"#;
+    let res = aether(dir.path(), "t.aether", src)
+        .output()
+        .expect("aether runs");
+    let err = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(21), "{err}");
+    assert!(
+        err.contains("the database rolled this `transaction:` block back after an error inside it (state database: simulated I/O error)"),
+        "{err}"
+    );
+    let count = aether(
+        dir.path(),
+        "count.aether",
+        "goal: \"count\"\nprint(memory.count(tags=[\"y\"]), memory.count(tags=[\"s\"]))\n",
+    )
+    .output()
+    .expect("aether runs");
+    assert_eq!(text(&count.stdout), "0 1\n", "{}", text(&count.stderr));
+}

@@ -48,6 +48,8 @@ pub struct RuntimeHost {
     pub(crate) state: Option<State>,
     /// Open `transaction:` savepoints.
     depth: u32,
+    /// The error of the host call after which SQLite ended the open block's transaction.
+    block_lost_by: Option<String>,
     /// Whether this run recorded any metric (the controller then runs at the end).
     recorded_metrics: bool,
     /// Metrics and run-log lines that arrived while a transaction was open.
@@ -79,6 +81,7 @@ impl RuntimeHost {
             config,
             state: None,
             depth: 0,
+            block_lost_by: None,
             recorded_metrics: false,
             deferred_metrics: Vec::new(),
             deferred_logs: Vec::new(),
@@ -289,6 +292,55 @@ impl RuntimeHost {
             .ok_or_else(|| HostError::runtime("the state database is not open"))
     }
 
+    /// `Err` when the open `transaction:` block has lost its SQLite transaction. SQLite
+    /// rolls a transaction back by itself on some errors in the middle of a block (a full
+    /// disk, an I/O error, a trigger's `RAISE(ROLLBACK)`); the block has failed then, and a
+    /// write made after that (by another fiber of the block, say) would commit on its own,
+    /// outside the block. Every host call, `trigger` and the block's commit ask first.
+    fn block_intact(&self) -> Result<(), HostError> {
+        match &self.state {
+            Some(st) if self.depth > 0 && st.conn.is_autocommit() => {
+                let why = match &self.block_lost_by {
+                    Some(e) => format!(" ({e})"),
+                    None => String::new(),
+                };
+                Err(HostError::runtime(format!(
+                    "the database rolled this `transaction:` block back after an error \
+                     inside it{why}; nothing the block wrote was kept"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A host call's work, once the block is known to be intact.
+    fn dispatch(
+        &mut self,
+        decl: &'static aether_check::decl::FnDecl,
+        func: &'static HostFn,
+        args: Vec<Value>,
+        cx: &mut HostCx<'_>,
+    ) -> HostCall {
+        if decl.effectful && self.journal.is_some() && !matches!(func, HostFn::SelfJournaled(_)) {
+            let name = decl.qualified_name();
+            let bound = Args::new(decl, &args);
+            return self.journaled_call(&name, func, &bound, &args, cx);
+        }
+        if self.journal.is_some() {
+            if let HostFn::Sync(f) = func {
+                // A read: its result is journaled too, so a replay sees what this run saw.
+                let name = decl.qualified_name();
+                let bound = Args::new(decl, &args);
+                return self.journaled_read(&name, *f, &bound, &args, cx);
+            }
+        }
+        let args = Args::new(decl, &args);
+        match func {
+            HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx).map_err(|e| self.name_busy(e))),
+            HostFn::Call(f) | HostFn::SelfJournaled(f) => f(self, &args, cx),
+        }
+    }
+
     pub(crate) fn record_metric(&mut self, name: &str, value: &Value) -> Result<(), HostError> {
         let x = match value {
             Value::Int(n) => *n as f64,
@@ -336,27 +388,21 @@ impl Host for RuntimeHost {
         };
         // A database round trip is worth more than one instruction.
         cx.charge(10);
-        if decl.effectful && self.journal.is_some() && !matches!(func, HostFn::SelfJournaled(_)) {
-            let name = decl.qualified_name();
-            let bound = Args::new(decl, &args);
-            return self.journaled_call(&name, func, &bound, &args, cx);
+        if let Err(e) = self.block_intact() {
+            return HostCall::Ready(Err(e));
         }
-        if self.journal.is_some() {
-            if let HostFn::Sync(f) = func {
-                // A read: its result is journaled too, so a replay sees what this run saw.
-                let name = decl.qualified_name();
-                let bound = Args::new(decl, &args);
-                return self.journaled_read(&name, *f, &bound, &args, cx);
+        let answer = self.dispatch(decl, func, args, cx);
+        if let HostCall::Ready(Err(e)) = &answer {
+            if self.block_intact().is_err() {
+                // This call's error made SQLite end the block's transaction.
+                self.block_lost_by.get_or_insert_with(|| e.message.clone());
             }
         }
-        let args = Args::new(decl, &args);
-        match func {
-            HostFn::Sync(f) => HostCall::Ready(f(self, &args, cx).map_err(|e| self.name_busy(e))),
-            HostFn::Call(f) | HostFn::SelfJournaled(f) => f(self, &args, cx),
-        }
+        answer
     }
 
     fn begin(&mut self) -> Result<(), HostError> {
+        self.block_intact()?;
         let depth = self.depth;
         let st = self.state()?;
         // The outermost block takes the write lock at once (BEGIN IMMEDIATE, waiting under
@@ -390,6 +436,8 @@ impl Host for RuntimeHost {
         if let Some(e) = self.replayed_tx_failure(fiber) {
             return Err(e);
         }
+        // The block stays open: the VM rolls it back with this error, as below.
+        self.block_intact()?;
         let st = self.state()?;
         let commit = if depth == 0 {
             "COMMIT".to_string()
@@ -418,8 +466,11 @@ impl Host for RuntimeHost {
             return;
         };
         self.depth = depth;
-        if depth == 0 && !self.config.throwaway {
-            crate::busy::release(&self.config.state_dir);
+        if depth == 0 {
+            self.block_lost_by = None;
+            if !self.config.throwaway {
+                crate::busy::release(&self.config.state_dir);
+            }
         }
         let undo = if depth == 0 {
             "ROLLBACK".to_string()
@@ -439,6 +490,7 @@ impl Host for RuntimeHost {
     }
 
     fn trigger(&mut self, task: &str, data: Map) -> Result<Value, HostError> {
+        self.block_intact()?;
         self.try_state();
         self.kernel
             .submit(
