@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use foldhash::HashMap;
+
 /// A capability a function needs (docs/contract/STDLIB.md, "Capabilities").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
@@ -241,8 +243,13 @@ impl FnId {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     decls: Vec<FnDecl>,
+    /// In name order, for listings (completions, suggestions, help).
     globals: BTreeMap<&'static str, FnId>,
     modules: BTreeMap<&'static str, BTreeMap<&'static str, FnId>>,
+    /// The same names hashed, for lookups: the checker resolves every call and every name
+    /// that is not a variable, and a tree search compares strings at each level.
+    global_index: HashMap<&'static str, FnId>,
+    module_index: HashMap<&'static str, HashMap<&'static str, FnId>>,
 }
 
 impl Registry {
@@ -254,8 +261,8 @@ impl Registry {
     /// replaces the earlier and keeps its id.
     pub fn declare(&mut self, decl: FnDecl) -> FnId {
         let existing = match decl.module {
-            None => self.globals.get(decl.name),
-            Some(m) => self.modules.get(m).and_then(|fns| fns.get(decl.name)),
+            None => self.global_index.get(decl.name),
+            Some(m) => self.module_index.get(m).and_then(|fns| fns.get(decl.name)),
         };
         if let Some(&id) = existing {
             self.decls[id.index()] = decl;
@@ -265,9 +272,14 @@ impl Registry {
         match decl.module {
             None => {
                 self.globals.insert(decl.name, id);
+                self.global_index.insert(decl.name, id);
             }
             Some(m) => {
                 self.modules.entry(m).or_default().insert(decl.name, id);
+                self.module_index
+                    .entry(m)
+                    .or_default()
+                    .insert(decl.name, id);
             }
         }
         self.decls.push(decl);
@@ -300,11 +312,11 @@ impl Registry {
     }
 
     pub fn global_id(&self, name: &str) -> Option<FnId> {
-        self.globals.get(name).copied()
+        self.global_index.get(name).copied()
     }
 
     pub fn module_fn_id(&self, module: &str, name: &str) -> Option<FnId> {
-        self.modules.get(module)?.get(name).copied()
+        self.module_index.get(module)?.get(name).copied()
     }
 
     pub fn global(&self, name: &str) -> Option<&FnDecl> {
@@ -316,7 +328,12 @@ impl Registry {
     }
 
     pub fn has_module(&self, module: &str) -> bool {
-        self.modules.contains_key(module)
+        self.module_index.contains_key(module)
+    }
+
+    /// The registry's own spelling of a module name (`'static`), if it declares the module.
+    pub fn module_name(&self, module: &str) -> Option<&'static str> {
+        self.module_index.get_key_value(module).map(|(m, _)| *m)
     }
 
     /// The global functions, by name.

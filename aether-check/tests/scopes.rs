@@ -619,3 +619,30 @@ print(deploy(bild=\"v1\"))
 ";
     assert_eq!(diags(body), vec![("A106", 4)]);
 }
+
+#[test]
+fn a_parameter_declared_twice_is_one_parameter_to_a_caller() {
+    let body = "\
+action f(a, a):
+    return a
+print(f(1))
+print(f(1, a=2))
+";
+    assert_eq!(diags(body), vec![("A120", 2), ("A127", 5)]);
+}
+
+#[test]
+fn calls_of_an_action_with_more_than_64_parameters_are_checked_like_short_ones() {
+    let params: Vec<String> = (0..70).map(|i| format!("p{i}")).collect();
+    let positional =
+        |n: usize| -> String { (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ") };
+    let body = format!(
+        "action big({}):\n    return p0\nprint(big({}, p69=1))\nprint(big({}, p68=1))\nprint(big({}))\n",
+        params.join(", "),
+        positional(69),
+        positional(69),
+        positional(68),
+    );
+    // Line 5 also leaves `p69` out; its call starts before the repeated keyword.
+    assert_eq!(diags(&body), vec![("A105", 5), ("A127", 5), ("A105", 6)]);
+}

@@ -6,7 +6,7 @@ use aether_syntax::{Diagnostic, Span};
 
 use super::{did_you_mean, replace_with, suggest, Checker, BUILTIN_VALUES};
 use crate::codes::*;
-use crate::decl::{FnDecl, ParamKind};
+use crate::decl::{FnDecl, ParamDecl, ParamKind};
 
 /// What a signature is shown as in a diagnostic. Formatting it costs more than checking the
 /// call, so it is kept as a reference and written only when a diagnostic needs it.
@@ -17,40 +17,96 @@ enum Shown<'a> {
     Workflow(&'a str),
 }
 
+/// A callable's parameters, borrowed from where they are declared (checking a call
+/// allocates nothing).
+#[derive(Clone, Copy)]
+enum Params<'a> {
+    Decl(&'a [ParamDecl]),
+    Action(&'a [Param]),
+}
+
+impl<'a> Params<'a> {
+    fn len(self) -> usize {
+        match self {
+            Params::Decl(p) => p.len(),
+            Params::Action(p) => p.len(),
+        }
+    }
+
+    /// Parameter `i`: (name, has a default, kind).
+    fn get(self, i: usize) -> (&'a str, bool, ParamKind) {
+        match self {
+            Params::Decl(p) => (p[i].name, p[i].default.is_some(), p[i].kind),
+            Params::Action(p) => (
+                p[i].name.text.as_str(),
+                p[i].default.is_some(),
+                ParamKind::Normal,
+            ),
+        }
+    }
+
+    /// Every parameter with its index.
+    fn iter(self) -> impl Iterator<Item = (usize, (&'a str, bool, ParamKind))> {
+        (0..self.len()).map(move |i| (i, self.get(i)))
+    }
+
+    /// The index of the first parameter named as parameter `i` is: a name declared twice
+    /// is one parameter to a caller.
+    fn first_named(self, i: usize) -> usize {
+        let name = self.get(i).0;
+        (0..i).find(|&j| self.get(j).0 == name).unwrap_or(i)
+    }
+}
+
+/// The parameters a call gives a value, by [`Params::first_named`] index: a bit each for
+/// the first 64, a vector only past them.
+#[derive(Default)]
+struct Filled {
+    bits: u64,
+    more: Vec<usize>,
+}
+
+impl Filled {
+    fn insert(&mut self, i: usize) {
+        match u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) {
+            Some(bit) => self.bits |= bit,
+            None => self.more.push(i),
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        match u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) {
+            Some(bit) => self.bits & bit != 0,
+            None => self.more.contains(&i),
+        }
+    }
+}
+
 /// A callable's parameters, from an action or a native declaration.
 struct Signature<'a> {
     shown: Shown<'a>,
-    params: Vec<(&'a str, bool, ParamKind)>,
+    params: Params<'a>,
 }
 
 impl<'a> Signature<'a> {
     fn of_decl(d: &'a FnDecl) -> Signature<'a> {
         Signature {
             shown: Shown::Decl(d),
-            params: d
-                .params
-                .iter()
-                .map(|p| (p.name, p.default.is_some(), p.kind))
-                .collect(),
+            params: Params::Decl(&d.params),
         }
     }
 
     fn of_action(a: &'a Action) -> Signature<'a> {
-        let params: Vec<_> = a
-            .params()
-            .iter()
-            .map(|p| (p.name.text.as_str(), p.default.is_some(), ParamKind::Normal))
-            .collect();
         Signature {
             shown: Shown::Action(a),
-            params,
+            params: Params::Action(a.params()),
         }
     }
 
     fn of_workflow(name: &'a str) -> Signature<'a> {
         Signature {
             shown: Shown::Workflow(name),
-            params: vec![],
+            params: Params::Decl(&[]),
         }
     }
 
@@ -137,7 +193,7 @@ impl Checker<'_> {
     }
 
     pub(super) fn use_module(&mut self, module: &str, span: Span) {
-        if let Some(m) = self.registry.module_names().find(|m| *m == module) {
+        if let Some(m) = self.registry.module_name(module) {
             self.used_modules.entry(m).or_insert(span);
         }
     }
@@ -298,22 +354,20 @@ impl Checker<'_> {
                 None => positional += 1,
             }
         }
-        let normal: Vec<&(&str, bool, ParamKind)> = sig
-            .params
-            .iter()
-            .filter(|p| p.2 == ParamKind::Normal)
-            .collect();
-        let variadic = sig.params.iter().any(|p| p.2 == ParamKind::Variadic);
-        if positional > normal.len() && !variadic {
-            let extra = &args[normal.len()];
-            let plural = if normal.len() == 1 { "" } else { "s" };
+        let params = sig.params;
+        let normal = || params.iter().filter(|(_, p)| p.2 == ParamKind::Normal);
+        let normal_count = normal().count();
+        let variadic = params.iter().any(|(_, p)| p.2 == ParamKind::Variadic);
+        if positional > normal_count && !variadic {
+            let extra = &args[normal_count];
+            let plural = if normal_count == 1 { "" } else { "s" };
             self.push(
                 Diagnostic::new(
                     &WRONG_ARITY,
                     format!(
                         "`{}` takes {} positional argument{plural} but {positional} {} given",
                         sig.display(),
-                        normal.len(),
+                        normal_count,
                         if positional == 1 { "was" } else { "were" }
                     ),
                 )
@@ -323,24 +377,28 @@ impl Checker<'_> {
             );
             return;
         }
-        // Parameters are few: a vector is cheaper than a hashed set.
-        let mut filled: Vec<&str> = normal.iter().take(positional).map(|p| p.0).collect();
+        // The usual call: positional arguments only, every parameter left out has a default.
+        if !seen_keyword && normal().skip(positional).all(|(_, p)| p.1) {
+            return;
+        }
+        let mut filled = Filled::default();
+        for (i, _) in normal().take(positional) {
+            filled.insert(params.first_named(i));
+        }
         // A misspelt keyword also leaves its parameter unfilled: report the spelling only.
         let mut unknown_keyword = false;
         for a in args {
             let Some(kw) = &a.name else { continue };
-            let target = sig
-                .params
+            let target = params
                 .iter()
-                .find(|p| p.0 == kw.text && p.2 != ParamKind::Variadic);
+                .find(|(_, p)| p.0 == kw.text && p.2 != ParamKind::Variadic);
             match target {
                 None => {
                     unknown_keyword = true;
-                    let names = sig
-                        .params
+                    let names = params
                         .iter()
-                        .filter(|p| p.2 != ParamKind::Variadic)
-                        .map(|p| p.0);
+                        .filter(|(_, p)| p.2 != ParamKind::Variadic)
+                        .map(|(_, p)| p.0);
                     let mut d = Diagnostic::new(
                         &UNKNOWN_KEYWORD_ARGUMENT,
                         format!("unknown keyword argument `{}`", kw.text),
@@ -357,8 +415,9 @@ impl Checker<'_> {
                     };
                     self.push(d);
                 }
-                Some(p) => {
-                    if filled.contains(&p.0) {
+                Some((i, _)) => {
+                    let first = params.first_named(i);
+                    if filled.contains(first) {
                         self.push(
                             Diagnostic::new(
                                 &DUPLICATE_ARGUMENT,
@@ -368,15 +427,14 @@ impl Checker<'_> {
                             .with_help(format!("the signature is `{}`", sig.display())),
                         );
                     } else {
-                        filled.push(p.0);
+                        filled.insert(first);
                     }
                 }
             }
         }
-        let missing: Vec<&str> = normal
-            .iter()
-            .filter(|p| !p.1 && !filled.contains(&p.0))
-            .map(|p| p.0)
+        let missing: Vec<&str> = normal()
+            .filter(|&(i, p)| !p.1 && !filled.contains(params.first_named(i)))
+            .map(|(_, p)| p.0)
             .collect();
         if !missing.is_empty() && !unknown_keyword {
             let list = missing
