@@ -74,10 +74,15 @@ impl Analysis {
 /// Validate a parsed script: diagnostics sorted by (span, code) and the typed settings.
 /// Same input, same output.
 pub fn check(script: &Script, registry: &Registry) -> (Vec<Diagnostic>, Specs) {
-    let (mut diags, specs) = checker::Checker::new(registry).check(script);
-    diags.extend(tx_waits::check(script, registry));
+    let checked = checker::Checker::new(registry).check(script);
+    let mut diags = checked.diags;
+    // The checker's walk meets every statement: a script without a `transaction:` block
+    // has no wait inside one, and needs no second walk.
+    if checked.has_transaction {
+        diags.extend(tx_waits::check(script, registry));
+    }
     sort_diagnostics(&mut diags);
-    (diags, specs)
+    (diags, checked.specs)
 }
 
 /// Parse and, when parsing found no errors, validate (parse errors suppress validation). A

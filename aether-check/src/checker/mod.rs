@@ -52,8 +52,19 @@ pub(crate) struct Checker<'a> {
     required_modules: HashSet<String>,
     required_plugins: Option<HashSet<String>>,
     used_modules: BTreeMap<&'static str, Span>,
-    frames: Vec<Frame>,
+    frames: Vec<Frame<'a>>,
     specs: Specs,
+    /// A `transaction:` block was met: only then can `tx_waits` find anything.
+    has_transaction: bool,
+}
+
+/// What checking a script found.
+pub(crate) struct Checked {
+    /// Unsorted.
+    pub(crate) diags: Vec<Diagnostic>,
+    pub(crate) specs: Specs,
+    /// The script holds a `transaction:` block (the walk met every statement).
+    pub(crate) has_transaction: bool,
 }
 
 /// "did you mean `s`?" as help, and as the fix that writes `s` over `span` (the editor's
@@ -144,6 +155,7 @@ impl<'a> Checker<'a> {
             used_modules: BTreeMap::new(),
             frames: Vec::new(),
             specs: Specs::default(),
+            has_transaction: false,
         }
     }
 
@@ -151,14 +163,14 @@ impl<'a> Checker<'a> {
         self.diags.push(d);
     }
 
-    fn frame(&mut self) -> &mut Frame {
+    fn frame(&mut self) -> &mut Frame<'a> {
         self.frames
             .last_mut()
             .expect("checking always happens inside a frame")
     }
 
     /// Every diagnostic of the script, unsorted, and the settings it typed on the way.
-    pub(crate) fn check(mut self, script: &'a Script) -> (Vec<Diagnostic>, Specs) {
+    pub(crate) fn check(mut self, script: &'a Script) -> Checked {
         self.collect(script);
         // The main body, in order: top-level names exist from their declaration on.
         self.frames.push(Frame::new(false));
@@ -177,7 +189,11 @@ impl<'a> Checker<'a> {
             }
         }
         self.module_requirements();
-        (self.diags, self.specs)
+        Checked {
+            diags: self.diags,
+            specs: self.specs,
+            has_transaction: self.has_transaction,
+        }
     }
 
     /// First pass: actions (hoisted), top-level names, requirements, block-level rules.
@@ -343,7 +359,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn action(&mut self, a: &Action) {
+    fn action(&mut self, a: &'a Action) {
         if let (Some(_), Some((_, inputs_span))) = (&a.header_params, &a.inputs_params) {
             self.push(
                 Diagnostic::new(
@@ -370,7 +386,7 @@ impl<'a> Checker<'a> {
         self.frames.pop();
     }
 
-    fn params(&mut self, params: &[Param]) {
+    fn params(&mut self, params: &'a [Param]) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for p in params {
             if let Some(default) = &p.default {
@@ -394,7 +410,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn workflow(&mut self, w: &Workflow) {
+    fn workflow(&mut self, w: &'a Workflow) {
         self.frames.push(Frame::new(true));
         for e in &w.entries {
             if e.key == "steps" {
@@ -426,7 +442,7 @@ impl<'a> Checker<'a> {
         self.frames.pop();
     }
 
-    fn step(&mut self, step: &ListItem) {
+    fn step(&mut self, step: &'a ListItem) {
         match &step.value.kind {
             ExprKind::Call { callee, args } => self.call(callee, args, step.value.span),
             ExprKind::Name(_) | ExprKind::Member { .. } => self.call(&step.value, &[], step.value.span),

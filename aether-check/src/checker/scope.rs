@@ -8,9 +8,24 @@ pub(super) struct Var {
     pub(super) pending: bool,
 }
 
+/// A variable of one scope, with the variable of the same name it hides.
+struct Binding<'a> {
+    name: &'a str,
+    var: Var,
+    /// The binding in an enclosing scope this one hides: visible again when this scope closes.
+    hides: Option<usize>,
+}
+
 /// One function body being checked: the main body, an action, a workflow or a handler.
-pub(super) struct Frame {
-    pub(super) scopes: Vec<HashMap<String, Var>>,
+/// Names are borrowed from the script (declaring one allocates nothing), and a name is
+/// found with one hash lookup however deep the scopes are nested.
+pub(super) struct Frame<'a> {
+    /// The bindings of every open scope, the innermost scope's last.
+    bindings: Vec<Binding<'a>>,
+    /// Where each scope opened inside the frame's own starts in `bindings`.
+    scope_starts: Vec<usize>,
+    /// Each visible name's innermost binding, by index in `bindings`.
+    innermost: HashMap<&'a str, usize>,
     /// Inside an action, workflow or handler: top-level names are readable, not assignable.
     pub(super) sees_globals: bool,
     pub(super) loop_depth: usize,
@@ -24,10 +39,12 @@ pub(super) struct Frame {
     pub(super) has_pending: bool,
 }
 
-impl Frame {
-    pub(super) fn new(sees_globals: bool) -> Frame {
+impl<'a> Frame<'a> {
+    pub(super) fn new(sees_globals: bool) -> Frame<'a> {
         Frame {
-            scopes: vec![HashMap::new()],
+            bindings: Vec::new(),
+            scope_starts: Vec::new(),
+            innermost: HashMap::new(),
             sees_globals,
             loop_depth: 0,
             transaction_depth: 0,
@@ -37,42 +54,74 @@ impl Frame {
         }
     }
 
+    /// Open a block's scope: what it declares is gone when it closes.
+    pub(super) fn open_scope(&mut self) {
+        self.scope_starts.push(self.bindings.len());
+    }
+
+    /// Close the innermost scope opened by [`Frame::open_scope`]; the names it hid are
+    /// visible again.
+    pub(super) fn close_scope(&mut self) {
+        let Some(start) = self.scope_starts.pop() else {
+            return;
+        };
+        while self.bindings.len() > start {
+            let Some(b) = self.bindings.pop() else { break };
+            match b.hides {
+                Some(i) => self.innermost.insert(b.name, i),
+                None => self.innermost.remove(b.name),
+            };
+        }
+    }
+
     pub(super) fn lookup(&self, name: &str) -> Option<&Var> {
-        self.scopes.iter().rev().find_map(|s| s.get(name))
+        let i = *self.innermost.get(name)?;
+        Some(&self.bindings[i].var)
     }
 
     pub(super) fn lookup_mut(&mut self, name: &str) -> Option<&mut Var> {
-        self.scopes.iter_mut().rev().find_map(|s| s.get_mut(name))
+        let i = *self.innermost.get(name)?;
+        Some(&mut self.bindings[i].var)
+    }
+
+    /// Every variable of every open scope (a hidden one too), innermost scope last.
+    pub(super) fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.bindings.iter().map(|b| b.name)
     }
 
     /// Names that are pending on the current path.
-    pub(super) fn pending_names(&self) -> HashSet<String> {
+    pub(super) fn pending_names(&self) -> HashSet<&'a str> {
         if !self.has_pending {
             return HashSet::new();
         }
-        self.scopes
+        self.bindings
             .iter()
-            .flat_map(|s| s.iter())
-            .filter(|(_, v)| v.pending)
-            .map(|(n, _)| n.clone())
+            .filter(|b| b.var.pending)
+            .map(|b| b.name)
             .collect()
     }
 
     /// Make exactly `names` pending (names declared since then are gone with their scope).
-    pub(super) fn set_pending(&mut self, names: &HashSet<String>) {
+    pub(super) fn set_pending(&mut self, names: &HashSet<&'a str>) {
         if !self.has_pending {
             return;
         }
-        for scope in &mut self.scopes {
-            for (n, v) in scope.iter_mut() {
-                v.pending = names.contains(n);
-            }
+        for b in &mut self.bindings {
+            b.var.pending = names.contains(b.name);
         }
     }
 
-    pub(super) fn declare(&mut self, name: &str, pending: bool) {
+    /// Declare `name` in the innermost scope (declaring it again there replaces it).
+    pub(super) fn declare(&mut self, name: &'a str, pending: bool) {
         self.has_pending |= pending;
-        let scope = self.scopes.last_mut().expect("a frame always has a scope");
-        scope.insert(name.to_string(), Var { pending });
+        let start = self.scope_starts.last().copied().unwrap_or(0);
+        let var = Var { pending };
+        match self.innermost.get(name).copied() {
+            Some(i) if i >= start => self.bindings[i].var = var,
+            hides => {
+                self.innermost.insert(name, self.bindings.len());
+                self.bindings.push(Binding { name, var, hides });
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Statements: declarations, assignments, control flow and the pending-value analysis.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 
 use aether_syntax::ast::*;
 use aether_syntax::Diagnostic;
@@ -8,20 +8,20 @@ use aether_syntax::Diagnostic;
 use super::{Checker, BUILTIN_VALUES};
 use crate::codes::*;
 
-impl Checker<'_> {
-    pub(super) fn block_stmts(&mut self, stmts: &[Stmt]) {
+impl<'a> Checker<'a> {
+    pub(super) fn block_stmts(&mut self, stmts: &'a [Stmt]) {
         for s in stmts {
             self.stmt(s);
         }
     }
 
-    fn scoped_block(&mut self, b: &Block) {
-        self.frame().scopes.push(HashMap::new());
+    fn scoped_block(&mut self, b: &'a Block) {
+        self.frame().open_scope();
         self.block_stmts(&b.stmts);
-        self.frame().scopes.pop();
+        self.frame().close_scope();
     }
 
-    pub(super) fn stmt(&mut self, s: &Stmt) {
+    pub(super) fn stmt(&mut self, s: &'a Stmt) {
         match &s.kind {
             StmtKind::Let { name, value, .. } => {
                 self.expr(value);
@@ -97,12 +97,12 @@ impl Checker<'_> {
                 self.expr(iter);
                 // The body may run zero times: what was pending before stays pending.
                 let before = self.frame().pending_names();
-                self.frame().scopes.push(HashMap::new());
+                self.frame().open_scope();
                 self.frame().declare(&var.text, false);
                 self.frame().loop_depth += 1;
                 self.block_stmts(&body.stmts);
                 self.frame().loop_depth -= 1;
-                self.frame().scopes.pop();
+                self.frame().close_scope();
                 let mut after = self.frame().pending_names();
                 after.extend(before);
                 self.frame().set_pending(&after);
@@ -202,6 +202,7 @@ impl Checker<'_> {
                 }
             }
             StmtKind::Transaction(body) => {
+                self.has_transaction = true;
                 let depth = self.frame().loop_depth;
                 self.frame().transaction_depth += 1;
                 self.frame().transaction_loops.push(depth);
@@ -267,7 +268,7 @@ impl Checker<'_> {
                 || self.registry.has_module(n))
     }
 
-    fn declare_or_assign(&mut self, name: &Name) {
+    fn declare_or_assign(&mut self, name: &'a Name) {
         // `x: e` assigns when `x` is visible in this frame, else declares it here.
         let frame = self.frame();
         match frame.lookup_mut(&name.text) {
@@ -317,9 +318,7 @@ impl Checker<'_> {
     pub(super) fn names_in_scope(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if let Some(f) = self.frames.last() {
-            for s in &f.scopes {
-                out.extend(s.keys().cloned());
-            }
+            out.extend(f.names().map(str::to_string));
             if f.sees_globals {
                 out.extend(self.globals.iter().map(|g| g.to_string()));
             }
