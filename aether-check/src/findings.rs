@@ -104,19 +104,27 @@ pub fn place(
 pub fn project_relative(root: &std::path::Path, file: &std::path::Path) -> String {
     use std::path::Component;
     let shown = file.strip_prefix(root).unwrap_or(file);
-    let parts: Vec<String> = shown
-        .components()
-        .filter_map(|c| match c {
-            Component::RootDir => Some(String::new()),
-            Component::Prefix(p) => Some(p.as_os_str().to_string_lossy().into_owned()),
-            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
-            Component::CurDir | Component::ParentDir => None,
-        })
-        .collect();
-    match parts.join("/") {
-        joined if joined.is_empty() => "/".into(),
-        joined => joined,
+    // The kept components joined by `/` (the root directory is an empty first part, so an
+    // absolute path keeps its leading `/`), written into one string.
+    let mut joined = String::with_capacity(shown.as_os_str().len());
+    let mut first = true;
+    for c in shown.components() {
+        let part = match c {
+            Component::RootDir => std::borrow::Cow::Borrowed(""),
+            Component::Prefix(p) => p.as_os_str().to_string_lossy(),
+            Component::Normal(n) => n.to_string_lossy(),
+            Component::CurDir | Component::ParentDir => continue,
+        };
+        if !first {
+            joined.push('/');
+        }
+        first = false;
+        joined.push_str(&part);
     }
+    if joined.is_empty() {
+        joined.push('/');
+    }
+    joined
 }
 
 #[cfg(test)]

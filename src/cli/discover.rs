@@ -29,8 +29,11 @@ fn found(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
+            // In file name order. Entries sorted together are one directory's, so their
+            // paths share the directory's prefix and compare as their names do (without
+            // parsing each path for its last component at every comparison).
             let walker = walkdir::WalkDir::new(p)
-                .sort_by_file_name()
+                .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
                 .into_iter()
                 .filter_entry(|e| {
                     e.depth() == 0
