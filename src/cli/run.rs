@@ -21,7 +21,7 @@ use super::report::{check_file, FileReport, Options, Status};
 pub(crate) use super::switches::Profile;
 use super::switches::Switches;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub(crate) struct RunArgs {
     /// The script to run.
     #[arg(value_name = "FILE")]
@@ -88,9 +88,24 @@ struct RunOnly {
 /// The arguments of `run WORDS...` (the first word is the subcommand's name), or `None`
 /// when they do not parse (the full command line then reports it, or prints the help).
 pub(crate) fn parse_alone(words: &[std::ffi::OsString]) -> Option<RunArgs> {
+    if let Some(args) = just_a_file(words) {
+        return Some(args);
+    }
     <RunOnly as clap::Parser>::try_parse_from(words)
         .ok()
         .map(|r| r.run)
+}
+
+/// `run FILE` and nothing else, FILE a word clap reads as the positional (not empty, not
+/// an option): what clap would return, without building `run`'s parser (a fifth of a
+/// hello-world run's instructions and its code pages; docs/performance.md, start-up).
+fn just_a_file(words: &[std::ffi::OsString]) -> Option<RunArgs> {
+    let [_, file] = words else { return None };
+    let first = file.as_encoded_bytes().first()?;
+    (*first != b'-').then(|| RunArgs {
+        file: PathBuf::from(file),
+        ..RunArgs::default()
+    })
 }
 
 pub(crate) fn run_words(words: Vec<String>) -> i32 {
@@ -836,4 +851,40 @@ fn setup_failed(events: &mut Option<JsonLines<'_>>, message: String, show: bool)
     };
     end_events(events, &outcome);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn words(file: &str) -> Vec<OsString> {
+        vec!["run".into(), file.into()]
+    }
+
+    #[test]
+    fn run_and_a_file_alone_are_what_clap_would_parse() {
+        for file in [
+            "hello.aether",
+            "dir/x.aether",
+            "a b.aether",
+            "help",
+            "run",
+            "é.aether",
+        ] {
+            let fast = just_a_file(&words(file)).expect("a plain file word");
+            let clap = <RunOnly as clap::Parser>::try_parse_from(words(file)).expect("parses");
+            assert_eq!(format!("{fast:?}"), format!("{:?}", clap.run), "{file}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_clap() {
+        for file in ["", "-", "--help", "-V", "--json-status"] {
+            assert!(just_a_file(&words(file)).is_none(), "{file:?}");
+        }
+        let more: Vec<OsString> = vec!["run".into(), "x.aether".into(), "--quiet".into()];
+        assert!(just_a_file(&more).is_none());
+        assert!(just_a_file(&["run".into()]).is_none());
+    }
 }
