@@ -17,7 +17,7 @@ trap 'rm -f "$out"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$out" --demangle=no --dump-instr=no \
     --compress-strings=no "$bin" run bench/programs/hello.aether >/dev/null 2>&1
 # Every `fn=` block of the binary's own object (not libc's or ld.so's); unnamed code
-# (`0x...`) is left out.
+# (`0x...`) and valgrind's own labels (`(below main)`) are left out.
 python3 - "$out" "$(basename "$bin")" >src/startup.order <<'PY'
 import sys
 ob, names = None, set()
@@ -26,7 +26,7 @@ for line in open(sys.argv[1]):
         ob = line[3:].strip()
     elif line.startswith("fn=") and ob and ob.endswith("/" + sys.argv[2]):
         name = line[3:].strip()
-        if not name.startswith("0x"):
+        if not name.startswith("0x") and " " not in name:
             names.add(name)
 print("\n".join(sorted(names)))
 PY
