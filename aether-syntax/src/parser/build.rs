@@ -21,17 +21,6 @@ pub(super) fn stmt(kind: StmtKind, l: usize, r: usize) -> Box<Stmt> {
     })
 }
 
-pub(super) fn binary(op: BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Expr {
-    Expr::new(
-        ExprKind::Binary {
-            op,
-            lhs: Box::new(lhs),
-            rhs: Box::new(rhs),
-        },
-        Span::new(l, r),
-    )
-}
-
 pub(super) fn unary(op: UnaryOp, operand: Expr, l: usize, r: usize) -> Expr {
     Expr::new(
         ExprKind::Unary {

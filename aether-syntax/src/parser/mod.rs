@@ -2,6 +2,7 @@
 //! public entry; `lalrpop_util` types never leave this module.
 
 mod build;
+mod climb;
 
 use lalrpop_util::{ErrorRecovery, ParseError};
 
@@ -169,13 +170,6 @@ fn syntax_error(err: ParseError<usize, Tok<'_>, ()>, eof: usize) -> Diagnostic {
                 )
                 .with_primary(span, "the block ends here")
                 .with_help("a block needs at least one indented line"),
-                Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::EqEq | Tok::NotEq
-                    if expected.iter().any(|e| e == "\"and\"") =>
-                {
-                    Diagnostic::new(&rules::SYNTAX_ERROR, "comparison operators cannot be chained")
-                        .with_primary(span, "second comparison")
-                        .with_help("join the comparisons: `a < b and b < c`")
-                }
                 Tok::If if expected.iter().any(|e| e == "\":\"") => Diagnostic::new(
                     &rules::SYNTAX_ERROR,
                     format!("unexpected `if`, expected {wanted}"),
