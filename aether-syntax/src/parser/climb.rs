@@ -216,3 +216,425 @@ fn chained_comparison(
         second.as_str()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::ast::{Expr, ExprKind, Item, StmtKind, UnaryOp};
+    use crate::parser::{parse, Parsed};
+    use crate::span::Span;
+
+    /// The expression of a one-statement file, fully parenthesised, each node with its span.
+    fn spanned(e: &Expr) -> String {
+        let body = match &e.kind {
+            ExprKind::Binary { op, lhs, rhs } => {
+                format!("({} {} {})", spanned(lhs), op.as_str(), spanned(rhs))
+            }
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => format!("(not {})", spanned(operand)),
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                operand,
+            } => format!("(-{})", spanned(operand)),
+            ExprKind::Name(n) => n.clone(),
+            ExprKind::Int(i) => i.to_string(),
+            other => format!("{other:?}"),
+        };
+        format!("{body}@{}..{}", e.span.start - AT, e.span.end - AT)
+    }
+
+    fn plain(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Binary { op, lhs, rhs } => {
+                format!("({} {} {})", plain(lhs), op.as_str(), plain(rhs))
+            }
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => format!("(not {})", plain(operand)),
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                operand,
+            } => format!("(-{})", plain(operand)),
+            ExprKind::Name(n) => n.clone(),
+            ExprKind::Int(i) => i.to_string(),
+            ExprKind::Error => "ERROR".into(),
+            ExprKind::Member { target, name } => format!("{}.{}", plain(target), name.text),
+            ExprKind::Call { callee, args } => {
+                let args: Vec<String> = args.iter().map(|a| plain(&a.value)).collect();
+                format!("{}({})", plain(callee), args.join(", "))
+            }
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Where the expression starts in the parsed file (`v = ` before it: a line starting
+    /// with `-` is a list item).
+    const AT: u32 = 4;
+
+    fn parsed(expr: &str) -> (Parsed, Option<Expr>) {
+        let p = parse(&format!("v = {expr}\n"));
+        let e = match p.ast.items.first() {
+            Some(Item::Stmt(s)) => match &s.kind {
+                StmtKind::Assign { value, .. } => Some(value.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        (p, e)
+    }
+
+    /// The tree of a well-formed expression.
+    fn tree(expr: &str) -> String {
+        let (p, e) = parsed(expr);
+        assert!(p.diagnostics.is_empty(), "{expr}: {:?}", p.diagnostics);
+        plain(&e.expect("an expression statement"))
+    }
+
+    /// The one diagnostic of a broken expression: message, primary span, secondary spans.
+    fn error(expr: &str) -> (String, Span, Vec<Span>) {
+        let (p, _) = parsed(expr);
+        assert_eq!(p.diagnostics.len(), 1, "{expr}: {:?}", p.diagnostics);
+        let d = &p.diagnostics[0];
+        let shift = |s: Span| Span::new((s.start - AT) as usize, (s.end - AT) as usize);
+        let secondary = d
+            .labels()
+            .iter()
+            .filter(|l| !l.primary)
+            .map(|l| shift(l.span))
+            .collect();
+        (d.message().to_string(), shift(d.span()), secondary)
+    }
+
+    const LEVELS: [(&str, u8); 10] = [
+        ("or", 1),
+        ("||", 1),
+        ("and", 2),
+        ("&&", 2),
+        ("==", 4),
+        ("<", 4),
+        ("not in", 4),
+        ("+", 5),
+        ("-", 5),
+        ("*", 6),
+    ];
+
+    fn canonical(op: &str) -> &str {
+        match op {
+            "||" => "or",
+            "&&" => "and",
+            other => other,
+        }
+    }
+
+    #[test]
+    fn every_pair_of_levels_groups_by_precedence_then_to_the_left() {
+        for (p, lp) in LEVELS {
+            for (q, lq) in LEVELS {
+                let src = format!("a {p} b {q} c");
+                let (p, q) = (canonical(p), canonical(q));
+                if lp == 4 && lq == 4 {
+                    let (msg, _, _) = error(&src);
+                    assert_eq!(msg, "comparison operators cannot be chained", "{src}");
+                } else if lp >= lq {
+                    assert_eq!(tree(&src), format!("((a {p} b) {q} c)"), "{src}");
+                } else {
+                    assert_eq!(tree(&src), format!("(a {p} (b {q} c))"), "{src}");
+                }
+            }
+        }
+        for op in ["/", "%", "!=", "<=", ">", ">=", "in"] {
+            assert_eq!(tree(&format!("a {op} b")), format!("(a {op} b)"));
+        }
+    }
+
+    #[test]
+    fn left_associative_operators_group_to_the_left() {
+        assert_eq!(tree("a - b - c - d"), "(((a - b) - c) - d)");
+        assert_eq!(tree("a / b * c % d"), "(((a / b) * c) % d)");
+        assert_eq!(tree("a or b || c"), "((a or b) or c)");
+        assert_eq!(tree("a and b && c"), "((a and b) and c)");
+        assert_eq!(tree("a + b * c - d"), "((a + (b * c)) - d)");
+        assert_eq!(tree("a or b and c or d"), "((a or (b and c)) or d)");
+    }
+
+    #[test]
+    fn not_sits_between_and_and_the_comparisons() {
+        assert_eq!(tree("not a == b"), "(not (a == b))");
+        assert_eq!(tree("!a == b"), "(not (a == b))");
+        assert_eq!(tree("not a and b"), "((not a) and b)");
+        assert_eq!(tree("a or not b and c"), "(a or ((not b) and c))");
+        assert_eq!(tree("not not a + b in c"), "(not (not ((a + b) in c)))");
+        assert_eq!(tree("a not in b"), "(a not in b)");
+        assert_eq!(tree("not a not in b"), "(not (a not in b))");
+        assert_eq!(tree("a and not b < c or d"), "((a and (not (b < c))) or d)");
+    }
+
+    #[test]
+    fn unary_minus_and_postfix_bind_tighter_than_the_binary_operators() {
+        assert_eq!(tree("-a * b"), "((-a) * b)");
+        assert_eq!(tree("a * -b"), "(a * (-b))");
+        assert_eq!(tree("- - a - b"), "((-(-a)) - b)");
+        assert_eq!(tree("-a.b(c) + d"), "((-a.b(c)) + d)");
+        assert_eq!(tree("(a + b) * c"), "((a + b) * c)");
+    }
+
+    #[test]
+    fn spans_run_from_the_first_token_to_the_last() {
+        let (_, e) = parsed("not (a) + b * -d < e");
+        assert_eq!(
+            spanned(&e.expect("an expression")),
+            "(not ((a@4..7 + (b@10..11 * (-d@15..16)@14..16)@10..16)@4..16 < e@19..20)@4..20)@0..20"
+        );
+    }
+
+    #[test]
+    fn a_chained_comparison_is_reported_once_with_both_operators() {
+        let (msg, primary, secondary) = error("a < b == c");
+        assert_eq!(msg, "comparison operators cannot be chained");
+        assert_eq!(primary, Span::new(6, 8));
+        assert_eq!(secondary, vec![Span::new(2, 3)]);
+        let (_, primary, secondary) = error("x and a not in b + c in d < e");
+        assert_eq!(primary, Span::new(21, 23));
+        assert_eq!(secondary, vec![Span::new(8, 14)]);
+        let (p, e) = parsed("a < b < c and d");
+        assert_eq!(p.diagnostics.len(), 1);
+        let e = e.expect("the statement is kept");
+        assert_eq!(plain(&e), "(ERROR and d)");
+        let ExprKind::Binary { lhs, .. } = &e.kind else {
+            panic!("{e:?}")
+        };
+        assert_eq!(lhs.span, Span::new(AT as usize, AT as usize + 9));
+        assert!(p.diagnostics[0]
+            .help()
+            .is_some_and(|h| h.contains("`a < b and b < c`")));
+        // Parenthesised comparisons are not a chain.
+        assert_eq!(tree("(a < b) == c"), "((a < b) == c)");
+    }
+
+    #[test]
+    fn not_after_an_arithmetic_or_comparison_operator_is_still_an_error() {
+        for (src, at) in [
+            ("a == not b", 5),
+            ("a + not b", 4),
+            ("-not a", 1),
+            ("a * !b", 4),
+        ] {
+            let (msg, primary, _) = error(src);
+            assert!(msg.starts_with("unexpected `"), "{src}: {msg}");
+            assert_eq!(primary.start, at, "{src}");
+        }
+    }
+
+    /// A token of a generated expression.
+    #[derive(Clone, Debug)]
+    enum T {
+        Atom(String),
+        Op(&'static str),
+        Not,
+        Neg,
+        Open,
+        Close,
+    }
+
+    const OPS: [&str; 17] = [
+        "or", "||", "and", "&&", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "+", "-", "*",
+        "/", "%",
+    ];
+
+    fn gen_expr(depth: u32) -> BoxedStrategy<Vec<T>> {
+        let atom = prop_oneof![
+            (0..4u8).prop_map(|i| vec![T::Atom(format!("x{i}"))]),
+            (0..100i64).prop_map(|i| vec![T::Atom(i.to_string())]),
+        ];
+        let operand: BoxedStrategy<Vec<T>> = if depth == 0 {
+            atom.boxed()
+        } else {
+            prop_oneof![
+                3 => atom,
+                1 => gen_expr(depth - 1).prop_map(|mut inner| {
+                    inner.insert(0, T::Open);
+                    inner.push(T::Close);
+                    inner
+                }),
+            ]
+            .boxed()
+        };
+        let piece = (
+            0..3usize,
+            0..3usize,
+            operand,
+            prop::sample::select(OPS.to_vec()),
+        );
+        prop::collection::vec(piece, 1..6)
+            .prop_map(|pieces| {
+                let mut out = Vec::new();
+                let mut not_allowed = true;
+                let n = pieces.len();
+                for (i, (nots, negs, operand, op)) in pieces.into_iter().enumerate() {
+                    if not_allowed {
+                        out.extend(std::iter::repeat_n(T::Not, nots.saturating_sub(1)));
+                    }
+                    out.extend(std::iter::repeat_n(T::Neg, negs.saturating_sub(1)));
+                    out.extend(operand);
+                    if i + 1 < n {
+                        out.push(T::Op(op));
+                        not_allowed = matches!(op, "or" | "||" | "and" | "&&");
+                    }
+                }
+                out
+            })
+            .boxed()
+    }
+
+    /// The old grammar's levels as a recursive-descent oracle over the generated tokens,
+    /// each token at its offset; `Err` holds the span of a second chained comparison.
+    struct Oracle<'a> {
+        toks: &'a [(T, usize, usize)],
+        at: usize,
+    }
+
+    type Node = (String, usize, usize);
+
+    impl Oracle<'_> {
+        fn peek_op(&self, ops: &[&str]) -> Option<(&'static str, usize, usize)> {
+            match self.toks.get(self.at) {
+                Some((T::Op(op), s, e)) if ops.contains(op) => Some((op, *s, *e)),
+                _ => None,
+            }
+        }
+
+        fn left(
+            &mut self,
+            ops: &[&str],
+            next: fn(&mut Self) -> Result<Node, Span>,
+        ) -> Result<Node, Span> {
+            let mut l = next(self)?;
+            while let Some((op, _, _)) = self.peek_op(ops) {
+                self.at += 1;
+                let r = next(self)?;
+                l = bin(l, op, r);
+            }
+            Ok(l)
+        }
+
+        fn or(&mut self) -> Result<Node, Span> {
+            self.left(&["or", "||"], Self::and)
+        }
+
+        fn and(&mut self) -> Result<Node, Span> {
+            self.left(&["and", "&&"], Self::not)
+        }
+
+        fn not(&mut self) -> Result<Node, Span> {
+            if let Some((T::Not, s, _)) = self.toks.get(self.at) {
+                let s = *s;
+                self.at += 1;
+                let e = self.not()?;
+                return Ok((format!("(not {}@{}..{})", e.0, e.1, e.2), s, e.2));
+            }
+            self.cmp()
+        }
+
+        fn cmp(&mut self) -> Result<Node, Span> {
+            const CMP: [&str; 8] = ["==", "!=", "<", "<=", ">", ">=", "in", "not in"];
+            let l = self.add()?;
+            let Some((op, _, _)) = self.peek_op(&CMP) else {
+                return Ok(l);
+            };
+            self.at += 1;
+            let r = self.add()?;
+            match self.peek_op(&CMP) {
+                Some((_, s, e)) => Err(Span::new(s, e)),
+                None => Ok(bin(l, op, r)),
+            }
+        }
+
+        fn add(&mut self) -> Result<Node, Span> {
+            self.left(&["+", "-"], Self::mul)
+        }
+
+        fn mul(&mut self) -> Result<Node, Span> {
+            self.left(&["*", "/", "%"], Self::unary)
+        }
+
+        fn unary(&mut self) -> Result<Node, Span> {
+            let (t, s, e) = self.toks[self.at].clone();
+            self.at += 1;
+            match t {
+                T::Neg => {
+                    let inner = self.unary()?;
+                    Ok((
+                        format!("(-{}@{}..{})", inner.0, inner.1, inner.2),
+                        s,
+                        inner.2,
+                    ))
+                }
+                T::Atom(a) => Ok((a, s, e)),
+                T::Open => {
+                    let inner = self.or()?;
+                    let (_, _, close) = self.toks[self.at];
+                    self.at += 1;
+                    Ok((inner.0, s, close))
+                }
+                other => panic!("generated no {other:?} here"),
+            }
+        }
+    }
+
+    fn bin(l: Node, op: &str, r: Node) -> Node {
+        let op = canonical(op);
+        let text = format!("({}@{}..{} {op} {}@{}..{})", l.0, l.1, l.2, r.0, r.1, r.2);
+        (text, l.1, r.2)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Random chains of operands, operators, `not`s, `-`s and parentheses parse to the
+        /// tree (and spans) of the old level-per-precedence grammar, or report the chained
+        /// comparison that grammar stopped at.
+        #[test]
+        fn chains_parse_like_the_level_grammar(toks in gen_expr(2)) {
+            let mut src = String::new();
+            let mut spanned_toks = Vec::new();
+            for t in toks {
+                if !src.is_empty() {
+                    src.push(' ');
+                }
+                let text = match &t {
+                    T::Atom(a) => a.as_str(),
+                    T::Op(op) => op,
+                    T::Not => "not",
+                    T::Neg => "-",
+                    T::Open => "(",
+                    T::Close => ")",
+                };
+                let start = src.len();
+                src.push_str(text);
+                spanned_toks.push((t, start, src.len()));
+            }
+            let mut oracle = Oracle { toks: &spanned_toks, at: 0 };
+            let expected = oracle.or();
+            let (p, e) = parsed(&src);
+            match expected {
+                Ok((text, s, e_end)) => {
+                    prop_assert!(p.diagnostics.is_empty(), "{}: {:?}", src, p.diagnostics);
+                    prop_assert_eq!(oracle.at, spanned_toks.len());
+                    let e = e.expect("an expression statement");
+                    prop_assert_eq!(spanned(&e), format!("{text}@{s}..{e_end}"), "{}", src);
+                }
+                Err(span) => {
+                    prop_assert!(!p.diagnostics.is_empty(), "{}", src);
+                    let d = &p.diagnostics[0];
+                    prop_assert_eq!(d.message(), "comparison operators cannot be chained");
+                    prop_assert_eq!(d.span(), Span::new(span.start as usize + 4, span.end as usize + 4), "{}", src);
+                    prop_assert!(p.diagnostics.iter().all(|d| d.message() == "comparison operators cannot be chained"));
+                }
+            }
+        }
+    }
+}
