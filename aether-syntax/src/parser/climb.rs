@@ -221,7 +221,8 @@ fn chained_comparison(
 mod tests {
     use proptest::prelude::*;
 
-    use crate::ast::{Expr, ExprKind, Item, StmtKind, UnaryOp};
+    use super::Chain;
+    use crate::ast::{BinaryOp, Expr, ExprKind, Item, StmtKind, UnaryOp};
     use crate::parser::{parse, Parsed};
     use crate::span::Span;
 
@@ -427,6 +428,74 @@ mod tests {
             assert!(msg.starts_with("unexpected `"), "{src}: {msg}");
             assert_eq!(primary.start, at, "{src}");
         }
+    }
+
+    /// Takes a tree apart without recursion (a 100,000-deep `not` chain would overflow the
+    /// stack in `Drop`), counting its nodes and its depth.
+    fn take_apart(e: Expr) -> (usize, usize) {
+        let (mut nodes, mut depth) = (0, 0);
+        let mut stack = vec![(e, 1)];
+        while let Some((e, d)) = stack.pop() {
+            nodes += 1;
+            depth = depth.max(d);
+            match e.kind {
+                ExprKind::Binary { lhs, rhs, .. } => {
+                    stack.push((*lhs, d + 1));
+                    stack.push((*rhs, d + 1));
+                }
+                ExprKind::Unary { operand, .. } => stack.push((*operand, d + 1)),
+                _ => {}
+            }
+        }
+        (nodes, depth)
+    }
+
+    #[test]
+    fn hostile_chains_are_climbed_with_recursion_bounded_by_the_levels() {
+        // The lexer drops a line of more than 1,000 operators (NESTING_TOO_DEEP) before the
+        // parser, but the climbing must not depend on it: 100,000 `not`s, then 50,000 times a
+        // chain through every level (200,001 operands), on a 128 KiB stack.
+        let worker = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(|| {
+                let name = |at: usize| Expr::new(ExprKind::Name("a".into()), Span::new(at, at + 1));
+                let op = |op: BinaryOp, at: usize| (op, Span::new(at, at + 1));
+                let mut chain = Chain::starting_with_not(0);
+                for i in 1..100_000 {
+                    chain = chain.not(i);
+                }
+                let mut at = 100_000;
+                for i in 0..50_000 {
+                    for o in [BinaryOp::Mul, BinaryOp::Add, BinaryOp::Lt] {
+                        chain = chain.push(name(at), op(o, at + 1));
+                        at += 2;
+                    }
+                    let logic = if i % 2 == 0 {
+                        BinaryOp::And
+                    } else {
+                        BinaryOp::Or
+                    };
+                    chain = chain.push(name(at), op(logic, at + 1)).not(at + 2);
+                    at += 3;
+                }
+                let mut diags = Vec::new();
+                let e = chain.finish(name(at), &mut diags);
+                assert!(diags.is_empty(), "{diags:?}");
+                assert_eq!(e.span, Span::new(0, at + 1));
+                assert!(matches!(
+                    e.kind,
+                    ExprKind::Binary {
+                        op: BinaryOp::Or,
+                        ..
+                    }
+                ));
+                take_apart(e)
+            })
+            .expect("a thread");
+        let (nodes, depth) = worker.join().expect("no stack overflow");
+        // 200,001 operands, 200,000 binary nodes, 150,000 `not`s.
+        assert_eq!(nodes, 200_001 + 200_000 + 150_000);
+        assert!(depth > 100_000, "{depth}");
     }
 
     /// A token of a generated expression.
