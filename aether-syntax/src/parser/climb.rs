@@ -417,6 +417,21 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_comparison_takes_its_lines_one_syntax_error() {
+        // A later error on the line is dropped, as when the grammar stopped at the chain.
+        let (msg, primary, _) = error("f(a < b < c) x");
+        assert_eq!(msg, "comparison operators cannot be chained");
+        assert_eq!(primary, Span::new(8, 9));
+        // An earlier one (here the line's indentation) keeps the line.
+        let p = parse("let a = 1\n  let b = a < a < a\n");
+        let messages: Vec<&str> = p.diagnostics.iter().map(|d| d.message()).collect();
+        assert_eq!(messages, ["unexpected indentation"]);
+        // Chains on two lines are both reported.
+        let p = parse("v = a < b < c\nw = a == b != c\n");
+        assert_eq!(p.diagnostics.len(), 2, "{:?}", p.diagnostics);
+    }
+
+    #[test]
     fn not_after_an_arithmetic_or_comparison_operator_is_still_an_error() {
         for (src, at) in [
             ("a == not b", 5),

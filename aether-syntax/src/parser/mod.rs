@@ -61,25 +61,42 @@ pub fn parse(src: &str) -> Parsed {
             Script { items: vec![] }
         }
     };
+    // A chained comparison is a syntax error found by the precedence pass (climb.rs), not by
+    // the grammar: it takes part in the one-per-line rule below with the recovered ones.
+    // (An inner chain is reported first, when its parentheses close: sort them by position.)
+    let (mut chained, grammar_diags): (Vec<Diagnostic>, Vec<Diagnostic>) = grammar_diags
+        .into_iter()
+        .partition(|d| std::ptr::eq(d.rule(), &rules::SYNTAX_ERROR));
+    chained.sort_by_key(|d| d.span().start);
     diags.extend(grammar_diags);
     check_layout(&ast, &mut diags);
 
     // One syntax error per line: recovery can trip more than once over the same mistake,
     // and a lexical error already explains the tokens around it. (The line index is
     // built only for a file with syntax errors.)
-    if !recovered.is_empty() {
+    if !recovered.is_empty() || !chained.is_empty() {
         let index = LineIndex::new(src);
         let mut lines_with_errors: Vec<u32> = diags
             .iter()
             .map(|d| index.line_col(src, d.span().start).line)
             .collect();
-        for rec in recovered {
-            let d = syntax_error(rec.error, src.len());
+        let mut keep = |d: Diagnostic, diags: &mut Vec<Diagnostic>| {
             let line = index.line_col(src, d.span().start).line;
             if !lines_with_errors.contains(&line) {
                 lines_with_errors.push(line);
                 diags.push(d);
             }
+        };
+        let mut chained = chained.into_iter().peekable();
+        for rec in recovered {
+            let d = syntax_error(rec.error, src.len());
+            while let Some(c) = chained.next_if(|c| c.span().start < d.span().start) {
+                keep(c, &mut diags);
+            }
+            keep(d, &mut diags);
+        }
+        for c in chained {
+            keep(c, &mut diags);
         }
     }
     sort_diagnostics(&mut diags);
