@@ -30,30 +30,27 @@ pub struct Lexed<'src> {
     pub comments: Vec<Span>,
 }
 
+/// A logical line: being built, or finished and waiting for the next line's indentation.
+#[derive(Clone, Copy)]
 struct Line {
     indent: usize,
-    /// The indentation had a tab (already reported): skip follow-on dedent errors.
-    tab_in_indent: bool,
     start: usize,
     end: usize,
-    /// Where the line's tokens start in the layout pass's one token vector; they run to
-    /// `toks_end` (to the vector's end while the line is being built).
+    /// Where the line's tokens start in the output; they run to its end.
     toks_start: usize,
-    toks_end: usize,
+    /// The line is in the body of a reserved block: its tokens are dropped when it ends.
+    swallowed: bool,
 }
 
-impl Line {
-    fn toks(&self) -> std::ops::Range<usize> {
-        self.toks_start..self.toks_end
-    }
-}
-
-/// A finished line: its tokens run to the end of `toks` so far.
-fn finish_line(lines: &mut Vec<Line>, line: Option<Line>, toks: &[Spanned<'_>]) {
-    if let Some(mut line) = line {
-        line.toks_end = toks.len();
-        lines.push(line);
-    }
+/// A reserved `agent:` / `visualize:` block whose body is being swallowed.
+struct Reserved<'src> {
+    name: &'src str,
+    start: usize,
+    /// The head line's indentation: the body is every following line indented deeper.
+    indent: usize,
+    /// The end of the body's last line so far, and whether that line opens a block.
+    end: usize,
+    last_opens_block: bool,
 }
 
 /// Whether a line with these tokens opens an indented block below it: it ends in `:` (or
@@ -173,14 +170,35 @@ fn duration_hint(suffix: &str) -> Option<&'static str> {
     })
 }
 
+/// The layout pass, driven one logos token at a time: logical lines are built straight
+/// into the output, with the indentation tokens before them and their `Newline` after.
 struct Layout<'src> {
     src: &'src str,
+    lexer: logos::Lexer<'src, RawToken<'src>>,
+    /// A token read ahead of the one being processed (one token of look-ahead).
+    peeked: Option<(Result<RawToken<'src>, ()>, Span)>,
     /// The current logical line has an unterminated string: brackets it leaves open are
     /// a consequence, not a second error.
     line_has_unterminated_string: bool,
-    raw: Vec<(Result<RawToken<'src>, ()>, Span)>,
-    pos: usize,
+    /// Lexical diagnostics, in source order.
     diags: Vec<Diagnostic>,
+    /// Diagnostics of the block structure (indentation, reserved blocks, nesting limits),
+    /// reported after the lexical ones.
+    layout_diags: Vec<Diagnostic>,
+    out: Vec<Spanned<'src>>,
+    /// The logical line being built.
+    cur: Option<Line>,
+    /// Brackets open on the current logical line.
+    brackets: Vec<(Tok<'src>, Span)>,
+    /// (column, real): a level pushed to recover from a bad dedent is not real and
+    /// emits no Dedent when popped, so one mistake gives one error.
+    stack: Vec<(usize, bool)>,
+    /// Whether the last finished line opens a block.
+    prev_opens_block: bool,
+    /// A finished `agent:` / `visualize:` line: a reserved block if the next line is
+    /// indented deeper. Its `Newline` is not written yet.
+    pending_head: Option<Line>,
+    reserved: Option<Reserved<'src>>,
 }
 
 impl<'src> Layout<'src> {
@@ -214,15 +232,39 @@ impl<'src> Layout<'src> {
         )
     }
 
-    /// Peek at the next real token after `pos` (skipping newlines and errors).
-    fn peek_token(&self, mut pos: usize) -> Option<(Tok<'src>, Span)> {
-        while let Some((tok, span)) = self.raw.get(pos) {
+    /// The next raw token: the one read ahead, or the lexer's next.
+    fn next_raw(&mut self) -> Option<(Result<RawToken<'src>, ()>, Span)> {
+        if let Some(t) = self.peeked.take() {
+            return Some(t);
+        }
+        let tok = self.lexer.next()?;
+        let s = self.lexer.span();
+        Some((tok, Span::new(s.start, s.end)))
+    }
+
+    /// The raw token after the one being processed.
+    fn peek_raw(&mut self) -> Option<&(Result<RawToken<'src>, ()>, Span)> {
+        if self.peeked.is_none() {
+            self.peeked = self.next_raw();
+        }
+        self.peeked.as_ref()
+    }
+
+    /// The next real token from `offset` on (skipping newlines and errors): a keyword or
+    /// name as such, anything else as a `,`. It lexes ahead with a lexer of its own (the
+    /// rest of the source lexes the same from any token boundary); its comments are not
+    /// recorded.
+    fn peek_token(&self, offset: usize) -> Option<(Tok<'src>, usize)> {
+        let src: &'src str = self.src;
+        let mut ahead = RawToken::lexer_with_extras(&src[offset..], Vec::new());
+        while let Some(tok) = ahead.next() {
+            let at = offset + ahead.span().start;
             match tok {
-                Ok(RawToken::Newline) | Err(()) => pos += 1,
+                Ok(RawToken::Newline) | Err(()) => {}
                 Ok(RawToken::Ident(s)) => {
-                    return Some((Tok::keyword(s).unwrap_or(Tok::Ident(s)), *span))
+                    return Some((Tok::keyword(s).unwrap_or(Tok::Ident(s)), at))
                 }
-                Ok(_) => return Some((Tok::Comma, *span)),
+                Ok(_) => return Some((Tok::Comma, at)),
             }
         }
         None
@@ -389,12 +431,13 @@ impl<'src> Layout<'src> {
         );
     }
 
-    /// If the tokens at `pos` are a top-level `goal:`/`intent:` with unquoted text,
-    /// report it and return the text's span and the raw position after its line.
-    fn unquoted_goal(&mut self, pos: usize, keyword: &str) -> Option<(Span, usize)> {
-        let (Ok(RawToken::Colon), colon) = self.raw.get(pos + 1)? else {
+    /// If the keyword just read and the next tokens are a top-level `goal:`/`intent:`
+    /// with unquoted text, report it and return the text's span and where its line ends.
+    fn unquoted_goal(&mut self, keyword: &str) -> Option<(Span, usize)> {
+        let (Ok(RawToken::Colon), colon) = self.peek_raw()? else {
             return None;
         };
+        let colon = *colon;
         let line_end = self.src[colon.end as usize..]
             .find('\n')
             .map_or(self.src.len(), |i| colon.end as usize + i);
@@ -437,174 +480,359 @@ impl<'src> Layout<'src> {
                 replacement: quoted,
             }),
         );
-        let mut next = pos + 2;
-        while let Some((_, s)) = self.raw.get(next) {
-            if s.start as usize >= line_end {
-                break;
-            }
-            next += 1;
-        }
-        Some((span, next))
+        Some((span, line_end))
     }
 
-    /// The logical lines and, in one vector, their tokens (each line holds a range of it).
-    fn lines(&mut self) -> (Vec<Line>, Vec<Spanned<'src>>) {
-        let mut lines: Vec<Line> = Vec::with_capacity(self.src.len() / 24);
-        let mut toks: Vec<Spanned<'src>> = Vec::with_capacity(self.raw.len());
-        let mut cur: Option<Line> = None;
-        let mut brackets: Vec<(Tok<'src>, Span)> = Vec::new();
-        while self.pos < self.raw.len() {
-            // Look-ahead only reads tokens after `pos`, so this one can be moved out.
-            let span = self.raw[self.pos].1;
-            let raw = std::mem::replace(&mut self.raw[self.pos].0, Err(()));
-            self.pos += 1;
-            let raw = match raw {
-                Ok(r) => r,
-                Err(()) => {
-                    self.invalid_char(span);
-                    continue;
-                }
-            };
-            if matches!(raw, RawToken::Newline) {
-                if brackets.is_empty() {
-                    finish_line(&mut lines, cur.take(), &toks);
-                    continue;
-                }
-                // Inside brackets a newline is ignored, unless the next line plainly starts
-                // a new statement at or left of this line's indentation: then the
-                // brackets were never closed.
-                let Some(line) = cur.as_mut() else { continue };
-                // A string left open on this line swallowed its closing brackets: the
-                // line ends here (the string is already reported).
-                if self.line_has_unterminated_string {
-                    close_unclosed(
-                        &mut brackets,
-                        &mut toks,
-                        span.start as usize,
-                        &mut self.diags,
-                        true,
-                    );
-                    finish_line(&mut lines, cur.take(), &toks);
-                    continue;
-                }
-                let next = self.peek_token(self.pos);
-                if let Some((tok, next_span)) = next {
-                    let line_start = self.src[..next_span.start as usize]
-                        .rfind('\n')
-                        .map_or(0, |i| i + 1);
-                    let col = self.src[line_start..next_span.start as usize]
-                        .chars()
-                        .count();
-                    if starts_statement(&tok) && col <= line.indent {
-                        let quiet = self.line_has_unterminated_string;
-                        close_unclosed(
-                            &mut brackets,
-                            &mut toks,
-                            span.start as usize,
-                            &mut self.diags,
-                            quiet,
-                        );
-                        finish_line(&mut lines, cur.take(), &toks);
-                    }
-                }
-                continue;
+    /// Process one raw token.
+    fn token(&mut self, raw: Result<RawToken<'src>, ()>, span: Span) {
+        let raw = match raw {
+            Ok(r) => r,
+            Err(()) => {
+                self.invalid_char(span);
+                return;
             }
-            if cur.is_none() {
-                self.line_has_unterminated_string = false;
-                let (indent, tab_in_indent) = self.indentation(span.start as usize);
-                let mut line = Line {
-                    indent,
-                    tab_in_indent,
-                    start: span.start as usize,
-                    end: span.end as usize,
-                    toks_start: toks.len(),
-                    toks_end: toks.len(),
-                };
-                if indent == 0 {
-                    if let RawToken::Ident(word @ ("goal" | "intent")) = raw {
-                        if let Some((text_span, next)) = self.unquoted_goal(self.pos - 1, word) {
-                            let kw = if word == "goal" {
-                                Tok::Goal
-                            } else {
-                                Tok::Intent
-                            };
-                            let colon = self.raw[self.pos].1;
-                            toks.push((span.start as usize, kw, span.end as usize));
-                            toks.push((colon.start as usize, Tok::Colon, colon.end as usize));
-                            toks.push((
-                                text_span.start as usize,
-                                Tok::UnquotedText,
-                                text_span.end as usize,
-                            ));
-                            line.end = text_span.end as usize;
-                            self.pos = next;
-                            finish_line(&mut lines, Some(line), &toks);
-                            continue;
-                        }
-                    }
-                }
-                cur = Some(line);
-            }
-            let line = cur.as_mut().expect("line started above");
-            // `-9223372036854775808`: the magnitude alone overflows an i64, but negated it
-            // is the smallest int. After a unary minus, the two make one literal.
-            if matches!(raw, RawToken::Number(NumLit::IntOverflow))
-                && is_min_int_magnitude(&self.src[span.range()])
-                && ends_in_unary_minus(&toks[line.toks_start..])
-            {
-                let (start, _, _) = toks.pop().expect("a minus was checked for");
-                line.end = span.end as usize;
-                toks.push((start, Tok::Int(i64::MIN), span.end as usize));
-                continue;
-            }
-            let mut tok = self.convert(raw, span);
-            if toks.len() == line.toks_start {
-                match tok {
-                    Tok::Minus => tok = Tok::Dash,
-                    Tok::Ident("intent") if line.indent == 0 => {
-                        if matches!(self.raw.get(self.pos), Some((Ok(RawToken::Colon), _))) {
-                            tok = Tok::Intent;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+        };
+        if matches!(raw, RawToken::Newline) {
+            self.newline(span);
+            return;
+        }
+        if self.cur.is_none() && self.begin_line(&raw, span) {
+            return;
+        }
+        let Some(line) = self.cur else { return };
+        // `-9223372036854775808`: the magnitude alone overflows an i64, but negated it
+        // is the smallest int. After a unary minus, the two make one literal.
+        if matches!(raw, RawToken::Number(NumLit::IntOverflow))
+            && is_min_int_magnitude(&self.src[span.range()])
+            && ends_in_unary_minus(&self.out[line.toks_start..])
+        {
+            let (start, _, _) = self.out.pop().expect("a minus was checked for");
+            self.set_line_end(span.end as usize);
+            self.out
+                .push((start, Tok::Int(i64::MIN), span.end as usize));
+            return;
+        }
+        let mut tok = self.convert(raw, span);
+        if self.out.len() == line.toks_start {
             match tok {
-                Tok::LParen | Tok::LBracket | Tok::LBrace => brackets.push((tok.clone(), span)),
-                Tok::RParen | Tok::RBracket | Tok::RBrace => {
-                    if let Some(depth) = brackets.iter().rposition(|(o, _)| closer_for(o) == tok) {
-                        // Brackets opened after the match were never closed.
-                        while brackets.len() > depth + 1 {
-                            let (open, open_span) = brackets.pop().expect("len checked");
-                            self.diags.push(unclosed(&open, open_span));
-                            let at = span.start as usize;
-                            toks.push((at, closer_for(&open), at));
-                        }
-                        brackets.pop();
-                    } else {
-                        self.diags.push(
-                            Diagnostic::new(
-                                &rules::UNMATCHED_BRACKET,
-                                format!("unmatched closing `{}`", tok.text()),
-                            )
-                            .with_primary(span, "no opening bracket for this")
-                            .with_help("remove it, or add the opening bracket it belongs to"),
-                        );
-                        continue;
+                Tok::Minus => tok = Tok::Dash,
+                Tok::Ident("intent") if line.indent == 0 => {
+                    if matches!(self.peek_raw(), Some((Ok(RawToken::Colon), _))) {
+                        tok = Tok::Intent;
                     }
                 }
                 _ => {}
             }
-            line.end = span.end as usize;
-            toks.push((span.start as usize, tok, span.end as usize));
         }
-        if let Some(line) = cur.take() {
-            let at = line.end;
+        match tok {
+            Tok::LParen | Tok::LBracket | Tok::LBrace => self.brackets.push((tok.clone(), span)),
+            Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                if let Some(depth) = self
+                    .brackets
+                    .iter()
+                    .rposition(|(o, _)| closer_for(o) == tok)
+                {
+                    // Brackets opened after the match were never closed.
+                    while self.brackets.len() > depth + 1 {
+                        let (open, open_span) = self.brackets.pop().expect("len checked");
+                        self.diags.push(unclosed(&open, open_span));
+                        let at = span.start as usize;
+                        self.out.push((at, closer_for(&open), at));
+                    }
+                    self.brackets.pop();
+                } else {
+                    self.diags.push(
+                        Diagnostic::new(
+                            &rules::UNMATCHED_BRACKET,
+                            format!("unmatched closing `{}`", tok.text()),
+                        )
+                        .with_primary(span, "no opening bracket for this")
+                        .with_help("remove it, or add the opening bracket it belongs to"),
+                    );
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.set_line_end(span.end as usize);
+        self.out.push((span.start as usize, tok, span.end as usize));
+    }
+
+    fn set_line_end(&mut self, end: usize) {
+        if let Some(line) = self.cur.as_mut() {
+            line.end = end;
+        }
+    }
+
+    /// A newline: the end of the logical line, unless brackets are open.
+    fn newline(&mut self, span: Span) {
+        if self.brackets.is_empty() {
+            self.end_line();
+            return;
+        }
+        // Inside brackets a newline is ignored, unless the next line plainly starts a new
+        // statement at or left of this line's indentation: then the brackets were never
+        // closed.
+        let Some(line) = self.cur else { return };
+        // A string left open on this line swallowed its closing brackets: the line ends
+        // here (the string is already reported).
+        if self.line_has_unterminated_string {
+            let at = span.start as usize;
+            close_unclosed(&mut self.brackets, &mut self.out, at, &mut self.diags, true);
+            self.end_line();
+            return;
+        }
+        if let Some((tok, next_start)) = self.peek_token(span.end as usize) {
+            let line_start = self.src[..next_start].rfind('\n').map_or(0, |i| i + 1);
+            let col = self.src[line_start..next_start].chars().count();
+            if starts_statement(&tok) && col <= line.indent {
+                let at = span.start as usize;
+                close_unclosed(
+                    &mut self.brackets,
+                    &mut self.out,
+                    at,
+                    &mut self.diags,
+                    false,
+                );
+                self.end_line();
+            }
+        }
+    }
+
+    /// The first token of a logical line: measure its indentation and write the layout
+    /// tokens before it. Returns whether the token was consumed (an unquoted goal line,
+    /// taken whole).
+    fn begin_line(&mut self, raw: &RawToken<'src>, span: Span) -> bool {
+        self.line_has_unterminated_string = false;
+        let start = span.start as usize;
+        let (indent, tab_in_indent) = self.indentation(start);
+        let swallowed = self.indent_line(indent, tab_in_indent, start);
+        let mut line = Line {
+            indent,
+            start,
+            end: span.end as usize,
+            toks_start: self.out.len(),
+            swallowed,
+        };
+        if indent == 0 {
+            if let RawToken::Ident(word @ ("goal" | "intent")) = *raw {
+                if let Some((text_span, line_end)) = self.unquoted_goal(word) {
+                    let kw = if word == "goal" {
+                        Tok::Goal
+                    } else {
+                        Tok::Intent
+                    };
+                    let (_, colon) = self.next_raw().expect("the colon was peeked");
+                    self.out.push((start, kw, span.end as usize));
+                    self.out
+                        .push((colon.start as usize, Tok::Colon, colon.end as usize));
+                    self.out.push((
+                        text_span.start as usize,
+                        Tok::UnquotedText,
+                        text_span.end as usize,
+                    ));
+                    // The rest of the line is the text: its tokens are dropped.
+                    while let Some(next) = self.next_raw() {
+                        if next.1.start as usize >= line_end {
+                            self.peeked = Some(next);
+                            break;
+                        }
+                    }
+                    line.end = text_span.end as usize;
+                    self.cur = Some(line);
+                    self.end_line();
+                    return true;
+                }
+            }
+        }
+        self.cur = Some(line);
+        false
+    }
+
+    /// The block structure at the start of a line indented `indent`: a reserved block's
+    /// body goes on or ends, `Indent`/`Dedent` tokens are written. Returns whether the
+    /// line belongs to a reserved block's body.
+    fn indent_line(&mut self, indent: usize, tab_in_indent: bool, start: usize) -> bool {
+        if let Some(block) = &self.reserved {
+            if indent > block.indent {
+                return true;
+            }
+            self.end_reserved();
+        }
+        if let Some(head) = self.pending_head.take() {
+            if indent > head.indent {
+                self.begin_reserved(head);
+                return true;
+            }
+            self.finish_line(head);
+        }
+        let top = self.stack.last().expect("stack never empty").0;
+        if indent > top {
+            // Only a line ending in `:` (or an on_error `- when: KIND` line) opens a block.
+            if self.prev_opens_block {
+                self.stack.push((indent, true));
+                self.out.push((start, Tok::Indent, start));
+            } else {
+                self.stack.push((indent, false));
+                if !tab_in_indent {
+                    self.layout_diags.push(
+                        Diagnostic::new(&rules::SYNTAX_ERROR, "unexpected indentation")
+                            .with_primary(Span::new(start, start), "this line is indented")
+                            .with_help("only a line ending in `:` opens an indented block; line this up with the line above"),
+                    );
+                }
+            }
+        } else if indent < top {
+            while self.stack.last().expect("stack never empty").0 > indent {
+                let (_, real) = self.stack.pop().expect("stack never empty");
+                if real {
+                    self.out.push((start, Tok::Dedent, start));
+                }
+            }
+            let matched = self.stack.last().expect("stack never empty").0 == indent;
+            if !matched {
+                self.stack.push((indent, false));
+            }
+            if !matched && !tab_in_indent {
+                let col = indent + 1;
+                self.layout_diags.push(
+                    Diagnostic::new(
+                        &rules::INCONSISTENT_DEDENT,
+                        format!(
+                            "unindent to column {col} does not match any outer indentation level"
+                        ),
+                    )
+                    .with_primary(Span::new(start, start), "dedented to here")
+                    .with_help("line this up with the block it belongs to"),
+                );
+            }
+        }
+        false
+    }
+
+    /// The end of the current logical line (if any).
+    fn end_line(&mut self) {
+        let Some(line) = self.cur.take() else { return };
+        let toks = &self.out[line.toks_start..];
+        if line.swallowed {
+            let opens = opens_block(toks);
+            self.out.truncate(line.toks_start);
+            let block = self
+                .reserved
+                .as_mut()
+                .expect("a swallowed line is in a block");
+            block.end = line.end;
+            block.last_opens_block = opens;
+            return;
+        }
+        if let [(_, Tok::Ident("agent" | "visualize"), _), (_, Tok::Colon, _)] = toks {
+            // A reserved block if the next line is indented deeper: decided there.
+            self.pending_head = Some(line);
+            return;
+        }
+        self.finish_line(line);
+    }
+
+    /// A line's checks once its tokens are all written, and its `Newline`.
+    fn finish_line(&mut self, line: Line) {
+        let toks = &self.out[line.toks_start..];
+        self.prev_opens_block = opens_block(toks);
+        // A line of at most MAX_LINE_NESTING tokens cannot nest deeper: count only longer ones.
+        let nesting = if toks.len() > MAX_LINE_NESTING {
+            toks.iter().filter(|(_, t, _)| adds_nesting(t)).count()
+        } else {
+            0
+        };
+        // The stack's first level is the file's top level, not a block.
+        let depth = self.stack.len() - 1;
+        if nesting > MAX_LINE_NESTING || depth > MAX_BLOCK_DEPTH {
+            let (what, limit, help) = if nesting > MAX_LINE_NESTING {
+                (
+                    "operators, brackets and `.`",
+                    MAX_LINE_NESTING,
+                    "split the expression over several statements with intermediate variables",
+                )
+            } else {
+                (
+                    "nested blocks",
+                    MAX_BLOCK_DEPTH,
+                    "move the inner blocks into an action and call it",
+                )
+            };
+            self.layout_diags.push(
+                Diagnostic::new(
+                    &rules::NESTING_TOO_DEEP,
+                    format!("this line has more than {limit} {what}"),
+                )
+                .with_primary(Span::new(line.start, line.end), "too deeply nested")
+                .with_help(help),
+            );
+            // The line is dropped; its Newline keeps the block structure intact.
+            self.out.truncate(line.toks_start);
+        }
+        self.out.push((line.end, Tok::Newline, line.end));
+    }
+
+    /// `head` (`agent:` / `visualize:`) is followed by a deeper line: a reserved block.
+    fn begin_reserved(&mut self, head: Line) {
+        let (start, name, colon_end) = match &self.out[head.toks_start..] {
+            [(s, Tok::Ident(name), _), (_, _, e)] => (*s, *name, *e),
+            _ => unreachable!("a pending head is `agent:` or `visualize:`"),
+        };
+        self.layout_diags.push(
+            Diagnostic::new(
+                &rules::UNSUPPORTED_BLOCK,
+                format!("`{name}:` blocks are reserved and not supported"),
+            )
+            .with_primary(Span::new(start, colon_end), "reserved block")
+            .with_help(format!(
+                "remove the `{name}:` block; `{name}` is only usable as an ordinary name"
+            )),
+        );
+        self.out.truncate(head.toks_start);
+        self.reserved = Some(Reserved {
+            name,
+            start,
+            indent: head.indent,
+            end: head.end,
+            last_opens_block: false,
+        });
+    }
+
+    /// The reserved block's body is over: the block is one token.
+    fn end_reserved(&mut self) {
+        if let Some(block) = self.reserved.take() {
+            let end = block.end;
+            self.out
+                .push((block.start, Tok::ReservedBlock(block.name), end));
+            self.out.push((end, Tok::Newline, end));
+            self.prev_opens_block = block.last_opens_block;
+        }
+    }
+
+    /// The end of the file: the last line, then every open block.
+    fn finish(&mut self) {
+        if let Some(line) = self.cur {
             let quiet = self.line_has_unterminated_string;
-            close_unclosed(&mut brackets, &mut toks, at, &mut self.diags, quiet);
-            finish_line(&mut lines, Some(line), &toks);
+            close_unclosed(
+                &mut self.brackets,
+                &mut self.out,
+                line.end,
+                &mut self.diags,
+                quiet,
+            );
+            self.end_line();
         }
-        (lines, toks)
+        self.end_reserved();
+        if let Some(head) = self.pending_head.take() {
+            self.finish_line(head);
+        }
+        let end = self.src.len();
+        while let Some((_, real)) = self.stack.pop() {
+            if real && !self.stack.is_empty() {
+                self.out.push((end, Tok::Dedent, end));
+            }
+        }
     }
 }
 
@@ -666,160 +894,33 @@ fn close_unclosed<'src>(
 
 /// Lex a whole source text into the parser's token stream.
 pub fn lex(src: &str) -> Lexed<'_> {
-    let mut lexer = RawToken::lexer_with_extras(src, Vec::new());
-    // About one token per 4.5 bytes of source in the benchmark corpus: one allocation for
-    // nearly every file.
-    let mut raw = Vec::with_capacity(src.len() / 4 + 8);
-    while let Some(tok) = lexer.next() {
-        let s = lexer.span();
-        raw.push((tok, Span::new(s.start, s.end)));
-    }
-    let comments = lexer.extras;
     let mut layout = Layout {
         src,
+        lexer: RawToken::lexer_with_extras(src, Vec::new()),
+        peeked: None,
         line_has_unterminated_string: false,
-        raw,
-        pos: 0,
         diags: Vec::new(),
+        layout_diags: Vec::new(),
+        // About one token per 4.5 bytes of source in the benchmark corpus, layout tokens
+        // included: one allocation for nearly every file.
+        out: Vec::with_capacity(src.len() / 4 + 16),
+        cur: None,
+        brackets: Vec::new(),
+        stack: vec![(0, true)],
+        prev_opens_block: false,
+        pending_head: None,
+        reserved: None,
     };
-    let (lines, mut line_toks) = layout.lines();
-    let mut diags = layout.diags;
-
-    let mut tokens = Vec::with_capacity(line_toks.len() + 2 * lines.len());
-    // Whether the line before this one opens a block (computed before its tokens move
-    // into `tokens`).
-    let mut prev_opens_block = false;
-    // (column, real): a level pushed to recover from a bad dedent is not real and
-    // emits no Dedent when popped, so one mistake gives one error.
-    let mut stack: Vec<(usize, bool)> = vec![(0, true)];
-    let mut i = 0;
-    while i < lines.len() {
-        let line = &lines[i];
-        let top = stack.last().expect("stack never empty").0;
-        if line.indent > top {
-            // Only a line ending in `:` (or an on_error `- when: KIND` line) opens a block.
-            if prev_opens_block {
-                stack.push((line.indent, true));
-                tokens.push((line.start, Tok::Indent, line.start));
-            } else {
-                stack.push((line.indent, false));
-                if !line.tab_in_indent {
-                    diags.push(
-                        Diagnostic::new(&rules::SYNTAX_ERROR, "unexpected indentation")
-                            .with_primary(Span::new(line.start, line.start), "this line is indented")
-                            .with_help("only a line ending in `:` opens an indented block; line this up with the line above"),
-                    );
-                }
-            }
-        } else if line.indent < top {
-            while stack.last().expect("stack never empty").0 > line.indent {
-                let (_, real) = stack.pop().expect("stack never empty");
-                if real {
-                    tokens.push((line.start, Tok::Dedent, line.start));
-                }
-            }
-            let matched = stack.last().expect("stack never empty").0 == line.indent;
-            if !matched {
-                stack.push((line.indent, false));
-            }
-            if !matched && !line.tab_in_indent {
-                let col = line.indent + 1;
-                diags.push(
-                    Diagnostic::new(
-                        &rules::INCONSISTENT_DEDENT,
-                        format!(
-                            "unindent to column {col} does not match any outer indentation level"
-                        ),
-                    )
-                    .with_primary(Span::new(line.start, line.start), "dedented to here")
-                    .with_help("line this up with the block it belongs to"),
-                );
-            }
-        }
-        // A reserved block: `agent:` / `visualize:` with an indented body.
-        let toks = &line_toks[line.toks()];
-        if let [(s, Tok::Ident(name @ ("agent" | "visualize")), _), (_, Tok::Colon, _)] = toks {
-            if lines
-                .get(i + 1)
-                .is_some_and(|next| next.indent > line.indent)
-            {
-                let mut j = i + 1;
-                while lines.get(j).is_some_and(|next| next.indent > line.indent) {
-                    j += 1;
-                }
-                let end = lines[j - 1].end;
-                diags.push(
-                    Diagnostic::new(
-                        &rules::UNSUPPORTED_BLOCK,
-                        format!("`{name}:` blocks are reserved and not supported"),
-                    )
-                    .with_primary(Span::new(*s, toks[1].2), "reserved block")
-                    .with_help(format!(
-                        "remove the `{name}:` block; `{name}` is only usable as an ordinary name"
-                    )),
-                );
-                tokens.push((*s, Tok::ReservedBlock(name), end));
-                tokens.push((end, Tok::Newline, end));
-                prev_opens_block = opens_block(&line_toks[lines[j - 1].toks()]);
-                i = j;
-                continue;
-            }
-        }
-        prev_opens_block = opens_block(toks);
-        // A line of at most MAX_LINE_NESTING tokens cannot nest deeper: count only longer ones.
-        let nesting = if toks.len() > MAX_LINE_NESTING {
-            toks.iter().filter(|(_, t, _)| adds_nesting(t)).count()
-        } else {
-            0
-        };
-        // The stack's first level is the file's top level, not a block.
-        let depth = stack.len() - 1;
-        if nesting > MAX_LINE_NESTING || depth > MAX_BLOCK_DEPTH {
-            let (what, limit, help) = if nesting > MAX_LINE_NESTING {
-                (
-                    "operators, brackets and `.`",
-                    MAX_LINE_NESTING,
-                    "split the expression over several statements with intermediate variables",
-                )
-            } else {
-                (
-                    "nested blocks",
-                    MAX_BLOCK_DEPTH,
-                    "move the inner blocks into an action and call it",
-                )
-            };
-            diags.push(
-                Diagnostic::new(
-                    &rules::NESTING_TOO_DEEP,
-                    format!("this line has more than {limit} {what}"),
-                )
-                .with_primary(Span::new(line.start, line.end), "too deeply nested")
-                .with_help(help),
-            );
-            // The line is dropped; its Newline keeps the block structure intact.
-            tokens.push((line.end, Tok::Newline, line.end));
-            i += 1;
-            continue;
-        }
-        // Each line's tokens move once (a string's text is not copied).
-        tokens.extend(
-            line_toks[line.toks()]
-                .iter_mut()
-                .map(|(s, t, e)| (*s, std::mem::replace(t, Tok::Newline), *e)),
-        );
-        tokens.push((line.end, Tok::Newline, line.end));
-        i += 1;
+    while let Some((tok, span)) = layout.next_raw() {
+        layout.token(tok, span);
     }
-    let end = src.len();
-    while let Some((_, real)) = stack.pop() {
-        if real && !stack.is_empty() {
-            tokens.push((end, Tok::Dedent, end));
-        }
-    }
+    layout.finish();
+    let mut diagnostics = layout.diags;
+    diagnostics.append(&mut layout.layout_diags);
     Lexed {
-        tokens,
-        diagnostics: diags,
-        comments,
+        tokens: layout.out,
+        diagnostics,
+        comments: layout.lexer.extras,
     }
 }
 
