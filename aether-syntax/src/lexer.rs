@@ -7,10 +7,12 @@
 
 use logos::Logos;
 
-use crate::diagnostic::{Diagnostic, Fix};
+mod convert;
+
+use crate::diagnostic::Diagnostic;
 use crate::rules;
 use crate::span::Span;
-use crate::token::{NumLit, RawToken, StrError, StrLit, Tok};
+use crate::token::{NumLit, RawToken, Tok};
 
 pub type Spanned<'src> = (usize, Tok<'src>, usize);
 
@@ -159,17 +161,6 @@ fn closer_for(open: &Tok<'_>) -> Tok<'static> {
     }
 }
 
-fn duration_hint(suffix: &str) -> Option<&'static str> {
-    Some(match suffix {
-        "min" | "mins" | "minute" | "minutes" => "m",
-        "sec" | "secs" | "second" | "seconds" => "s",
-        "hr" | "hrs" | "hour" | "hours" => "h",
-        "day" | "days" => "d",
-        "msec" | "msecs" | "millis" => "ms",
-        _ => return None,
-    })
-}
-
 /// The layout pass, driven one logos token at a time: logical lines are built straight
 /// into the output, with the indentation tokens before them and their `Newline` after.
 struct Layout<'src> {
@@ -270,219 +261,6 @@ impl<'src> Layout<'src> {
         None
     }
 
-    fn convert(&mut self, raw: RawToken<'src>, span: Span) -> Tok<'src> {
-        match raw {
-            RawToken::Newline => Tok::Newline,
-            RawToken::Ident(s) => Tok::keyword(s).unwrap_or(Tok::Ident(s)),
-            RawToken::Number(NumLit::Int(n)) => Tok::Int(n),
-            RawToken::Number(NumLit::Float(x)) => Tok::Float(x),
-            RawToken::Number(NumLit::Duration(ms)) => Tok::Duration(ms),
-            RawToken::Number(NumLit::IntOverflow) => {
-                self.diags.push(
-                    Diagnostic::new(
-                        &rules::INTEGER_OVERFLOW,
-                        "integer literal is too large for a 64-bit integer",
-                    )
-                    .with_primary(span, "does not fit in i64")
-                    .with_help("integers range from -9223372036854775808 to 9223372036854775807; write a float (`1e20`) for larger magnitudes"),
-                );
-                Tok::Int(0)
-            }
-            RawToken::Number(NumLit::BadSuffix { suffix_start }) => {
-                let text = &self.src[span.range()];
-                let (num, suffix) = text.split_at(suffix_start);
-                if num == "0" && suffix.starts_with(['x', 'X', 'b', 'B', 'o', 'O']) {
-                    self.diags.push(
-                        Diagnostic::new(&rules::INVALID_DURATION_UNIT, format!("`{text}`: number literals are decimal"))
-                            .with_primary(span, "not a decimal number")
-                            .with_help("write the value in decimal; hexadecimal, binary and octal literals are not supported"),
-                    );
-                    return Tok::Int(0);
-                }
-                if suffix.starts_with(['e', 'E'])
-                    && suffix[1..].chars().all(|c| c == '+' || c == '-')
-                {
-                    self.diags.push(
-                        Diagnostic::new(
-                            &rules::INVALID_DURATION_UNIT,
-                            format!("incomplete exponent in `{text}`"),
-                        )
-                        .with_primary(span, "no digits after the exponent")
-                        .with_help("write the exponent's digits, as in `1e6` or `2.5e-3`"),
-                    );
-                    return Tok::Float(0.0);
-                }
-                let mut d = Diagnostic::new(
-                    &rules::INVALID_DURATION_UNIT,
-                    format!("invalid duration unit `{suffix}` in `{text}`"),
-                )
-                .with_primary(span, "not a number or duration");
-                d = match duration_hint(suffix) {
-                    Some(unit) => d.with_help(format!("write `{num}{unit}`")).with_fix(Fix {
-                        description: format!("use the unit `{unit}`"),
-                        span,
-                        replacement: format!("{num}{unit}"),
-                    }),
-                    None => d.with_help(
-                        "a duration is a number followed by one of `ms`, `s`, `m`, `h`, `d` (e.g. `150ms`, `1.5s`, `5m`), with nothing directly after the unit",
-                    ),
-                };
-                self.diags.push(d);
-                Tok::Duration(0.0)
-            }
-            RawToken::Str(StrLit { value, error }) => {
-                match error {
-                    None => {}
-                    Some(StrError::Unterminated) => {
-                        self.line_has_unterminated_string = true;
-                        self.diags.push(
-                        Diagnostic::new(&rules::UNTERMINATED_STRING, "unterminated string literal")
-                            .with_primary(span, "this string is not closed on its line")
-                            .with_help(
-                                "close the string with a matching quote on the same line; to span lines, join strings with `+` or write `\\n`",
-                            ),
-                        )
-                    }
-                    Some(StrError::BadEscape { start, end }) => {
-                        let at = Span::new(span.start as usize + start, span.start as usize + end);
-                        let esc = &self.src[at.range()];
-                        if esc == "\\u" {
-                            self.diags.push(
-                                Diagnostic::new(&rules::INVALID_ESCAPE, "invalid unicode escape")
-                                    .with_primary(at, "not `\\u{XXXX}` with a valid code point")
-                                    .with_help("write 1 to 6 hex digits in braces, naming a Unicode scalar value: `\\u{1F600}`"),
-                            );
-                            return Tok::Str(value);
-                        }
-                        self.diags.push(
-                            Diagnostic::new(
-                                &rules::INVALID_ESCAPE,
-                                format!("unknown escape sequence `{esc}`"),
-                            )
-                            .with_primary(at, "not a valid escape")
-                            .with_help(
-                                "valid escapes are \\n \\t \\r \\0 \\\\ \\\" \\' and \\u{XXXX}; write `\\\\` for a literal backslash",
-                            ),
-                        );
-                    }
-                }
-                Tok::Str(value)
-            }
-            RawToken::LParen => Tok::LParen,
-            RawToken::RParen => Tok::RParen,
-            RawToken::LBracket => Tok::LBracket,
-            RawToken::RBracket => Tok::RBracket,
-            RawToken::LBrace => Tok::LBrace,
-            RawToken::RBrace => Tok::RBrace,
-            RawToken::Comma => Tok::Comma,
-            RawToken::Colon => Tok::Colon,
-            RawToken::Dot => Tok::Dot,
-            RawToken::Assign => Tok::Assign,
-            RawToken::Plus => Tok::Plus,
-            RawToken::Minus => Tok::Minus,
-            RawToken::Star => Tok::Star,
-            RawToken::Slash => Tok::Slash,
-            RawToken::Percent => Tok::Percent,
-            RawToken::EqEq => Tok::EqEq,
-            RawToken::NotEq => Tok::NotEq,
-            RawToken::Lt => Tok::Lt,
-            RawToken::Le => Tok::Le,
-            RawToken::Gt => Tok::Gt,
-            RawToken::Ge => Tok::Ge,
-            RawToken::Bang => Tok::Bang,
-            RawToken::AndAnd => Tok::AndAnd,
-            RawToken::OrOr => Tok::OrOr,
-        }
-    }
-
-    fn invalid_char(&mut self, span: Span) {
-        let raw = &self.src[span.range()];
-        let shown: String = raw
-            .chars()
-            .map(|c| {
-                if c.is_whitespace() || c.is_control() {
-                    format!("U+{:04X}", c as u32)
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
-        let text = shown.as_str();
-        let help = match raw {
-            "\u{201C}" | "\u{201D}" | "\u{2018}" | "\u{2019}" => {
-                "this is a typographic quote: use a straight `\"` or `'`"
-            }
-            s if s.chars().all(char::is_whitespace) => {
-                "an invisible space character: replace it with a plain space"
-            }
-            "&" => "write `&&` or `and`",
-            "|" => "write `||` or `or`",
-            ";" => "statements end at the end of the line: remove the `;`",
-            "`" => "strings are quoted with `\"` or `'`",
-            _ => "remove it, or put it inside a string",
-        };
-        self.diags.push(
-            Diagnostic::new(
-                &rules::INVALID_CHARACTER,
-                format!("unexpected character `{text}`"),
-            )
-            .with_primary(span, "not valid here")
-            .with_help(help),
-        );
-    }
-
-    /// If the keyword just read and the next tokens are a top-level `goal:`/`intent:`
-    /// with unquoted text, report it and return the text's span and where its line ends.
-    fn unquoted_goal(&mut self, keyword: &str) -> Option<(Span, usize)> {
-        let (Ok(RawToken::Colon), colon) = self.peek_raw()? else {
-            return None;
-        };
-        let colon = *colon;
-        let line_end = self.src[colon.end as usize..]
-            .find('\n')
-            .map_or(self.src.len(), |i| colon.end as usize + i);
-        let rest = &self.src[colon.end as usize..line_end];
-        let trimmed = rest.trim_start();
-        if trimmed.is_empty()
-            || trimmed.starts_with(['"', '\'', '#'])
-            || trimmed.starts_with("//")
-            || trimmed.trim_end().is_empty()
-        {
-            return None;
-        }
-        // The text starts after spaces and tabs only: another space character (U+00A0, ...)
-        // is part of the text and goes inside the quotes of the fix.
-        let trimmed = rest.trim_start_matches([' ', '\t']);
-        let text_start = colon.end as usize + (rest.len() - trimmed.len());
-        // The text ends before a trailing comment (` //` or ` #`) or at the line end.
-        let mut text = trimmed.trim_end_matches(['\r', ' ', '\t']);
-        for marker in [" //", " #", "\t//", "\t#"] {
-            if let Some(i) = text.find(marker) {
-                // Only spaces and tabs: other whitespace (U+00A0, ...) is part of the text,
-                // and trimming it would leave it outside the quotes of the fix.
-                text = text[..i].trim_end_matches([' ', '\t']);
-            }
-        }
-        let span = Span::new(text_start, text_start + text.len());
-        let quoted = format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
-        self.diags.push(
-            Diagnostic::new(
-                &rules::UNQUOTED_GOAL,
-                format!("{keyword} text must be a quoted string"),
-            )
-            .with_primary(span, "unquoted text")
-            .with_help(format!(
-                "write `{keyword}: {quoted}`; `aether migrate --apply` quotes goal text for you"
-            ))
-            .with_fix(Fix {
-                description: "quote the goal text".into(),
-                span,
-                replacement: quoted,
-            }),
-        );
-        Some((span, line_end))
-    }
-
     /// Process one raw token.
     fn token(&mut self, raw: Result<RawToken<'src>, ()>, span: Span) {
         let raw = match raw {
@@ -565,6 +343,7 @@ impl<'src> Layout<'src> {
     }
 
     /// A newline: the end of the logical line, unless brackets are open.
+    #[inline(never)]
     fn newline(&mut self, span: Span) {
         if self.brackets.is_empty() {
             self.end_line();
@@ -602,6 +381,7 @@ impl<'src> Layout<'src> {
     /// The first token of a logical line: measure its indentation and write the layout
     /// tokens before it. Returns whether the token was consumed (an unquoted goal line,
     /// taken whole).
+    #[inline(never)]
     fn begin_line(&mut self, raw: &RawToken<'src>, span: Span) -> bool {
         self.line_has_unterminated_string = false;
         let start = span.start as usize;
@@ -905,8 +685,12 @@ pub fn lex(src: &str) -> Lexed<'_> {
         // included: one allocation for nearly every file.
         out: Vec::with_capacity(src.len() / 4 + 16),
         cur: None,
-        brackets: Vec::new(),
-        stack: vec![(0, true)],
+        brackets: Vec::with_capacity(8),
+        stack: {
+            let mut stack = Vec::with_capacity(16);
+            stack.push((0, true));
+            stack
+        },
         prev_opens_block: false,
         pending_head: None,
         reserved: None,
@@ -1083,6 +867,56 @@ mod tests {
             .expect("unquoted-goal carries a fix");
         assert_eq!(&src[fix.span.range()], "\u{A0}hello");
         assert_eq!(fix.replacement, "\"\u{A0}hello\"");
+    }
+
+    #[test]
+    fn reserved_blocks_end_where_their_indentation_does() {
+        // Nested, followed by a line of the enclosing block.
+        let src = "if x:\n    agent:\n        a\n            b\n    y = 1\n";
+        let lexed = lex(src);
+        let b_end = src.find("b\n").expect("b") + 1;
+        assert_eq!(
+            lexed.tokens,
+            vec![
+                (0, Tok::If, 2),
+                (3, Tok::Ident("x"), 4),
+                (4, Tok::Colon, 5),
+                (5, Tok::Newline, 5),
+                (10, Tok::Indent, 10),
+                (10, Tok::ReservedBlock("agent"), b_end),
+                (b_end, Tok::Newline, b_end),
+                (b_end + 5, Tok::Ident("y"), b_end + 6),
+                (b_end + 7, Tok::Assign, b_end + 8),
+                (b_end + 9, Tok::Int(1), b_end + 10),
+                (b_end + 10, Tok::Newline, b_end + 10),
+                (src.len(), Tok::Dedent, src.len()),
+            ]
+        );
+        assert_eq!(codes(src), ["unsupported-block"]);
+        // At the end of the file.
+        assert_eq!(
+            lex("visualize:\n    a(\n  1)\n").tokens,
+            vec![
+                (0, Tok::ReservedBlock("visualize"), 22),
+                (22, Tok::Newline, 22)
+            ]
+        );
+        // Nothing deeper after it: an ordinary line, as at the end of the file.
+        assert_eq!(
+            toks("agent:\nx\n"),
+            [
+                Tok::Ident("agent"),
+                Tok::Colon,
+                Tok::Newline,
+                Tok::Ident("x"),
+                Tok::Newline
+            ]
+        );
+        assert_eq!(
+            toks("agent:"),
+            [Tok::Ident("agent"), Tok::Colon, Tok::Newline]
+        );
+        assert!(codes("agent:\nx\n").is_empty());
     }
 
     #[test]
