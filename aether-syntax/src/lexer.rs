@@ -171,6 +171,8 @@ struct Layout<'src> {
     /// The current logical line has an unterminated string: brackets it leaves open are
     /// a consequence, not a second error.
     line_has_unterminated_string: bool,
+    /// Where the physical line of the token being processed starts: after the last `\n`.
+    physical_line_start: usize,
     /// Lexical diagnostics, in source order.
     diags: Vec<Diagnostic>,
     /// Diagnostics of the block structure (indentation, reserved blocks, nesting limits),
@@ -195,7 +197,8 @@ struct Layout<'src> {
 impl<'src> Layout<'src> {
     /// Indentation width of the line holding `offset` and whether it had a tab (reported).
     fn indentation(&mut self, offset: usize) -> (usize, bool) {
-        let line_start = self.src[..offset].rfind('\n').map_or(0, |i| i + 1);
+        // Every `\n` before `offset` was a newline token, the last of them seen last.
+        let line_start = self.physical_line_start;
         let lead = &self.src[line_start..offset];
         // Spaces only (nearly every line): the width is the byte count, and nothing to report.
         if lead.bytes().all(|b| b == b' ') {
@@ -271,6 +274,7 @@ impl<'src> Layout<'src> {
             }
         };
         if matches!(raw, RawToken::Newline) {
+            self.physical_line_start = span.end as usize;
             self.newline(span);
             return;
         }
@@ -679,6 +683,7 @@ pub fn lex(src: &str) -> Lexed<'_> {
         lexer: RawToken::lexer_with_extras(src, Vec::new()),
         peeked: None,
         line_has_unterminated_string: false,
+        physical_line_start: 0,
         diags: Vec::new(),
         layout_diags: Vec::new(),
         // About one token per 4.5 bytes of source in the benchmark corpus, layout tokens
