@@ -383,7 +383,11 @@ pub(crate) fn scan_string(src: &str, start: usize) -> (StrLit, usize) {
 }
 
 /// The parser's tokens: keywords are split out of identifiers and layout is explicit.
+///
+/// An explicit one-byte tag: without it the tag hides in a niche of `Str`'s `String`, and
+/// every match on a token (the layout pass's, LALRPOP's terminal lookup) decodes it first.
 #[derive(Clone, Debug, PartialEq)]
+#[repr(u8)]
 pub enum Tok<'src> {
     Ident(&'src str),
     Int(i64),
