@@ -1,12 +1,12 @@
 //! Criterion micro-benchmarks of the VM's hot paths: dispatch, local arithmetic, calls, map inserts,
-//! string building.
+//! string building, and the bytecode verifier every run starts with.
 //!
 //! Each benchmark compiles a small script once and times whole runs of it, so a
 //! regression in one path shows in review (`cargo bench -p aether-vm`). `cargo test` does
 //! not build them; `cargo test --all-targets` runs each once as a smoke test.
 
 use aether_check::decl::FnDecl;
-use aether_vm::{compile, Args, Budget, FnTable, NativeFn, Program, Value, ValueError, Vm};
+use aether_vm::{compile, verify, Args, Budget, FnTable, NativeFn, Program, Value, ValueError, Vm};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 /// The dispatch loop: a `while` loop whose body is a few cheap instructions.
@@ -111,8 +111,24 @@ fn bench(c: &mut Criterion, name: &str, src: &str, table: &FnTable) {
     });
 }
 
+/// The verifier (`Vm::new` runs it once per run) over the five scripts above.
+fn verify_bench(c: &mut Criterion, table: &FnTable) {
+    let programs: Vec<Program> = [DISPATCH, ARITHMETIC, CALL, MAP_INSERT, STR_CONCAT]
+        .iter()
+        .map(|src| program(src, table))
+        .collect();
+    c.bench_function("verify", |b| {
+        b.iter(|| {
+            for p in &programs {
+                black_box(verify(p).expect("a benchmark script verifies"));
+            }
+        });
+    });
+}
+
 fn vm_benches(c: &mut Criterion) {
     let table = table();
+    verify_bench(c, &table);
     bench(c, "dispatch", DISPATCH, &table);
     bench(c, "local_arithmetic", ARITHMETIC, &table);
     bench(c, "call", CALL, &table);

@@ -15,6 +15,7 @@ pub mod host;
 pub mod program;
 mod text;
 pub mod value;
+pub mod verify;
 pub mod vm;
 
 /// Unit tests count live bytes as the binary does, so the memory budget is exercised.
@@ -30,6 +31,7 @@ pub use host::{
 };
 pub use program::{Function, Handler, Instr, Program, Step, WorkflowInfo};
 pub use value::{format_duration, format_float, Map, Value, ValueError, JSON_MAX_DEPTH};
+pub use verify::{verify, Verified, VerifyError, VerifyErrorKind};
 pub use vm::{
     instant_after, wait_of_ms, Budget, Vm, VmError, VmErrorKind, MAX_TRANSACTION, MAX_WAIT,
 };

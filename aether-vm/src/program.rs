@@ -325,6 +325,19 @@ impl Program {
     /// Fuse the call path's sequences (`return local`, `return a op b`), as
     /// [`Program::fuse`] does.
     fn fuse_returns(&mut self, original: &[Instr]) {
+        // `ReturnBinary` leaves its result in the frame's first slot after taking both
+        // operands: a frame without locals has no such slot (the verifier refuses it there),
+        // so the pair stays unfused in an action without parameters or locals.
+        let mut entries: Vec<(u32, u16)> = self
+            .functions
+            .iter()
+            .map(|f| (f.entry, f.n_locals))
+            .collect();
+        entries.sort_unstable();
+        let has_locals = |ip: usize| {
+            let i = entries.partition_point(|(entry, _)| *entry as usize <= ip);
+            i.checked_sub(1).is_some_and(|i| entries[i].1 > 0)
+        };
         for (ip, pair) in original.windows(2).enumerate() {
             match pair {
                 [Instr::LoadLocal(slot), Instr::Return] => {
@@ -334,7 +347,8 @@ impl Program {
                 // `Return` never begins one; the check keeps it so).
                 [Instr::Binary(op), Instr::Return]
                     if !matches!(op, BinaryOp::And | BinaryOp::Or)
-                        && self.code[ip] == Instr::Binary(*op) =>
+                        && self.code[ip] == Instr::Binary(*op)
+                        && has_locals(ip) =>
                 {
                     self.code[ip] = Instr::ReturnBinary(*op);
                 }

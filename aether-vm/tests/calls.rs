@@ -451,3 +451,22 @@ proptest! {
         );
     }
 }
+
+/// `return a op b` in a frame without locals (an action without parameters, the main
+/// body): the fused form would leave its result in a first slot such a frame does not
+/// have, so the pair stays unfused there (this panicked with an index out of bounds before
+/// session 8) and is fused in a frame with a local.
+#[test]
+fn return_binary_in_a_frame_without_locals() {
+    let src = "goal: \"g\"\naction g():\n    return 2\naction h():\n    return g() + g()\naction c():\n    return g() < g() + 1\nprint(h())\nprint(c())\nreturn g() * g()\n";
+    let (out, res, code) = run_with(src, Budget::default());
+    assert!(!has_return_binary(&code), "{code:?}");
+    assert_eq!(out, "4\ntrue\n");
+    assert_eq!(res.expect("runs"), Value::Int(4));
+    let src =
+        "goal: \"g\"\naction g():\n    return 2\naction h(x):\n    return g() + x\nprint(h(3))\n";
+    let (out, res, code) = run_with(src, Budget::default());
+    assert!(has_return_binary(&code), "{code:?}");
+    assert_eq!(out, "5\n");
+    assert!(res.is_ok());
+}

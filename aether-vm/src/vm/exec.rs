@@ -2,9 +2,9 @@
 //! arithmetic fast paths it inlines are in `ops.rs`.
 
 use super::ops::{
-    add_local_const, bin_const_store, binary, binary_cold, binary_owned, discard, int_arith,
-    int_op, int_test, is_missing, iter_items, local_binary, operate_cold, ret_ip, set_int,
-    sleep_ms, test, test_lt, truncate, value_size,
+    add_local_const, at, at_mut, bin_const_store, binary, binary_cold, binary_owned, discard,
+    int_arith, int_op, int_test, is_missing, iter_items, local_binary, operate_cold, ret_ip,
+    set_int, test, test_lt, truncate, value_size,
 };
 use super::*;
 
@@ -101,21 +101,45 @@ impl<'p, W: Write> Vm<'p, W> {
             };
         }
 
+        // SAFETY, for the three macros below: `run` refuses a program `verify` did not
+        // accept, and `verify` proved for every instruction a frame can reach that `ip`
+        // (and the `JumpIfFalse` a fused test reads) is inside `code`, that `k` is below
+        // `constants.len()`, that `slot` is below the frame's `n_locals`, and that the
+        // operand stack never drops below the locals: `base + slot < f.stack.len()`.
+        macro_rules! code_at {
+            ($i:expr) => {
+                unsafe { *at(code, $i) }
+            };
+        }
+        macro_rules! constant {
+            ($k:expr) => {
+                unsafe { at(constants, $k as usize) }
+            };
+        }
+        macro_rules! local {
+            ($slot:expr) => {
+                unsafe { at(&f.stack, base + $slot as usize) }
+            };
+            (mut $slot:expr) => {
+                unsafe { at_mut(&mut f.stack, base + $slot as usize) }
+            };
+        }
+
         loop {
             steps += 1;
-            let instr = code[ip];
+            let instr = code_at!(ip);
             ip += 1;
             match instr {
-                Instr::Const(k) => f.stack.push(constants[k as usize].clone()),
+                Instr::Const(k) => f.stack.push(constant!(k).clone()),
                 Instr::Null => f.stack.push(Value::Null),
                 Instr::Pop => discard(pop!()),
                 Instr::LoadLocal(slot) => {
-                    let v = f.stack[base + slot as usize].clone();
+                    let v = local!(slot).clone();
                     f.stack.push(v);
                 }
                 Instr::StoreLocal(slot) => {
                     let v = pop!();
-                    discard(std::mem::replace(&mut f.stack[base + slot as usize], v));
+                    discard(std::mem::replace(local!(mut slot), v));
                 }
                 Instr::LoadGlobal(slot) => match &self.globals[slot as usize] {
                     Some(v) => f.stack.push(v.clone()),
@@ -132,7 +156,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     self.globals[slot as usize] = Some(v);
                 }
                 Instr::TakeLocal(slot) => {
-                    let v = std::mem::take(&mut f.stack[base + slot as usize]);
+                    let v = std::mem::take(local!(mut slot));
                     f.stack.push(v);
                 }
                 Instr::TakeGlobal(slot) => match self.globals[slot as usize].take() {
@@ -183,8 +207,8 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::LocalConstTest { slot, k, op } => {
                     let at = ip - 1;
                     ip += 2;
-                    let a = &f.stack[base + slot as usize];
-                    let b = &constants[k as usize];
+                    let a = local!(slot);
+                    let b = constant!(k);
                     let fast = match (a, b) {
                         (Value::Int(x), Value::Int(y)) => int_test(op, *x, *y),
                         _ => None,
@@ -198,18 +222,18 @@ impl<'p, W: Write> Vm<'p, W> {
                     };
                     if truth {
                         ip = at + 4;
-                    } else if let Instr::JumpIfFalse(t) = code[at + 3] {
+                    } else if let Instr::JumpIfFalse(t) = code_at!(at + 3) {
                         ip = t as usize;
                     }
                 }
                 Instr::LocalConstStore { src, k, op, dst } => {
                     ip += 2;
-                    let a = &f.stack[base + src as usize];
-                    let b = &constants[k as usize];
+                    let a = local!(src);
+                    let b = constant!(k);
                     if let (Value::Int(x), Value::Int(y)) = (a, b) {
                         if let Some(v) = int_arith(op, *x, *y) {
                             ip += 1;
-                            set_int(&mut f.stack[base + dst as usize], v);
+                            set_int(local!(mut dst), v);
                             continue;
                         }
                     }
@@ -218,16 +242,16 @@ impl<'p, W: Write> Vm<'p, W> {
                         Err(e) => fail!(ErrorClass::Runtime, e.message),
                     };
                     ip += 1;
-                    discard(std::mem::replace(&mut f.stack[base + dst as usize], v));
+                    discard(std::mem::replace(local!(mut dst), v));
                 }
                 Instr::LtLocalConst { slot, k } => {
                     // `LocalConstTest` with `<`: one compare, no match on the operator.
                     let at = ip - 1;
                     ip += 2;
-                    match test_lt(&f.stack[base + slot as usize], &constants[k as usize]) {
+                    match test_lt(local!(slot), constant!(k)) {
                         Ok(true) => ip = at + 4,
                         Ok(false) => {
-                            if let Instr::JumpIfFalse(t) = code[at + 3] {
+                            if let Instr::JumpIfFalse(t) = code_at!(at + 3) {
                                 ip = t as usize;
                             }
                         }
@@ -237,9 +261,9 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::AddLocalConst { src, k, dst } => {
                     // `LocalConstStore` with `+`: the int path without a match on the operator.
                     ip += 2;
-                    let (src, dst) = (base + src as usize, base + dst as usize);
-                    if let Err(e) = add_local_const(&mut f.stack, src, &constants[k as usize], dst)
-                    {
+                    let (src, dst, k) = (base + src as usize, base + dst as usize, constant!(k));
+                    // SAFETY: verified slots (see the macros above).
+                    if let Err(e) = unsafe { add_local_const(&mut f.stack, src, k, dst) } {
                         fail!(ErrorClass::Runtime, e.message);
                     }
                     ip += 1;
@@ -248,8 +272,8 @@ impl<'p, W: Write> Vm<'p, W> {
                     // Fused `LoadLocal; Const; Binary`: the two instructions after this
                     // one are the originals, kept for jumps that land between them.
                     ip += 2;
-                    let a = &f.stack[base + slot as usize];
-                    let b = &constants[k as usize];
+                    let a = local!(slot);
+                    let b = constant!(k);
                     if let (Value::Int(x), Value::Int(y)) = (a, b) {
                         if let Some(v) = int_arith(op, *x, *y) {
                             f.stack.push(Value::Int(v));
@@ -267,8 +291,8 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::BinLocalLocal { a, b, op } => {
                     ip += 2;
-                    let x = &f.stack[base + a as usize];
-                    let y = &f.stack[base + b as usize];
+                    let x = local!(a);
+                    let y = local!(b);
                     if let (Value::Int(x), Value::Int(y)) = (x, y) {
                         if let Some(v) = int_arith(op, *x, *y) {
                             f.stack.push(Value::Int(v));
@@ -286,7 +310,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::BinConst { k, op } => {
                     ip += 1;
-                    let b = &constants[k as usize];
+                    let b = constant!(k);
                     // Ints in place on the top of the stack: no pop and push.
                     if let (Some(Value::Int(x)), Value::Int(y)) = (f.stack.last_mut(), b) {
                         if let Some(v) = int_arith(op, *x, *y) {
@@ -319,14 +343,17 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::LocalBinary { slot, op } => {
-                    if let Err(e) = local_binary(&mut f.stack, base + slot as usize, op) {
+                    // SAFETY: a verified slot (see the macros above).
+                    if let Err(e) = unsafe { local_binary(&mut f.stack, base + slot as usize, op) }
+                    {
                         fail!(ErrorClass::Runtime, e.message);
                     }
                 }
                 Instr::BinConstStore { k, op, dst } => {
                     ip += 1;
-                    let (dst, k) = (base + dst as usize, &constants[k as usize]);
-                    if let Err(e) = bin_const_store(&mut f.stack, dst, op, k) {
+                    let (dst, k) = (base + dst as usize, constant!(k));
+                    // SAFETY: a verified slot below the operand (see the macros above).
+                    if let Err(e) = unsafe { bin_const_store(&mut f.stack, dst, op, k) } {
                         fail!(ErrorClass::Runtime, e.message);
                     }
                     ip += 1;
@@ -335,12 +362,10 @@ impl<'p, W: Write> Vm<'p, W> {
                     ip = t as usize;
                     check_budget!();
                     // The loop's test, run here instead of dispatched.
-                    let truth = match code[ip] {
-                        Instr::LtLocalConst { slot, k } => {
-                            test_lt(&f.stack[base + slot as usize], &constants[k as usize])
-                        }
+                    let truth = match code_at!(ip) {
+                        Instr::LtLocalConst { slot, k } => test_lt(local!(slot), constant!(k)),
                         Instr::LocalConstTest { slot, k, op } => {
-                            test(op, &f.stack[base + slot as usize], &constants[k as usize])
+                            test(op, local!(slot), constant!(k))
                         }
                         _ => continue,
                     };
@@ -348,7 +373,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     match truth {
                         Ok(true) => ip += 1,
                         Ok(false) => {
-                            if let Instr::JumpIfFalse(exit) = code[ip] {
+                            if let Instr::JumpIfFalse(exit) = code_at!(ip) {
                                 ip = exit as usize;
                             }
                         }
@@ -419,7 +444,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::GetField(k) => {
                     let t = pop!();
-                    let Value::Str(name) = &constants[k as usize] else {
+                    let Value::Str(name) = constant!(k) else {
                         fail!(
                             ErrorClass::Runtime,
                             "internal: a field name is not a string"
@@ -442,7 +467,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 Instr::SetField(k) => {
                     let v = pop!();
                     let mut t = pop!();
-                    let Value::Str(name) = &constants[k as usize] else {
+                    let Value::Str(name) = constant!(k) else {
                         fail!(
                             ErrorClass::Runtime,
                             "internal: a field name is not a string"
@@ -508,7 +533,7 @@ impl<'p, W: Write> Vm<'p, W> {
                     enter_frame!(func, callee, callee_base, callee.arity);
                 }
                 Instr::JumpIfGiven { slot, target } => {
-                    if !is_missing(&f.stack[base + slot as usize]) {
+                    if !is_missing(local!(slot)) {
                         ip = target as usize;
                     }
                 }
@@ -769,30 +794,12 @@ impl<'p, W: Write> Vm<'p, W> {
                     }
                 }
                 Instr::Sleep => {
-                    let ms = match sleep_ms(&pop!()) {
-                        Ok(ms) => ms,
-                        Err(msg) => fail!(ErrorClass::Runtime, msg),
-                    };
-                    if let Some(msg) = self.wait_refused(f, "`sleep` inside a `transaction:` block")
-                    {
-                        fail!(ErrorClass::Runtime, msg);
-                    }
-                    let at = match self.deadline_of(&f.path, "sleep", vec![Value::Duration(ms)], ms)
-                    {
-                        Ok(at) => at,
-                        Err(he) => fail!(he.class, he.message),
-                    };
                     save_ip!();
-                    self.sched.timers.push(Timer {
-                        at,
-                        owner: id,
-                        kind: TimerKind::Sleep,
-                    });
-                    return Exit::Blocked;
+                    return self.sleep(id, f);
                 }
                 Instr::Emit { name, has_payload } => {
                     let payload = if has_payload { pop!() } else { Value::Null };
-                    let name = constants[name as usize].clone();
+                    let name = constant!(name).clone();
                     save_ip!();
                     let span = program.span_at(index_u32(ip) - 1);
                     if let Err(msg) = self.emit_event(f, name, payload, span) {
@@ -820,38 +827,13 @@ impl<'p, W: Write> Vm<'p, W> {
                 }
                 Instr::Trigger { task } => {
                     let data = pop!();
-                    if let Err(he) = self.trigger_task(&constants[task as usize], &data) {
+                    if let Err(he) = self.trigger_task(constant!(task), &data) {
                         fail!(he.class, he.message);
                     }
                 }
                 Instr::RunStep { step, argc } => {
-                    let args = f.stack.split_off(f.stack.len() - argc as usize);
-                    let spec = &program.steps[step as usize];
-                    if let Some(cap) = spec.requires.iter().find(|c| !program.grants(c)) {
-                        fail!(
-                            ErrorClass::Permission,
-                            format!(
-                                "step `{}` requires capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)",
-                                spec.label
-                            )
-                        );
-                    }
                     save_ip!();
-                    f.step = Some(StepRun {
-                        step,
-                        args,
-                        attempt: 0,
-                        child: None,
-                        timed_out: false,
-                    });
-                    // The attempt starts once this fiber is parked (start_attempt finds it
-                    // in the fiber table through the backoff path with no wait).
-                    self.sched.timers.push(Timer {
-                        at: Instant::now(),
-                        owner: id,
-                        kind: TimerKind::Backoff,
-                    });
-                    return Exit::Blocked;
+                    return self.run_step(id, f, step, argc);
                 }
                 Instr::ReturnLocal(slot) => {
                     // `LoadLocal; Return` fused: the local moves to the frame's first slot.
@@ -867,7 +849,8 @@ impl<'p, W: Write> Vm<'p, W> {
                     };
                     if let Some(v) = fast {
                         // Two ints (they own nothing: no drop), and the result replaces
-                        // the frame's first slot.
+                        // the frame's first slot (the verifier refuses this instruction in
+                        // a frame without locals, which has none below the operands).
                         std::mem::forget(pop!());
                         std::mem::forget(pop!());
                         discard(std::mem::replace(&mut f.stack[base], v));

@@ -310,6 +310,10 @@ pub struct Vm<'p, W: Write> {
     run: RunState,
     sched: Scheduler,
     tx: TxLock,
+    /// The verifier's verdict on `program`, reached in [`Vm::new`]: a program it refused
+    /// never runs (the execution loop reads code, constants and local slots without bounds
+    /// checks on what the verifier proved).
+    verified: Result<(), crate::verify::VerifyError>,
 }
 
 /// What is set before the run starts.
@@ -425,6 +429,7 @@ impl<'p, W: Write> Vm<'p, W> {
                 tasks_enabled: true,
             },
             tx: TxLock::default(),
+            verified: crate::verify::verify(program).map(|_| ()),
         }
     }
 
@@ -569,6 +574,13 @@ impl<'p, W: Write> Vm<'p, W> {
     /// the value of a top-level `return`, or null. A failure runs the first matching
     /// `on_error` rule and is still returned.
     pub fn run(&mut self) -> Result<Value, VmError> {
+        if let Err(e) = &self.verified {
+            return Err(VmError::new(
+                ErrorClass::Runtime,
+                format!("internal: {e}"),
+                None,
+            ));
+        }
         // The budget counts what this thread allocates from here on, handler included.
         let _memory = crate::heap::Scope::start(self.config.budget.max_memory);
         self.prepare_calls();

@@ -7,6 +7,32 @@ use aether_syntax::ast::BinaryOp;
 
 use crate::value::{Value, ValueError};
 
+/// `slice[i]` without a bounds check, for an index the verifier proved in bounds (see
+/// `crate::verify`: an instruction position, a constant index, a frame's local slot).
+/// Debug builds assert it.
+///
+/// # Safety
+///
+/// `i < slice.len()`.
+#[inline(always)]
+pub(super) unsafe fn at<T>(slice: &[T], i: usize) -> &T {
+    debug_assert!(i < slice.len(), "verified index {i} past {}", slice.len());
+    // SAFETY: the caller's contract.
+    unsafe { slice.get_unchecked(i) }
+}
+
+/// [`at`] for a mutable slot.
+///
+/// # Safety
+///
+/// `i < slice.len()`.
+#[inline(always)]
+pub(super) unsafe fn at_mut<T>(slice: &mut [T], i: usize) -> &mut T {
+    debug_assert!(i < slice.len(), "verified index {i} past {}", slice.len());
+    // SAFETY: the caller's contract.
+    unsafe { slice.get_unchecked_mut(i) }
+}
+
 /// Drop a value, without the out-of-line drop call for the kinds that own nothing.
 #[inline(always)]
 pub(super) fn discard(v: Value) {
@@ -190,13 +216,18 @@ pub(super) fn operate_cold(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, 
 }
 
 /// `LocalBinary`: the value on the top of the stack becomes `stack[slot] op` it.
+///
+/// # Safety
+///
+/// `slot < stack.len()` (a verified local slot).
 #[inline(always)]
-pub(super) fn local_binary(
+pub(super) unsafe fn local_binary(
     stack: &mut Vec<Value>,
     slot: usize,
     op: BinaryOp,
 ) -> Result<(), ValueError> {
-    if let Value::Int(x) = stack[slot] {
+    // SAFETY: the caller's contract.
+    if let Value::Int(x) = *unsafe { at(stack, slot) } {
         if let Some(Value::Int(y)) = stack.last_mut() {
             if let Some(v) = int_arith(op, x, *y) {
                 *y = v;
@@ -217,8 +248,12 @@ fn local_binary_cold(stack: &mut Vec<Value>, slot: usize, op: BinaryOp) -> Resul
 }
 
 /// `BinConstStore`: pop `v`, store `v op k` in `stack[dst]`.
+///
+/// # Safety
+///
+/// `dst < stack.len() - 1` (a verified local slot below the operand `v`).
 #[inline(always)]
-pub(super) fn bin_const_store(
+pub(super) unsafe fn bin_const_store(
     stack: &mut Vec<Value>,
     dst: usize,
     op: BinaryOp,
@@ -229,7 +264,8 @@ pub(super) fn bin_const_store(
             if let Some(a) = stack.pop() {
                 discard(a);
             }
-            set_int(&mut stack[dst], v);
+            // SAFETY: the caller's contract (`dst` is below the value just popped).
+            set_int(unsafe { at_mut(stack, dst) }, v);
             return Ok(());
         }
     }
@@ -250,16 +286,22 @@ fn bin_const_store_cold(
 }
 
 /// `AddLocalConst`: `stack[dst] = stack[src] + k`.
+///
+/// # Safety
+///
+/// `src < stack.len()` and `dst < stack.len()` (verified local slots).
 #[inline(always)]
-pub(super) fn add_local_const(
+pub(super) unsafe fn add_local_const(
     stack: &mut [Value],
     src: usize,
     k: &Value,
     dst: usize,
 ) -> Result<(), ValueError> {
-    if let (Value::Int(x), Value::Int(y)) = (&stack[src], k) {
+    // SAFETY: the caller's contract.
+    if let (Value::Int(x), Value::Int(y)) = (unsafe { at(stack, src) }, k) {
         if let Some(v) = x.checked_add(*y) {
-            set_int(&mut stack[dst], v);
+            // SAFETY: the caller's contract.
+            set_int(unsafe { at_mut(stack, dst) }, v);
             return Ok(());
         }
     }

@@ -4,6 +4,33 @@
 use super::*;
 
 impl<'p, W: Write> Vm<'p, W> {
+    /// `Sleep` (fiber `id`'s ip saved): pop the wait and park the fiber on a timer, or fail
+    /// (not a duration, inside a transaction, a durable run's journal refused it).
+    #[inline(always)]
+    pub(super) fn sleep(&mut self, id: u32, f: &mut Fiber) -> Exit {
+        let v = f
+            .stack
+            .pop()
+            .expect("the compiler keeps the stack balanced");
+        let ms = match super::ops::sleep_ms(&v) {
+            Ok(ms) => ms,
+            Err(msg) => return Exit::Failed(self.error_at(f, ErrorClass::Runtime, msg)),
+        };
+        if let Some(msg) = self.wait_refused(f, "`sleep` inside a `transaction:` block") {
+            return Exit::Failed(self.error_at(f, ErrorClass::Runtime, msg));
+        }
+        let at = match self.deadline_of(&f.path, "sleep", vec![Value::Duration(ms)], ms) {
+            Ok(at) => at,
+            Err(he) => return Exit::Failed(self.error_at(f, he.class, he.message)),
+        };
+        self.sched.timers.push(Timer {
+            at,
+            owner: id,
+            kind: TimerKind::Sleep,
+        });
+        Exit::Blocked
+    }
+
     pub(super) fn new_fiber(
         &mut self,
         func: u32,

@@ -3,6 +3,37 @@
 use super::*;
 
 impl<'p, W: Write> Vm<'p, W> {
+    /// `RunStep` (fiber `id`'s ip saved): take the step's arguments and park the fiber
+    /// until its attempts end, or fail when the script lacks a capability the step needs.
+    #[inline(always)]
+    pub(super) fn run_step(&mut self, id: u32, f: &mut Fiber, step: u32, argc: u16) -> Exit {
+        let program = self.program;
+        let args = f.stack.split_off(f.stack.len() - argc as usize);
+        let spec = &program.steps[step as usize];
+        if let Some(cap) = spec.requires.iter().find(|c| !program.grants(c)) {
+            let msg = format!(
+                "step `{}` requires capability `{cap}`, which the script does not declare (add it to `require: capabilities:`)",
+                spec.label
+            );
+            return Exit::Failed(self.error_at(f, ErrorClass::Permission, msg));
+        }
+        f.step = Some(StepRun {
+            step,
+            args,
+            attempt: 0,
+            child: None,
+            timed_out: false,
+        });
+        // The attempt starts once this fiber is parked (start_attempt finds it in the fiber
+        // table through the backoff path with no wait).
+        self.sched.timers.push(Timer {
+            at: Instant::now(),
+            owner: id,
+            kind: TimerKind::Backoff,
+        });
+        Exit::Blocked
+    }
+
     /// Start (or restart) the attempt of the step fiber `p` waits for.
     pub(super) fn start_attempt(&mut self, p: u32) {
         let program = self.program;
