@@ -488,7 +488,8 @@ impl<'p, W: Write> Vm<'p, W> {
                             )
                         );
                     }
-                    let callee = &program.functions[func as usize];
+                    // SAFETY: a verified function index.
+                    let callee = unsafe { at(&program.functions, func as usize) };
                     let callee_base = f.stack.len() - argc as usize;
                     enter_frame!(func, callee, callee_base, argc);
                 }
