@@ -40,6 +40,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// What `print(memory.COUNTS)` prints in a run of its own on `dir`'s state.
+fn memory_count(dir: &Path, counts: &str) -> String {
+    let src = format!("goal: \"count\"\nprint(memory.{counts})\n");
+    let out = aether(dir, "count.aether", &src)
+        .output()
+        .expect("aether runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
 /// A holding run started in the background, stopped and killed if the test ends early.
 struct Holder(Child);
 
@@ -196,14 +206,7 @@ transaction:
         err.contains("error[RUNTIME_ERROR]: `sleep` inside a `transaction:` block: a transaction must not wait"),
         "{err}"
     );
-    let count = aether(
-        dir.path(),
-        "count.aether",
-        "goal: \"count\"\nprint(memory.count(tags=[\"t\"]))\n",
-    )
-    .output()
-    .expect("aether runs");
-    assert_eq!(text(&count.stdout), "0\n", "{}", text(&count.stderr));
+    assert_eq!(memory_count(dir.path(), "count(tags=[\"t\"])"), "0\n");
 }
 
 #[test]
@@ -296,12 +299,11 @@ transaction:
         err.contains("the database rolled this `transaction:` block back after an error inside it (state database: simulated I/O error)"),
         "{err}"
     );
-    let count = aether(
-        dir.path(),
-        "count.aether",
-        "goal: \"count\"\nprint(memory.count(tags=[\"y\"]), memory.count(tags=[\"s\"]))\n",
-    )
-    .output()
-    .expect("aether runs");
-    assert_eq!(text(&count.stdout), "0 1\n", "{}", text(&count.stderr));
+    assert_eq!(
+        memory_count(
+            dir.path(),
+            "count(tags=[\"y\"]), memory.count(tags=[\"s\"])"
+        ),
+        "0 1\n"
+    );
 }
