@@ -30,7 +30,22 @@ pub(super) enum Piece {
 
 /// The chain of an expression read so far: it ends with an operator or a `not`.
 #[derive(Debug)]
-pub(super) struct Chain(Vec<Piece>);
+pub(super) struct Chain {
+    pieces: Vec<Piece>,
+    /// The comparisons of the run of pieces since the last `and`, `or` or `not`.
+    run: Comparisons,
+    /// A chained comparison was reported while the chain was read.
+    reported: bool,
+}
+
+/// How many comparisons the current run holds: a second one is a chained comparison.
+#[derive(Debug, Clone, Copy)]
+enum Comparisons {
+    None,
+    One(BinaryOp, Span),
+    /// Two or more, reported.
+    Chained,
+}
 
 const NOT_OPERAND: u8 = 4;
 
@@ -53,39 +68,70 @@ fn precedence(op: BinaryOp) -> u8 {
 
 impl Chain {
     /// `operand op`: the start of a chain.
-    pub(super) fn new(operand: Expr, (op, span): (BinaryOp, Span)) -> Chain {
-        let mut v = Vec::with_capacity(4);
-        v.push(Piece::Operand(operand));
-        v.push(Piece::Op(op, span));
-        Chain(v)
+    pub(super) fn new(operand: Expr, op: (BinaryOp, Span)) -> Chain {
+        let chain = Chain {
+            pieces: Vec::with_capacity(4),
+            run: Comparisons::None,
+            reported: false,
+        };
+        chain.push(operand, op, &mut Vec::new())
     }
 
     /// A chain that starts with `not`.
     pub(super) fn starting_with_not(start: usize) -> Chain {
-        let mut v = Vec::with_capacity(4);
-        v.push(Piece::Not(start as u32));
-        Chain(v)
+        let mut pieces = Vec::with_capacity(4);
+        pieces.push(Piece::Not(start as u32));
+        Chain {
+            pieces,
+            run: Comparisons::None,
+            reported: false,
+        }
     }
 
     pub(super) fn not(mut self, start: usize) -> Chain {
-        self.0.push(Piece::Not(start as u32));
+        self.pieces.push(Piece::Not(start as u32));
+        self.run = Comparisons::None;
         self
     }
 
-    pub(super) fn push(mut self, operand: Expr, (op, span): (BinaryOp, Span)) -> Chain {
-        self.0.push(Piece::Operand(operand));
-        self.0.push(Piece::Op(op, span));
+    /// `operand op` appended. A second comparison in a run (no `and`, `or` or `not` between
+    /// them: `a < b + c < d`) is reported now, while the line is read, so a later syntax
+    /// error on the line cannot take its place (the grammar reports the first error of a
+    /// line); `finish` then builds its `Error` node without reporting it again.
+    pub(super) fn push(
+        mut self,
+        operand: Expr,
+        (op, span): (BinaryOp, Span),
+        diags: &mut Vec<Diagnostic>,
+    ) -> Chain {
+        self.pieces.push(Piece::Operand(operand));
+        self.pieces.push(Piece::Op(op, span));
+        match (precedence(op), self.run) {
+            (NOT_OPERAND, Comparisons::None) => self.run = Comparisons::One(op, span),
+            (NOT_OPERAND, Comparisons::One(first, first_span)) => {
+                diags.push(chained_comparison(first, first_span, op, span));
+                self.run = Comparisons::Chained;
+                self.reported = true;
+            }
+            (level, _) if level < NOT_OPERAND => self.run = Comparisons::None,
+            _ => {}
+        }
         self
     }
 
     /// The chain closed by its last operand, as a tree. A chained comparison is reported
     /// (into `diags`) and becomes an `Error` node spanning the whole comparison.
     pub(super) fn finish(mut self, last: Expr, diags: &mut Vec<Diagnostic>) -> Expr {
-        self.0.push(Piece::Operand(last));
+        self.pieces.push(Piece::Operand(last));
+        let mut reported_while_read = Vec::new();
         let mut climb = Climb {
-            pieces: self.0.into_iter(),
+            pieces: self.pieces.into_iter(),
             peeked: None,
-            diags,
+            diags: if self.reported {
+                &mut reported_while_read
+            } else {
+                diags
+            },
         };
         let e = climb.expr(0);
         debug_assert!(climb.next().is_none(), "the whole chain is consumed");
@@ -432,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_comparison_keeps_its_line_when_a_later_error_stops_the_expression() {
+        // The expression never closes (`4` cannot follow `3`), so the chain is reported
+        // while it is read, and as the line's first error it is the one kept.
+        for (src, at) in [
+            ("let a = 1 < 2 < 3 4\n", 14),
+            ("print(1 < 2 < 3 +)\n", 12),
+            ("let b = x == y + z != w w\n", 19),
+        ] {
+            let p = parse(src);
+            let messages: Vec<&str> = p.diagnostics.iter().map(|d| d.message()).collect();
+            assert_eq!(
+                messages,
+                ["comparison operators cannot be chained"],
+                "{src}"
+            );
+            assert_eq!(p.diagnostics[0].span().start, at, "{src}");
+        }
+        // Reported once, whether the chain closes or not.
+        let p = parse("let c = a < b < c < d\n");
+        assert_eq!(p.diagnostics.len(), 1, "{:?}", p.diagnostics);
+        // A new run after `and`, `or` or `not` starts counting again.
+        assert!(parse("let d = a < b and c < d or not e < f\n")
+            .diagnostics
+            .is_empty());
+    }
+
+    #[test]
     fn not_after_an_arithmetic_or_comparison_operator_is_still_an_error() {
         for (src, at) in [
             ("a == not b", 5),
@@ -480,9 +553,10 @@ mod tests {
                     chain = chain.not(i);
                 }
                 let mut at = 100_000;
+                let mut diags = Vec::new();
                 for i in 0..50_000 {
                     for o in [BinaryOp::Mul, BinaryOp::Add, BinaryOp::Lt] {
-                        chain = chain.push(name(at), op(o, at + 1));
+                        chain = chain.push(name(at), op(o, at + 1), &mut diags);
                         at += 2;
                     }
                     let logic = if i % 2 == 0 {
@@ -490,10 +564,11 @@ mod tests {
                     } else {
                         BinaryOp::Or
                     };
-                    chain = chain.push(name(at), op(logic, at + 1)).not(at + 2);
+                    chain = chain
+                        .push(name(at), op(logic, at + 1), &mut diags)
+                        .not(at + 2);
                     at += 3;
                 }
-                let mut diags = Vec::new();
                 let e = chain.finish(name(at), &mut diags);
                 assert!(diags.is_empty(), "{diags:?}");
                 assert_eq!(e.span, Span::new(0, at + 1));
