@@ -298,19 +298,26 @@ impl RuntimeHost {
     /// write made after that (by another fiber of the block, say) would commit on its own,
     /// outside the block. Every host call, `trigger` and the block's commit ask first.
     fn block_intact(&self) -> Result<(), HostError> {
-        match &self.state {
-            Some(st) if self.depth > 0 && st.conn.is_autocommit() => {
-                let why = match &self.block_lost_by {
-                    Some(e) => format!(" ({e})"),
-                    None => String::new(),
-                };
-                Err(HostError::runtime(format!(
-                    "the database rolled this `transaction:` block back after an error \
-                     inside it{why}; nothing the block wrote was kept"
-                )))
-            }
-            _ => Ok(()),
+        if !self.block_lost() {
+            return Ok(());
         }
+        let why = match &self.block_lost_by {
+            Some(e) => format!(" ({e})"),
+            None => String::new(),
+        };
+        Err(HostError::runtime(format!(
+            "the database rolled this `transaction:` block back after an error \
+             inside it{why}; nothing the block wrote was kept"
+        )))
+    }
+
+    /// A block is open and SQLite has ended its transaction.
+    fn block_lost(&self) -> bool {
+        self.depth > 0
+            && self
+                .state
+                .as_ref()
+                .is_some_and(|st| st.conn.is_autocommit())
     }
 
     /// A host call's work, once the block is known to be intact.
@@ -393,7 +400,7 @@ impl Host for RuntimeHost {
         }
         let answer = self.dispatch(decl, func, args, cx);
         if let HostCall::Ready(Err(e)) = &answer {
-            if self.block_intact().is_err() {
+            if self.block_lost() {
                 // This call's error made SQLite end the block's transaction.
                 self.block_lost_by.get_or_insert_with(|| e.message.clone());
             }
